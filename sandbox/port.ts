@@ -1,0 +1,63 @@
+/**
+ * The one interface the consumer uses to reach a sandbox. Two adapters implement it:
+ * `cloudflare.ts` (Cloudflare Sandbox SDK, deployed) and `local.ts` (local sandbox host).
+ */
+
+export interface ExecRequest {
+  command: string;
+  /** Absolute path inside /workspace. */
+  cwd: string;
+  env: Record<string, string>;
+  stdin?: string;
+  timeoutMs: number;
+}
+
+export interface ExecResult {
+  /** Null when the command was killed on timeout. */
+  exitCode: number | null;
+  timedOut: boolean;
+  durationMs: number;
+  stdout: Uint8Array;
+  stderr: Uint8Array;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+}
+
+export interface SandboxFileInfo {
+  /** Absolute path inside /workspace. */
+  path: string;
+  size: number;
+}
+
+export interface FileStream {
+  size: number;
+  body: ReadableStream<Uint8Array>;
+}
+
+export interface SandboxPort {
+  exec(request: ExecRequest): Promise<ExecResult>;
+  writeFile(path: string, content: Uint8Array): Promise<void>;
+  /** Streams the file so files beyond the SDK's 32 MiB encoded limit still arrive whole. */
+  readFile(path: string): Promise<FileStream>;
+  deleteFile(path: string): Promise<void>;
+  /** Regular files below `dir`, recursively. */
+  listFiles(dir: string): Promise<SandboxFileInfo[]>;
+}
+
+/**
+ * A failure reaching or using a sandbox. `retryable` separates platform faults (retry with
+ * backoff) from the job's own failures (a missing file is final).
+ */
+export type SandboxErrorCode = "FILE_NOT_FOUND" | "PATH_REFUSED" | "IS_DIRECTORY" | "SANDBOX_UNAVAILABLE" | "SANDBOX_ERROR";
+
+export class SandboxOperationError extends Error {
+  constructor(
+    readonly code: SandboxErrorCode,
+    message: string,
+    readonly retryable: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "SandboxOperationError";
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * Job requests (what a client submits) and job records (what it polls). The API validates
+ * with these, the consumer re-validates what it reads back from storage, and the OpenAPI
+ * document is generated from them.
+ */
+import { z } from "@hono/zod-openapi";
+import { SandboxId, WorkspaceDirPath, WorkspaceFilePath } from "./ids";
+
+export const MAX_TIMEOUT_MS = 15 * 60 * 1000;
+export const DEFAULT_TIMEOUT_MS = 60 * 1000;
+/** Largest request body the API accepts: a file write's content travels through R2, not the queue. */
+export const MAX_REQUEST_BODY_BYTES = 32 * 1024 * 1024;
+
+const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "Environment variable names must match [A-Za-z_][A-Za-z0-9_]*");
+
+const GlobPattern = z
+  .string()
+  .min(1)
+  .max(1024)
+  .refine((p) => !p.startsWith("/") && !p.split("/").includes(".."), {
+    message: "Artifact patterns are relative to cwd and must not contain '..'",
+  });
+
+export const RunJobRequest = z
+  .object({
+    type: z.literal("run"),
+    command: z.string().trim().min(1, "command must not be blank").max(100_000),
+    cwd: WorkspaceDirPath.default("/workspace"),
+    env: z.record(EnvName, z.string().max(100_000)).default({}),
+    stdin: z.string().max(MAX_REQUEST_BODY_BYTES).optional(),
+    timeoutMs: z.number().int().min(1).max(MAX_TIMEOUT_MS, "timeoutMs is at most 900000 (15 minutes)").default(DEFAULT_TIMEOUT_MS),
+    artifacts: z.array(GlobPattern).max(64, "At most 64 artifact patterns").default([]),
+  })
+  .strict()
+  .openapi("RunJobRequest");
+export type RunJobRequest = z.infer<typeof RunJobRequest>;
+
+export const FileEncoding = z.enum(["utf-8", "base64"]);
+
+const FileWriteRequest = z
+  .object({
+    type: z.literal("file"),
+    op: z.literal("write"),
+    path: WorkspaceFilePath,
+    content: z.string({ error: "content is required for a write (use \"\" for an empty file)" }),
+    encoding: FileEncoding.default("utf-8"),
+  })
+  .strict()
+  .refine((job) => job.encoding !== "base64" || /^[A-Za-z0-9+/]*={0,2}$/.test(job.content), {
+    message: "content is not valid base64",
+    path: ["content"],
+  });
+const FileReadRequest = z.object({ type: z.literal("file"), op: z.literal("read"), path: WorkspaceFilePath }).strict();
+const FileDeleteRequest = z.object({ type: z.literal("file"), op: z.literal("delete"), path: WorkspaceFilePath }).strict();
+
+export const FileJobRequest = z.discriminatedUnion("op", [FileWriteRequest, FileReadRequest, FileDeleteRequest]).openapi("FileJobRequest");
+export type FileJobRequest = z.infer<typeof FileJobRequest>;
+
+export const JobRequest = z.discriminatedUnion("type", [RunJobRequest, FileJobRequest]).openapi("JobRequest");
+export type JobRequest = z.infer<typeof JobRequest>;
+
+export const JobStatus = z.enum(["queued", "running", "succeeded", "failed", "timed_out"]);
+export type JobStatus = z.infer<typeof JobStatus>;
+export const TERMINAL_STATUSES: readonly JobStatus[] = ["succeeded", "failed", "timed_out"];
+export const isTerminal = (status: JobStatus): boolean => TERMINAL_STATUSES.includes(status);
+
+/** What the record repeats of the request: never env values, stdin or file content. */
+export const JobRequestSummary = z.union([
+  z.object({
+    type: z.literal("run"),
+    command: z.string(),
+    cwd: z.string(),
+    envKeys: z.array(z.string()),
+    stdinBytes: z.number().int(),
+    timeoutMs: z.number().int(),
+    artifacts: z.array(z.string()),
+  }),
+  z.object({
+    type: z.literal("file"),
+    op: z.enum(["write", "read", "delete"]),
+    path: z.string(),
+    contentBytes: z.number().int().optional(),
+  }),
+]);
+export type JobRequestSummary = z.infer<typeof JobRequestSummary>;
+
+export const JobError = z.object({ code: z.string(), message: z.string() });
+export type JobError = z.infer<typeof JobError>;
+
+export const OutputRef = z.object({ size: z.number().int(), truncated: z.boolean() });
+export type OutputRef = z.infer<typeof OutputRef>;
+
+export const ArtifactRef = z.object({
+  path: z.string(),
+  size: z.number().int(),
+  contentType: z.string(),
+  sha256: z.string(),
+});
+export type ArtifactRef = z.infer<typeof ArtifactRef>;
+
+export const SkippedArtifact = z.object({ path: z.string(), reason: z.string() });
+export type SkippedArtifact = z.infer<typeof SkippedArtifact>;
+
+/** The job as stored (KV and R2). URLs are added when the API answers, from the request's origin. */
+export const JobRecord = z.object({
+  id: z.string(),
+  sandboxId: SandboxId,
+  type: z.enum(["run", "file"]),
+  request: JobRequestSummary,
+  status: JobStatus,
+  exitCode: z.number().int().nullable(),
+  createdAt: z.string(),
+  startedAt: z.string().nullable(),
+  finishedAt: z.string().nullable(),
+  durationMs: z.number().int().nullable(),
+  attempts: z.number().int(),
+  error: JobError.nullable(),
+  stdout: OutputRef.nullable(),
+  stderr: OutputRef.nullable(),
+  artifacts: z.array(ArtifactRef),
+  skippedArtifacts: z.array(SkippedArtifact),
+  expiresAt: z.string(),
+  /** Until when the consumer that set `running` owns the job; a redelivery before then waits. */
+  leaseUntil: z.string().nullable(),
+});
+export type JobRecord = z.infer<typeof JobRecord>;
+
+/** The message put on the queue: only IDs, so it stays far below the 128 KB message limit. */
+export const JobMessage = z.object({ jobId: z.string().min(1).max(64), sandboxId: SandboxId });
+export type JobMessage = z.infer<typeof JobMessage>;
+
+export function summarizeRequest(request: JobRequest): JobRequestSummary {
+  if (request.type === "run") {
+    return {
+      type: "run",
+      command: request.command,
+      cwd: request.cwd,
+      envKeys: Object.keys(request.env).sort(),
+      stdinBytes: new TextEncoder().encode(request.stdin ?? "").byteLength,
+      timeoutMs: request.timeoutMs,
+      artifacts: request.artifacts,
+    };
+  }
+  if (request.op === "write") {
+    return { type: "file", op: "write", path: request.path, contentBytes: decodeFileContent(request).byteLength };
+  }
+  return { type: "file", op: request.op, path: request.path };
+}
+
+export function decodeFileContent(request: { content: string; encoding: "utf-8" | "base64" }): Uint8Array {
+  if (request.encoding === "utf-8") return new TextEncoder().encode(request.content);
+  const binary = atob(request.content);
+  return Uint8Array.from(binary, (ch) => ch.charCodeAt(0));
+}
