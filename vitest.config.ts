@@ -5,8 +5,32 @@ export default defineConfig({
   test: {
     projects: [
       {
-        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.jsonc" } })],
-        test: { name: "worker", include: ["test/worker/**/*.test.ts"] },
+        // The Worker in workerd, with real local Queues/KV/R2 and the real local sandbox host.
+        plugins: [
+          cloudflareTest(({ inject }) => {
+            const host = inject("sandboxHost");
+            return {
+              wrangler: { configPath: "./wrangler.jsonc" },
+              miniflare: {
+                bindings: { SANDBOX_BACKEND: "local", LOCAL_SANDBOX_URL: host.url, LOCAL_SANDBOX_TOKEN: host.token },
+                // KV as strict as Cloudflare's: a second write to a key within a second fails.
+                kvNamespaces: {},
+                wrappedBindings: { JOB_STATUS: { scriptName: "strict-kv" } },
+                workers: [{ name: "strict-kv", modules: true, scriptPath: "./test/setup/strictKv.js", kvNamespaces: { INNER: "job-status" } }],
+              },
+            };
+          }),
+        ],
+        test: {
+          name: "worker",
+          include: ["test/worker/**/*.test.ts"],
+          globalSetup: ["./test/setup/sandboxHost.ts"],
+          testTimeout: 30_000,
+        },
+      },
+      {
+        // Node-side code: the local sandbox host and repository checks.
+        test: { name: "node", include: ["test/node/**/*.test.ts"], environment: "node", testTimeout: 30_000 },
       },
     ],
   },

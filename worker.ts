@@ -1,5 +1,22 @@
+/**
+ * The Worker: `fetch` serves the HTTP API (api/), `queue` runs jobs (consumer/). `Sandbox` is
+ * the Durable Object class behind Cloudflare Containers, used when SANDBOX_BACKEND=cloudflare.
+ */
+import { createApp } from "./api/app";
+import { readConfig } from "./config";
+import { handleJobBatch } from "./consumer/handler";
+import { sandboxFactory } from "./sandbox/select";
+
 export { Sandbox } from "@cloudflare/sandbox";
+
+/** Must match the dead letter queue named in wrangler.jsonc. */
+const DEAD_LETTER_QUEUE = "artifact-sandbox-jobs-dlq";
+
+const app = createApp();
+
 export default {
-  async fetch() { return new Response("ok"); },
-  async queue() {},
+  fetch: app.fetch,
+  async queue(batch, env, ctx) {
+    await handleJobBatch(batch, env, ctx, { config: readConfig(env), sandboxFor: sandboxFactory(env), deadLetterQueue: DEAD_LETTER_QUEUE });
+  },
 } satisfies ExportedHandler<Env>;

@@ -152,3 +152,15 @@ export function decodeFileContent(request: { content: string; encoding: "utf-8" 
   const binary = atob(request.content);
   return Uint8Array.from(binary, (ch) => ch.charCodeAt(0));
 }
+
+/** The job as the API answers it: the stored record without internals, with download URLs. */
+export const JobView = JobRecord.omit({ leaseUntil: true, stdout: true, stderr: true, artifacts: true })
+  .extend({
+    stdout: OutputRef.extend({ url: z.string() }).nullable(),
+    stderr: OutputRef.extend({ url: z.string() }).nullable(),
+    artifacts: z.array(ArtifactRef.extend({ url: z.string() })),
+  })
+  .openapi("Job");
+export type JobView = z.infer<typeof JobView>;
+
+export const JobPageView = z.object({ jobs: z.array(JobView), nextCursor: z.string().nullable() }).openapi("JobPage");

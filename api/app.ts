@@ -1,0 +1,63 @@
+/**
+ * The HTTP API: v1 job routes, the original synchronous routes, the OpenAPI document, and the
+ * one place that turns errors into JSON responses.
+ */
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import { readConfig } from "../config";
+import { MAX_REQUEST_BODY_BYTES } from "../schemas/job";
+import { COMPAT_PATHS, compatRouter } from "./compat";
+import type { ApiEnv } from "./context";
+import { ApiError, ErrorCode, errorBody } from "./errors";
+import { JobService } from "./jobService";
+import { jobsRouter } from "./jobs";
+import { sandboxJobsRouter } from "./sandboxJobs";
+
+function respondWithError(path: string, status: number, code: string, message: string, details?: unknown): Response {
+  // The original routes answered `{ "error": "message" }`; their clients read that string.
+  const body = COMPAT_PATHS.includes(path) ? { error: message, code } : errorBody(code, message, details);
+  return Response.json(body, { status });
+}
+
+export function createApp(): OpenAPIHono<ApiEnv> {
+  const app = new OpenAPIHono<ApiEnv>();
+
+  app.use(
+    "*",
+    bodyLimit({
+      maxSize: MAX_REQUEST_BODY_BYTES,
+      onError: () => {
+        throw new ApiError(413, ErrorCode.BODY_TOO_LARGE, `Request body is over ${MAX_REQUEST_BODY_BYTES} bytes; split the upload into several files`);
+      },
+    }),
+  );
+  app.use("*", async (c, next) => {
+    const config = readConfig(c.env);
+    c.set("config", config);
+    c.set("jobs", new JobService(c.env, config));
+    await next();
+  });
+
+  app.route("/", sandboxJobsRouter);
+  app.route("/", jobsRouter);
+  app.route("/", compatRouter);
+
+  app.doc31("/v1/openapi.json", {
+    openapi: "3.1.0",
+    info: { title: "artifact-sandbox", version: "1.0.0", description: "Run build steps in isolated sandboxes and collect their output and artifacts." },
+  });
+
+  app.notFound((c) => respondWithError(c.req.path, 404, ErrorCode.ROUTE_NOT_FOUND, `No route ${c.req.method} ${c.req.path}; see GET /v1/openapi.json`));
+  app.onError((error, c) => {
+    if (error instanceof ApiError) return respondWithError(c.req.path, error.status, error.code, error.message, error.details);
+    if (error instanceof HTTPException && error.status < 500) {
+      // Raised by hono itself, e.g. malformed JSON in a validated body.
+      const code = error.status === 400 ? ErrorCode.INVALID_JSON : ErrorCode.INVALID_REQUEST;
+      return respondWithError(c.req.path, error.status, code, error.message || "Invalid request");
+    }
+    console.error(`${c.req.method} ${c.req.path} failed`, error);
+    return respondWithError(c.req.path, 500, ErrorCode.INTERNAL, "Internal error; it has been logged");
+  });
+  return app;
+}

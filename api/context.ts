@@ -1,0 +1,8 @@
+/** The Hono environment shared by every router: bindings plus per-request services. */
+import type { AppConfig } from "../config";
+import type { JobService } from "./jobService";
+
+export interface ApiEnv {
+  Bindings: Env;
+  Variables: { jobs: JobService; config: AppConfig };
+}

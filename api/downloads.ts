@@ -1,0 +1,67 @@
+/**
+ * Streams a stored object (stdout, stderr, an artifact) from R2 with the headers a download
+ * needs: Content-Type, Content-Length, ETag, Content-Disposition, and Range support.
+ */
+import { ApiError, ErrorCode } from "./errors";
+
+export interface DownloadOptions {
+  /** Suggested file name; with `attachment`, browsers and curl -OJ save under it. */
+  filename: string;
+  disposition: "inline" | "attachment";
+  /** Used when the object has no stored content type. */
+  fallbackContentType?: string;
+}
+
+/** `attachment; filename="a.txt"; filename*=UTF-8''a.txt`, safe for any file name. */
+export function contentDisposition(kind: "inline" | "attachment", filename: string): string {
+  const ascii = filename.replace(/[^\x20-\x7e]/g, "_").replace(/["\\]/g, "_");
+  return `${kind}; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(filename)}`;
+}
+
+export async function serveObject(bucket: R2Bucket, key: string, request: Request, options: DownloadOptions): Promise<Response> {
+  let object: R2Object | R2ObjectBody | null;
+  try {
+    object = await bucket.get(key, { range: request.headers, onlyIf: request.headers });
+  } catch {
+    // R2 rejects a range that starts past the end of the object.
+    const head = await bucket.head(key);
+    if (!head) throw new ApiError(404, ErrorCode.FILE_NOT_FOUND, `No stored object for ${options.filename}`);
+    return new Response(JSON.stringify({ error: { code: ErrorCode.RANGE_NOT_SATISFIABLE, message: `Range not satisfiable; the object is ${head.size} bytes` } }), {
+      status: 416,
+      headers: { "content-type": "application/json", "content-range": `bytes */${head.size}` },
+    });
+  }
+  if (!object) throw new ApiError(404, ErrorCode.FILE_NOT_FOUND, `No stored object for ${options.filename}`);
+
+  const headers = new Headers();
+  object.writeHttpMetadata(headers);
+  if (!headers.has("content-type")) headers.set("content-type", options.fallbackContentType ?? "application/octet-stream");
+  headers.set("etag", object.httpEtag);
+  headers.set("accept-ranges", "bytes");
+  headers.set("content-disposition", contentDisposition(options.disposition, options.filename));
+
+  if (!("body" in object)) {
+    // A precondition (If-None-Match, If-Match, ...) decided there is nothing to send.
+    return new Response(null, { status: request.headers.has("if-none-match") ? 304 : 412, headers });
+  }
+  const range = object.range;
+  if (request.headers.has("range") && range) {
+    const { offset, length } = resolveRange(range, object.size);
+    headers.set("content-range", `bytes ${offset}-${offset + length - 1}/${object.size}`);
+    headers.set("content-length", String(length));
+    return new Response(object.body, { status: 206, headers });
+  }
+  headers.set("content-length", String(object.size));
+  return new Response(object.body, { status: 200, headers });
+}
+
+/** R2 reports a range as offset/length or as a suffix; turn either into offset and length. */
+function resolveRange(range: R2Range, size: number): { offset: number; length: number } {
+  if ("suffix" in range && range.suffix !== undefined) {
+    const length = Math.min(range.suffix, size);
+    return { offset: size - length, length };
+  }
+  const offset = "offset" in range && range.offset !== undefined ? range.offset : 0;
+  const length = "length" in range && range.length !== undefined ? range.length : size - offset;
+  return { offset, length: Math.min(length, size - offset) };
+}

@@ -1,0 +1,50 @@
+/**
+ * The API's one error shape: `{ "error": { "code", "message", "details"? } }` with the right
+ * status. Routes throw ApiError; app.onError turns it (and anything else) into a response.
+ */
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { z } from "zod";
+
+export const ErrorCode = {
+  INVALID_REQUEST: "INVALID_REQUEST",
+  INVALID_JSON: "INVALID_JSON",
+  INVALID_SANDBOX_ID: "INVALID_SANDBOX_ID",
+  MISSING_SANDBOX_ID: "MISSING_SANDBOX_ID",
+  INVALID_PATH: "INVALID_PATH",
+  BODY_TOO_LARGE: "BODY_TOO_LARGE",
+  JOB_NOT_FOUND: "JOB_NOT_FOUND",
+  FILE_NOT_FOUND: "FILE_NOT_FOUND",
+  OUTPUT_NOT_READY: "OUTPUT_NOT_READY",
+  ROUTE_NOT_FOUND: "ROUTE_NOT_FOUND",
+  METHOD_NOT_ALLOWED: "METHOD_NOT_ALLOWED",
+  RANGE_NOT_SATISFIABLE: "RANGE_NOT_SATISFIABLE",
+  JOB_NOT_FINISHED: "JOB_NOT_FINISHED",
+  JOB_TIMED_OUT: "JOB_TIMED_OUT",
+  JOB_FAILED: "JOB_FAILED",
+  QUEUE_UNAVAILABLE: "QUEUE_UNAVAILABLE",
+  INTERNAL: "INTERNAL",
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: ContentfulStatusCode,
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+    this.name = "ApiError";
+  }
+}
+
+/** One readable message for a zod failure, plus each issue for programs. */
+export function validationError(error: z.ZodError, code: ErrorCode = ErrorCode.INVALID_REQUEST): ApiError {
+  const issues = error.issues.map((issue) => ({ path: issue.path.join("."), message: issue.message }));
+  const message = issues.map((issue) => (issue.path ? `${issue.path}: ${issue.message}` : issue.message)).join("; ");
+  return new ApiError(400, code, message || "Invalid request", { issues });
+}
+
+export function errorBody(code: string, message: string, details?: unknown) {
+  return { error: { code, message, ...(details === undefined ? {} : { details }) } };
+}

@@ -1,0 +1,85 @@
+/**
+ * Submitting jobs and waiting for them: shared by the v1 routes and the original synchronous
+ * routes, which are the same pipeline plus a wait.
+ */
+import { monotonicFactory } from "ulid";
+import type { AppConfig } from "../config";
+import { type JobRecord, type JobRequest, type JobMessage, isTerminal, summarizeRequest } from "../schemas/job";
+import { JobStore } from "../storage/jobStore";
+import { ApiError, ErrorCode } from "./errors";
+
+/** Monotonic within a millisecond, so jobs submitted together keep their order. */
+const newJobId = monotonicFactory();
+
+export const MAX_WAIT_SECONDS = 60;
+
+export class JobService {
+  readonly store: JobStore;
+  constructor(
+    private readonly env: Env,
+    private readonly config: AppConfig,
+  ) {
+    this.store = new JobStore(env.JOB_STATUS, env.JOB_OUTPUT, config.retentionSeconds);
+  }
+
+  async submit(sandboxId: string, request: JobRequest): Promise<JobRecord> {
+    const now = new Date();
+    const record: JobRecord = {
+      id: newJobId(now.getTime()),
+      sandboxId,
+      type: request.type,
+      request: summarizeRequest(request),
+      status: "queued",
+      exitCode: null,
+      createdAt: now.toISOString(),
+      startedAt: null,
+      finishedAt: null,
+      durationMs: null,
+      attempts: 0,
+      error: null,
+      stdout: null,
+      stderr: null,
+      artifacts: [],
+      skippedArtifacts: [],
+      expiresAt: new Date(now.getTime() + this.config.retentionSeconds * 1000).toISOString(),
+      leaseUntil: null,
+    };
+    await this.store.create(record, request);
+    const message: JobMessage = { jobId: record.id, sandboxId };
+    try {
+      await this.env.JOB_QUEUE.send(message, { contentType: "json" });
+    } catch (error) {
+      console.error(`job ${record.id}: queue send failed`, error);
+      const version = await this.store.getVersioned(record.id);
+      if (version) {
+        await this.store.replace(version, {
+          ...record,
+          status: "failed",
+          finishedAt: new Date().toISOString(),
+          error: { code: ErrorCode.QUEUE_UNAVAILABLE, message: "The job could not be queued" },
+        });
+      }
+      throw new ApiError(503, ErrorCode.QUEUE_UNAVAILABLE, "The job queue is unavailable; nothing was run. Try again shortly.");
+    }
+    return record;
+  }
+
+  async get(jobId: string): Promise<JobRecord> {
+    const record = await this.store.get(jobId);
+    if (!record) throw new ApiError(404, ErrorCode.JOB_NOT_FOUND, `No job ${jobId} (unknown, or past its retention)`);
+    return record;
+  }
+
+  /** Polls until the job has finished or `waitMs` has passed, backing off from 25 ms to 1 s. */
+  async waitFor(jobId: string, waitMs: number): Promise<JobRecord> {
+    const deadline = Date.now() + waitMs;
+    let record = await this.get(jobId);
+    let pause = 25;
+    while (!isTerminal(record.status) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(pause, Math.max(0, deadline - Date.now()))));
+      pause = Math.min(pause * 2, 1000);
+      record = await this.get(jobId);
+    }
+    return record;
+  }
+}

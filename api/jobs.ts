@@ -1,0 +1,101 @@
+/** `/v1/jobs/{jobId}`: poll a job (optionally long-poll), download its output and artifacts. */
+import { createRoute, z } from "@hono/zod-openapi";
+import { isTerminal, JobView, type JobRecord } from "../schemas/job";
+import { JOB_ID_PATTERN, r2Keys } from "../storage/layout";
+import { serveObject } from "./downloads";
+import { ApiError, ErrorCode } from "./errors";
+import { MAX_WAIT_SECONDS } from "./jobService";
+import { ErrorBody, newRouter } from "./openapi";
+import { presentJob } from "./present";
+
+const JobParams = z.object({
+  jobId: z.string().regex(JOB_ID_PATTERN, "Job IDs are 26-character ULIDs as returned by the submit call").openapi({ param: { name: "jobId", in: "path" } }),
+});
+
+const getJob = createRoute({
+  method: "get",
+  path: "/v1/jobs/{jobId}",
+  summary: "A job's status, result and download links; with ?wait=N, wait up to N seconds for it to finish",
+  request: {
+    params: JobParams,
+    query: z.object({ wait: z.coerce.number().int().min(0).max(MAX_WAIT_SECONDS, `wait is at most ${MAX_WAIT_SECONDS} seconds`).optional() }),
+  },
+  responses: {
+    200: { description: "The job", content: { "application/json": { schema: JobView } } },
+    404: { description: "Unknown job", content: { "application/json": { schema: ErrorBody } } },
+  },
+});
+
+function assertFinished(record: JobRecord, what: string): void {
+  if (!isTerminal(record.status)) {
+    throw new ApiError(409, ErrorCode.OUTPUT_NOT_READY, `Job ${record.id} is ${record.status}; its ${what} is available once it finishes (poll with ?wait=30)`);
+  }
+}
+
+export const jobsRouter = newRouter();
+
+jobsRouter.openapi(getJob, async (c) => {
+  const { jobId } = c.req.valid("param");
+  const { wait } = c.req.valid("query");
+  const record = wait ? await c.var.jobs.waitFor(jobId, wait * 1000) : await c.var.jobs.get(jobId);
+  return c.json(presentJob(record, new URL(c.req.url).origin), 200);
+});
+
+function parseJobId(raw: string): string {
+  const jobId = JobParams.shape.jobId.safeParse(raw);
+  if (!jobId.success) throw new ApiError(400, ErrorCode.INVALID_REQUEST, "Job IDs are 26-character ULIDs as returned by the submit call");
+  return jobId.data;
+}
+
+// Downloads answer raw bytes, so they are plain routes, documented in the registry below.
+for (const stream of ["stdout", "stderr"] as const) {
+  jobsRouter.get(`/v1/jobs/:jobId/${stream}`, async (c) => {
+    const jobId = parseJobId(c.req.param("jobId"));
+    const record = await c.var.jobs.get(jobId);
+    assertFinished(record, stream);
+    if (!record[stream]) throw new ApiError(404, ErrorCode.FILE_NOT_FOUND, `Job ${jobId} is a file job and has no ${stream}`);
+    return serveObject(c.env.JOB_OUTPUT, r2Keys.output(jobId, stream), c.req.raw, {
+      filename: `${jobId}.${stream}.txt`,
+      disposition: "inline",
+    });
+  });
+  jobsRouter.openAPIRegistry.registerPath({
+    method: "get",
+    path: `/v1/jobs/{jobId}/${stream}`,
+    summary: `The job's ${stream} (Range supported)`,
+    request: { params: JobParams },
+    responses: {
+      200: { description: `${stream} bytes`, content: { "text/plain": { schema: z.string() } } },
+      404: { description: "Unknown job", content: { "application/json": { schema: ErrorBody } } },
+      409: { description: "The job has not finished yet", content: { "application/json": { schema: ErrorBody } } },
+    },
+  });
+}
+
+jobsRouter.get("/v1/jobs/:jobId/artifacts/:path{.+}", async (c) => {
+  const jobId = parseJobId(c.req.param("jobId"));
+  const path = c.req.param("path").split("/").map(decodeURIComponent).join("/");
+  const record = await c.var.jobs.get(jobId);
+  const artifact = record.artifacts.find((candidate) => candidate.path === path);
+  if (!artifact) {
+    const known = record.artifacts.map((candidate) => candidate.path).slice(0, 20);
+    throw new ApiError(404, ErrorCode.FILE_NOT_FOUND, `Job ${jobId} has no artifact ${path}${known.length ? `; it has: ${known.join(", ")}` : ""}`);
+  }
+  return serveObject(c.env.JOB_OUTPUT, r2Keys.artifact(jobId, path), c.req.raw, {
+    filename: path.slice(path.lastIndexOf("/") + 1),
+    disposition: "attachment",
+    fallbackContentType: artifact.contentType,
+  });
+});
+
+jobsRouter.openAPIRegistry.registerPath({
+  method: "get",
+  path: "/v1/jobs/{jobId}/artifacts/{path}",
+  summary: "Download one artifact (path relative to the job's cwd; Range and If-None-Match supported)",
+  request: { params: JobParams.extend({ path: z.string().openapi({ param: { name: "path", in: "path" }, example: "dist/app.tar.gz" }) }) },
+  responses: {
+    200: { description: "The file's bytes" },
+    206: { description: "Part of the file" },
+    404: { description: "No such job or artifact", content: { "application/json": { schema: ErrorBody } } },
+  },
+});

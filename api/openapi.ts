@@ -1,0 +1,20 @@
+/** Pieces every OpenAPI router shares: the error schema and one validation hook. */
+import { OpenAPIHono, z } from "@hono/zod-openapi";
+import type { ApiEnv } from "./context";
+import { ErrorCode, validationError } from "./errors";
+
+export const ErrorBody = z
+  .object({ error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }) })
+  .openapi("Error");
+
+/** A router whose every validation failure becomes one ApiError: all 400s share a shape. */
+export function newRouter(): OpenAPIHono<ApiEnv> {
+  return new OpenAPIHono<ApiEnv>({
+    defaultHook: (result) => {
+      if (!result.success) {
+        const onSandboxId = result.target === "param" && result.error.issues.some((issue) => issue.path[0] === "sandboxId");
+        throw validationError(result.error, onSandboxId ? ErrorCode.INVALID_SANDBOX_ID : ErrorCode.INVALID_REQUEST);
+      }
+    },
+  });
+}

@@ -1,0 +1,56 @@
+/** `/v1/sandboxes/{sandboxId}/jobs`: submit a job to a sandbox, list a sandbox's jobs. */
+import { createRoute, z } from "@hono/zod-openapi";
+import { SandboxId } from "../schemas/ids";
+import { JobPageView, JobRequest, JobStatus, JobView } from "../schemas/job";
+import { JOB_ID_PATTERN } from "../storage/layout";
+import { ErrorBody, newRouter } from "./openapi";
+import { jobUrl, presentJob } from "./present";
+
+const SandboxParams = z.object({ sandboxId: SandboxId.openapi({ param: { name: "sandboxId", in: "path" }, example: "build-42" }) });
+
+const submitJob = createRoute({
+  method: "post",
+  path: "/v1/sandboxes/{sandboxId}/jobs",
+  summary: "Submit a job (run a command, or write, read or delete a file) to a sandbox",
+  request: { params: SandboxParams, body: { required: true, content: { "application/json": { schema: JobRequest } } } },
+  responses: {
+    202: { description: "Accepted and queued; poll the Location", content: { "application/json": { schema: JobView } } },
+    400: { description: "Invalid sandbox ID or job", content: { "application/json": { schema: ErrorBody } } },
+    413: { description: "Body too large", content: { "application/json": { schema: ErrorBody } } },
+  },
+});
+
+const listJobs = createRoute({
+  method: "get",
+  path: "/v1/sandboxes/{sandboxId}/jobs",
+  summary: "List a sandbox's jobs, newest first",
+  request: {
+    params: SandboxParams,
+    query: z.object({
+      status: JobStatus.optional(),
+      limit: z.coerce.number().int().min(1).max(100).default(20),
+      cursor: z.string().regex(JOB_ID_PATTERN, "cursor must be the nextCursor of a previous page").optional(),
+    }),
+  },
+  responses: {
+    200: { description: "One page of jobs", content: { "application/json": { schema: JobPageView } } },
+    400: { description: "Invalid query", content: { "application/json": { schema: ErrorBody } } },
+  },
+});
+
+export const sandboxJobsRouter = newRouter()
+  .openapi(submitJob, async (c) => {
+    const { sandboxId } = c.req.valid("param");
+    const record = await c.var.jobs.submit(sandboxId, c.req.valid("json"));
+    const origin = new URL(c.req.url).origin;
+    c.header("Location", `/v1/jobs/${record.id}`);
+    c.header("Content-Location", jobUrl(origin, record.id));
+    return c.json(presentJob(record, origin), 202);
+  })
+  .openapi(listJobs, async (c) => {
+    const { sandboxId } = c.req.valid("param");
+    const query = c.req.valid("query");
+    const page = await c.var.jobs.store.listForSandbox(sandboxId, query);
+    const origin = new URL(c.req.url).origin;
+    return c.json({ jobs: page.jobs.map((record) => presentJob(record, origin)), nextCursor: page.nextCursor }, 200);
+  });

@@ -1,0 +1,31 @@
+/**
+ * Typed settings read from the Worker's vars (wrangler.jsonc). One place parses them so a bad
+ * value fails loudly instead of turning into NaN somewhere deep.
+ */
+import { z } from "zod";
+
+const PositiveInt = z.coerce.number().int().positive();
+
+const ConfigVars = z.object({
+  RETENTION_DAYS: PositiveInt,
+  ARTIFACT_MAX_FILES: PositiveInt,
+  ARTIFACT_MAX_TOTAL_BYTES: PositiveInt,
+  MAX_JOB_ATTEMPTS: PositiveInt,
+});
+
+export interface AppConfig {
+  retentionSeconds: number;
+  artifactMaxFiles: number;
+  artifactMaxTotalBytes: number;
+  maxJobAttempts: number;
+}
+
+export function readConfig(env: Env): AppConfig {
+  const vars = ConfigVars.parse(env);
+  return {
+    retentionSeconds: vars.RETENTION_DAYS * 24 * 60 * 60,
+    artifactMaxFiles: vars.ARTIFACT_MAX_FILES,
+    artifactMaxTotalBytes: vars.ARTIFACT_MAX_TOTAL_BYTES,
+    maxJobAttempts: vars.MAX_JOB_ATTEMPTS,
+  };
+}

@@ -1,0 +1,85 @@
+/**
+ * Runs one job's work in its sandbox and describes the outcome; it does not touch the job
+ * record. Sandbox faults propagate as SandboxOperationError for the caller to retry or fail.
+ */
+import { WORKSPACE_ROOT, relativeTo } from "../schemas/ids";
+import { type FileJobRequest, type JobError, type JobRecord, type JobRequest, type RunJobRequest, decodeFileContent } from "../schemas/job";
+import { SandboxOperationError, type SandboxPort } from "../sandbox/port";
+import { putArtifact, putOutput } from "../storage/outputs";
+import { type ArtifactLimits, collectArtifacts, contentTypeFor } from "./artifacts";
+
+/** The fields of the record that running a job decides. */
+export type JobOutcome = Pick<JobRecord, "status" | "exitCode" | "error" | "stdout" | "stderr" | "artifacts" | "skippedArtifacts">;
+
+export interface ExecuteContext {
+  jobId: string;
+  sandbox: SandboxPort;
+  bucket: R2Bucket;
+  artifactLimits: ArtifactLimits;
+}
+
+export function executeJob(context: ExecuteContext, request: JobRequest): Promise<JobOutcome> {
+  return request.type === "run" ? executeRun(context, request) : executeFileOp(context, request);
+}
+
+function fileOutcome(fields: Partial<JobOutcome> & Pick<JobOutcome, "status">): JobOutcome {
+  return { exitCode: null, error: null, stdout: null, stderr: null, artifacts: [], skippedArtifacts: [], ...fields };
+}
+
+async function executeRun(context: ExecuteContext, request: RunJobRequest): Promise<JobOutcome> {
+  const { jobId, sandbox, bucket } = context;
+  const result = await sandbox.exec({
+    command: request.command,
+    cwd: request.cwd,
+    env: request.env,
+    stdin: request.stdin,
+    timeoutMs: request.timeoutMs,
+  });
+  await Promise.all([putOutput(bucket, jobId, "stdout", result.stdout), putOutput(bucket, jobId, "stderr", result.stderr)]);
+  // Artifacts are collected whatever the exit status: a failing test run's report is what you want.
+  const collected = await collectArtifacts(sandbox, bucket, { jobId, cwd: request.cwd, patterns: request.artifacts }, context.artifactLimits);
+
+  let error: JobError | null = null;
+  let status: JobOutcome["status"] = "succeeded";
+  if (result.timedOut) {
+    status = "timed_out";
+    error = { code: "TIMEOUT", message: `Command ran longer than timeoutMs (${request.timeoutMs} ms) and was killed with its whole process tree` };
+  } else if (result.exitCode !== 0) {
+    status = "failed";
+    error = { code: "NONZERO_EXIT", message: `Command exited with code ${result.exitCode}` };
+  }
+  return {
+    status,
+    exitCode: result.exitCode,
+    error,
+    stdout: { size: result.stdout.byteLength, truncated: result.stdoutTruncated },
+    stderr: { size: result.stderr.byteLength, truncated: result.stderrTruncated },
+    artifacts: collected.artifacts,
+    skippedArtifacts: collected.skipped,
+  };
+}
+
+async function executeFileOp(context: ExecuteContext, request: FileJobRequest): Promise<JobOutcome> {
+  const { sandbox } = context;
+  try {
+    if (request.op === "write") {
+      await sandbox.writeFile(request.path, decodeFileContent(request));
+      return fileOutcome({ status: "succeeded" });
+    }
+    if (request.op === "delete") {
+      await sandbox.deleteFile(request.path);
+      return fileOutcome({ status: "succeeded" });
+    }
+    // A read's result is an artifact named by its path inside the workspace.
+    const file = await sandbox.readFile(request.path);
+    const path = relativeTo(WORKSPACE_ROOT, request.path) ?? request.path;
+    const contentType = contentTypeFor(path);
+    const sha256 = await putArtifact(context.bucket, context.jobId, path, file, contentType);
+    return fileOutcome({ status: "succeeded", artifacts: [{ path, size: file.size, contentType, sha256 }] });
+  } catch (error) {
+    if (error instanceof SandboxOperationError && !error.retryable) {
+      return fileOutcome({ status: "failed", error: { code: error.code, message: error.message } });
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * The Worker's queue handler. Jobs of one batch run concurrently across sandboxes and in
+ * submission order within a sandbox; each message is acked or retried on its own, so one bad
+ * message never replays the batch.
+ */
+import type { AppConfig } from "../config";
+import { isTerminal, JobMessage } from "../schemas/job";
+import type { SandboxFactory } from "../sandbox/select";
+import { JobStore } from "../storage/jobStore";
+import { r2Keys } from "../storage/layout";
+import { finish, processJob, type ProcessDeps } from "./processJob";
+
+/** Cloudflare gives a consumer invocation 15 minutes of wall clock; keep a margin for settling. */
+const INVOCATION_BUDGET_MS = 14 * 60 * 1000;
+
+export interface ConsumerDeps {
+  config: AppConfig;
+  sandboxFor: SandboxFactory;
+  deadLetterQueue: string;
+}
+
+export async function handleJobBatch(batch: MessageBatch, env: Env, ctx: ExecutionContext, deps: ConsumerDeps): Promise<void> {
+  const startedAt = Date.now();
+  const store = new JobStore(env.JOB_STATUS, env.JOB_OUTPUT, deps.config.retentionSeconds);
+  const bySandbox = new Map<string, { message: Message; body: JobMessage }[]>();
+
+  for (const message of batch.messages) {
+    const parsed = JobMessage.safeParse(message.body);
+    if (!parsed.success) {
+      // Retrying cannot fix a malformed message: record it and let it go.
+      await recordMalformed(env.JOB_OUTPUT, batch.queue, message);
+      message.ack();
+      continue;
+    }
+    const group = bySandbox.get(parsed.data.sandboxId) ?? [];
+    group.push({ message, body: parsed.data });
+    bySandbox.set(parsed.data.sandboxId, group);
+  }
+
+  if (batch.queue === deps.deadLetterQueue) {
+    await Promise.all([...bySandbox.values()].flat().map(({ message, body }) => failUndeliverable(store, ctx, message, body)));
+    return;
+  }
+
+  const processDeps: ProcessDeps = {
+    store,
+    bucket: env.JOB_OUTPUT,
+    sandboxFor: deps.sandboxFor,
+    artifactLimits: { maxFiles: deps.config.artifactMaxFiles, maxTotalBytes: deps.config.artifactMaxTotalBytes },
+    maxAttempts: deps.config.maxJobAttempts,
+    defer: (work) => ctx.waitUntil(work),
+    remainingMs: () => INVOCATION_BUDGET_MS - (Date.now() - startedAt),
+  };
+
+  await Promise.all(
+    [...bySandbox.values()].map(async (group) => {
+      // ULIDs sort by submission time, so this is submission order within the sandbox.
+      group.sort((a, b) => (a.body.jobId < b.body.jobId ? -1 : 1));
+      for (const { message, body } of group) {
+        const disposition = await processJob(body.jobId, processDeps).catch((error: unknown) => {
+          console.error(`job ${body.jobId}: storage error, will retry`, error);
+          return { action: "retry", delaySeconds: 5, reason: "storage error" } as const;
+        });
+        if (disposition.action === "ack") message.ack();
+        else message.retry({ delaySeconds: disposition.delaySeconds });
+      }
+    }),
+  );
+}
+
+/** A message that used up its retries: its job must not stay queued or running forever. */
+async function failUndeliverable(store: JobStore, ctx: ExecutionContext, message: Message, body: JobMessage): Promise<void> {
+  const current = await store.getVersioned(body.jobId);
+  if (current && !isTerminal(current.record.status)) {
+    const reason = current.record.error?.message ?? "the queue gave up delivering it";
+    await finish({ store, defer: (work) => ctx.waitUntil(work) }, current, {
+      status: "failed",
+      error: { code: "DELIVERY_FAILED", message: `Job could not be run after repeated attempts: ${reason}` },
+    });
+  }
+  message.ack();
+}
+
+async function recordMalformed(bucket: R2Bucket, queue: string, message: Message): Promise<void> {
+  console.error(`queue ${queue}: malformed message ${message.id} acked without running`);
+  await bucket.put(r2Keys.malformedMessage(message.id), JSON.stringify({ queue, id: message.id, body: message.body, receivedAt: new Date().toISOString() }));
+}

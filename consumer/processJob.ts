@@ -1,0 +1,104 @@
+/**
+ * Moves one delivered job through its lifecycle exactly once, whatever the queue does:
+ * duplicates of a finished job are dropped, a job another consumer is running is left to it
+ * (until its lease runs out), and every transition is a compare-and-swap on the R2 record.
+ */
+import type { JobError, JobRecord } from "../schemas/job";
+import { isTerminal } from "../schemas/job";
+import { SandboxOperationError, type SandboxPort } from "../sandbox/port";
+import type { JobStore, VersionedRecord } from "../storage/jobStore";
+import type { ArtifactLimits } from "./artifacts";
+import { executeJob } from "./executeJob";
+
+/** What to do with the queue message once the job has been handled. */
+export type Disposition = { action: "ack"; reason: string } | { action: "retry"; delaySeconds: number; reason: string };
+
+export interface ProcessDeps {
+  store: JobStore;
+  bucket: R2Bucket;
+  sandboxFor: (sandboxId: string) => SandboxPort;
+  artifactLimits: ArtifactLimits;
+  maxAttempts: number;
+  /** Runs work after the message is settled (ctx.waitUntil). */
+  defer: (work: Promise<unknown>) => void;
+  /** Milliseconds left before this consumer invocation must be done. */
+  remainingMs: () => number;
+}
+
+/** Time allowed beyond a job's own timeout for uploads and bookkeeping before its lease lapses. */
+const LEASE_MARGIN_MS = 5 * 60 * 1000;
+
+export function retryDelaySeconds(attempt: number): number {
+  return Math.min(2 ** attempt, 300);
+}
+
+export async function processJob(jobId: string, deps: ProcessDeps): Promise<Disposition> {
+  const { store } = deps;
+  const current = await store.getVersioned(jobId);
+  if (!current) return { action: "ack", reason: "job record not found (expired or never created)" };
+  if (isTerminal(current.record.status)) return { action: "ack", reason: "duplicate delivery of a finished job" };
+
+  const now = Date.now();
+  const leaseUntil = current.record.leaseUntil ? Date.parse(current.record.leaseUntil) : 0;
+  if (current.record.status === "running" && leaseUntil > now) {
+    return { action: "retry", delaySeconds: Math.ceil((leaseUntil - now) / 1000), reason: "another consumer is running this job" };
+  }
+
+  const request = await store.readRequest(jobId);
+  if (!request) {
+    return finish(deps, current, { status: "failed", error: { code: "REQUEST_MISSING", message: "The job's stored request is gone; submit the job again" } });
+  }
+  const timeoutMs = request.type === "run" ? request.timeoutMs : 60_000;
+  if (deps.remainingMs() < timeoutMs + 30_000) {
+    // Not enough wall clock left in this invocation to run it to its timeout: hand it back.
+    return { action: "retry", delaySeconds: 0, reason: "consumer invocation is nearly out of time" };
+  }
+
+  const startedAt = new Date().toISOString();
+  const claimed = await store.replace(current, {
+    ...current.record,
+    status: "running",
+    startedAt,
+    attempts: current.record.attempts + 1,
+    error: null,
+    leaseUntil: new Date(Date.now() + timeoutMs + LEASE_MARGIN_MS).toISOString(),
+  });
+  if (!claimed) return { action: "retry", delaySeconds: 1, reason: "job record changed while claiming it" };
+
+  try {
+    const sandbox = deps.sandboxFor(claimed.record.sandboxId);
+    const outcome = await executeJob({ jobId, sandbox, bucket: deps.bucket, artifactLimits: deps.artifactLimits }, request);
+    return await finish(deps, claimed, outcome);
+  } catch (error) {
+    const fault = error instanceof SandboxOperationError ? error : undefined;
+    const jobError: JobError = { code: fault?.code ?? "INTERNAL", message: fault?.message ?? "Unexpected error while running the job" };
+    if (!fault) console.error(`job ${jobId}: unexpected error`, error);
+    if (fault?.retryable && claimed.record.attempts < deps.maxAttempts) {
+      const requeued = await store.replace(claimed, { ...claimed.record, status: "queued", error: jobError, leaseUntil: null });
+      if (!requeued) return { action: "ack", reason: "job was taken over while retrying" };
+      return { action: "retry", delaySeconds: retryDelaySeconds(claimed.record.attempts), reason: `sandbox fault: ${jobError.message}` };
+    }
+    const finalError = fault?.retryable
+      ? { code: jobError.code, message: `${jobError.message} (gave up after ${claimed.record.attempts} attempts)` }
+      : jobError;
+    return finish(deps, claimed, { status: "failed", error: finalError });
+  }
+}
+
+/** Writes the final record (R2 first, KV once its spacing allows) and drops the stored request. */
+export async function finish(deps: Pick<ProcessDeps, "store" | "defer">, version: VersionedRecord, outcome: Partial<JobRecord> & Pick<JobRecord, "status">): Promise<Disposition> {
+  const finishedAt = new Date();
+  const startedAt = version.record.startedAt ? Date.parse(version.record.startedAt) : null;
+  const final: JobRecord = {
+    ...version.record,
+    ...outcome,
+    finishedAt: finishedAt.toISOString(),
+    durationMs: startedAt === null ? null : finishedAt.getTime() - startedAt,
+    leaseUntil: null,
+  };
+  const written = await deps.store.replace(version, final);
+  if (!written) return { action: "ack", reason: "another consumer finished this job first" };
+  deps.store.cacheFinished(written, deps.defer);
+  await deps.store.deleteRequest(final.id);
+  return { action: "ack", reason: `job ${final.status}` };
+}

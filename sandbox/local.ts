@@ -1,0 +1,85 @@
+/**
+ * Sandbox port adapter for the local sandbox host (container/local), used by `npm run dev`
+ * and the tests. Every call is one HTTP request to the host on 127.0.0.1.
+ */
+import { HostError, HostExecResult, HostListResult } from "../schemas/sandboxHost";
+import { type ExecRequest, type ExecResult, type FileStream, SandboxOperationError, type SandboxPort } from "./port";
+
+export interface LocalHostConfig {
+  url: string;
+  token: string;
+}
+
+function fromBase64(text: string): Uint8Array {
+  return Uint8Array.from(atob(text), (ch) => ch.charCodeAt(0));
+}
+
+export class LocalSandbox implements SandboxPort {
+  constructor(
+    private readonly host: LocalHostConfig,
+    private readonly sandboxId: string,
+  ) {}
+
+  async exec(request: ExecRequest): Promise<ExecResult> {
+    const response = await this.call("POST", "/exec", { body: JSON.stringify(request), contentType: "application/json" });
+    const result = HostExecResult.parse(await response.json());
+    return {
+      exitCode: result.exitCode,
+      timedOut: result.timedOut,
+      durationMs: result.durationMs,
+      stdout: fromBase64(result.stdoutBase64),
+      stderr: fromBase64(result.stderrBase64),
+      stdoutTruncated: result.stdoutTruncated,
+      stderrTruncated: result.stderrTruncated,
+    };
+  }
+
+  async writeFile(path: string, content: Uint8Array): Promise<void> {
+    const response = await this.call("PUT", `/files?path=${encodeURIComponent(path)}`, { body: content, contentType: "application/octet-stream" });
+    await response.body?.cancel();
+  }
+
+  async readFile(path: string): Promise<FileStream> {
+    const response = await this.call("GET", `/files?path=${encodeURIComponent(path)}`);
+    const size = Number(response.headers.get("content-length"));
+    if (!response.body || !Number.isSafeInteger(size)) {
+      throw new SandboxOperationError("SANDBOX_ERROR", `Local sandbox host sent no sized body for ${path}`, true);
+    }
+    return { size, body: response.body };
+  }
+
+  async deleteFile(path: string): Promise<void> {
+    const response = await this.call("DELETE", `/files?path=${encodeURIComponent(path)}`);
+    await response.body?.cancel();
+  }
+
+  async listFiles(dir: string) {
+    const response = await this.call("GET", `/list?path=${encodeURIComponent(dir)}`);
+    return HostListResult.parse(await response.json()).files;
+  }
+
+  private async call(method: string, route: string, init: { body?: BodyInit; contentType?: string } = {}): Promise<Response> {
+    const headers: Record<string, string> = { authorization: `Bearer ${this.host.token}` };
+    if (init.contentType) headers["content-type"] = init.contentType;
+    let response: Response;
+    try {
+      response = await fetch(`${this.host.url}/v1/sandboxes/${this.sandboxId}${route}`, { method, headers, body: init.body });
+    } catch (error) {
+      throw new SandboxOperationError(
+        "SANDBOX_UNAVAILABLE",
+        `Local sandbox host at ${this.host.url} is not reachable (is \`npm run dev\` running?)`,
+        true,
+        { cause: error },
+      );
+    }
+    if (response.ok) return response;
+    const parsed = HostError.safeParse(await response.json().catch(() => undefined));
+    const message = parsed.success ? parsed.data.error.message : `Local sandbox host answered ${response.status}`;
+    const code = parsed.success ? parsed.data.error.code : "INTERNAL";
+    if (code === "FILE_NOT_FOUND" || code === "PATH_REFUSED" || code === "IS_DIRECTORY") {
+      throw new SandboxOperationError(code, message, false);
+    }
+    // A wrong token or a bad request is a configuration fault: retrying cannot fix it.
+    throw new SandboxOperationError("SANDBOX_ERROR", message, response.status >= 500);
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * Job records across KV and R2, within KV's limits.
+ *
+ * R2 holds the authoritative record: strongly consistent, so a finished job reads as finished
+ * at once, and conditional puts let exactly one consumer move a job forward. KV caches the
+ * record for fast polling and is written twice per job at most: once at submit and once when
+ * the job ends, at least a second later (KV takes one write per second per key). A poll trusts
+ * KV only for a finished record, which can never change again; anything else is read from R2.
+ */
+import { JobRecord, JobRequest, type JobStatus, isTerminal } from "../schemas/job";
+import { kvKeys, r2Keys } from "./layout";
+
+/** KV's limit: one write per second to a key, plus a margin for clock skew between isolates. */
+export const KV_WRITE_SPACING_MS = 1100;
+const KV_WRITTEN_AT = "kvWrittenAt";
+
+export interface VersionedRecord {
+  record: JobRecord;
+  etag: string;
+  /** When the KV copy was last written (ms since epoch). */
+  kvWrittenAt: number;
+}
+
+export interface JobPage {
+  jobs: JobRecord[];
+  nextCursor: string | null;
+}
+
+export class JobStore {
+  constructor(
+    private readonly kv: KVNamespace,
+    private readonly bucket: R2Bucket,
+    private readonly retentionSeconds: number,
+  ) {}
+
+  /** Records a new job: KV first, so the R2 record can say when KV was written. */
+  async create(record: JobRecord, request: JobRequest): Promise<void> {
+    await this.kv.put(kvKeys.job(record.id), JSON.stringify(record), { expirationTtl: this.retentionSeconds });
+    const kvWrittenAt = Date.now();
+    await Promise.all([
+      this.bucket.put(r2Keys.request(record.id), JSON.stringify(request)),
+      this.bucket.put(r2Keys.record(record.id), JSON.stringify(record), { customMetadata: { [KV_WRITTEN_AT]: String(kvWrittenAt) } }),
+      this.bucket.put(r2Keys.sandboxIndexEntry(record.sandboxId, record.id), ""),
+    ]);
+  }
+
+  /** The job as a client should see it, or undefined when unknown or past retention. */
+  async get(jobId: string): Promise<JobRecord | undefined> {
+    const cached = parseRecord(await this.kv.get(kvKeys.job(jobId)));
+    const record = cached && isTerminal(cached.status) ? cached : (await this.getVersioned(jobId))?.record;
+    if (!record || Date.parse(record.expiresAt) <= Date.now()) return undefined;
+    return record;
+  }
+
+  async getVersioned(jobId: string): Promise<VersionedRecord | undefined> {
+    const object = await this.bucket.get(r2Keys.record(jobId));
+    if (!object) return undefined;
+    const record = parseRecord(await object.text());
+    if (!record) return undefined;
+    return { record, etag: object.etag, kvWrittenAt: Number(object.customMetadata?.[KV_WRITTEN_AT] ?? 0) };
+  }
+
+  /**
+   * Replaces the record only if nobody changed it since `previous` was read. Returns the new
+   * version, or undefined when another consumer got there first.
+   */
+  async replace(previous: VersionedRecord, record: JobRecord): Promise<VersionedRecord | undefined> {
+    const written = await this.bucket.put(r2Keys.record(record.id), JSON.stringify(record), {
+      onlyIf: { etagMatches: previous.etag },
+      customMetadata: { [KV_WRITTEN_AT]: String(previous.kvWrittenAt) },
+    });
+    if (!written) return undefined;
+    return { record, etag: written.etag, kvWrittenAt: previous.kvWrittenAt };
+  }
+
+  /**
+   * Copies a finished record to KV once KV's per-key spacing allows. The wait, if any, runs in
+   * `defer` (ctx.waitUntil) so the consumer moves on to the next job.
+   */
+  cacheFinished(version: VersionedRecord, defer: (work: Promise<unknown>) => void): void {
+    const waitMs = Math.max(0, version.kvWrittenAt + KV_WRITE_SPACING_MS - Date.now());
+    const write = async () => {
+      if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
+      await this.kv.put(kvKeys.job(version.record.id), JSON.stringify(version.record), { expirationTtl: this.retentionSeconds });
+    };
+    // A failed cache write loses nothing: R2 still answers the poll.
+    defer(write().catch((error: unknown) => console.warn(`KV cache write for job ${version.record.id} failed`, error)));
+  }
+
+  async readRequest(jobId: string): Promise<JobRequest | undefined> {
+    const object = await this.bucket.get(r2Keys.request(jobId));
+    if (!object) return undefined;
+    const parsed = JobRequest.safeParse(JSON.parse(await object.text()));
+    return parsed.success ? parsed.data : undefined;
+  }
+
+  /** The request holds env values, stdin and file content: it is not kept once the job ends. */
+  async deleteRequest(jobId: string): Promise<void> {
+    await this.bucket.delete(r2Keys.request(jobId));
+  }
+
+  /** A sandbox's jobs, newest first; `cursor` is the last job ID of the previous page. */
+  async listForSandbox(sandboxId: string, options: { status?: JobStatus; limit: number; cursor?: string }): Promise<JobPage> {
+    const prefix = r2Keys.sandboxIndexPrefix(sandboxId);
+    let startAfter = options.cursor ? r2Keys.sandboxIndexEntry(sandboxId, options.cursor) : undefined;
+    const jobs: JobRecord[] = [];
+    // Bounded scan: with a status filter most entries may not match, so a page can come back short.
+    for (let page = 0; page < 10; page++) {
+      const listing = await this.bucket.list({ prefix, startAfter, limit: options.status ? 100 : options.limit - jobs.length });
+      const ids = listing.objects.map((object) => r2Keys.jobIdFromIndexEntry(object.key));
+      const records = await Promise.all(ids.map((id) => this.get(id)));
+      for (const [index, record] of records.entries()) {
+        if (record && (!options.status || record.status === options.status)) jobs.push(record);
+        if (jobs.length === options.limit) {
+          const more = index < records.length - 1 || listing.truncated;
+          return { jobs, nextCursor: more ? (ids[index] ?? null) : null };
+        }
+      }
+      const last = listing.objects[listing.objects.length - 1];
+      if (!listing.truncated || !last) return { jobs, nextCursor: null };
+      startAfter = last.key;
+    }
+    const lastId = startAfter ? r2Keys.jobIdFromIndexEntry(startAfter) : null;
+    return { jobs, nextCursor: lastId };
+  }
+}
+
+function parseRecord(text: string | null): JobRecord | undefined {
+  if (text === null) return undefined;
+  const parsed = JobRecord.safeParse(JSON.parse(text));
+  return parsed.success ? parsed.data : undefined;
+}

@@ -1,0 +1,36 @@
+/**
+ * Where everything about a job is stored: the one place that names KV keys and R2 keys.
+ *
+ * KV   job:{jobId}                           cached job record for fast polling
+ * R2   jobs/{jobId}/record.json              the authoritative job record (strongly consistent)
+ *      jobs/{jobId}/request.json             the full request (env, stdin, content), deleted once the job ends
+ *      jobs/{jobId}/stdout, .../stderr       captured output
+ *      jobs/{jobId}/artifacts/{path}         collected files, path relative to the job's cwd
+ *      sandboxes/{sandboxId}/jobs/{newestFirstId}   empty index entry per job, listed newest first
+ *      malformed-messages/{messageId}.json   queue messages that could not be parsed, kept for inspection
+ */
+
+const ULID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+export const JOB_ID_PATTERN = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+
+/** Mirrors each ULID character so that ascending key order lists the newest job first. */
+function invertUlid(id: string): string {
+  let out = "";
+  for (const ch of id) out += ULID_ALPHABET[ULID_ALPHABET.length - 1 - ULID_ALPHABET.indexOf(ch)];
+  return out;
+}
+
+export const kvKeys = {
+  job: (jobId: string) => `job:${jobId}`,
+};
+
+export const r2Keys = {
+  record: (jobId: string) => `jobs/${jobId}/record.json`,
+  request: (jobId: string) => `jobs/${jobId}/request.json`,
+  output: (jobId: string, stream: "stdout" | "stderr") => `jobs/${jobId}/${stream}`,
+  artifact: (jobId: string, path: string) => `jobs/${jobId}/artifacts/${path}`,
+  sandboxIndexPrefix: (sandboxId: string) => `sandboxes/${sandboxId}/jobs/`,
+  sandboxIndexEntry: (sandboxId: string, jobId: string) => `${r2Keys.sandboxIndexPrefix(sandboxId)}${invertUlid(jobId)}`,
+  malformedMessage: (messageId: string) => `malformed-messages/${messageId}.json`,
+  jobIdFromIndexEntry: (key: string) => invertUlid(key.slice(key.lastIndexOf("/") + 1)),
+};

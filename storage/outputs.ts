@@ -1,0 +1,32 @@
+/**
+ * Writing job output and artifacts to R2. Streams are uploaded as they are read, hashed on
+ * the way, so a large artifact never sits whole in the Worker's memory.
+ */
+import { r2Keys } from "./layout";
+
+function toHex(buffer: ArrayBuffer): string {
+  return [...new Uint8Array(buffer)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+export async function putOutput(bucket: R2Bucket, jobId: string, stream: "stdout" | "stderr", bytes: Uint8Array): Promise<void> {
+  await bucket.put(r2Keys.output(jobId, stream), bytes, { httpMetadata: { contentType: "text/plain; charset=utf-8" } });
+}
+
+/** Uploads `size` bytes from `body` and returns their SHA-256 (hex). */
+export async function putArtifact(
+  bucket: R2Bucket,
+  jobId: string,
+  path: string,
+  file: { body: ReadableStream<Uint8Array>; size: number },
+  contentType: string,
+): Promise<string> {
+  const [toBucket, toDigest] = file.body.tee();
+  const digest = new crypto.DigestStream("SHA-256");
+  const sized = new FixedLengthStream(file.size);
+  const [hash] = await Promise.all([
+    toDigest.pipeTo(digest).then(() => digest.digest),
+    toBucket.pipeTo(sized.writable),
+    bucket.put(r2Keys.artifact(jobId, path), sized.readable, { httpMetadata: { contentType } }),
+  ]);
+  return toHex(hash);
+}
