@@ -16,7 +16,7 @@ const app = createApp();
 
 export default {
   fetch: app.fetch,
-  async queue(batch, env, ctx) {
-    await handleJobBatch(batch, env, ctx, { config: readConfig(env), sandboxFor: sandboxFactory(env), deadLetterQueue: DEAD_LETTER_QUEUE });
+  async queue(batch, env) {
+    await handleJobBatch(batch, env, { config: readConfig(env), sandboxFor: sandboxFactory(env), deadLetterQueue: DEAD_LETTER_QUEUE });
   },
 } satisfies ExportedHandler<Env>;

@@ -45,7 +45,7 @@ export class JobService {
       leaseUntil: null,
     };
     await this.store.create(record, request);
-    const message: JobMessage = { jobId: record.id, sandboxId };
+    const message: JobMessage = { jobId: record.id, sandboxId, purpose: "run" };
     try {
       await this.env.JOB_QUEUE.send(message, { contentType: "json" });
     } catch (error) {

@@ -8,7 +8,7 @@ import { isTerminal, JobMessage } from "../schemas/job";
 import type { SandboxFactory } from "../sandbox/select";
 import { JobStore } from "../storage/jobStore";
 import { r2Keys } from "../storage/layout";
-import { finish, processJob, type ProcessDeps } from "./processJob";
+import { finish, processJob, type ProcessDeps, refreshCache } from "./processJob";
 
 /** Cloudflare gives a consumer invocation 15 minutes of wall clock; keep a margin for settling. */
 const INVOCATION_BUDGET_MS = 14 * 60 * 1000;
@@ -19,10 +19,14 @@ export interface ConsumerDeps {
   deadLetterQueue: string;
 }
 
-export async function handleJobBatch(batch: MessageBatch, env: Env, ctx: ExecutionContext, deps: ConsumerDeps): Promise<void> {
+export async function handleJobBatch(batch: MessageBatch, env: Env, deps: ConsumerDeps): Promise<void> {
   const startedAt = Date.now();
   const store = new JobStore(env.JOB_STATUS, env.JOB_OUTPUT, deps.config.retentionSeconds);
   const bySandbox = new Map<string, { message: Message; body: JobMessage }[]>();
+  const cacheRefreshes: { message: Message; body: JobMessage }[] = [];
+  const enqueue = async (body: JobMessage, delaySeconds: number) => {
+    await env.JOB_QUEUE.send(body, { contentType: "json", delaySeconds });
+  };
 
   for (const message of batch.messages) {
     const parsed = JobMessage.safeParse(message.body);
@@ -32,15 +36,25 @@ export async function handleJobBatch(batch: MessageBatch, env: Env, ctx: Executi
       message.ack();
       continue;
     }
+    if (parsed.data.purpose === "cache") {
+      cacheRefreshes.push({ message, body: parsed.data });
+      continue;
+    }
     const group = bySandbox.get(parsed.data.sandboxId) ?? [];
     group.push({ message, body: parsed.data });
     bySandbox.set(parsed.data.sandboxId, group);
   }
 
   if (batch.queue === deps.deadLetterQueue) {
-    await Promise.all([...bySandbox.values()].flat().map(({ message, body }) => failUndeliverable(store, ctx, message, body)));
+    await Promise.all([...bySandbox.values(), cacheRefreshes].flat().map(({ message, body }) => failUndeliverable(store, enqueue, message, body)));
     return;
   }
+
+  const refreshes = cacheRefreshes.map(async ({ message, body }) => {
+    const current = await store.getVersioned(body.jobId);
+    if (current && isTerminal(current.record.status)) await refreshCache({ store, enqueue }, current);
+    message.ack();
+  });
 
   const processDeps: ProcessDeps = {
     store,
@@ -48,7 +62,7 @@ export async function handleJobBatch(batch: MessageBatch, env: Env, ctx: Executi
     sandboxFor: deps.sandboxFor,
     artifactLimits: { maxFiles: deps.config.artifactMaxFiles, maxTotalBytes: deps.config.artifactMaxTotalBytes },
     maxAttempts: deps.config.maxJobAttempts,
-    defer: (work) => ctx.waitUntil(work),
+    enqueue,
     remainingMs: () => INVOCATION_BUDGET_MS - (Date.now() - startedAt),
   };
 
@@ -66,14 +80,15 @@ export async function handleJobBatch(batch: MessageBatch, env: Env, ctx: Executi
       }
     }),
   );
+  await Promise.all(refreshes);
 }
 
 /** A message that used up its retries: its job must not stay queued or running forever. */
-async function failUndeliverable(store: JobStore, ctx: ExecutionContext, message: Message, body: JobMessage): Promise<void> {
+async function failUndeliverable(store: JobStore, enqueue: ProcessDeps["enqueue"], message: Message, body: JobMessage): Promise<void> {
   const current = await store.getVersioned(body.jobId);
   if (current && !isTerminal(current.record.status)) {
     const reason = current.record.error?.message ?? "the queue gave up delivering it";
-    await finish({ store, defer: (work) => ctx.waitUntil(work) }, current, {
+    await finish({ store, enqueue }, current, {
       status: "failed",
       error: { code: "DELIVERY_FAILED", message: `Job could not be run after repeated attempts: ${reason}` },
     });

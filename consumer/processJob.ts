@@ -3,7 +3,7 @@
  * duplicates of a finished job are dropped, a job another consumer is running is left to it
  * (until its lease runs out), and every transition is a compare-and-swap on the R2 record.
  */
-import type { JobError, JobRecord } from "../schemas/job";
+import type { JobError, JobMessage, JobRecord } from "../schemas/job";
 import { isTerminal } from "../schemas/job";
 import { SandboxOperationError, type SandboxPort } from "../sandbox/port";
 import type { JobStore, VersionedRecord } from "../storage/jobStore";
@@ -19,8 +19,8 @@ export interface ProcessDeps {
   sandboxFor: (sandboxId: string) => SandboxPort;
   artifactLimits: ArtifactLimits;
   maxAttempts: number;
-  /** Runs work after the message is settled (ctx.waitUntil). */
-  defer: (work: Promise<unknown>) => void;
+  /** Puts a message back on the job queue, delayed. */
+  enqueue: (message: JobMessage, delaySeconds: number) => Promise<void>;
   /** Milliseconds left before this consumer invocation must be done. */
   remainingMs: () => number;
 }
@@ -86,7 +86,7 @@ export async function processJob(jobId: string, deps: ProcessDeps): Promise<Disp
 }
 
 /** Writes the final record (R2 first, KV once its spacing allows) and drops the stored request. */
-export async function finish(deps: Pick<ProcessDeps, "store" | "defer">, version: VersionedRecord, outcome: Partial<JobRecord> & Pick<JobRecord, "status">): Promise<Disposition> {
+export async function finish(deps: Pick<ProcessDeps, "store" | "enqueue">, version: VersionedRecord, outcome: Partial<JobRecord> & Pick<JobRecord, "status">): Promise<Disposition> {
   const finishedAt = new Date();
   const startedAt = version.record.startedAt ? Date.parse(version.record.startedAt) : null;
   const final: JobRecord = {
@@ -98,7 +98,19 @@ export async function finish(deps: Pick<ProcessDeps, "store" | "defer">, version
   };
   const written = await deps.store.replace(version, final);
   if (!written) return { action: "ack", reason: "another consumer finished this job first" };
-  deps.store.cacheFinished(written, deps.defer);
-  await deps.store.deleteRequest(final.id);
+  await Promise.all([refreshCache(deps, written), deps.store.deleteRequest(final.id)]);
   return { action: "ack", reason: `job ${final.status}` };
+}
+
+/** Copies a finished record to KV now, or schedules the copy for when KV's rate limit allows. */
+export async function refreshCache(deps: Pick<ProcessDeps, "store" | "enqueue">, version: VersionedRecord): Promise<void> {
+  const result = await deps.store.cacheFinished(version).catch((error: unknown) => {
+    // The KV copy is only a cache: R2 still answers every poll correctly.
+    console.warn(`job ${version.record.id}: KV cache write failed`, error);
+    return { cached: true } as const;
+  });
+  if (!result.cached) {
+    const message: JobMessage = { jobId: version.record.id, sandboxId: version.record.sandboxId, purpose: "cache" };
+    await deps.enqueue(message, Math.ceil(result.retryAfterMs / 1000));
+  }
 }

@@ -125,8 +125,15 @@ export const JobRecord = z.object({
 });
 export type JobRecord = z.infer<typeof JobRecord>;
 
-/** The message put on the queue: only IDs, so it stays far below the 128 KB message limit. */
-export const JobMessage = z.object({ jobId: z.string().min(1).max(64), sandboxId: SandboxId });
+/**
+ * The message put on the queue: only IDs, so it stays far below the 128 KB message limit.
+ * `run` runs the job; `cache` copies its finished record to KV once KV's rate limit allows.
+ */
+export const JobMessage = z.object({
+  jobId: z.string().min(1).max(64),
+  sandboxId: SandboxId,
+  purpose: z.enum(["run", "cache"]).default("run"),
+});
 export type JobMessage = z.infer<typeof JobMessage>;
 
 export function summarizeRequest(request: JobRequest): JobRequestSummary {

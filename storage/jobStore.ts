@@ -4,8 +4,9 @@
  * R2 holds the authoritative record: strongly consistent, so a finished job reads as finished
  * at once, and conditional puts let exactly one consumer move a job forward. KV caches the
  * record for fast polling and is written twice per job at most: once at submit and once when
- * the job ends, at least a second later (KV takes one write per second per key). A poll trusts
- * KV only for a finished record, which can never change again; anything else is read from R2.
+ * the job ends, at least a second later (KV takes one write per second per key; a job that
+ * ends sooner gets its KV copy from a delayed queue message). A poll trusts KV only for a
+ * finished record, which can never change again; anything else is read from R2.
  */
 import { JobRecord, JobRequest, type JobStatus, isTerminal } from "../schemas/job";
 import { kvKeys, r2Keys } from "./layout";
@@ -74,17 +75,15 @@ export class JobStore {
   }
 
   /**
-   * Copies a finished record to KV once KV's per-key spacing allows. The wait, if any, runs in
-   * `defer` (ctx.waitUntil) so the consumer moves on to the next job.
+   * Copies a finished record to KV if KV's per-key spacing allows it now. Otherwise returns
+   * how long to wait; the caller schedules the copy (a delayed queue message) instead of
+   * holding its invocation open.
    */
-  cacheFinished(version: VersionedRecord, defer: (work: Promise<unknown>) => void): void {
-    const waitMs = Math.max(0, version.kvWrittenAt + KV_WRITE_SPACING_MS - Date.now());
-    const write = async () => {
-      if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
-      await this.kv.put(kvKeys.job(version.record.id), JSON.stringify(version.record), { expirationTtl: this.retentionSeconds });
-    };
-    // A failed cache write loses nothing: R2 still answers the poll.
-    defer(write().catch((error: unknown) => console.warn(`KV cache write for job ${version.record.id} failed`, error)));
+  async cacheFinished(version: VersionedRecord): Promise<{ cached: true } | { cached: false; retryAfterMs: number }> {
+    const waitMs = version.kvWrittenAt + KV_WRITE_SPACING_MS - Date.now();
+    if (waitMs > 0) return { cached: false, retryAfterMs: waitMs };
+    await this.kv.put(kvKeys.job(version.record.id), JSON.stringify(version.record), { expirationTtl: this.retentionSeconds });
+    return { cached: true };
   }
 
   async readRequest(jobId: string): Promise<JobRequest | undefined> {

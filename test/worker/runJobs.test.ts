@@ -1,0 +1,150 @@
+/** Run jobs end to end: API -> local Queue -> consumer -> local sandbox host -> R2 -> API. */
+import { describe, expect, it } from "vitest";
+import { api, getJob, runJob, sha256Hex, submit, toBase64, uniqueSandbox } from "./client";
+
+const ALL_BYTES = Uint8Array.from({ length: 256 }, (_, i) => i);
+
+describe("run jobs", () => {
+  it("answers 202 at once with a queued job and its Location", async () => {
+    const sandbox = uniqueSandbox("submit");
+    const response = await api(`/v1/sandboxes/${sandbox}/jobs`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ type: "run", command: "true" }),
+    });
+    expect(response.status).toBe(202);
+    const job = await response.json<{ id: string; status: string }>();
+    expect(job.status).toBe("queued");
+    expect(job.id).toMatch(/^[0-9A-Z]{26}$/);
+    expect(response.headers.get("location")).toBe(`/v1/jobs/${job.id}`);
+  });
+
+  it("builds files and collects them as artifacts, binary bytes intact", async () => {
+    const sandbox = uniqueSandbox("build");
+    // Every byte value 0..255, produced inside the sandbox by printf.
+    const octal = [...ALL_BYTES].map((b) => `\\${b.toString(8).padStart(3, "0")}`).join("");
+    const job = await runJob(sandbox, {
+      type: "run",
+      command: `mkdir -p dist/nested && printf '${octal}' > dist/all-bytes.bin && echo '{"ok":true}' > dist/nested/report.json && echo built && echo warn >&2`,
+      artifacts: ["dist/**"],
+    });
+    expect(job.status).toBe("succeeded");
+    expect(job.exitCode).toBe(0);
+    expect(job.durationMs).toBeGreaterThanOrEqual(0);
+    expect(job.attempts).toBe(1);
+    expect(job.artifacts.map((a) => a.path).sort()).toEqual(["dist/all-bytes.bin", "dist/nested/report.json"]);
+
+    const binary = job.artifacts.find((a) => a.path === "dist/all-bytes.bin");
+    expect(binary).toMatchObject({ size: 256, contentType: "application/octet-stream", sha256: await sha256Hex(ALL_BYTES) });
+    const download = await api(new URL(binary?.url ?? "").pathname);
+    expect(download.status).toBe(200);
+    expect(new Uint8Array(await download.arrayBuffer())).toEqual(ALL_BYTES);
+    expect(download.headers.get("content-length")).toBe("256");
+    expect(download.headers.get("etag")).toBeTruthy();
+    expect(download.headers.get("content-disposition")).toContain('filename="all-bytes.bin"');
+
+    const report = job.artifacts.find((a) => a.path === "dist/nested/report.json");
+    expect(report?.contentType).toContain("application/json");
+
+    expect(await (await api(`/v1/jobs/${job.id}/stdout`)).text()).toBe("built\n");
+    expect(await (await api(`/v1/jobs/${job.id}/stderr`)).text()).toBe("warn\n");
+    expect(job.stdout).toMatchObject({ size: 6, truncated: false });
+  });
+
+  it("serves Range requests and honours If-None-Match", async () => {
+    const job = await runJob(uniqueSandbox("range"), { type: "run", command: "printf 0123456789 > digits.txt", artifacts: ["digits.txt"] });
+    const path = `/v1/jobs/${job.id}/artifacts/digits.txt`;
+    const partial = await api(path, { headers: { range: "bytes=2-5" } });
+    expect(partial.status).toBe(206);
+    expect(await partial.text()).toBe("2345");
+    expect(partial.headers.get("content-range")).toBe("bytes 2-5/10");
+    const suffix = await api(path, { headers: { range: "bytes=-3" } });
+    expect(await suffix.text()).toBe("789");
+    const etag = (await api(path)).headers.get("etag") ?? "";
+    const cached = await api(path, { headers: { "if-none-match": etag } });
+    expect(cached.status).toBe(304);
+  });
+
+  it("passes cwd, env and stdin, and keeps env values out of the record", async () => {
+    const sandbox = uniqueSandbox("env");
+    const job = await runJob(sandbox, {
+      type: "run",
+      command: 'pwd; echo "$GREETING"; cat',
+      cwd: "/workspace/sub/dir",
+      env: { GREETING: "hello-secret-value" },
+      stdin: "from stdin",
+    });
+    expect(job.status).toBe("succeeded");
+    expect(await (await api(`/v1/jobs/${job.id}/stdout`)).text()).toBe("/workspace/sub/dir\nhello-secret-value\nfrom stdin");
+    expect(job.request).toMatchObject({ envKeys: ["GREETING"], stdinBytes: 10 });
+    expect(JSON.stringify(job)).not.toContain("hello-secret-value");
+  });
+
+  it("keeps files in a sandbox between jobs", async () => {
+    const sandbox = uniqueSandbox("persist");
+    await runJob(sandbox, { type: "run", command: "echo first > state.txt" });
+    const second = await runJob(sandbox, { type: "run", command: "cat state.txt" });
+    expect(await (await api(`/v1/jobs/${second.id}/stdout`)).text()).toBe("first\n");
+  });
+
+  it("reports a failing command as failed with its exit code, output and artifacts", async () => {
+    const job = await runJob(uniqueSandbox("fail"), {
+      type: "run",
+      command: "echo 'test report' > report.xml; echo boom >&2; exit 3",
+      artifacts: ["report.xml"],
+    });
+    expect(job.status).toBe("failed");
+    expect(job.exitCode).toBe(3);
+    expect(job.error).toEqual({ code: "NONZERO_EXIT", message: "Command exited with code 3" });
+    expect(job.artifacts.map((a) => a.path)).toEqual(["report.xml"]);
+    expect(await (await api(`/v1/jobs/${job.id}/stderr`)).text()).toBe("boom\n");
+  });
+
+  it("times a command out, kills it and says so", async () => {
+    const job = await runJob(uniqueSandbox("slow"), { type: "run", command: "echo started; sleep 30", timeoutMs: 500 });
+    expect(job.status).toBe("timed_out");
+    expect(job.exitCode).toBeNull();
+    expect(job.error?.code).toBe("TIMEOUT");
+    expect(job.durationMs).toBeLessThan(10_000);
+  });
+
+  it("reports artifacts it skipped and why", async () => {
+    const job = await runJob(uniqueSandbox("skip"), {
+      type: "run",
+      command: "echo a > a.txt",
+      artifacts: ["a.txt", "missing/**"],
+    });
+    expect(job.artifacts.map((a) => a.path)).toEqual(["a.txt"]);
+    expect(job.skippedArtifacts).toEqual([{ path: "missing/**", reason: "pattern matched no files" }]);
+  });
+
+  it("marks truncated output", async () => {
+    // The test host keeps 64 KiB of each stream.
+    const job = await runJob(uniqueSandbox("big-out"), { type: "run", command: "head -c 100000 /dev/zero | tr '\\0' 'y'" });
+    expect(job.stdout).toEqual(expect.objectContaining({ size: 65536, truncated: true }));
+  });
+
+  it("runs a sandbox's jobs in submission order", async () => {
+    const sandbox = uniqueSandbox("order");
+    const submitted = [];
+    for (let i = 1; i <= 6; i++) submitted.push(await submit(sandbox, { type: "run", command: `echo ${i} >> order.txt` }));
+    for (const job of submitted) expect((await getJob(job.id, 20)).status).toBe("succeeded");
+    const read = await runJob(sandbox, { type: "run", command: "cat order.txt" });
+    expect(await (await api(`/v1/jobs/${read.id}/stdout`)).text()).toBe("1\n2\n3\n4\n5\n6\n");
+  });
+
+  it("long-polls: ?wait returns as soon as the job finishes", async () => {
+    const job = await submit(uniqueSandbox("wait"), { type: "run", command: "sleep 0.3; echo done" });
+    const finished = await getJob(job.id, 20);
+    expect(finished.status).toBe("succeeded");
+  });
+
+  it("round-trips a base64-written binary through a run job", async () => {
+    const sandbox = uniqueSandbox("copy");
+    const write = await runJob(sandbox, { type: "file", op: "write", path: "/workspace/in.bin", content: toBase64(ALL_BYTES), encoding: "base64" });
+    expect(write.status).toBe("succeeded");
+    const copy = await runJob(sandbox, { type: "run", command: "mkdir -p out && cp in.bin out/copy.bin", artifacts: ["out/*.bin"] });
+    const artifact = await api(new URL(copy.artifacts[0]?.url ?? "").pathname);
+    expect(new Uint8Array(await artifact.arrayBuffer())).toEqual(ALL_BYTES);
+  });
+});
