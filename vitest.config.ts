@@ -2,11 +2,13 @@ import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 
-// The Worker exactly as wrangler.jsonc configures it, except JOB_STATUS: the tests wrap KV so
-// that it is as strict as Cloudflare's (a second write to a key within a second fails), which
-// local KV is not. A wrapped binding cannot share its name with a plain one, hence the removal.
+// The Worker exactly as wrangler.jsonc configures it, except that KV and the queue producer are
+// wrapped to enforce Cloudflare's limits, which local simulation does not: one KV write per
+// second per key, 128 KB per queue message. A wrapped binding cannot share its name with a plain
+// one, hence the removals.
 const wranglerOptions = unstable_getMiniflareWorkerOptions("./wrangler.jsonc");
 const { JOB_STATUS: _plainKv, ...otherKvNamespaces } = wranglerOptions.workerOptions.kvNamespaces ?? {};
+const { JOB_QUEUE: _plainQueue, ...otherQueueProducers } = wranglerOptions.workerOptions.queueProducers ?? {};
 
 export default defineConfig({
   test: {
@@ -27,8 +29,17 @@ export default defineConfig({
                   LOCAL_SANDBOX_TOKEN: host.token,
                 },
                 kvNamespaces: otherKvNamespaces,
-                wrappedBindings: { JOB_STATUS: { scriptName: "strict-kv" } },
-                workers: [{ name: "strict-kv", modules: true, scriptPath: "./test/setup/strictKv.js", kvNamespaces: { INNER: "job-status" } }],
+                queueProducers: otherQueueProducers,
+                wrappedBindings: { JOB_STATUS: { scriptName: "strict-kv" }, JOB_QUEUE: { scriptName: "strict-queue" } },
+                workers: [
+                  { name: "strict-kv", modules: true, scriptPath: "./test/setup/strictKv.js", kvNamespaces: { INNER: "job-status" } },
+                  {
+                    name: "strict-queue",
+                    modules: true,
+                    scriptPath: "./test/setup/strictQueue.js",
+                    queueProducers: { INNER: { queueName: "artifact-sandbox-jobs" } },
+                  },
+                ],
               },
             };
           }),

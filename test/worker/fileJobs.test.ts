@@ -1,0 +1,51 @@
+/** File jobs (write, read, delete) end to end, and inputs bigger than a queue message. */
+import { describe, expect, it } from "vitest";
+import { api, runJob, sha256Hex, toBase64, uniqueSandbox } from "./client";
+
+describe("file jobs", () => {
+  it("writes, reads back as an artifact, and deletes a file", async () => {
+    const sandbox = uniqueSandbox("files");
+    const write = await runJob(sandbox, { type: "file", op: "write", path: "/workspace/notes/hello.txt", content: "héllo\n" });
+    expect(write.status).toBe("succeeded");
+    expect(write.request).toMatchObject({ op: "write", path: "/workspace/notes/hello.txt", contentBytes: 7 });
+
+    const read = await runJob(sandbox, { type: "file", op: "read", path: "/workspace/notes/hello.txt" });
+    expect(read.status).toBe("succeeded");
+    expect(read.artifacts).toEqual([
+      expect.objectContaining({ path: "notes/hello.txt", size: 7, contentType: expect.stringContaining("text/plain"), sha256: await sha256Hex(new TextEncoder().encode("héllo\n")) }),
+    ]);
+    const download = await api(new URL(read.artifacts[0]?.url ?? "").pathname);
+    expect(await download.text()).toBe("héllo\n");
+
+    const remove = await runJob(sandbox, { type: "file", op: "delete", path: "/workspace/notes/hello.txt" });
+    expect(remove.status).toBe("succeeded");
+    const again = await runJob(sandbox, { type: "file", op: "read", path: "/workspace/notes/hello.txt" });
+    expect(again.status).toBe("failed");
+    expect(again.error).toEqual({ code: "FILE_NOT_FOUND", message: "File not found: /workspace/notes/hello.txt" });
+  });
+
+  it("fails a delete of a missing file with FILE_NOT_FOUND", async () => {
+    const job = await runJob(uniqueSandbox("del"), { type: "file", op: "delete", path: "/workspace/nope.txt" });
+    expect(job.status).toBe("failed");
+    expect(job.error?.code).toBe("FILE_NOT_FOUND");
+  });
+
+  it("fails a read of a directory with IS_DIRECTORY", async () => {
+    const sandbox = uniqueSandbox("dir");
+    await runJob(sandbox, { type: "run", command: "mkdir -p somedir" });
+    const job = await runJob(sandbox, { type: "file", op: "read", path: "/workspace/somedir" });
+    expect(job.error?.code).toBe("IS_DIRECTORY");
+  });
+
+  it("takes a 2 MiB binary file through the pipeline although queue messages are capped at 128 KB", async () => {
+    const bytes = new Uint8Array(2 * 1024 * 1024);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7919) % 251;
+    const sandbox = uniqueSandbox("large");
+    const write = await runJob(sandbox, { type: "file", op: "write", path: "/workspace/big.bin", content: toBase64(bytes), encoding: "base64" });
+    expect(write.status).toBe("succeeded");
+    const read = await runJob(sandbox, { type: "file", op: "read", path: "/workspace/big.bin" });
+    expect(read.artifacts[0]).toMatchObject({ size: bytes.length, sha256: await sha256Hex(bytes) });
+    const download = await api(new URL(read.artifacts[0]?.url ?? "").pathname);
+    expect(new Uint8Array(await download.arrayBuffer())).toEqual(bytes);
+  });
+});

@@ -1,0 +1,36 @@
+/**
+ * The test bindings enforce Cloudflare's limits that local simulation does not; these tests
+ * prove the enforcement is active, so the other tests passing means the code respects them.
+ */
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { kvKeys } from "../../storage/layout";
+import { JobRecord } from "../../schemas/job";
+import { runJob, uniqueSandbox } from "./client";
+
+describe("platform limits in the test environment", () => {
+  it("KV rejects a second write to a key within a second", async () => {
+    const key = `limit-probe-${crypto.randomUUID()}`;
+    await env.JOB_STATUS.put(key, "1");
+    await expect(env.JOB_STATUS.put(key, "2")).rejects.toThrow(/429/);
+  });
+
+  it("the queue rejects a message over 128 KB", async () => {
+    await expect(env.JOB_QUEUE.send({ padding: "x".repeat(130 * 1024) })).rejects.toThrow(/128 KB/);
+  });
+
+  it("a job that finishes within a second still gets its final record into KV, a second later", async () => {
+    const job = await runJob(uniqueSandbox("kv"), { type: "run", command: "echo quick" });
+    expect(job.status).toBe("succeeded");
+    // The API's submit wrote KV; the finish could not write again so soon, so a delayed queue
+    // message does it once the second has passed.
+    let cached: JobRecord | undefined;
+    for (let i = 0; i < 60 && cached?.status !== "succeeded"; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const text = await env.JOB_STATUS.get(kvKeys.job(job.id));
+      cached = text ? JobRecord.parse(JSON.parse(text)) : undefined;
+    }
+    expect(cached?.status).toBe("succeeded");
+    expect(cached?.finishedAt).toBe(job.finishedAt);
+  });
+});
