@@ -11,7 +11,12 @@ export const DEFAULT_TIMEOUT_MS = 60 * 1000;
 /** Largest request body the API accepts: a file write's content travels through R2, not the queue. */
 export const MAX_REQUEST_BODY_BYTES = 32 * 1024 * 1024;
 
-const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "Environment variable names must match [A-Za-z_][A-Za-z0-9_]*");
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const EnvVars = z.record(z.string(), z.string().max(100_000)).superRefine((env, ctx) => {
+  for (const name of Object.keys(env)) {
+    if (!ENV_NAME.test(name)) ctx.addIssue({ code: "custom", path: [name], message: `Environment variable names must match [A-Za-z_][A-Za-z0-9_]*; "${name}" does not` });
+  }
+});
 
 const GlobPattern = z
   .string()
@@ -26,7 +31,7 @@ export const RunJobRequest = z
     type: z.literal("run"),
     command: z.string().trim().min(1, "command must not be blank").max(100_000),
     cwd: WorkspaceDirPath.default("/workspace"),
-    env: z.record(EnvName, z.string().max(100_000)).default({}),
+    env: EnvVars.default({}),
     stdin: z.string().max(MAX_REQUEST_BODY_BYTES).optional(),
     timeoutMs: z.number().int().min(1).max(MAX_TIMEOUT_MS, "timeoutMs is at most 900000 (15 minutes)").default(DEFAULT_TIMEOUT_MS),
     artifacts: z.array(GlobPattern).max(64, "At most 64 artifact patterns").default([]),

@@ -1,0 +1,104 @@
+/** Every bad input is answered with the right 4xx, a stable code and a message a user can act on. */
+import { describe, expect, it } from "vitest";
+import { api, expectError, postJson, submit, uniqueSandbox } from "./client";
+
+const run = { type: "run", command: "true" };
+
+describe("bad input", () => {
+  it.each([
+    ["uppercase", "Tenant"],
+    ["leading dash", "-abc"],
+    ["too long", "a".repeat(64)],
+    ["dots", "a..b"],
+    ["reserved", "admin"],
+    ["underscore", "a_b"],
+  ])("rejects a sandbox ID with %s", async (_label, sandboxId) => {
+    const message = await expectError(await postJson(`/v1/sandboxes/${encodeURIComponent(sandboxId)}/jobs`, run), 400, "INVALID_SANDBOX_ID");
+    expect(message).toMatch(/Sandbox ID/);
+  });
+
+  it.each([
+    ["a relative path", "notes.txt", /absolute/],
+    ["a path outside the workspace", "/etc/passwd", /inside \/workspace/],
+    ["a .. escape", "/workspace/../etc/passwd", /'\.\.'/],
+    ["the workspace itself", "/workspace", /not the workspace itself/],
+    ["a NUL byte", "/workspace/a\u0000b", /NUL/],
+  ])("rejects a file job with %s", async (_label, path, pattern) => {
+    const message = await expectError(await postJson(`/v1/sandboxes/${uniqueSandbox("p")}/jobs`, { type: "file", op: "read", path }), 400, "INVALID_REQUEST");
+    expect(message).toMatch(pattern);
+  });
+
+  it("rejects a cwd outside the workspace and artifact patterns that climb out", async () => {
+    await expectError(await postJson(`/v1/sandboxes/ok/jobs`, { ...run, cwd: "/tmp" }), 400, "INVALID_REQUEST");
+    const message = await expectError(await postJson(`/v1/sandboxes/ok/jobs`, { ...run, artifacts: ["../secret"] }), 400, "INVALID_REQUEST");
+    expect(message).toContain("artifacts.0");
+  });
+
+  it.each([
+    ["no type", { command: "ls" }, /type/],
+    ["an unknown type", { type: "deploy" }, /type/],
+    ["a blank command", { type: "run", command: "   " }, /command must not be blank/],
+    ["a timeout over 15 minutes", { type: "run", command: "ls", timeoutMs: 900_001 }, /15 minutes/],
+    ["a non-string env value", { type: "run", command: "ls", env: { A: 1 } }, /env/],
+    ["an invalid env name", { type: "run", command: "ls", env: { "A-B": "x" } }, /Environment variable names/],
+    ["an unknown field", { type: "run", command: "ls", shell: "bash" }, /shell/],
+    ["a write without content", { type: "file", op: "write", path: "/workspace/a" }, /content is required/],
+    ["bad base64", { type: "file", op: "write", path: "/workspace/a", content: "%%%", encoding: "base64" }, /base64/],
+    ["an unknown op", { type: "file", op: "chmod", path: "/workspace/a" }, /op/],
+  ])("rejects a job with %s", async (_label, body, pattern) => {
+    const message = await expectError(await postJson(`/v1/sandboxes/ok/jobs`, body), 400, "INVALID_REQUEST");
+    expect(message).toMatch(pattern);
+  });
+
+  it("rejects a body that is not JSON", async () => {
+    const response = await api("/v1/sandboxes/ok/jobs", { method: "POST", headers: { "content-type": "application/json" }, body: "{not json" });
+    await expectError(response, 400, "INVALID_JSON");
+  });
+
+  it("rejects an oversized body with 413 and runs nothing", async () => {
+    const response = await postJson("/v1/sandboxes/ok/jobs", { type: "file", op: "write", path: "/workspace/huge", content: "x".repeat(33 * 1024 * 1024) });
+    await expectError(response, 413, "BODY_TOO_LARGE");
+  });
+
+  it("answers 404 for unknown and malformed job IDs", async () => {
+    await expectError(await api("/v1/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV"), 404, "JOB_NOT_FOUND");
+    await expectError(await api("/v1/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV/stdout"), 404, "JOB_NOT_FOUND");
+    await expectError(await api("/v1/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV/artifacts/a.txt"), 404, "JOB_NOT_FOUND");
+    await expectError(await api("/v1/jobs/not-a-job"), 400, "INVALID_REQUEST");
+  });
+
+  it("rejects wait and list parameters out of range", async () => {
+    const job = await submit(uniqueSandbox("params"), run);
+    await expectError(await api(`/v1/jobs/${job.id}?wait=61`), 400, "INVALID_REQUEST");
+    await expectError(await api(`/v1/jobs/${job.id}?wait=soon`), 400, "INVALID_REQUEST");
+    await expectError(await api("/v1/sandboxes/ok/jobs?limit=0"), 400, "INVALID_REQUEST");
+    await expectError(await api("/v1/sandboxes/ok/jobs?status=done"), 400, "INVALID_REQUEST");
+    await expectError(await api("/v1/sandboxes/ok/jobs?cursor=zzz"), 400, "INVALID_REQUEST");
+  });
+
+  it("answers unknown routes with a JSON 404", async () => {
+    const message = await expectError(await api("/v2/nothing"), 404, "ROUTE_NOT_FOUND");
+    expect(message).toContain("/v1/openapi.json");
+  });
+
+  it("answers 409 for the output of a job that has not finished", async () => {
+    const job = await submit(uniqueSandbox("early"), { type: "run", command: "sleep 2" });
+    await expectError(await api(`/v1/jobs/${job.id}/stdout`), 409, "OUTPUT_NOT_READY");
+  });
+
+  it("answers 404 for an artifact the job does not have, listing the ones it has", async () => {
+    const job = await submit(uniqueSandbox("noart"), { type: "run", command: "echo x > a.txt", artifacts: ["a.txt"] });
+    await api(`/v1/jobs/${job.id}?wait=10`);
+    const message = await expectError(await api(`/v1/jobs/${job.id}/artifacts/b.txt`), 404, "FILE_NOT_FOUND");
+    expect(message).toContain("a.txt");
+  });
+
+  it("serves an OpenAPI document generated from the schemas", async () => {
+    const response = await api("/v1/openapi.json");
+    expect(response.status).toBe(200);
+    const doc = await response.json<{ paths: Record<string, unknown> }>();
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(["/v1/sandboxes/{sandboxId}/jobs", "/v1/jobs/{jobId}", "/v1/jobs/{jobId}/stdout", "/v1/jobs/{jobId}/artifacts/{path}"]),
+    );
+  });
+});
