@@ -28,7 +28,11 @@ export function createApp(): OpenAPIHono<ApiEnv> {
     bodyLimit({
       maxSize: MAX_REQUEST_BODY_BYTES,
       onError: () => {
-        throw new ApiError(413, ErrorCode.BODY_TOO_LARGE, `Request body is over ${MAX_REQUEST_BODY_BYTES} bytes; split the upload into several files`);
+        throw new ApiError(
+          413,
+          ErrorCode.BODY_TOO_LARGE,
+          `Request body is over ${MAX_REQUEST_BODY_BYTES} bytes; split the upload into several files`,
+        );
       },
     }),
   );
@@ -45,10 +49,16 @@ export function createApp(): OpenAPIHono<ApiEnv> {
 
   app.doc31("/v1/openapi.json", {
     openapi: "3.1.0",
-    info: { title: "artifact-sandbox", version: "1.0.0", description: "Run build steps in isolated sandboxes and collect their output and artifacts." },
+    info: {
+      title: "artifact-sandbox",
+      version: "1.0.0",
+      description: "Run build steps in isolated sandboxes and collect their output and artifacts.",
+    },
   });
 
-  app.notFound((c) => respondWithError(c.req.path, 404, ErrorCode.ROUTE_NOT_FOUND, `No route ${c.req.method} ${c.req.path}; see GET /v1/openapi.json`));
+  app.notFound((c) =>
+    respondWithError(c.req.path, 404, ErrorCode.ROUTE_NOT_FOUND, `No route ${c.req.method} ${c.req.path}; see GET /v1/openapi.json`),
+  );
   app.onError((error, c) => {
     if (error instanceof ApiError) return respondWithError(c.req.path, error.status, error.code, error.message, error.details);
     if (error instanceof HTTPException && error.status < 500) {

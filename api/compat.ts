@@ -31,7 +31,8 @@ function sandboxIdOf(c: { req: { header(name: string): string | undefined; query
 /** The original normalization (trim, leading `/`, `//` collapsed), then the workspace rule. */
 function workspacePathOf(raw: string | undefined): string {
   const trimmed = raw?.trim() ?? "";
-  if (!trimmed) throw new ApiError(400, ErrorCode.INVALID_PATH, "Missing path. Provide ?path=/workspace/<file> (or \"path\" in the JSON body)");
+  if (!trimmed)
+    throw new ApiError(400, ErrorCode.INVALID_PATH, 'Missing path. Provide ?path=/workspace/<file> (or "path" in the JSON body)');
   const normalized = normalizeSlashes(trimmed.startsWith("/") ? trimmed : `/${trimmed}`);
   const parsed = WorkspaceFilePath.safeParse(normalized);
   if (!parsed.success) throw new ApiError(400, ErrorCode.INVALID_PATH, `Invalid path ${normalized}: ${parsed.error.issues[0]?.message}`);
@@ -77,7 +78,7 @@ compatRouter.post("/run", async (c) => {
   const sandboxId = sandboxIdOf(c);
   const body = RunBody.safeParse(await readJson(c.req.raw));
   const command = body.success ? body.data.command?.trim() : undefined;
-  if (!command) throw new ApiError(400, ErrorCode.INVALID_REQUEST, "Missing command. Send {\"command\": \"...\"}");
+  if (!command) throw new ApiError(400, ErrorCode.INVALID_REQUEST, 'Missing command. Send {"command": "..."}');
   const record = await runToCompletion(c, sandboxId, {
     type: "run",
     command,
@@ -96,9 +97,11 @@ compatRouter.post("/run", async (c) => {
 compatRouter.put("/file", async (c) => {
   const sandboxId = sandboxIdOf(c);
   const body = WriteBody.safeParse(await readJson(c.req.raw));
-  if (!body.success) throw new ApiError(400, ErrorCode.INVALID_REQUEST, "Body must be {\"path\": \"...\", \"content\": \"...\"} with string values");
+  if (!body.success)
+    throw new ApiError(400, ErrorCode.INVALID_REQUEST, 'Body must be {"path": "...", "content": "..."} with string values');
   const path = workspacePathOf(body.data.path);
-  if (body.data.content === undefined) throw new ApiError(400, ErrorCode.INVALID_REQUEST, "Missing content. Send {\"path\": \"...\", \"content\": \"...\"} (\"\" for an empty file)");
+  if (body.data.content === undefined)
+    throw new ApiError(400, ErrorCode.INVALID_REQUEST, 'Missing content. Send {"path": "...", "content": "..."} ("" for an empty file)');
   await runToCompletion(c, sandboxId, { type: "file", op: "write", path, content: body.data.content, encoding: "utf-8" });
   return c.json({ path, length: new TextEncoder().encode(body.data.content).byteLength });
 });

@@ -26,10 +26,15 @@ export async function serveObject(bucket: R2Bucket, key: string, request: Reques
     // R2 rejects a range that starts past the end of the object.
     const head = await bucket.head(key);
     if (!head) throw new ApiError(404, ErrorCode.FILE_NOT_FOUND, `No stored object for ${options.filename}`);
-    return new Response(JSON.stringify({ error: { code: ErrorCode.RANGE_NOT_SATISFIABLE, message: `Range not satisfiable; the object is ${head.size} bytes` } }), {
-      status: 416,
-      headers: { "content-type": "application/json", "content-range": `bytes */${head.size}` },
-    });
+    return new Response(
+      JSON.stringify({
+        error: { code: ErrorCode.RANGE_NOT_SATISFIABLE, message: `Range not satisfiable; the object is ${head.size} bytes` },
+      }),
+      {
+        status: 416,
+        headers: { "content-type": "application/json", "content-range": `bytes */${head.size}` },
+      },
+    );
   }
   if (!object) throw new ApiError(404, ErrorCode.FILE_NOT_FOUND, `No stored object for ${options.filename}`);
 

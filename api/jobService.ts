@@ -4,7 +4,7 @@
  */
 import { monotonicFactory } from "ulid";
 import type { AppConfig } from "../config";
-import { type JobRecord, type JobRequest, type JobMessage, isTerminal, summarizeRequest } from "../schemas/job";
+import { isTerminal, type JobMessage, type JobRecord, type JobRequest, summarizeRequest } from "../schemas/job";
 import { JobStore } from "../storage/jobStore";
 import { ApiError, ErrorCode } from "./errors";
 

@@ -1,6 +1,6 @@
 /** `/v1/jobs/{jobId}`: poll a job (optionally long-poll), download its output and artifacts. */
 import { createRoute, z } from "@hono/zod-openapi";
-import { isTerminal, JobView, type JobRecord } from "../schemas/job";
+import { isTerminal, type JobRecord, JobView } from "../schemas/job";
 import { JOB_ID_PATTERN, r2Keys } from "../storage/layout";
 import { serveObject } from "./downloads";
 import { ApiError, ErrorCode } from "./errors";
@@ -9,7 +9,10 @@ import { ErrorBody, newRouter } from "./openapi";
 import { presentJob } from "./present";
 
 const JobParams = z.object({
-  jobId: z.string().regex(JOB_ID_PATTERN, "Job IDs are 26-character ULIDs as returned by the submit call").openapi({ param: { name: "jobId", in: "path" } }),
+  jobId: z
+    .string()
+    .regex(JOB_ID_PATTERN, "Job IDs are 26-character ULIDs as returned by the submit call")
+    .openapi({ param: { name: "jobId", in: "path" } }),
 });
 
 const getJob = createRoute({
@@ -18,7 +21,9 @@ const getJob = createRoute({
   summary: "A job's status, result and download links; with ?wait=N, wait up to N seconds for it to finish",
   request: {
     params: JobParams,
-    query: z.object({ wait: z.coerce.number().int().min(0).max(MAX_WAIT_SECONDS, `wait is at most ${MAX_WAIT_SECONDS} seconds`).optional() }),
+    query: z.object({
+      wait: z.coerce.number().int().min(0).max(MAX_WAIT_SECONDS, `wait is at most ${MAX_WAIT_SECONDS} seconds`).optional(),
+    }),
   },
   responses: {
     200: { description: "The job", content: { "application/json": { schema: JobView } } },
@@ -28,7 +33,11 @@ const getJob = createRoute({
 
 function assertFinished(record: JobRecord, what: string): void {
   if (!isTerminal(record.status)) {
-    throw new ApiError(409, ErrorCode.OUTPUT_NOT_READY, `Job ${record.id} is ${record.status}; its ${what} is available once it finishes (poll with ?wait=30)`);
+    throw new ApiError(
+      409,
+      ErrorCode.OUTPUT_NOT_READY,
+      `Job ${record.id} is ${record.status}; its ${what} is available once it finishes (poll with ?wait=30)`,
+    );
   }
 }
 
@@ -79,7 +88,11 @@ jobsRouter.get("/v1/jobs/:jobId/artifacts/:path{.+}", async (c) => {
   const artifact = record.artifacts.find((candidate) => candidate.path === path);
   if (!artifact) {
     const known = record.artifacts.map((candidate) => candidate.path).slice(0, 20);
-    throw new ApiError(404, ErrorCode.FILE_NOT_FOUND, `Job ${jobId} has no artifact ${path}${known.length ? `; it has: ${known.join(", ")}` : ""}`);
+    throw new ApiError(
+      404,
+      ErrorCode.FILE_NOT_FOUND,
+      `Job ${jobId} has no artifact ${path}${known.length ? `; it has: ${known.join(", ")}` : ""}`,
+    );
   }
   return serveObject(c.env.JOB_OUTPUT, r2Keys.artifact(jobId, path), c.req.raw, {
     filename: path.slice(path.lastIndexOf("/") + 1),

@@ -5,9 +5,9 @@
  */
 import { getMimeType } from "hono/utils/mime";
 import picomatch from "picomatch";
+import type { SandboxPort } from "../sandbox/port";
 import { relativeTo } from "../schemas/ids";
 import type { ArtifactRef, SkippedArtifact } from "../schemas/job";
-import type { SandboxPort } from "../sandbox/port";
 import { putArtifact } from "../storage/outputs";
 
 export interface ArtifactLimits {
@@ -48,7 +48,10 @@ export async function collectArtifacts(
       continue;
     }
     if (totalBytes + file.size > limits.maxTotalBytes) {
-      result.skipped.push({ path, reason: `total artifact size limit reached (${limits.maxTotalBytes} bytes per job); this file is ${file.size} bytes` });
+      result.skipped.push({
+        path,
+        reason: `total artifact size limit reached (${limits.maxTotalBytes} bytes per job); this file is ${file.size} bytes`,
+      });
       continue;
     }
     const contentType = contentTypeFor(path);

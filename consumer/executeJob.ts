@@ -2,9 +2,10 @@
  * Runs one job's work in its sandbox and describes the outcome; it does not touch the job
  * record. Sandbox faults propagate as SandboxOperationError for the caller to retry or fail.
  */
-import { WORKSPACE_ROOT, relativeTo } from "../schemas/ids";
-import { type FileJobRequest, type JobError, type JobRecord, type JobRequest, type RunJobRequest, decodeFileContent } from "../schemas/job";
+
 import { SandboxOperationError, type SandboxPort } from "../sandbox/port";
+import { relativeTo, WORKSPACE_ROOT } from "../schemas/ids";
+import { decodeFileContent, type FileJobRequest, type JobError, type JobRecord, type JobRequest, type RunJobRequest } from "../schemas/job";
 import { putArtifact, putOutput } from "../storage/outputs";
 import { type ArtifactLimits, collectArtifacts, contentTypeFor } from "./artifacts";
 
@@ -37,13 +38,21 @@ async function executeRun(context: ExecuteContext, request: RunJobRequest): Prom
   });
   await Promise.all([putOutput(bucket, jobId, "stdout", result.stdout), putOutput(bucket, jobId, "stderr", result.stderr)]);
   // Artifacts are collected whatever the exit status: a failing test run's report is what you want.
-  const collected = await collectArtifacts(sandbox, bucket, { jobId, cwd: request.cwd, patterns: request.artifacts }, context.artifactLimits);
+  const collected = await collectArtifacts(
+    sandbox,
+    bucket,
+    { jobId, cwd: request.cwd, patterns: request.artifacts },
+    context.artifactLimits,
+  );
 
   let error: JobError | null = null;
   let status: JobOutcome["status"] = "succeeded";
   if (result.timedOut) {
     status = "timed_out";
-    error = { code: "TIMEOUT", message: `Command ran longer than timeoutMs (${request.timeoutMs} ms) and was killed with its whole process tree` };
+    error = {
+      code: "TIMEOUT",
+      message: `Command ran longer than timeoutMs (${request.timeoutMs} ms) and was killed with its whole process tree`,
+    };
   } else if (result.exitCode !== 0) {
     status = "failed";
     error = { code: "NONZERO_EXIT", message: `Command exited with code ${result.exitCode}` };

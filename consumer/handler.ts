@@ -4,11 +4,11 @@
  * message never replays the batch.
  */
 import type { AppConfig } from "../config";
-import { isTerminal, JobMessage } from "../schemas/job";
 import type { SandboxFactory } from "../sandbox/select";
+import { isTerminal, JobMessage } from "../schemas/job";
 import { JobStore } from "../storage/jobStore";
 import { r2Keys } from "../storage/layout";
-import { finish, processJob, type ProcessDeps, refreshCache } from "./processJob";
+import { finish, type ProcessDeps, processJob, refreshCache } from "./processJob";
 
 /** Cloudflare gives a consumer invocation 15 minutes of wall clock; keep a margin for settling. */
 const INVOCATION_BUDGET_MS = 14 * 60 * 1000;
@@ -46,7 +46,9 @@ export async function handleJobBatch(batch: MessageBatch, env: Env, deps: Consum
   }
 
   if (batch.queue === deps.deadLetterQueue) {
-    await Promise.all([...bySandbox.values(), cacheRefreshes].flat().map(({ message, body }) => failUndeliverable(store, enqueue, message, body)));
+    await Promise.all(
+      [...bySandbox.values(), cacheRefreshes].flat().map(({ message, body }) => failUndeliverable(store, enqueue, message, body)),
+    );
     return;
   }
 
@@ -98,5 +100,8 @@ async function failUndeliverable(store: JobStore, enqueue: ProcessDeps["enqueue"
 
 async function recordMalformed(bucket: R2Bucket, queue: string, message: Message): Promise<void> {
   console.error(`queue ${queue}: malformed message ${message.id} acked without running`);
-  await bucket.put(r2Keys.malformedMessage(message.id), JSON.stringify({ queue, id: message.id, body: message.body, receivedAt: new Date().toISOString() }));
+  await bucket.put(
+    r2Keys.malformedMessage(message.id),
+    JSON.stringify({ queue, id: message.id, body: message.body, receivedAt: new Date().toISOString() }),
+  );
 }

@@ -3,9 +3,10 @@
  * duplicates of a finished job are dropped, a job another consumer is running is left to it
  * (until its lease runs out), and every transition is a compare-and-swap on the R2 record.
  */
+
+import { SandboxOperationError, type SandboxPort } from "../sandbox/port";
 import type { JobError, JobMessage, JobRecord } from "../schemas/job";
 import { isTerminal } from "../schemas/job";
-import { SandboxOperationError, type SandboxPort } from "../sandbox/port";
 import type { JobStore, VersionedRecord } from "../storage/jobStore";
 import type { ArtifactLimits } from "./artifacts";
 import { executeJob } from "./executeJob";
@@ -46,7 +47,10 @@ export async function processJob(jobId: string, deps: ProcessDeps): Promise<Disp
 
   const request = await store.readRequest(jobId);
   if (!request) {
-    return finish(deps, current, { status: "failed", error: { code: "REQUEST_MISSING", message: "The job's stored request is gone; submit the job again" } });
+    return finish(deps, current, {
+      status: "failed",
+      error: { code: "REQUEST_MISSING", message: "The job's stored request is gone; submit the job again" },
+    });
   }
   const timeoutMs = request.type === "run" ? request.timeoutMs : 60_000;
   if (deps.remainingMs() < timeoutMs + 30_000) {
@@ -86,7 +90,11 @@ export async function processJob(jobId: string, deps: ProcessDeps): Promise<Disp
 }
 
 /** Writes the final record (R2 first, KV once its spacing allows) and drops the stored request. */
-export async function finish(deps: Pick<ProcessDeps, "store" | "enqueue">, version: VersionedRecord, outcome: Partial<JobRecord> & Pick<JobRecord, "status">): Promise<Disposition> {
+export async function finish(
+  deps: Pick<ProcessDeps, "store" | "enqueue">,
+  version: VersionedRecord,
+  outcome: Partial<JobRecord> & Pick<JobRecord, "status">,
+): Promise<Disposition> {
   const finishedAt = new Date();
   const startedAt = version.record.startedAt ? Date.parse(version.record.startedAt) : null;
   const final: JobRecord = {

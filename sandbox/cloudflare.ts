@@ -3,7 +3,7 @@
  * results onto the port and its errors onto retryable (platform) and final (job) failures.
  */
 import { ContainerUnavailableError, type ISandbox, isPlatformTransientError, streamFile } from "@cloudflare/sandbox";
-import { type ExecRequest, type ExecResult, type FileStream, SandboxOperationError, type SandboxFileInfo, type SandboxPort } from "./port";
+import { type ExecRequest, type ExecResult, type FileStream, type SandboxFileInfo, SandboxOperationError, type SandboxPort } from "./port";
 
 /** The part of the SDK's sandbox stub this adapter uses; tests pass a fake with real result shapes. */
 export type SdkSandbox = Pick<ISandbox, "exec" | "writeFile" | "readFileStream" | "deleteFile" | "listFiles">;
@@ -28,8 +28,10 @@ export function toSandboxError(error: unknown, subject: string): SandboxOperatio
   if (error instanceof SandboxOperationError) return error;
   const code = sdkErrorCode(error);
   if (code) {
-    if (code === "FILE_NOT_FOUND") return new SandboxOperationError("FILE_NOT_FOUND", `File not found: ${subject}`, false, { cause: error });
-    if (code === "IS_DIRECTORY") return new SandboxOperationError("IS_DIRECTORY", `${subject} is a directory, not a file`, false, { cause: error });
+    if (code === "FILE_NOT_FOUND")
+      return new SandboxOperationError("FILE_NOT_FOUND", `File not found: ${subject}`, false, { cause: error });
+    if (code === "IS_DIRECTORY")
+      return new SandboxOperationError("IS_DIRECTORY", `${subject} is a directory, not a file`, false, { cause: error });
   }
   if (error instanceof ContainerUnavailableError || isPlatformTransientError(error)) {
     return new SandboxOperationError("SANDBOX_UNAVAILABLE", `Sandbox container unavailable: ${messageOf(error)}`, true, { cause: error });
@@ -80,7 +82,15 @@ export class CloudflareSandbox implements SandboxPort {
       const elapsed = Date.now() - started;
       // The SDK throws on timeout instead of returning an exit code.
       if (!isPlatformTransientError(error) && elapsed >= request.timeoutMs * 0.95) {
-        return { exitCode: null, timedOut: true, durationMs: elapsed, stdout: new Uint8Array(), stderr: new Uint8Array(), stdoutTruncated: false, stderrTruncated: false };
+        return {
+          exitCode: null,
+          timedOut: true,
+          durationMs: elapsed,
+          stdout: new Uint8Array(),
+          stderr: new Uint8Array(),
+          stdoutTruncated: false,
+          stderrTruncated: false,
+        };
       }
       throw toSandboxError(error, "exec");
     }

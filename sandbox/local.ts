@@ -35,7 +35,10 @@ export class LocalSandbox implements SandboxPort {
   }
 
   async writeFile(path: string, content: Uint8Array): Promise<void> {
-    const response = await this.call("PUT", `/files?path=${encodeURIComponent(path)}`, { body: content, contentType: "application/octet-stream" });
+    const response = await this.call("PUT", `/files?path=${encodeURIComponent(path)}`, {
+      body: content,
+      contentType: "application/octet-stream",
+    });
     await response.body?.cancel();
   }
 

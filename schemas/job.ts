@@ -14,7 +14,12 @@ export const MAX_REQUEST_BODY_BYTES = 32 * 1024 * 1024;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const EnvVars = z.record(z.string(), z.string().max(100_000)).superRefine((env, ctx) => {
   for (const name of Object.keys(env)) {
-    if (!ENV_NAME.test(name)) ctx.addIssue({ code: "custom", path: [name], message: `Environment variable names must match [A-Za-z_][A-Za-z0-9_]*; "${name}" does not` });
+    if (!ENV_NAME.test(name))
+      ctx.addIssue({
+        code: "custom",
+        path: [name],
+        message: `Environment variable names must match [A-Za-z_][A-Za-z0-9_]*; "${name}" does not`,
+      });
   }
 });
 
@@ -47,7 +52,7 @@ const FileWriteRequest = z
     type: z.literal("file"),
     op: z.literal("write"),
     path: WorkspaceFilePath,
-    content: z.string({ error: "content is required for a write (use \"\" for an empty file)" }),
+    content: z.string({ error: 'content is required for a write (use "" for an empty file)' }),
     encoding: FileEncoding.default("utf-8"),
   })
   .strict()

@@ -8,7 +8,7 @@
  * ends sooner gets its KV copy from a delayed queue message). A poll trusts KV only for a
  * finished record, which can never change again; anything else is read from R2.
  */
-import { JobRecord, JobRequest, type JobStatus, isTerminal } from "../schemas/job";
+import { isTerminal, JobRecord, JobRequest, type JobStatus } from "../schemas/job";
 import { kvKeys, r2Keys } from "./layout";
 
 /** KV's limit: one write per second to a key, plus a margin for clock skew between isolates. */

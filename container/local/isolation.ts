@@ -6,7 +6,7 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { WORKSPACE_ROOT, relativeTo } from "../../schemas/ids";
+import { relativeTo, WORKSPACE_ROOT } from "../../schemas/ids";
 
 export type IsolationMode = "bubblewrap" | "none";
 
@@ -148,7 +148,10 @@ export function ensureBubblewrap(log: (line: string) => void): string | undefine
   if (!installed && process.getuid?.() === 0 && existsSync("/usr/bin/apt-get")) {
     log("bubblewrap is missing; installing it with apt-get (once)...");
     spawnSync("apt-get", ["update", "-qq"], { stdio: "inherit" });
-    spawnSync("apt-get", ["install", "-y", "-qq", "bubblewrap"], { stdio: "inherit", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+    spawnSync("apt-get", ["install", "-y", "-qq", "bubblewrap"], {
+      stdio: "inherit",
+      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+    });
     if (bubblewrapWorks()) return undefined;
   }
   if (!installed) {

@@ -5,7 +5,6 @@
 import { createReadStream } from "node:fs";
 import { readdir, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { Readable } from "node:stream";
 import { Hono } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
 import { HTTPException } from "hono/http-exception";
@@ -13,7 +12,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { WORKSPACE_ROOT } from "../../schemas/ids";
 import { type HostErrorCode, HostExecRequest, type HostExecResult, type HostListResult } from "../../schemas/sandboxHost";
 import { type IsolationMode, type RunLimits, runIsolated } from "./isolation";
-import { PathRefusedError, Workspaces } from "./workspace";
+import { PathRefusedError, type Workspaces } from "./workspace";
 
 export interface HostOptions {
   workspaces: Workspaces;
@@ -42,6 +41,21 @@ function fileError(error: unknown, path: string): unknown {
   if (code === "ENOENT" || code === "ENOTDIR") return new HostError("FILE_NOT_FOUND", 404, `File not found: ${path}`);
   if (code === "EISDIR") return new HostError("IS_DIRECTORY", 409, `${path} is a directory, not a file`);
   return error;
+}
+
+/** A file as a web stream, read as the client consumes it. */
+function fileStream(path: string): ReadableStream<Uint8Array> {
+  const chunks = createReadStream(path)[Symbol.asyncIterator]();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const next = await chunks.next();
+      if (next.done) controller.close();
+      else if (next.value instanceof Uint8Array) controller.enqueue(next.value);
+    },
+    async cancel() {
+      await chunks.return?.();
+    },
+  });
 }
 
 export function createHostApp(options: HostOptions): Hono {
@@ -94,7 +108,7 @@ export function createHostApp(options: HostOptions): Hono {
       throw fileError(error, path);
     });
     if (info.isDirectory()) throw new HostError("IS_DIRECTORY", 409, `${path} is a directory, not a file`);
-    const body = Readable.toWeb(createReadStream(target)) as ReadableStream<Uint8Array>;
+    const body = fileStream(target);
     return new Response(body, { headers: { "content-type": "application/octet-stream", "content-length": String(info.size) } });
   });
 

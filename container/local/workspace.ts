@@ -4,7 +4,7 @@
  */
 import { lstat, mkdir, realpath } from "node:fs/promises";
 import { join, sep } from "node:path";
-import { WORKSPACE_ROOT, relativeTo, SandboxId, WorkspaceDirPath, WorkspaceFilePath } from "../../schemas/ids";
+import { relativeTo, SandboxId, WORKSPACE_ROOT, WorkspaceDirPath, WorkspaceFilePath } from "../../schemas/ids";
 
 export class PathRefusedError extends Error {
   override readonly name = "PathRefusedError";

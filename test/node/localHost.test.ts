@@ -32,7 +32,11 @@ async function exec(sandboxId: string, command: string, extra: { timeoutMs?: num
   });
   expect(response.status).toBe(200);
   const result = HostExecResult.parse(await response.json());
-  return { ...result, stdout: Buffer.from(result.stdoutBase64, "base64").toString(), stderr: Buffer.from(result.stderrBase64, "base64").toString() };
+  return {
+    ...result,
+    stdout: Buffer.from(result.stdoutBase64, "base64").toString(),
+    stderr: Buffer.from(result.stderrBase64, "base64").toString(),
+  };
 }
 
 function hostCall(method: string, path: string, body?: string) {
@@ -51,7 +55,10 @@ describe("local sandbox host", () => {
   });
 
   it("lets a job write its workspace and nothing else on the host", async () => {
-    const result = await exec("writer", "echo ok > /workspace/inside.txt; echo x > /usr/evil 2>&1; echo x > /etc/evil 2>&1; echo x > /outside 2>&1; true");
+    const result = await exec(
+      "writer",
+      "echo ok > /workspace/inside.txt; echo x > /usr/evil 2>&1; echo x > /etc/evil 2>&1; echo x > /outside 2>&1; true",
+    );
     expect(result.exitCode).toBe(0);
     expect(await readFile(join(root, "writer", "inside.txt"), "utf8")).toBe("ok\n");
     expect(result.stderr + result.stdout).toMatch(/Read-only file system|Permission denied/);
@@ -98,11 +105,16 @@ describe("local sandbox host", () => {
 
   it("kills the whole process tree on timeout, daemons included", async () => {
     const marker = `sleep ${31_000 + Math.floor(Math.random() * 1000)}`;
-    const result = await exec("killer", `${marker} & (setsid ${marker} &) ; nohup ${marker} >/dev/null 2>&1 & ${marker}`, { timeoutMs: 500 });
+    const result = await exec("killer", `${marker} & (setsid ${marker} &) ; nohup ${marker} >/dev/null 2>&1 & ${marker}`, {
+      timeoutMs: 500,
+    });
     expect(result.timedOut).toBe(true);
     expect(result.exitCode).toBeNull();
     const { execSync } = await import("node:child_process");
-    const survivors = execSync("ps -eo args=").toString().split("\n").filter((line) => line.trim() === marker);
+    const survivors = execSync("ps -eo args=")
+      .toString()
+      .split("\n")
+      .filter((line) => line.trim() === marker);
     expect(survivors).toEqual([]);
   });
 

@@ -14,7 +14,9 @@ export default function strictKv(env) {
       const now = Date.now();
       const previous = lastWriteAt.get(key);
       if (previous !== undefined && now - previous < 1000) {
-        throw new Error(`KV PUT failed: 429 Too Many Requests (key "${key}" written ${now - previous} ms ago; limit is 1 write/second/key)`);
+        throw new Error(
+          `KV PUT failed: 429 Too Many Requests (key "${key}" written ${now - previous} ms ago; limit is 1 write/second/key)`,
+        );
       }
       lastWriteAt.set(key, now);
       return inner.put(key, value, options);

@@ -13,7 +13,11 @@ describe("bad input", () => {
     ["reserved", "admin"],
     ["underscore", "a_b"],
   ])("rejects a sandbox ID with %s", async (_label, sandboxId) => {
-    const message = await expectError(await postJson(`/v1/sandboxes/${encodeURIComponent(sandboxId)}/jobs`, run), 400, "INVALID_SANDBOX_ID");
+    const message = await expectError(
+      await postJson(`/v1/sandboxes/${encodeURIComponent(sandboxId)}/jobs`, run),
+      400,
+      "INVALID_SANDBOX_ID",
+    );
     expect(message).toMatch(/Sandbox ID/);
   });
 
@@ -24,13 +28,21 @@ describe("bad input", () => {
     ["the workspace itself", "/workspace", /not the workspace itself/],
     ["a NUL byte", "/workspace/a\u0000b", /NUL/],
   ])("rejects a file job with %s", async (_label, path, pattern) => {
-    const message = await expectError(await postJson(`/v1/sandboxes/${uniqueSandbox("p")}/jobs`, { type: "file", op: "read", path }), 400, "INVALID_REQUEST");
+    const message = await expectError(
+      await postJson(`/v1/sandboxes/${uniqueSandbox("p")}/jobs`, { type: "file", op: "read", path }),
+      400,
+      "INVALID_REQUEST",
+    );
     expect(message).toMatch(pattern);
   });
 
   it("rejects a cwd outside the workspace and artifact patterns that climb out", async () => {
     await expectError(await postJson(`/v1/sandboxes/ok/jobs`, { ...run, cwd: "/tmp" }), 400, "INVALID_REQUEST");
-    const message = await expectError(await postJson(`/v1/sandboxes/ok/jobs`, { ...run, artifacts: ["../secret"] }), 400, "INVALID_REQUEST");
+    const message = await expectError(
+      await postJson(`/v1/sandboxes/ok/jobs`, { ...run, artifacts: ["../secret"] }),
+      400,
+      "INVALID_REQUEST",
+    );
     expect(message).toContain("artifacts.0");
   });
 
@@ -51,12 +63,21 @@ describe("bad input", () => {
   });
 
   it("rejects a body that is not JSON", async () => {
-    const response = await api("/v1/sandboxes/ok/jobs", { method: "POST", headers: { "content-type": "application/json" }, body: "{not json" });
+    const response = await api("/v1/sandboxes/ok/jobs", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{not json",
+    });
     await expectError(response, 400, "INVALID_JSON");
   });
 
   it("rejects an oversized body with 413 and runs nothing", async () => {
-    const response = await postJson("/v1/sandboxes/ok/jobs", { type: "file", op: "write", path: "/workspace/huge", content: "x".repeat(33 * 1024 * 1024) });
+    const response = await postJson("/v1/sandboxes/ok/jobs", {
+      type: "file",
+      op: "write",
+      path: "/workspace/huge",
+      content: "x".repeat(33 * 1024 * 1024),
+    });
     await expectError(response, 413, "BODY_TOO_LARGE");
   });
 
@@ -98,7 +119,12 @@ describe("bad input", () => {
     expect(response.status).toBe(200);
     const doc = await response.json<{ paths: Record<string, unknown> }>();
     expect(Object.keys(doc.paths)).toEqual(
-      expect.arrayContaining(["/v1/sandboxes/{sandboxId}/jobs", "/v1/jobs/{jobId}", "/v1/jobs/{jobId}/stdout", "/v1/jobs/{jobId}/artifacts/{path}"]),
+      expect.arrayContaining([
+        "/v1/sandboxes/{sandboxId}/jobs",
+        "/v1/jobs/{jobId}",
+        "/v1/jobs/{jobId}/stdout",
+        "/v1/jobs/{jobId}/artifacts/{path}",
+      ]),
     );
   });
 });

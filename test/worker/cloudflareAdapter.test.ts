@@ -18,7 +18,9 @@ async function failureOf(promise: Promise<unknown>): Promise<SandboxOperationErr
 
 describe("Cloudflare sandbox adapter", () => {
   it("maps an exec result, cutting output at the cap", async () => {
-    const { sandbox, calls } = fakeSdkSandbox({ exec: async () => execResult({ exitCode: 2, success: false, stdout: "0123456789", stderr: "oops" }) });
+    const { sandbox, calls } = fakeSdkSandbox({
+      exec: async () => execResult({ exitCode: 2, success: false, stdout: "0123456789", stderr: "oops" }),
+    });
     const adapter = new CloudflareSandbox(sandbox, { maxOutputBytes: 4 });
     const result = await adapter.exec({ command: "make", cwd: "/workspace/app", env: { A: "1" }, timeoutMs: 5000 });
     expect(result).toMatchObject({ exitCode: 2, timedOut: false, stdoutTruncated: true, stderrTruncated: false });
@@ -29,7 +31,13 @@ describe("Cloudflare sandbox adapter", () => {
 
   it("feeds stdin through a private file, since the SDK's exec has none", async () => {
     const { sandbox, calls } = fakeSdkSandbox({ exec: async () => execResult({}) });
-    await new CloudflareSandbox(sandbox, { maxOutputBytes: 100 }).exec({ command: "cat -", cwd: "/workspace", env: {}, stdin: "input", timeoutMs: 1000 });
+    await new CloudflareSandbox(sandbox, { maxOutputBytes: 100 }).exec({
+      command: "cat -",
+      cwd: "/workspace",
+      env: {},
+      stdin: "input",
+      timeoutMs: 1000,
+    });
     const stdinPath = calls.writes[0]?.path ?? "";
     expect(calls.writes[0]?.content).toBe("input");
     expect(calls.exec[0]?.command).toBe(`sh -c 'cat -' < ${stdinPath}; status=$?; rm -f ${stdinPath}; exit $status`);
@@ -42,7 +50,12 @@ describe("Cloudflare sandbox adapter", () => {
         throw new Error("Command timed out");
       },
     });
-    const result = await new CloudflareSandbox(sandbox, { maxOutputBytes: 100 }).exec({ command: "sleep 9", cwd: "/workspace", env: {}, timeoutMs: 50 });
+    const result = await new CloudflareSandbox(sandbox, { maxOutputBytes: 100 }).exec({
+      command: "sleep 9",
+      cwd: "/workspace",
+      env: {},
+      timeoutMs: 50,
+    });
     expect(result).toMatchObject({ timedOut: true, exitCode: null });
   });
 
@@ -55,13 +68,17 @@ describe("Cloudflare sandbox adapter", () => {
       timestamp: new Date().toISOString(),
     });
     const { sandbox } = fakeSdkSandbox({ exec: async () => Promise.reject(unavailable) });
-    const error = await failureOf(new CloudflareSandbox(sandbox, { maxOutputBytes: 100 }).exec({ command: "ls", cwd: "/workspace", env: {}, timeoutMs: 60_000 }));
+    const error = await failureOf(
+      new CloudflareSandbox(sandbox, { maxOutputBytes: 100 }).exec({ command: "ls", cwd: "/workspace", env: {}, timeoutMs: 60_000 }),
+    );
     expect(error).toMatchObject({ code: "SANDBOX_UNAVAILABLE", retryable: true });
   });
 
   it("marks a lost connection (a platform-transient error) as retryable", async () => {
     const { sandbox } = fakeSdkSandbox({ exec: async () => Promise.reject(new Error("Network connection lost.")) });
-    const error = await failureOf(new CloudflareSandbox(sandbox, { maxOutputBytes: 100 }).exec({ command: "ls", cwd: "/workspace", env: {}, timeoutMs: 60_000 }));
+    const error = await failureOf(
+      new CloudflareSandbox(sandbox, { maxOutputBytes: 100 }).exec({ command: "ls", cwd: "/workspace", env: {}, timeoutMs: 60_000 }),
+    );
     expect(error).toMatchObject({ code: "SANDBOX_UNAVAILABLE", retryable: true });
   });
 
@@ -81,7 +98,9 @@ describe("Cloudflare sandbox adapter", () => {
   });
 
   it("writes bytes as base64 and lists regular files recursively", async () => {
-    const { sandbox, calls } = fakeSdkSandbox({ files: { "/workspace/a/b.txt": new Uint8Array(3), "/workspace/c.txt": new Uint8Array(5) } });
+    const { sandbox, calls } = fakeSdkSandbox({
+      files: { "/workspace/a/b.txt": new Uint8Array(3), "/workspace/c.txt": new Uint8Array(5) },
+    });
     const adapter = new CloudflareSandbox(sandbox, { maxOutputBytes: 100 });
     await adapter.writeFile("/workspace/x.bin", Uint8Array.from([0, 255, 10]));
     expect(calls.writes[0]).toEqual({ path: "/workspace/x.bin", content: "AP8K", encoding: "base64" });

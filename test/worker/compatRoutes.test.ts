@@ -30,7 +30,10 @@ describe.each(["a", "b"])("the original Python client's suite against sandbox %s
 
     const overwrite = await call("PUT", "/file", sandboxId, { path: "/workspace/demo.txt", content: "v2" });
     expect(await overwrite.json()).toEqual({ path: "/workspace/demo.txt", length: 2 });
-    expect(await (await call("GET", "/file?path=/workspace/demo.txt", sandboxId)).json()).toEqual({ path: "/workspace/demo.txt", content: "v2" });
+    expect(await (await call("GET", "/file?path=/workspace/demo.txt", sandboxId)).json()).toEqual({
+      path: "/workspace/demo.txt",
+      content: "v2",
+    });
 
     const download = await call("GET", "/file?path=/workspace/demo.txt&mode=download", sandboxId);
     expect(download.status).toBe(200);
@@ -46,14 +49,20 @@ describe.each(["a", "b"])("the original Python client's suite against sandbox %s
 
     const remove = await call("DELETE", "/file?path=/workspace/demo.txt", sandboxId);
     expect(await remove.json()).toEqual({ path: "/workspace/demo.txt", deleted: true });
-    expect(await legacyError(await call("DELETE", "/file?path=/workspace/demo.txt", sandboxId), 404)).toBe("File not found: /workspace/demo.txt");
-    expect(await legacyError(await call("GET", "/file?path=/workspace/missing.txt", sandboxId), 404)).toBe("File not found: /workspace/missing.txt");
+    expect(await legacyError(await call("DELETE", "/file?path=/workspace/demo.txt", sandboxId), 404)).toBe(
+      "File not found: /workspace/demo.txt",
+    );
+    expect(await legacyError(await call("GET", "/file?path=/workspace/missing.txt", sandboxId), 404)).toBe(
+      "File not found: /workspace/missing.txt",
+    );
   });
 });
 
 describe("original routes: shapes kept, flaws fixed", () => {
   it("requires a sandbox ID, from the header or ?sandbox_id=", async () => {
-    expect(await legacyError(await call("POST", "/run", undefined, { command: "ls" }), 400)).toBe("Missing sandbox id. Provide x-sandbox-id header or ?sandbox_id=");
+    expect(await legacyError(await call("POST", "/run", undefined, { command: "ls" }), 400)).toBe(
+      "Missing sandbox id. Provide x-sandbox-id header or ?sandbox_id=",
+    );
     const viaQuery = await call("POST", "/run?sandbox_id=q", undefined, { command: "echo via-query" });
     expect(await viaQuery.json()).toMatchObject({ output: "via-query\n", success: true });
     expect(await legacyError(await call("POST", "/run", "Bad_ID", { command: "ls" }), 400)).toMatch(/Invalid sandbox id/);

@@ -9,8 +9,8 @@
  */
 import { createExecutionContext, createMessageBatch, env, getQueueResult } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
-import worker from "../../worker";
 import { r2Keys } from "../../storage/layout";
+import worker from "../../worker";
 import { api, getJob, runJob, submit, uniqueSandbox, waitForJob } from "./client";
 
 const JOB_QUEUE = "artifact-sandbox-jobs";

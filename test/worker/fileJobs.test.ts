@@ -12,7 +12,12 @@ describe("file jobs", () => {
     const read = await runJob(sandbox, { type: "file", op: "read", path: "/workspace/notes/hello.txt" });
     expect(read.status).toBe("succeeded");
     expect(read.artifacts).toEqual([
-      expect.objectContaining({ path: "notes/hello.txt", size: 7, contentType: expect.stringContaining("text/plain"), sha256: await sha256Hex(new TextEncoder().encode("héllo\n")) }),
+      expect.objectContaining({
+        path: "notes/hello.txt",
+        size: 7,
+        contentType: expect.stringContaining("text/plain"),
+        sha256: await sha256Hex(new TextEncoder().encode("héllo\n")),
+      }),
     ]);
     const download = await api(new URL(read.artifacts[0]?.url ?? "").pathname);
     expect(await download.text()).toBe("héllo\n");
@@ -41,7 +46,13 @@ describe("file jobs", () => {
     const bytes = new Uint8Array(2 * 1024 * 1024);
     for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7919) % 251;
     const sandbox = uniqueSandbox("large");
-    const write = await runJob(sandbox, { type: "file", op: "write", path: "/workspace/big.bin", content: toBase64(bytes), encoding: "base64" });
+    const write = await runJob(sandbox, {
+      type: "file",
+      op: "write",
+      path: "/workspace/big.bin",
+      content: toBase64(bytes),
+      encoding: "base64",
+    });
     expect(write.status).toBe("succeeded");
     const read = await runJob(sandbox, { type: "file", op: "read", path: "/workspace/big.bin" });
     expect(read.artifacts[0]).toMatchObject({ size: bytes.length, sha256: await sha256Hex(bytes) });

@@ -4,8 +4,8 @@
  */
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { kvKeys } from "../../storage/layout";
 import { JobRecord } from "../../schemas/job";
+import { kvKeys } from "../../storage/layout";
 import { runJob, uniqueSandbox } from "./client";
 
 describe("platform limits in the test environment", () => {

@@ -141,7 +141,13 @@ describe("run jobs", () => {
 
   it("round-trips a base64-written binary through a run job", async () => {
     const sandbox = uniqueSandbox("copy");
-    const write = await runJob(sandbox, { type: "file", op: "write", path: "/workspace/in.bin", content: toBase64(ALL_BYTES), encoding: "base64" });
+    const write = await runJob(sandbox, {
+      type: "file",
+      op: "write",
+      path: "/workspace/in.bin",
+      content: toBase64(ALL_BYTES),
+      encoding: "base64",
+    });
     expect(write.status).toBe("succeeded");
     const copy = await runJob(sandbox, { type: "run", command: "mkdir -p out && cp in.bin out/copy.bin", artifacts: ["out/*.bin"] });
     const artifact = await api(new URL(copy.artifacts[0]?.url ?? "").pathname);

@@ -15,7 +15,13 @@ export class SdkFileNotFoundError extends Error {
   readonly errorResponse: { code: "FILE_NOT_FOUND"; message: string; context: { path: string }; httpStatus: number; timestamp: string };
   constructor(path: string) {
     super(`File not found: ${path}`);
-    this.errorResponse = { code: "FILE_NOT_FOUND", message: this.message, context: { path }, httpStatus: 404, timestamp: new Date().toISOString() };
+    this.errorResponse = {
+      code: "FILE_NOT_FOUND",
+      message: this.message,
+      context: { path },
+      httpStatus: 404,
+      timestamp: new Date().toISOString(),
+    };
   }
   get code(): "FILE_NOT_FOUND" {
     return "FILE_NOT_FOUND";
@@ -30,7 +36,9 @@ export interface FakeSdkCalls {
 /** Encodes a file the way the container streams it: SSE events metadata, chunk..., complete. */
 export function fileSse(bytes: Uint8Array, chunkSize = 4): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder();
-  const events: string[] = [JSON.stringify({ type: "metadata", mimeType: "application/octet-stream", size: bytes.length, isBinary: true, encoding: "base64" })];
+  const events: string[] = [
+    JSON.stringify({ type: "metadata", mimeType: "application/octet-stream", size: bytes.length, isBinary: true, encoding: "base64" }),
+  ];
   for (let offset = 0; offset < bytes.length; offset += chunkSize) {
     let binary = "";
     for (const byte of bytes.subarray(offset, offset + chunkSize)) binary += String.fromCharCode(byte);
@@ -73,7 +81,9 @@ export function fakeSdkSandbox(behaviour: {
       return { success: true, path, timestamp: new Date().toISOString() };
     },
     async listFiles(path: string, options?: ListFilesOptions) {
-      const entries = Object.entries(files).filter(([name]) => name.startsWith(`${path}/`) && (options?.recursive || !name.slice(path.length + 1).includes("/")));
+      const entries = Object.entries(files).filter(
+        ([name]) => name.startsWith(`${path}/`) && (options?.recursive || !name.slice(path.length + 1).includes("/")),
+      );
       return {
         success: true,
         path,
