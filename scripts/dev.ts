@@ -22,10 +22,10 @@ async function main(): Promise<void> {
   const host = await startHost({ root: resolve(".wrangler/sandboxes"), token, port: hostPort, isolation });
   console.log(`local sandbox host: ${host.url} (isolation: ${host.isolation}, workspaces in .wrangler/sandboxes)`);
 
+  // Spawned directly (not through npx) so a stop signal reaches wrangler itself.
   const wrangler = spawn(
-    "npx",
+    resolve("node_modules/.bin/wrangler"),
     [
-      "wrangler",
       "dev",
       "--ip",
       "127.0.0.1",
