@@ -1,0 +1,96 @@
+/**
+ * Starts the whole local stack: the local sandbox host and `wrangler dev` (miniflare's local
+ * Queues, KV and R2) wired to it. Used by `npm run dev` and `npm run bench`.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { startHost } from "../container/local/host";
+import type { IsolationMode } from "../container/local/isolation";
+
+export interface LocalStackOptions {
+  apiPort: number;
+  hostPort: number;
+  /** Holds wrangler's state, the sandbox workspaces and the token file. */
+  stateDir: string;
+  isolation: IsolationMode;
+  /** Where wrangler's output goes: the terminal, or nowhere (benchmarks). */
+  wranglerOutput: "inherit" | "ignore";
+}
+
+export interface LocalStack {
+  apiUrl: string;
+  hostUrl: string;
+  isolation: IsolationMode;
+  wrangler: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
+  // A fresh token per run, handed to wrangler through a private env file, never on a command line.
+  const token = randomBytes(24).toString("hex");
+  const devDir = join(options.stateDir, "dev");
+  await mkdir(devDir, { recursive: true });
+  const envFile = join(devDir, "local-sandbox.env");
+  await writeFile(envFile, `LOCAL_SANDBOX_TOKEN=${token}\n`, { mode: 0o600 });
+
+  const host = await startHost({
+    root: resolve(options.stateDir, "sandboxes"),
+    token,
+    port: options.hostPort,
+    isolation: options.isolation,
+  });
+
+  // Spawned directly (not through npx) so a stop signal reaches wrangler itself.
+  const wrangler = spawn(
+    resolve("node_modules/.bin/wrangler"),
+    [
+      "dev",
+      "--ip",
+      "127.0.0.1",
+      "--port",
+      String(options.apiPort),
+      "--persist-to",
+      join(options.stateDir, "state"),
+      "--var",
+      "SANDBOX_BACKEND:local",
+      "--var",
+      `LOCAL_SANDBOX_URL:${host.url}`,
+      "--env-file",
+      envFile,
+      "--show-interactive-dev-session=false",
+    ],
+    { stdio: ["ignore", options.wranglerOutput, options.wranglerOutput] },
+  );
+
+  const apiUrl = `http://localhost:${options.apiPort}`;
+  return {
+    apiUrl,
+    hostUrl: host.url,
+    isolation: host.isolation,
+    wrangler,
+    async stop() {
+      if (wrangler.exitCode === null) {
+        const exited = new Promise((done) => wrangler.once("exit", done));
+        wrangler.kill("SIGINT");
+        await exited;
+      }
+      await host.close();
+    },
+  };
+}
+
+/** Resolves once the API answers, or rejects after `timeoutMs`. */
+export async function waitUntilServing(apiUrl: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const ok = await fetch(`${apiUrl}/v1/openapi.json`).then(
+      (response) => response.ok,
+      () => false,
+    );
+    if (ok) return;
+    await new Promise((done) => setTimeout(done, 250));
+  }
+  throw new Error(`The API did not come up at ${apiUrl} within ${timeoutMs} ms`);
+}
