@@ -4,7 +4,7 @@
  */
 import { monotonicFactory } from "ulid";
 import type { AppConfig } from "../config";
-import { isTerminal, type JobMessage, type JobRecord, type JobRequest, summarizeRequest } from "../schemas/job";
+import { INLINE_REQUEST_MAX_BYTES, isTerminal, type JobRecord, type JobRequest, type RunMessage, summarizeRequest } from "../schemas/job";
 import { JobStore } from "../storage/jobStore";
 import { ApiError, ErrorCode } from "./errors";
 
@@ -44,8 +44,9 @@ export class JobService {
       expiresAt: new Date(now.getTime() + this.config.retentionSeconds * 1000).toISOString(),
       leaseUntil: null,
     };
-    await this.store.create(record, request);
-    const message: JobMessage = { jobId: record.id, sandboxId, purpose: "run" };
+    const inline = new TextEncoder().encode(JSON.stringify(request)).byteLength <= INLINE_REQUEST_MAX_BYTES;
+    const { kvWrittenAt } = await this.store.create(record, inline ? undefined : request);
+    const message: RunMessage = { kind: "run", jobId: record.id, sandboxId, kvWrittenAt, ...(inline ? { request } : {}) };
     try {
       await this.env.JOB_QUEUE.send(message, { contentType: "json" });
     } catch (error) {
@@ -70,14 +71,18 @@ export class JobService {
     return record;
   }
 
-  /** Polls until the job has finished or `waitMs` has passed, backing off from 25 ms to 1 s. */
+  /**
+   * Polls until the job has finished or `waitMs` has passed: every 5 ms at first, since most
+   * jobs finish within tens of milliseconds, backing off to 500 ms so a long wait stays within
+   * a request's subrequest budget (about 130 polls for 60 s).
+   */
   async waitFor(jobId: string, waitMs: number): Promise<JobRecord> {
     const deadline = Date.now() + waitMs;
     let record = await this.get(jobId);
-    let pause = 25;
+    let pause = 5;
     while (!isTerminal(record.status) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, Math.min(pause, Math.max(0, deadline - Date.now()))));
-      pause = Math.min(pause * 2, 1000);
+      pause = Math.min(Math.ceil(pause * 1.3), 500);
       record = await this.get(jobId);
     }
     return record;

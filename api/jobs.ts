@@ -62,7 +62,9 @@ for (const stream of ["stdout", "stderr"] as const) {
     const jobId = parseJobId(c.req.param("jobId"));
     const record = await c.var.jobs.get(jobId);
     assertFinished(record, stream);
-    if (!record[stream]) throw new ApiError(404, ErrorCode.FILE_NOT_FOUND, `Job ${jobId} is a file job and has no ${stream}`);
+    const output = record[stream];
+    if (!output) throw new ApiError(404, ErrorCode.FILE_NOT_FOUND, `Job ${jobId} is a file job and has no ${stream}`);
+    if (output.size === 0) return c.body(null, 200, { "content-type": "text/plain; charset=utf-8", "content-length": "0" });
     return serveObject(c.env.JOB_OUTPUT, r2Keys.output(jobId, stream), c.req.raw, {
       filename: `${jobId}.${stream}.txt`,
       disposition: "inline",

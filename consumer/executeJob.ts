@@ -36,7 +36,11 @@ async function executeRun(context: ExecuteContext, request: RunJobRequest): Prom
     stdin: request.stdin,
     timeoutMs: request.timeoutMs,
   });
-  await Promise.all([putOutput(bucket, jobId, "stdout", result.stdout), putOutput(bucket, jobId, "stderr", result.stderr)]);
+  // Empty output is not stored: its size in the record says it all.
+  await Promise.all([
+    result.stdout.byteLength > 0 && putOutput(bucket, jobId, "stdout", result.stdout),
+    result.stderr.byteLength > 0 && putOutput(bucket, jobId, "stderr", result.stderr),
+  ]);
   // Artifacts are collected whatever the exit status: a failing test run's report is what you want.
   const collected = await collectArtifacts(
     sandbox,

@@ -5,10 +5,11 @@
  */
 import type { AppConfig } from "../config";
 import type { SandboxFactory } from "../sandbox/select";
-import { isTerminal, JobMessage } from "../schemas/job";
+import { type CacheMessage, isTerminal, QueueMessage, type RunMessage } from "../schemas/job";
 import { JobStore } from "../storage/jobStore";
 import { r2Keys } from "../storage/layout";
-import { finish, type ProcessDeps, processJob, refreshCache } from "./processJob";
+import { KvCacheScheduler } from "./kvCache";
+import { finish, type ProcessDeps, processJob } from "./processJob";
 
 /** Cloudflare gives a consumer invocation 15 minutes of wall clock; keep a margin for settling. */
 const INVOCATION_BUDGET_MS = 14 * 60 * 1000;
@@ -19,78 +20,86 @@ export interface ConsumerDeps {
   deadLetterQueue: string;
 }
 
+interface Delivered<T> {
+  message: Message;
+  body: T;
+}
+
 export async function handleJobBatch(batch: MessageBatch, env: Env, deps: ConsumerDeps): Promise<void> {
   const startedAt = Date.now();
   const store = new JobStore(env.JOB_STATUS, env.JOB_OUTPUT, deps.config.retentionSeconds);
-  const bySandbox = new Map<string, { message: Message; body: JobMessage }[]>();
-  const cacheRefreshes: { message: Message; body: JobMessage }[] = [];
-  const enqueue = async (body: JobMessage, delaySeconds: number) => {
-    await env.JOB_QUEUE.send(body, { contentType: "json", delaySeconds });
-  };
+  const kvCache = new KvCacheScheduler(store, async (message: CacheMessage, delaySeconds) => {
+    await env.JOB_QUEUE.send(message, { contentType: "json", delaySeconds });
+  });
 
+  const runs: Delivered<RunMessage>[] = [];
+  const cacheRefreshes: Delivered<CacheMessage>[] = [];
   for (const message of batch.messages) {
-    const parsed = JobMessage.safeParse(message.body);
+    const parsed = QueueMessage.safeParse(message.body);
     if (!parsed.success) {
       // Retrying cannot fix a malformed message: record it and let it go.
       await recordMalformed(env.JOB_OUTPUT, batch.queue, message);
       message.ack();
-      continue;
-    }
-    if (parsed.data.purpose === "cache") {
+    } else if (parsed.data.kind === "cache") {
       cacheRefreshes.push({ message, body: parsed.data });
-      continue;
+    } else {
+      runs.push({ message, body: parsed.data });
     }
-    const group = bySandbox.get(parsed.data.sandboxId) ?? [];
-    group.push({ message, body: parsed.data });
-    bySandbox.set(parsed.data.sandboxId, group);
   }
 
   if (batch.queue === deps.deadLetterQueue) {
-    await Promise.all(
-      [...bySandbox.values(), cacheRefreshes].flat().map(({ message, body }) => failUndeliverable(store, enqueue, message, body)),
-    );
-    return;
+    await Promise.all(runs.map((run) => failUndeliverable(store, kvCache, run)));
+    // A cache copy that could not be delivered loses nothing: R2 holds the record.
+    for (const { message } of cacheRefreshes) message.ack();
+  } else {
+    const processDeps: ProcessDeps = {
+      store,
+      bucket: env.JOB_OUTPUT,
+      sandboxFor: deps.sandboxFor,
+      artifactLimits: { maxFiles: deps.config.artifactMaxFiles, maxTotalBytes: deps.config.artifactMaxTotalBytes },
+      maxAttempts: deps.config.maxJobAttempts,
+      kvCache,
+      remainingMs: () => INVOCATION_BUDGET_MS - (Date.now() - startedAt),
+    };
+    await Promise.all([
+      ...groupBySandbox(runs).map((group) => runInOrder(group, processDeps)),
+      ...cacheRefreshes.map(async ({ message, body }) => {
+        await kvCache.refresh(body);
+        message.ack();
+      }),
+    ]);
   }
+  await kvCache.flush();
+}
 
-  const refreshes = cacheRefreshes.map(async ({ message, body }) => {
-    const current = await store.getVersioned(body.jobId);
-    if (current && isTerminal(current.record.status)) await refreshCache({ store, enqueue }, current);
-    message.ack();
-  });
+function groupBySandbox(runs: Delivered<RunMessage>[]): Delivered<RunMessage>[][] {
+  const groups = new Map<string, Delivered<RunMessage>[]>();
+  for (const run of runs) {
+    const group = groups.get(run.body.sandboxId) ?? [];
+    group.push(run);
+    groups.set(run.body.sandboxId, group);
+  }
+  // ULIDs sort by submission time, so this is submission order within each sandbox.
+  return [...groups.values()].map((group) => group.sort((a, b) => (a.body.jobId < b.body.jobId ? -1 : 1)));
+}
 
-  const processDeps: ProcessDeps = {
-    store,
-    bucket: env.JOB_OUTPUT,
-    sandboxFor: deps.sandboxFor,
-    artifactLimits: { maxFiles: deps.config.artifactMaxFiles, maxTotalBytes: deps.config.artifactMaxTotalBytes },
-    maxAttempts: deps.config.maxJobAttempts,
-    enqueue,
-    remainingMs: () => INVOCATION_BUDGET_MS - (Date.now() - startedAt),
-  };
-
-  await Promise.all(
-    [...bySandbox.values()].map(async (group) => {
-      // ULIDs sort by submission time, so this is submission order within the sandbox.
-      group.sort((a, b) => (a.body.jobId < b.body.jobId ? -1 : 1));
-      for (const { message, body } of group) {
-        const disposition = await processJob(body.jobId, processDeps).catch((error: unknown) => {
-          console.error(`job ${body.jobId}: storage error, will retry`, error);
-          return { action: "retry", delaySeconds: 5, reason: "storage error" } as const;
-        });
-        if (disposition.action === "ack") message.ack();
-        else message.retry({ delaySeconds: disposition.delaySeconds });
-      }
-    }),
-  );
-  await Promise.all(refreshes);
+async function runInOrder(group: Delivered<RunMessage>[], deps: ProcessDeps): Promise<void> {
+  for (const { message, body } of group) {
+    const disposition = await processJob(body, deps).catch((error: unknown) => {
+      console.error(`job ${body.jobId}: storage error, will retry`, error);
+      return { action: "retry", delaySeconds: 5, reason: "storage error" } as const;
+    });
+    if (disposition.action === "ack") message.ack();
+    else message.retry({ delaySeconds: disposition.delaySeconds });
+  }
 }
 
 /** A message that used up its retries: its job must not stay queued or running forever. */
-async function failUndeliverable(store: JobStore, enqueue: ProcessDeps["enqueue"], message: Message, body: JobMessage): Promise<void> {
+async function failUndeliverable(store: JobStore, kvCache: KvCacheScheduler, { message, body }: Delivered<RunMessage>): Promise<void> {
   const current = await store.getVersioned(body.jobId);
   if (current && !isTerminal(current.record.status)) {
     const reason = current.record.error?.message ?? "the queue gave up delivering it";
-    await finish({ store, enqueue }, current, {
+    await finish({ store, kvCache }, current, body.kvWrittenAt, {
       status: "failed",
       error: { code: "DELIVERY_FAILED", message: `Job could not be run after repeated attempts: ${reason}` },
     });

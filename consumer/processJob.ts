@@ -5,11 +5,12 @@
  */
 
 import { SandboxOperationError, type SandboxPort } from "../sandbox/port";
-import type { JobError, JobMessage, JobRecord } from "../schemas/job";
+import type { JobError, JobRecord, RunMessage } from "../schemas/job";
 import { isTerminal } from "../schemas/job";
 import type { JobStore, VersionedRecord } from "../storage/jobStore";
 import type { ArtifactLimits } from "./artifacts";
 import { executeJob } from "./executeJob";
+import type { KvCacheScheduler } from "./kvCache";
 
 /** What to do with the queue message once the job has been handled. */
 export type Disposition = { action: "ack"; reason: string } | { action: "retry"; delaySeconds: number; reason: string };
@@ -20,8 +21,7 @@ export interface ProcessDeps {
   sandboxFor: (sandboxId: string) => SandboxPort;
   artifactLimits: ArtifactLimits;
   maxAttempts: number;
-  /** Puts a message back on the job queue, delayed. */
-  enqueue: (message: JobMessage, delaySeconds: number) => Promise<void>;
+  kvCache: KvCacheScheduler;
   /** Milliseconds left before this consumer invocation must be done. */
   remainingMs: () => number;
 }
@@ -33,8 +33,9 @@ export function retryDelaySeconds(attempt: number): number {
   return Math.min(2 ** attempt, 300);
 }
 
-export async function processJob(jobId: string, deps: ProcessDeps): Promise<Disposition> {
+export async function processJob(message: RunMessage, deps: ProcessDeps): Promise<Disposition> {
   const { store } = deps;
+  const { jobId, kvWrittenAt } = message;
   const current = await store.getVersioned(jobId);
   if (!current) return { action: "ack", reason: "job record not found (expired or never created)" };
   if (isTerminal(current.record.status)) return { action: "ack", reason: "duplicate delivery of a finished job" };
@@ -45,9 +46,9 @@ export async function processJob(jobId: string, deps: ProcessDeps): Promise<Disp
     return { action: "retry", delaySeconds: Math.ceil((leaseUntil - now) / 1000), reason: "another consumer is running this job" };
   }
 
-  const request = await store.readRequest(jobId);
+  const request = message.request ?? (await store.readRequest(jobId));
   if (!request) {
-    return finish(deps, current, {
+    return finish(deps, current, kvWrittenAt, {
       status: "failed",
       error: { code: "REQUEST_MISSING", message: "The job's stored request is gone; submit the job again" },
     });
@@ -72,7 +73,7 @@ export async function processJob(jobId: string, deps: ProcessDeps): Promise<Disp
   try {
     const sandbox = deps.sandboxFor(claimed.record.sandboxId);
     const outcome = await executeJob({ jobId, sandbox, bucket: deps.bucket, artifactLimits: deps.artifactLimits }, request);
-    return await finish(deps, claimed, outcome);
+    return await finish(deps, claimed, kvWrittenAt, outcome);
   } catch (error) {
     const fault = error instanceof SandboxOperationError ? error : undefined;
     const jobError: JobError = { code: fault?.code ?? "INTERNAL", message: fault?.message ?? "Unexpected error while running the job" };
@@ -85,14 +86,18 @@ export async function processJob(jobId: string, deps: ProcessDeps): Promise<Disp
     const finalError = fault?.retryable
       ? { code: jobError.code, message: `${jobError.message} (gave up after ${claimed.record.attempts} attempts)` }
       : jobError;
-    return finish(deps, claimed, { status: "failed", error: finalError });
+    return finish(deps, claimed, kvWrittenAt, { status: "failed", error: finalError });
   }
 }
 
-/** Writes the final record (R2 first, KV once its spacing allows) and drops the stored request. */
+/**
+ * Writes the final record (R2 first, KV once its spacing allows) and drops the request if it
+ * was stored in R2.
+ */
 export async function finish(
-  deps: Pick<ProcessDeps, "store" | "enqueue">,
+  deps: Pick<ProcessDeps, "store" | "kvCache">,
   version: VersionedRecord,
+  kvWrittenAt: number,
   outcome: Partial<JobRecord> & Pick<JobRecord, "status">,
 ): Promise<Disposition> {
   const finishedAt = new Date();
@@ -106,19 +111,6 @@ export async function finish(
   };
   const written = await deps.store.replace(version, final);
   if (!written) return { action: "ack", reason: "another consumer finished this job first" };
-  await Promise.all([refreshCache(deps, written), deps.store.deleteRequest(final.id)]);
+  await Promise.all([deps.kvCache.finished(final, kvWrittenAt), deps.store.deleteRequest(final.id)]);
   return { action: "ack", reason: `job ${final.status}` };
-}
-
-/** Copies a finished record to KV now, or schedules the copy for when KV's rate limit allows. */
-export async function refreshCache(deps: Pick<ProcessDeps, "store" | "enqueue">, version: VersionedRecord): Promise<void> {
-  const result = await deps.store.cacheFinished(version).catch((error: unknown) => {
-    // The KV copy is only a cache: R2 still answers every poll correctly.
-    console.warn(`job ${version.record.id}: KV cache write failed`, error);
-    return { cached: true } as const;
-  });
-  if (!result.cached) {
-    const message: JobMessage = { jobId: version.record.id, sandboxId: version.record.sandboxId, purpose: "cache" };
-    await deps.enqueue(message, Math.ceil(result.retryAfterMs / 1000));
-  }
 }

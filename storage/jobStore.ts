@@ -4,22 +4,19 @@
  * R2 holds the authoritative record: strongly consistent, so a finished job reads as finished
  * at once, and conditional puts let exactly one consumer move a job forward. KV caches the
  * record for fast polling and is written twice per job at most: once at submit and once when
- * the job ends, at least a second later (KV takes one write per second per key; a job that
- * ends sooner gets its KV copy from a delayed queue message). A poll trusts KV only for a
- * finished record, which can never change again; anything else is read from R2.
+ * the job ends, at least a second later (KV takes one write per second per key; the consumer
+ * schedules that). A poll trusts KV only for a finished record, which can never change again;
+ * anything else is read from R2.
  */
 import { isTerminal, JobRecord, JobRequest, type JobStatus } from "../schemas/job";
 import { kvKeys, r2Keys } from "./layout";
 
 /** KV's limit: one write per second to a key, plus a margin for clock skew between isolates. */
 export const KV_WRITE_SPACING_MS = 1100;
-const KV_WRITTEN_AT = "kvWrittenAt";
 
 export interface VersionedRecord {
   record: JobRecord;
   etag: string;
-  /** When the KV copy was last written (ms since epoch). */
-  kvWrittenAt: number;
 }
 
 export interface JobPage {
@@ -34,15 +31,18 @@ export class JobStore {
     private readonly retentionSeconds: number,
   ) {}
 
-  /** Records a new job: KV first, so the R2 record can say when KV was written. */
-  async create(record: JobRecord, request: JobRequest): Promise<void> {
-    await this.kv.put(kvKeys.job(record.id), JSON.stringify(record), { expirationTtl: this.retentionSeconds });
-    const kvWrittenAt = Date.now();
+  /**
+   * Records a new job, and its request when that is too large to travel in the queue message.
+   * Returns when the KV write had certainly completed, for spacing the next one.
+   */
+  async create(record: JobRecord, requestToStore?: JobRequest): Promise<{ kvWrittenAt: number }> {
     await Promise.all([
-      this.bucket.put(r2Keys.request(record.id), JSON.stringify(request)),
-      this.bucket.put(r2Keys.record(record.id), JSON.stringify(record), { customMetadata: { [KV_WRITTEN_AT]: String(kvWrittenAt) } }),
+      this.kv.put(kvKeys.job(record.id), JSON.stringify(record), { expirationTtl: this.retentionSeconds }),
+      this.bucket.put(r2Keys.record(record.id), JSON.stringify(record)),
       this.bucket.put(r2Keys.sandboxIndexEntry(record.sandboxId, record.id), ""),
+      requestToStore && this.bucket.put(r2Keys.request(record.id), JSON.stringify(requestToStore)),
     ]);
+    return { kvWrittenAt: Date.now() };
   }
 
   /** The job as a client should see it, or undefined when unknown or past retention. */
@@ -58,7 +58,7 @@ export class JobStore {
     if (!object) return undefined;
     const record = parseRecord(await object.text());
     if (!record) return undefined;
-    return { record, etag: object.etag, kvWrittenAt: Number(object.customMetadata?.[KV_WRITTEN_AT] ?? 0) };
+    return { record, etag: object.etag };
   }
 
   /**
@@ -66,24 +66,14 @@ export class JobStore {
    * version, or undefined when another consumer got there first.
    */
   async replace(previous: VersionedRecord, record: JobRecord): Promise<VersionedRecord | undefined> {
-    const written = await this.bucket.put(r2Keys.record(record.id), JSON.stringify(record), {
-      onlyIf: { etagMatches: previous.etag },
-      customMetadata: { [KV_WRITTEN_AT]: String(previous.kvWrittenAt) },
-    });
+    const written = await this.bucket.put(r2Keys.record(record.id), JSON.stringify(record), { onlyIf: { etagMatches: previous.etag } });
     if (!written) return undefined;
-    return { record, etag: written.etag, kvWrittenAt: previous.kvWrittenAt };
+    return { record, etag: written.etag };
   }
 
-  /**
-   * Copies a finished record to KV if KV's per-key spacing allows it now. Otherwise returns
-   * how long to wait; the caller schedules the copy (a delayed queue message) instead of
-   * holding its invocation open.
-   */
-  async cacheFinished(version: VersionedRecord): Promise<{ cached: true } | { cached: false; retryAfterMs: number }> {
-    const waitMs = version.kvWrittenAt + KV_WRITE_SPACING_MS - Date.now();
-    if (waitMs > 0) return { cached: false, retryAfterMs: waitMs };
-    await this.kv.put(kvKeys.job(version.record.id), JSON.stringify(version.record), { expirationTtl: this.retentionSeconds });
-    return { cached: true };
+  /** Copies a finished record to KV; the caller keeps to KV's one write per second per key. */
+  async cacheFinished(record: JobRecord): Promise<void> {
+    await this.kv.put(kvKeys.job(record.id), JSON.stringify(record), { expirationTtl: this.retentionSeconds });
   }
 
   async readRequest(jobId: string): Promise<JobRequest | undefined> {

@@ -38,7 +38,7 @@ describe("at-least-once delivery", () => {
   it("does not run a finished job again when its message is delivered again through the queue", async () => {
     const sandbox = uniqueSandbox("dup");
     const job = await runJob(sandbox, { type: "run", command: "echo ran >> runs.txt" });
-    await env.JOB_QUEUE.send({ jobId: job.id, sandboxId: sandbox, purpose: "run" });
+    await env.JOB_QUEUE.send({ kind: "run", jobId: job.id, sandboxId: sandbox, kvWrittenAt: Date.now() });
     // A later job in the same sandbox runs after the duplicate was handled.
     expect(await stdoutOf(sandbox, "cat runs.txt")).toBe("ran\n");
     const after = await getJob(job.id);
@@ -46,22 +46,21 @@ describe("at-least-once delivery", () => {
   });
 
   it("runs a job once when one batch holds its message twice", async () => {
-    const sandbox = uniqueSandbox("twice");
-    const job = await submit(sandbox, { type: "file", op: "write", path: "/workspace/once.txt", content: "x" });
-    const message = { jobId: job.id, sandboxId: sandbox, purpose: "run" };
+    const { id, sandboxId, message } = await submitUnqueued(env);
     const { result } = await deliver(JOB_QUEUE, [message, message]);
     expect(result.explicitAcks).toHaveLength(2);
     expect(result.retryMessages).toEqual([]);
-    const finished = await waitForJob(job.id);
+    const finished = await waitForJob(id);
     expect(finished.status).toBe("succeeded");
     expect(finished.attempts).toBe(1);
+    expect(await stdoutOf(sandboxId, "cat once.txt")).toBe("once\n");
   });
 
   it("leaves a job that another consumer is running to it, retrying the duplicate later", async () => {
     const sandbox = uniqueSandbox("lease");
     const job = await submit(sandbox, { type: "run", command: "echo ran >> runs.txt; sleep 1.5" });
     while ((await getJob(job.id)).status === "queued") await new Promise((resolve) => setTimeout(resolve, 20));
-    const { result, delays } = await deliver(JOB_QUEUE, [{ jobId: job.id, sandboxId: sandbox, purpose: "run" }]);
+    const { result, delays } = await deliver(JOB_QUEUE, [{ kind: "run", jobId: job.id, sandboxId: sandbox, kvWrittenAt: Date.now() }]);
     expect(result.retryMessages).toHaveLength(1);
     // Retried for when the running consumer's lease ends: the job's timeout plus a margin.
     expect(delays[0]).toBeGreaterThan(60);
@@ -82,7 +81,7 @@ describe("at-least-once delivery", () => {
     const target = await submitUnqueued(hostDown);
     const backoff: (number | undefined)[] = [];
     for (let attempt = 1; attempt <= 3; attempt++) {
-      const { result, delays } = await deliver(JOB_QUEUE, [{ jobId: target.id, sandboxId: target.sandboxId, purpose: "run" }], hostDown);
+      const { result, delays } = await deliver(JOB_QUEUE, [target.message], hostDown);
       if (attempt < 3) {
         expect(result.retryMessages).toHaveLength(1);
         backoff.push(delays[0]);
@@ -103,7 +102,7 @@ describe("at-least-once delivery", () => {
 
   it("fails a dead-lettered job instead of leaving it queued forever", async () => {
     const target = await submitUnqueued(env);
-    const { result } = await deliver(DEAD_LETTER_QUEUE, [{ jobId: target.id, sandboxId: target.sandboxId, purpose: "run" }]);
+    const { result } = await deliver(DEAD_LETTER_QUEUE, [target.message]);
     expect(result.explicitAcks).toHaveLength(1);
     const failed = await getJob(target.id);
     expect(failed.status).toBe("failed");
@@ -113,20 +112,28 @@ describe("at-least-once delivery", () => {
 
 /**
  * A queued job whose message never reached the real queue, so only the test delivers it:
- * submitted through the API with a queue binding that accepts and drops the message.
+ * submitted through the API with a queue binding that keeps the message instead of sending it.
  */
-async function submitUnqueued(testEnv: Env): Promise<{ id: string; sandboxId: string }> {
+async function submitUnqueued(testEnv: Env): Promise<{ id: string; sandboxId: string; message: unknown }> {
   const sandboxId = uniqueSandbox("manual");
+  const kept: unknown[] = [];
   const metrics = { backlogCount: 0, backlogBytes: 0 };
   const accepted = { metadata: { metrics } };
-  const droppingQueue: Queue = { metrics: async () => metrics, send: async () => accepted, sendBatch: async () => accepted };
+  const keepingQueue: Queue = {
+    metrics: async () => metrics,
+    send: async (body) => {
+      kept.push(body);
+      return accepted;
+    },
+    sendBatch: async () => accepted,
+  };
   const request = new Request(`http://sandbox.test/v1/sandboxes/${sandboxId}/jobs`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ type: "run", command: "echo should-not-run-twice" }),
+    body: JSON.stringify({ type: "run", command: "echo once >> once.txt" }),
   });
-  const response = await worker.fetch(request, { ...testEnv, JOB_QUEUE: droppingQueue }, createExecutionContext());
+  const response = await worker.fetch(request, { ...testEnv, JOB_QUEUE: keepingQueue }, createExecutionContext());
   expect(response.status).toBe(202);
-  const body = await response.json<{ id: string }>();
-  return { id: body.id, sandboxId };
+  expect(kept).toHaveLength(1);
+  return { id: (await response.json<{ id: string }>()).id, sandboxId, message: kept[0] };
 }

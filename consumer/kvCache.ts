@@ -1,0 +1,59 @@
+/**
+ * Copies finished job records to KV without breaking KV's one-write-per-second-per-key limit.
+ * The API wrote the key at submit; a job that finishes within the second gets its copy from
+ * one delayed queue message per batch instead of a consumer that waits.
+ */
+import type { CacheMessage, JobRecord } from "../schemas/job";
+import { isTerminal } from "../schemas/job";
+import { type JobStore, KV_WRITE_SPACING_MS } from "../storage/jobStore";
+
+type PendingCopy = CacheMessage["jobs"][number];
+
+/** At most this many jobs per cache message (a few KB, far below the 128 KB limit). */
+const JOBS_PER_MESSAGE = 100;
+
+export class KvCacheScheduler {
+  private readonly pending: PendingCopy[] = [];
+
+  constructor(
+    private readonly store: JobStore,
+    private readonly send: (message: CacheMessage, delaySeconds: number) => Promise<void>,
+  ) {}
+
+  /** Copies the record now if KV allows, else remembers it for `flush`. */
+  async finished(record: JobRecord, kvWrittenAt: number): Promise<void> {
+    if (Date.now() < kvWrittenAt + KV_WRITE_SPACING_MS) {
+      this.pending.push({ jobId: record.id, kvWrittenAt });
+      return;
+    }
+    await this.copy(record);
+  }
+
+  /** Handles a delivered cache message: copies what is due, reschedules anything early. */
+  async refresh(message: CacheMessage): Promise<void> {
+    await Promise.all(
+      message.jobs.map(async (job) => {
+        if (Date.now() < job.kvWrittenAt + KV_WRITE_SPACING_MS) {
+          this.pending.push(job);
+          return;
+        }
+        const current = await this.store.getVersioned(job.jobId);
+        if (current && isTerminal(current.record.status)) await this.copy(current.record);
+      }),
+    );
+  }
+
+  /** Sends the delayed messages for everything still pending. */
+  async flush(): Promise<void> {
+    while (this.pending.length > 0) {
+      const jobs = this.pending.splice(0, JOBS_PER_MESSAGE);
+      const dueAt = Math.max(...jobs.map((job) => job.kvWrittenAt + KV_WRITE_SPACING_MS));
+      await this.send({ kind: "cache", jobs }, Math.max(1, Math.ceil((dueAt - Date.now()) / 1000)));
+    }
+  }
+
+  private async copy(record: JobRecord): Promise<void> {
+    // Only a cache: if the write fails, R2 still answers every poll correctly.
+    await this.store.cacheFinished(record).catch((error: unknown) => console.warn(`job ${record.id}: KV cache write failed`, error));
+  }
+}
