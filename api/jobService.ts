@@ -74,16 +74,23 @@ export class JobService {
   /**
    * Polls until the job has finished or `waitMs` has passed: every 5 ms at first, since most
    * jobs finish within tens of milliseconds, backing off to 500 ms so a long wait stays within
-   * a request's subrequest budget (about 130 polls for 60 s).
+   * a request's subrequest budget (about 130 polls for 60 s). Each poll is a conditional R2
+   * read that returns no body while the job is unchanged.
    */
   async waitFor(jobId: string, waitMs: number): Promise<JobRecord> {
     const deadline = Date.now() + waitMs;
     let record = await this.get(jobId);
+    let etag: string | undefined;
     let pause = 5;
     while (!isTerminal(record.status) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, Math.min(pause, Math.max(0, deadline - Date.now()))));
       pause = Math.min(Math.ceil(pause * 1.3), 500);
-      record = await this.get(jobId);
+      const latest = await this.store.getIfChanged(jobId, etag);
+      if (latest === undefined) throw new ApiError(404, ErrorCode.JOB_NOT_FOUND, `No job ${jobId} (unknown, or past its retention)`);
+      if (latest !== "unchanged") {
+        record = latest.record;
+        etag = latest.etag;
+      }
     }
     return record;
   }

@@ -53,6 +53,18 @@ export class JobStore {
     return record;
   }
 
+  /**
+   * The authoritative record if it changed since `etag`; a cheap conditional read for polling
+   * (no body comes back while the job is unchanged).
+   */
+  async getIfChanged(jobId: string, etag: string | undefined): Promise<VersionedRecord | "unchanged" | undefined> {
+    const object = await this.bucket.get(r2Keys.record(jobId), etag ? { onlyIf: { etagDoesNotMatch: etag } } : undefined);
+    if (!object) return undefined;
+    if (!("body" in object)) return "unchanged";
+    const record = parseRecord(await object.text());
+    return record && { record, etag: object.etag };
+  }
+
   async getVersioned(jobId: string): Promise<VersionedRecord | undefined> {
     const object = await this.bucket.get(r2Keys.record(jobId));
     if (!object) return undefined;
