@@ -6,6 +6,7 @@ import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import { ensureBubblewrap, type IsolationMode } from "./isolation";
 import { createHostApp } from "./server";
+import { SessionPool } from "./session";
 import { Workspaces } from "./workspace";
 
 export interface StartHostOptions {
@@ -16,6 +17,8 @@ export interface StartHostOptions {
   port: number;
   isolation?: IsolationMode;
   maxOutputBytes?: number;
+  /** "session" keeps one isolated namespace per sandbox; "spawn" creates one per exec. */
+  execMode?: "session" | "spawn";
   log?: (line: string) => void;
 }
 
@@ -41,18 +44,18 @@ export async function startHost(options: StartHostOptions): Promise<RunningHost>
     const problem = ensureBubblewrap(log);
     if (problem) throw new HostStartError(problem);
   }
-  const app = createHostApp({
-    workspaces: new Workspaces(options.root),
-    token: options.token,
-    isolation,
-    limits: { maxOutputBytes: options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES },
-  });
+  const limits = { maxOutputBytes: options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES };
+  const sessions = options.execMode === "spawn" ? undefined : new SessionPool(limits);
+  const app = createHostApp({ workspaces: new Workspaces(options.root), token: options.token, isolation, limits, sessions });
   return new Promise((resolve, reject) => {
     const server = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: options.port }, (info: AddressInfo) => {
       resolve({
         url: `http://127.0.0.1:${info.port}`,
         isolation,
-        close: () => new Promise((done) => server.close(() => done())),
+        close: () => {
+          sessions?.closeAll();
+          return new Promise((done) => server.close(() => done()));
+        },
       });
     });
     server.on("error", reject);

@@ -1,8 +1,7 @@
 /**
  * Runs one command for one sandbox, isolated with bubblewrap: new user, pid, net, ipc, uts and
  * mount namespaces, the host system read-only, only the sandbox's workspace writable, a private
- * /tmp. One spawn per exec; a persistent session per sandbox can replace `runIsolated` later
- * without changing the host's protocol.
+ * /tmp. `runIsolated` spawns a namespace per exec; session.ts keeps one per sandbox instead.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -38,7 +37,11 @@ const SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 // Host secrets that a read-only /etc would otherwise expose to the job.
 const MASKED_ETC_FILES = ["/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers"];
 
-function bubblewrapArgs(workspaceDir: string, request: RunRequest): string[] {
+/**
+ * bubblewrap's arguments up to the command: the namespaces, the read-only host, the writable
+ * workspace, the working directory and a clean environment.
+ */
+export function bubblewrapArgs(workspaceDir: string, request: Pick<RunRequest, "cwd" | "env" | "network">): string[] {
   const args = ["--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"];
   if (!request.network) args.push("--unshare-net");
   args.push("--die-with-parent", "--new-session", "--cap-drop", "ALL", "--hostname", "sandbox");
@@ -53,7 +56,6 @@ function bubblewrapArgs(workspaceDir: string, request: RunRequest): string[] {
   args.push("--chdir", request.cwd, "--clearenv");
   const env = { PATH: SANDBOX_PATH, HOME: WORKSPACE_ROOT, LANG: "C.UTF-8", ...request.env };
   for (const [name, value] of Object.entries(env)) args.push("--setenv", name, value);
-  args.push("/bin/sh", "-c", request.command);
   return args;
 }
 
@@ -80,7 +82,10 @@ export function runIsolated(mode: IsolationMode, workspaceDir: string, request: 
   const started = performance.now();
   const child =
     mode === "bubblewrap"
-      ? spawn("bwrap", bubblewrapArgs(workspaceDir, request), { stdio: ["pipe", "pipe", "pipe"], detached: true })
+      ? spawn("bwrap", [...bubblewrapArgs(workspaceDir, request), "/bin/sh", "-c", request.command], {
+          stdio: ["pipe", "pipe", "pipe"],
+          detached: true,
+        })
       : spawn("/bin/sh", ["-c", request.command], {
           cwd: `${workspaceDir}/${relativeTo(WORKSPACE_ROOT, request.cwd) ?? ""}`,
           env: { PATH: SANDBOX_PATH, HOME: workspaceDir, LANG: "C.UTF-8", ...request.env },

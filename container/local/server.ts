@@ -12,6 +12,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { WORKSPACE_ROOT } from "../../schemas/ids";
 import { type HostErrorCode, HostExecRequest, type HostExecResult, type HostListResult } from "../../schemas/sandboxHost";
 import { type IsolationMode, type RunLimits, runIsolated } from "./isolation";
+import type { SessionPool } from "./session";
 import { PathRefusedError, type Workspaces } from "./workspace";
 
 export interface HostOptions {
@@ -19,6 +20,8 @@ export interface HostOptions {
   token: string;
   isolation: IsolationMode;
   limits: RunLimits;
+  /** Persistent sessions; without them (or with network asked for) each exec spawns its own namespace. */
+  sessions?: SessionPool;
 }
 
 class HostError extends Error {
@@ -78,7 +81,10 @@ export function createHostApp(options: HostOptions): Hono {
     const workspaceDir = await workspaces.dirFor(sandboxId);
     // The working directory is created on demand, like `mkdir -p cwd && cd cwd`.
     await workspaces.resolve(sandboxId, request.cwd, { kind: "dir", createParents: true });
-    const result = await runIsolated(options.isolation, workspaceDir, request, options.limits);
+    const result =
+      options.sessions && options.isolation === "bubblewrap" && !request.network
+        ? await options.sessions.exec(sandboxId, workspaceDir, request)
+        : await runIsolated(options.isolation, workspaceDir, request, options.limits);
     const body: HostExecResult = {
       exitCode: result.exitCode,
       timedOut: result.timedOut,
