@@ -7,6 +7,7 @@ import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { readConfig } from "../config";
 import { MAX_REQUEST_BODY_BYTES } from "../schemas/job";
+import { batchesRouter } from "./batches";
 import { COMPAT_PATHS, compatRouter } from "./compat";
 import type { ApiEnv } from "./context";
 import { ApiError, ErrorCode, errorBody } from "./errors";
@@ -44,6 +45,7 @@ export function createApp(): OpenAPIHono<ApiEnv> {
   });
 
   app.route("/", sandboxJobsRouter);
+  app.route("/", batchesRouter);
   app.route("/", jobsRouter);
   app.route("/", compatRouter);
 

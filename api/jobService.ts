@@ -7,6 +7,7 @@ import type { AppConfig } from "../config";
 import { INLINE_REQUEST_MAX_BYTES, isTerminal, type JobRecord, type JobRequest, type RunMessage, summarizeRequest } from "../schemas/job";
 import { JobStore } from "../storage/jobStore";
 import { ApiError, ErrorCode } from "./errors";
+import { sendRunMessages } from "./queueSender";
 
 /** Monotonic within a millisecond, so jobs submitted together keep their order. */
 const newJobId = monotonicFactory();
@@ -22,16 +23,43 @@ export class JobService {
     this.store = new JobStore(env.JOB_STATUS, env.JOB_OUTPUT, config.retentionSeconds);
   }
 
+  /** Submits one job; answers 503 if it could not be queued (its record then says failed). */
   async submit(sandboxId: string, request: JobRequest): Promise<JobRecord> {
-    const now = new Date();
-    const record: JobRecord = {
-      id: newJobId(now.getTime()),
+    const [record] = await this.submitMany([{ sandboxId, request }]);
+    if (!record || record.error?.code === ErrorCode.QUEUE_UNAVAILABLE) {
+      throw new ApiError(503, ErrorCode.QUEUE_UNAVAILABLE, "The job queue is unavailable; nothing was run. Try again shortly.");
+    }
+    return record;
+  }
+
+  /**
+   * Records and queues several jobs, in order (job IDs follow the array, so a sandbox's jobs run
+   * in that order). A job whose message could not be queued is recorded as failed, never lost.
+   */
+  async submitMany(jobs: { sandboxId: string; request: JobRequest }[]): Promise<JobRecord[]> {
+    const now = Date.now();
+    const prepared = jobs.map(({ sandboxId, request }) => ({ sandboxId, request, record: this.newRecord(sandboxId, request, now) }));
+    const messages = await Promise.all(
+      prepared.map(async ({ sandboxId, request, record }) => {
+        const inline = new TextEncoder().encode(JSON.stringify(request)).byteLength <= INLINE_REQUEST_MAX_BYTES;
+        const { kvWrittenAt } = await this.store.create(record, inline ? undefined : request);
+        const message: RunMessage = { kind: "run", jobId: record.id, sandboxId, kvWrittenAt, ...(inline ? { request } : {}) };
+        return message;
+      }),
+    );
+    const unqueued = await sendRunMessages(this.env.JOB_QUEUE, messages);
+    return Promise.all(prepared.map(({ record }) => (unqueued.has(record.id) ? this.failUnqueued(record) : record)));
+  }
+
+  private newRecord(sandboxId: string, request: JobRequest, now: number): JobRecord {
+    return {
+      id: newJobId(now),
       sandboxId,
       type: request.type,
       request: summarizeRequest(request),
       status: "queued",
       exitCode: null,
-      createdAt: now.toISOString(),
+      createdAt: new Date(now).toISOString(),
       startedAt: null,
       finishedAt: null,
       durationMs: null,
@@ -41,28 +69,21 @@ export class JobService {
       stderr: null,
       artifacts: [],
       skippedArtifacts: [],
-      expiresAt: new Date(now.getTime() + this.config.retentionSeconds * 1000).toISOString(),
+      expiresAt: new Date(now + this.config.retentionSeconds * 1000).toISOString(),
       leaseUntil: null,
     };
-    const inline = new TextEncoder().encode(JSON.stringify(request)).byteLength <= INLINE_REQUEST_MAX_BYTES;
-    const { kvWrittenAt } = await this.store.create(record, inline ? undefined : request);
-    const message: RunMessage = { kind: "run", jobId: record.id, sandboxId, kvWrittenAt, ...(inline ? { request } : {}) };
-    try {
-      await this.env.JOB_QUEUE.send(message, { contentType: "json" });
-    } catch (error) {
-      console.error(`job ${record.id}: queue send failed`, error);
-      const version = await this.store.getVersioned(record.id);
-      if (version) {
-        await this.store.replace(version, {
-          ...record,
-          status: "failed",
-          finishedAt: new Date().toISOString(),
-          error: { code: ErrorCode.QUEUE_UNAVAILABLE, message: "The job could not be queued" },
-        });
-      }
-      throw new ApiError(503, ErrorCode.QUEUE_UNAVAILABLE, "The job queue is unavailable; nothing was run. Try again shortly.");
-    }
-    return record;
+  }
+
+  private async failUnqueued(record: JobRecord): Promise<JobRecord> {
+    const failed: JobRecord = {
+      ...record,
+      status: "failed",
+      finishedAt: new Date().toISOString(),
+      error: { code: ErrorCode.QUEUE_UNAVAILABLE, message: "The job could not be queued; nothing was run. Submit it again." },
+    };
+    const version = await this.store.getVersioned(record.id);
+    if (version) await this.store.replace(version, failed);
+    return failed;
   }
 
   async get(jobId: string): Promise<JobRecord> {

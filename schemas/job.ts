@@ -69,6 +69,18 @@ export type FileJobRequest = z.infer<typeof FileJobRequest>;
 export const JobRequest = z.discriminatedUnion("type", [RunJobRequest, FileJobRequest]).openapi("JobRequest");
 export type JobRequest = z.infer<typeof JobRequest>;
 
+/** Many jobs in one request, across sandboxes: what a CI pipeline submits for a whole build. */
+export const MAX_JOBS_PER_BATCH = 100;
+export const BatchRequest = z
+  .object({
+    jobs: z
+      .array(z.object({ sandboxId: SandboxId, job: JobRequest }).strict())
+      .min(1, "jobs must hold at least one job")
+      .max(MAX_JOBS_PER_BATCH, `At most ${MAX_JOBS_PER_BATCH} jobs per batch`),
+  })
+  .strict()
+  .openapi("BatchRequest");
+
 export const JobStatus = z.enum(["queued", "running", "succeeded", "failed", "timed_out"]);
 export type JobStatus = z.infer<typeof JobStatus>;
 export const TERMINAL_STATUSES: readonly JobStatus[] = ["succeeded", "failed", "timed_out"];
@@ -202,3 +214,4 @@ export const JobView = JobRecord.omit({ leaseUntil: true, stdout: true, stderr: 
 export type JobView = z.infer<typeof JobView>;
 
 export const JobPageView = z.object({ jobs: z.array(JobView), nextCursor: z.string().nullable() }).openapi("JobPage");
+export const BatchView = z.object({ jobs: z.array(JobView) }).openapi("Batch");

@@ -1,0 +1,27 @@
+/** Jobs past their retention are gone for clients, whatever storage still holds. */
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import type { JobRecord } from "../../schemas/job";
+import { JobStore } from "../../storage/jobStore";
+import { api, expectError, runJob, uniqueSandbox } from "./client";
+
+describe("retention", () => {
+  it("answers 404 for a job whose retention has passed", async () => {
+    const job = await runJob(uniqueSandbox("old"), { type: "run", command: "echo old" });
+    // Age the stored record as if its retention had run out.
+    const store = new JobStore(env.JOB_STATUS, env.JOB_OUTPUT, 60);
+    const version = await store.getVersioned(job.id);
+    expect(version).toBeDefined();
+    if (!version) return;
+    const expired: JobRecord = { ...version.record, expiresAt: new Date(Date.now() - 1000).toISOString() };
+    await store.replace(version, expired);
+    await expectError(await api(`/v1/jobs/${job.id}`), 404, "JOB_NOT_FOUND");
+    await expectError(await api(`/v1/jobs/${job.id}/stdout`), 404, "JOB_NOT_FOUND");
+  });
+
+  it("stamps each job with its expiry, RETENTION_DAYS after submission", async () => {
+    const job = await runJob(uniqueSandbox("fresh"), { type: "run", command: "true" });
+    const days = (Date.parse(job.expiresAt) - Date.parse(job.createdAt)) / (24 * 60 * 60 * 1000);
+    expect(days).toBe(Number(env.RETENTION_DAYS));
+  });
+});
