@@ -9,9 +9,6 @@ import { JobStore } from "../storage/jobStore";
 import { ApiError, ErrorCode } from "./errors";
 import { sendRunMessages } from "./queueSender";
 
-/** Monotonic within a millisecond, so jobs submitted together keep their order. */
-const newJobId = monotonicFactory();
-
 export const MAX_WAIT_SECONDS = 60;
 
 export class JobService {
@@ -38,7 +35,14 @@ export class JobService {
    */
   async submitMany(jobs: { sandboxId: string; request: JobRequest }[]): Promise<JobRecord[]> {
     const now = Date.now();
-    const prepared = jobs.map(({ sandboxId, request }) => ({ sandboxId, request, record: this.newRecord(sandboxId, request, now) }));
+    // Monotonic within this call only: a batch keeps its order, while IDs from separate requests
+    // share no sequence that one tenant could use to guess another's job IDs.
+    const newJobId = monotonicFactory();
+    const prepared = jobs.map(({ sandboxId, request }) => ({
+      sandboxId,
+      request,
+      record: this.newRecord(newJobId(now), sandboxId, request, now),
+    }));
     const messages = await Promise.all(
       prepared.map(async ({ sandboxId, request, record }) => {
         const inline = new TextEncoder().encode(JSON.stringify(request)).byteLength <= INLINE_REQUEST_MAX_BYTES;
@@ -51,9 +55,9 @@ export class JobService {
     return Promise.all(prepared.map(({ record }) => (unqueued.has(record.id) ? this.failUnqueued(record) : record)));
   }
 
-  private newRecord(sandboxId: string, request: JobRequest, now: number): JobRecord {
+  private newRecord(id: string, sandboxId: string, request: JobRequest, now: number): JobRecord {
     return {
-      id: newJobId(now),
+      id,
       sandboxId,
       type: request.type,
       request: summarizeRequest(request),

@@ -35,6 +35,7 @@ async function executeRun(context: ExecuteContext, request: RunJobRequest): Prom
     env: request.env,
     stdin: request.stdin,
     timeoutMs: request.timeoutMs,
+    network: request.network,
   });
   // Empty output is not stored: its size in the record says it all.
   await Promise.all([

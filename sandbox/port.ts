@@ -10,6 +10,8 @@ export interface ExecRequest {
   env: Record<string, string>;
   stdin?: string;
   timeoutMs: number;
+  /** Outbound network. Honoured by the local host; Cloudflare containers always have network. */
+  network: boolean;
 }
 
 export interface ExecResult {

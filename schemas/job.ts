@@ -40,6 +40,8 @@ export const RunJobRequest = z
     stdin: z.string().max(MAX_REQUEST_BODY_BYTES).optional(),
     timeoutMs: z.number().int().min(1).max(MAX_TIMEOUT_MS, "timeoutMs is at most 900000 (15 minutes)").default(DEFAULT_TIMEOUT_MS),
     artifacts: z.array(GlobPattern).max(64, "At most 64 artifact patterns").default([]),
+    /** Outbound network for this command. Local sandboxes have none unless asked; Cloudflare containers always have it. */
+    network: z.boolean().default(false),
   })
   .strict()
   .openapi("RunJobRequest");
@@ -96,6 +98,7 @@ export const JobRequestSummary = z.union([
     stdinBytes: z.number().int(),
     timeoutMs: z.number().int(),
     artifacts: z.array(z.string()),
+    network: z.boolean(),
   }),
   z.object({
     type: z.literal("file"),
@@ -189,6 +192,7 @@ export function summarizeRequest(request: JobRequest): JobRequestSummary {
       stdinBytes: new TextEncoder().encode(request.stdin ?? "").byteLength,
       timeoutMs: request.timeoutMs,
       artifacts: request.artifacts,
+      network: request.network,
     };
   }
   if (request.op === "write") {

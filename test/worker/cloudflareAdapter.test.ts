@@ -22,7 +22,7 @@ describe("Cloudflare sandbox adapter", () => {
       exec: async () => execResult({ exitCode: 2, success: false, stdout: "0123456789", stderr: "oops" }),
     });
     const adapter = new CloudflareSandbox(sandbox, { maxOutputBytes: 4 });
-    const result = await adapter.exec({ command: "make", cwd: "/workspace/app", env: { A: "1" }, timeoutMs: 5000 });
+    const result = await adapter.exec({ command: "make", cwd: "/workspace/app", env: { A: "1" }, timeoutMs: 5000, network: false });
     expect(result).toMatchObject({ exitCode: 2, timedOut: false, stdoutTruncated: true, stderrTruncated: false });
     expect(decoder.decode(result.stdout)).toBe("0123");
     expect(decoder.decode(result.stderr)).toBe("oops");
@@ -37,6 +37,7 @@ describe("Cloudflare sandbox adapter", () => {
       env: {},
       stdin: "input",
       timeoutMs: 1000,
+      network: false,
     });
     const stdinPath = calls.writes[0]?.path ?? "";
     expect(calls.writes[0]?.content).toBe("input");
@@ -55,6 +56,7 @@ describe("Cloudflare sandbox adapter", () => {
       cwd: "/workspace",
       env: {},
       timeoutMs: 50,
+      network: false,
     });
     expect(result).toMatchObject({ timedOut: true, exitCode: null });
   });
@@ -69,7 +71,13 @@ describe("Cloudflare sandbox adapter", () => {
     });
     const { sandbox } = fakeSdkSandbox({ exec: async () => Promise.reject(unavailable) });
     const error = await failureOf(
-      new CloudflareSandbox(sandbox, { maxOutputBytes: 100 }).exec({ command: "ls", cwd: "/workspace", env: {}, timeoutMs: 60_000 }),
+      new CloudflareSandbox(sandbox, { maxOutputBytes: 100 }).exec({
+        command: "ls",
+        cwd: "/workspace",
+        env: {},
+        timeoutMs: 60_000,
+        network: false,
+      }),
     );
     expect(error).toMatchObject({ code: "SANDBOX_UNAVAILABLE", retryable: true });
   });
@@ -77,7 +85,13 @@ describe("Cloudflare sandbox adapter", () => {
   it("marks a lost connection (a platform-transient error) as retryable", async () => {
     const { sandbox } = fakeSdkSandbox({ exec: async () => Promise.reject(new Error("Network connection lost.")) });
     const error = await failureOf(
-      new CloudflareSandbox(sandbox, { maxOutputBytes: 100 }).exec({ command: "ls", cwd: "/workspace", env: {}, timeoutMs: 60_000 }),
+      new CloudflareSandbox(sandbox, { maxOutputBytes: 100 }).exec({
+        command: "ls",
+        cwd: "/workspace",
+        env: {},
+        timeoutMs: 60_000,
+        network: false,
+      }),
     );
     expect(error).toMatchObject({ code: "SANDBOX_UNAVAILABLE", retryable: true });
   });
