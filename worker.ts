@@ -1,6 +1,7 @@
 /**
  * The Worker: `fetch` serves the HTTP API (api/), `queue` runs jobs (consumer/). `Sandbox` is
- * the Durable Object class behind Cloudflare Containers, used when SANDBOX_BACKEND=cloudflare.
+ * the Durable Object class behind Cloudflare Containers, used when SANDBOX_BACKEND=cloudflare;
+ * `JobWatch` wakes long-polls when a job finishes.
  */
 import { createApp } from "./api/app";
 import { readConfig } from "./config";
@@ -8,6 +9,7 @@ import { handleJobBatch } from "./consumer/handler";
 import { sandboxFactory } from "./sandbox/select";
 
 export { Sandbox } from "@cloudflare/sandbox";
+export { JobWatch } from "./storage/jobWatch";
 
 /** Must match the dead letter queue named in wrangler.jsonc. */
 const DEAD_LETTER_QUEUE = "artifact-sandbox-jobs-dlq";

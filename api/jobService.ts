@@ -6,10 +6,13 @@ import { monotonicFactory } from "ulid";
 import type { AppConfig } from "../config";
 import { INLINE_REQUEST_MAX_BYTES, isTerminal, type JobRecord, type JobRequest, type RunMessage, summarizeRequest } from "../schemas/job";
 import { JobStore } from "../storage/jobStore";
+import { jobWatchFor } from "../storage/jobWatch";
 import { ApiError, ErrorCode } from "./errors";
 import { sendRunMessages } from "./queueSender";
 
 export const MAX_WAIT_SECONDS = 60;
+/** Longest single sleep of a long-poll before it re-reads the record anyway. */
+const WAIT_SLICE_MS = 2000;
 
 export class JobService {
   readonly store: JobStore;
@@ -97,19 +100,21 @@ export class JobService {
   }
 
   /**
-   * Polls until the job has finished or `waitMs` has passed: every 5 ms at first, since most
-   * jobs finish within tens of milliseconds, backing off to 500 ms so a long wait stays within
-   * a request's subrequest budget (about 130 polls for 60 s). Each poll is a conditional R2
-   * read that returns no body while the job is unchanged.
+   * Waits until the job has finished or `waitMs` has passed. The sandbox's JobWatch object wakes
+   * the wait when the consumer announces the job; the record is then re-read from R2 (the
+   * source of truth). Waits come in slices, so a lost wake-up costs one slice at most.
    */
   async waitFor(jobId: string, waitMs: number): Promise<JobRecord> {
     const deadline = Date.now() + waitMs;
     let record = await this.get(jobId);
     let etag: string | undefined;
-    let pause = 5;
+    const watch = jobWatchFor(this.env.JOB_WATCH, record.sandboxId);
     while (!isTerminal(record.status) && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, Math.min(pause, Math.max(0, deadline - Date.now()))));
-      pause = Math.min(Math.ceil(pause * 1.3), 500);
+      const slice = Math.min(WAIT_SLICE_MS, deadline - Date.now());
+      await watch.waitForJob(jobId, slice).catch(async (error: unknown) => {
+        console.warn(`job ${jobId}: JobWatch unavailable, polling`, error);
+        await new Promise((resolve) => setTimeout(resolve, Math.min(250, slice)));
+      });
       const latest = await this.store.getIfChanged(jobId, etag);
       if (latest === undefined) throw new ApiError(404, ErrorCode.JOB_NOT_FOUND, `No job ${jobId} (unknown, or past its retention)`);
       if (latest !== "unchanged") {

@@ -118,6 +118,18 @@ async function main(): Promise<void> {
     const throughputSeconds = (performance.now() - throughputStarted) / 1000;
     const jobsPerSecond = JOBS / throughputSeconds;
 
+    console.log(`local sandbox host alone: ${JOBS} execs of \`true\` at concurrency ${CONCURRENCY} through its HTTP API...`);
+    const hostStarted = performance.now();
+    const hostExecs = await pool(JOBS, CONCURRENCY, async (_, worker) => {
+      const response = await fetch(`${stack.hostUrl}/v1/sandboxes/bench-host-${worker}/exec`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${stack.hostToken}`, "content-type": "application/json" },
+        body: JSON.stringify({ command: "true", cwd: "/workspace", timeoutMs: 10_000 }),
+      });
+      await response.arrayBuffer();
+    });
+    const hostPerSecond = JOBS / ((performance.now() - hostStarted) / 1000);
+
     console.log("baseline: raw bubblewrap exec of `true`...");
     const bwrap = await bubblewrapBaseline(LATENCY_SAMPLES);
     const bwrapPerSecond = 1000 / (bwrap.reduce((a, b) => a + b, 0) / bwrap.length);
@@ -149,6 +161,18 @@ async function main(): Promise<void> {
         value: `${jobsPerSecond.toFixed(0)} jobs/s`,
         target: ">= 200 jobs/s",
         "vs bwrap exec": `${((jobsPerSecond / bwrapPerSecond) * 100).toFixed(0)}% of bwrap rate`,
+      },
+      {
+        measure: "local host alone: exec p50 (session per sandbox)",
+        value: ms(percentile(hostExecs, 50)),
+        target: "",
+        "vs bwrap exec": "",
+      },
+      {
+        measure: `local host alone: execs/s at concurrency ${CONCURRENCY}`,
+        value: `${hostPerSecond.toFixed(0)} execs/s`,
+        target: "",
+        "vs bwrap exec": `${(hostPerSecond / bwrapPerSecond).toFixed(1)}x`,
       },
       { measure: "baseline: bubblewrap exec p50", value: ms(percentile(bwrap, 50)), target: "", "vs bwrap exec": "1.0x" },
       { measure: "baseline: bubblewrap exec p99", value: ms(percentile(bwrap, 99)), target: "", "vs bwrap exec": "" },

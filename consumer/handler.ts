@@ -5,8 +5,9 @@
  */
 import type { AppConfig } from "../config";
 import type { SandboxFactory } from "../sandbox/select";
-import { type CacheMessage, isTerminal, QueueMessage, type RunMessage } from "../schemas/job";
+import { type CacheMessage, isTerminal, type JobRecord, QueueMessage, type RunMessage } from "../schemas/job";
 import { JobStore } from "../storage/jobStore";
+import { jobWatchFor } from "../storage/jobWatch";
 import { r2Keys } from "../storage/layout";
 import { KvCacheScheduler } from "./kvCache";
 import { finish, type ProcessDeps, processJob } from "./processJob";
@@ -32,6 +33,12 @@ export async function handleJobBatch(batch: MessageBatch, env: Env, deps: Consum
     await env.JOB_QUEUE.send(message, { contentType: "json", delaySeconds });
   });
 
+  const announceFinished = async (record: JobRecord) => {
+    await jobWatchFor(env.JOB_WATCH, record.sandboxId)
+      .jobFinished(record.id)
+      .catch((error: unknown) => console.warn(`job ${record.id}: could not wake waiters`, error));
+  };
+
   const runs: Delivered<RunMessage>[] = [];
   const cacheRefreshes: Delivered<CacheMessage>[] = [];
   for (const message of batch.messages) {
@@ -48,7 +55,7 @@ export async function handleJobBatch(batch: MessageBatch, env: Env, deps: Consum
   }
 
   if (batch.queue === deps.deadLetterQueue) {
-    await Promise.all(runs.map((run) => failUndeliverable(store, kvCache, run)));
+    await Promise.all(runs.map((run) => failUndeliverable({ store, kvCache, announceFinished }, run)));
     // A cache copy that could not be delivered loses nothing: R2 holds the record.
     for (const { message } of cacheRefreshes) message.ack();
   } else {
@@ -59,6 +66,7 @@ export async function handleJobBatch(batch: MessageBatch, env: Env, deps: Consum
       artifactLimits: { maxFiles: deps.config.artifactMaxFiles, maxTotalBytes: deps.config.artifactMaxTotalBytes },
       maxAttempts: deps.config.maxJobAttempts,
       kvCache,
+      announceFinished,
       remainingMs: () => INVOCATION_BUDGET_MS - (Date.now() - startedAt),
     };
     await Promise.all([
@@ -95,11 +103,14 @@ async function runInOrder(group: Delivered<RunMessage>[], deps: ProcessDeps): Pr
 }
 
 /** A message that used up its retries: its job must not stay queued or running forever. */
-async function failUndeliverable(store: JobStore, kvCache: KvCacheScheduler, { message, body }: Delivered<RunMessage>): Promise<void> {
-  const current = await store.getVersioned(body.jobId);
+async function failUndeliverable(
+  deps: Pick<ProcessDeps, "store" | "kvCache" | "announceFinished">,
+  { message, body }: Delivered<RunMessage>,
+): Promise<void> {
+  const current = await deps.store.getVersioned(body.jobId);
   if (current && !isTerminal(current.record.status)) {
     const reason = current.record.error?.message ?? "the queue gave up delivering it";
-    await finish({ store, kvCache }, current, body.kvWrittenAt, {
+    await finish(deps, current, body.kvWrittenAt, {
       status: "failed",
       error: { code: "DELIVERY_FAILED", message: `Job could not be run after repeated attempts: ${reason}` },
     });

@@ -22,6 +22,8 @@ export interface ProcessDeps {
   artifactLimits: ArtifactLimits;
   maxAttempts: number;
   kvCache: KvCacheScheduler;
+  /** Wakes anyone long-polling the job; a lost signal only delays them. */
+  announceFinished: (record: JobRecord) => Promise<void>;
   /** Milliseconds left before this consumer invocation must be done. */
   remainingMs: () => number;
 }
@@ -95,7 +97,7 @@ export async function processJob(message: RunMessage, deps: ProcessDeps): Promis
  * was stored in R2.
  */
 export async function finish(
-  deps: Pick<ProcessDeps, "store" | "kvCache">,
+  deps: Pick<ProcessDeps, "store" | "kvCache" | "announceFinished">,
   version: VersionedRecord,
   kvWrittenAt: number,
   outcome: Partial<JobRecord> & Pick<JobRecord, "status">,
@@ -111,6 +113,6 @@ export async function finish(
   };
   const written = await deps.store.replace(version, final);
   if (!written) return { action: "ack", reason: "another consumer finished this job first" };
-  await Promise.all([deps.kvCache.finished(final, kvWrittenAt), deps.store.deleteRequest(final.id)]);
+  await Promise.all([deps.kvCache.finished(final, kvWrittenAt), deps.store.deleteRequest(final.id), deps.announceFinished(final)]);
   return { action: "ack", reason: `job ${final.status}` };
 }

@@ -22,6 +22,8 @@ export interface LocalStackOptions {
 export interface LocalStack {
   apiUrl: string;
   hostUrl: string;
+  /** The local host's bearer token (for tools that call the host directly, like the benchmark). */
+  hostToken: string;
   isolation: IsolationMode;
   wrangler: ChildProcess;
   stop(): Promise<void>;
@@ -68,6 +70,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   return {
     apiUrl,
     hostUrl: host.url,
+    hostToken: token,
     isolation: host.isolation,
     wrangler,
     async stop() {
