@@ -5,7 +5,7 @@
 import { monotonicFactory } from "ulid";
 import type { AppConfig } from "../config";
 import { INLINE_REQUEST_MAX_BYTES, isTerminal, type JobRecord, type JobRequest, type RunMessage, summarizeRequest } from "../schemas/job";
-import { JobStore } from "../storage/jobStore";
+import { JobStore, type VersionedRecord } from "../storage/jobStore";
 import { jobWatchFor } from "../storage/jobWatch";
 import { ApiError, ErrorCode } from "./errors";
 import { sendRunMessages } from "./queueSender";
@@ -106,8 +106,12 @@ export class JobService {
    */
   async waitFor(jobId: string, waitMs: number): Promise<JobRecord> {
     const deadline = Date.now() + waitMs;
-    let record = await this.get(jobId);
-    let etag: string | undefined;
+    // Straight to R2: a waited-for job is usually unfinished, which KV could not answer anyway.
+    const first = await this.store.getVersioned(jobId);
+    if (!first || Date.parse(first.record.expiresAt) <= Date.now()) {
+      throw new ApiError(404, ErrorCode.JOB_NOT_FOUND, `No job ${jobId} (unknown, or past its retention)`);
+    }
+    let { record, etag } = first;
     const watch = jobWatchFor(this.env.JOB_WATCH, record.sandboxId);
     while (!isTerminal(record.status) && Date.now() < deadline) {
       const slice = Math.min(WAIT_SLICE_MS, deadline - Date.now());
@@ -115,7 +119,7 @@ export class JobService {
         console.warn(`job ${jobId}: JobWatch unavailable, polling`, error);
         await new Promise((resolve) => setTimeout(resolve, Math.min(250, slice)));
       });
-      const latest = await this.store.getIfChanged(jobId, etag);
+      const latest: VersionedRecord | "unchanged" | undefined = await this.store.getIfChanged(jobId, etag);
       if (latest === undefined) throw new ApiError(404, ErrorCode.JOB_NOT_FOUND, `No job ${jobId} (unknown, or past its retention)`);
       if (latest !== "unchanged") {
         record = latest.record;

@@ -9,8 +9,15 @@ import { type JobStore, KV_WRITE_SPACING_MS } from "../storage/jobStore";
 
 type PendingCopy = CacheMessage["jobs"][number];
 
-/** At most this many jobs per cache message (a few KB, far below the 128 KB limit). */
+/** At most this many jobs per cache message, and about this many bytes (the limit is 128 KB). */
 const JOBS_PER_MESSAGE = 100;
+const MESSAGE_BUDGET_BYTES = 96 * 1024;
+/** A record larger than this (a long artifact list) is not carried: the copy reads it from R2. */
+const CARRIED_RECORD_MAX_BYTES = 8 * 1024;
+
+function jsonBytes(value: unknown): number {
+  return new TextEncoder().encode(JSON.stringify(value)).byteLength;
+}
 
 export class KvCacheScheduler {
   private readonly pending: PendingCopy[] = [];
@@ -23,7 +30,8 @@ export class KvCacheScheduler {
   /** Copies the record now if KV allows, else remembers it for `flush`. */
   async finished(record: JobRecord, kvWrittenAt: number): Promise<void> {
     if (Date.now() < kvWrittenAt + KV_WRITE_SPACING_MS) {
-      this.pending.push({ jobId: record.id, kvWrittenAt });
+      const carried = jsonBytes(record) <= CARRIED_RECORD_MAX_BYTES;
+      this.pending.push({ jobId: record.id, kvWrittenAt, ...(carried ? { record } : {}) });
       return;
     }
     await this.copy(record);
@@ -37,8 +45,8 @@ export class KvCacheScheduler {
           this.pending.push(job);
           return;
         }
-        const current = await this.store.getVersioned(job.jobId);
-        if (current && isTerminal(current.record.status)) await this.copy(current.record);
+        const record = job.record ?? (await this.store.getVersioned(job.jobId))?.record;
+        if (record && isTerminal(record.status)) await this.copy(record);
       }),
     );
   }
@@ -46,7 +54,15 @@ export class KvCacheScheduler {
   /** Sends the delayed messages for everything still pending. */
   async flush(): Promise<void> {
     while (this.pending.length > 0) {
-      const jobs = this.pending.splice(0, JOBS_PER_MESSAGE);
+      const jobs: PendingCopy[] = [];
+      let bytes = 0;
+      for (const job of this.pending) {
+        const size = jsonBytes(job);
+        if (jobs.length === JOBS_PER_MESSAGE || (jobs.length > 0 && bytes + size > MESSAGE_BUDGET_BYTES)) break;
+        jobs.push(job);
+        bytes += size;
+      }
+      this.pending.splice(0, jobs.length);
       const dueAt = Math.max(...jobs.map((job) => job.kvWrittenAt + KV_WRITE_SPACING_MS));
       await this.send({ kind: "cache", jobs }, Math.max(1, Math.ceil((dueAt - Date.now()) / 1000)));
     }

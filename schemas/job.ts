@@ -173,7 +173,14 @@ export type RunMessage = z.infer<typeof RunMessage>;
 export const CacheMessage = z.object({
   kind: z.literal("cache"),
   jobs: z
-    .array(z.object({ jobId: JobId, kvWrittenAt: z.number().int() }))
+    .array(
+      z.object({
+        jobId: JobId,
+        kvWrittenAt: z.number().int(),
+        /** The finished record itself when it fits; a finished record never changes. */
+        record: JobRecord.optional(),
+      }),
+    )
     .min(1)
     .max(100),
 });

@@ -57,8 +57,8 @@ export class JobStore {
    * The authoritative record if it changed since `etag`; a cheap conditional read for polling
    * (no body comes back while the job is unchanged).
    */
-  async getIfChanged(jobId: string, etag: string | undefined): Promise<VersionedRecord | "unchanged" | undefined> {
-    const object = await this.bucket.get(r2Keys.record(jobId), etag ? { onlyIf: { etagDoesNotMatch: etag } } : undefined);
+  async getIfChanged(jobId: string, etag: string): Promise<VersionedRecord | "unchanged" | undefined> {
+    const object = await this.bucket.get(r2Keys.record(jobId), { onlyIf: { etagDoesNotMatch: etag } });
     if (!object) return undefined;
     if (!("body" in object)) return "unchanged";
     const record = parseRecord(await object.text());
