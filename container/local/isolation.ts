@@ -5,7 +5,10 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
+import { constants } from "node:os";
+import type { z } from "zod";
 import { relativeTo, WORKSPACE_ROOT } from "../../schemas/ids";
+import type { HostExecRequest } from "../../schemas/sandboxHost";
 
 export type IsolationMode = "bubblewrap" | "none";
 
@@ -14,14 +17,8 @@ export interface RunLimits {
   maxOutputBytes: number;
 }
 
-export interface RunRequest {
-  command: string;
-  cwd: string;
-  env: Record<string, string>;
-  stdin?: string;
-  timeoutMs: number;
-  network: boolean;
-}
+/** What the host's exec route accepts, after validation. */
+export type RunRequest = z.output<typeof HostExecRequest>;
 
 export interface RunResult {
   exitCode: number | null;
@@ -122,10 +119,12 @@ export function runIsolated(mode: IsolationMode, workspaceDir: string, request: 
       clearTimeout(timer);
       reject(error);
     });
-    child.on("close", (code) => {
+    child.on("close", (code, signal) => {
       clearTimeout(timer);
+      // Killed by a signal (say, out of memory): report it the way shells do, 128 + the signal number.
+      const exitCode = code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : null);
       resolve({
-        exitCode: timedOut ? null : code,
+        exitCode: timedOut ? null : exitCode,
         timedOut,
         durationMs: Math.round(performance.now() - started),
         stdout: stdout.bytes(),

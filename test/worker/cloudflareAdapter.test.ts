@@ -6,6 +6,7 @@ import { SandboxOperationError } from "../../sandbox/port";
 import { execResult, fakeSdkSandbox } from "./support/fakeSdkSandbox";
 
 const decoder = new TextDecoder();
+const LIST_WORKSPACE = { command: "ls", cwd: "/workspace", env: {}, timeoutMs: 60_000, network: false };
 
 async function failureOf(promise: Promise<unknown>): Promise<SandboxOperationError> {
   const error = await promise.then(
@@ -70,29 +71,13 @@ describe("Cloudflare sandbox adapter", () => {
       timestamp: new Date().toISOString(),
     });
     const { sandbox } = fakeSdkSandbox({ exec: async () => Promise.reject(unavailable) });
-    const error = await failureOf(
-      new CloudflareSandbox(sandbox, { maxOutputBytes: 100 }).exec({
-        command: "ls",
-        cwd: "/workspace",
-        env: {},
-        timeoutMs: 60_000,
-        network: false,
-      }),
-    );
+    const error = await failureOf(new CloudflareSandbox(sandbox, { maxOutputBytes: 100 }).exec(LIST_WORKSPACE));
     expect(error).toMatchObject({ code: "SANDBOX_UNAVAILABLE", retryable: true });
   });
 
   it("marks a lost connection (a platform-transient error) as retryable", async () => {
     const { sandbox } = fakeSdkSandbox({ exec: async () => Promise.reject(new Error("Network connection lost.")) });
-    const error = await failureOf(
-      new CloudflareSandbox(sandbox, { maxOutputBytes: 100 }).exec({
-        command: "ls",
-        cwd: "/workspace",
-        env: {},
-        timeoutMs: 60_000,
-        network: false,
-      }),
-    );
+    const error = await failureOf(new CloudflareSandbox(sandbox, { maxOutputBytes: 100 }).exec(LIST_WORKSPACE));
     expect(error).toMatchObject({ code: "SANDBOX_UNAVAILABLE", retryable: true });
   });
 
