@@ -4,7 +4,8 @@
  */
 import { monotonicFactory } from "ulid";
 import type { AppConfig } from "../config";
-import { INLINE_REQUEST_MAX_BYTES, isTerminal, type JobRecord, type JobRequest, type RunMessage, summarizeRequest } from "../schemas/job";
+import { isTerminal, type JobRecord, type JobRequest, summarizeRequest } from "../schemas/job";
+import { INLINE_REQUEST_MAX_BYTES, type RunMessage } from "../schemas/queueMessages";
 import { JobStore, type VersionedRecord } from "../storage/jobStore";
 import { jobWatchFor } from "../storage/jobWatch";
 import { ApiError, ErrorCode } from "./errors";

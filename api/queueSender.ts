@@ -2,7 +2,7 @@
  * Puts run messages on the job queue within Cloudflare Queues' limits, which local simulation
  * does not enforce: 128 KB per message and, per sendBatch call, 100 messages and 256 KB.
  */
-import type { RunMessage } from "../schemas/job";
+import type { RunMessage } from "../schemas/queueMessages";
 
 /** Cloudflare counts about 100 bytes of metadata against each message's size. */
 const MESSAGE_OVERHEAD_BYTES = 100;

@@ -5,7 +5,8 @@
  */
 import type { AppConfig } from "../config";
 import type { SandboxFactory } from "../sandbox/select";
-import { type CacheMessage, isTerminal, type JobRecord, QueueMessage, type RunMessage } from "../schemas/job";
+import { isTerminal, type JobRecord } from "../schemas/job";
+import { type CacheMessage, QueueMessage, type RunMessage } from "../schemas/queueMessages";
 import { JobStore } from "../storage/jobStore";
 import { jobWatchFor } from "../storage/jobWatch";
 import { r2Keys } from "../storage/layout";

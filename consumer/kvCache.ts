@@ -3,8 +3,9 @@
  * The API wrote the key at submit; a job that finishes within the second gets its copy from
  * one delayed queue message per batch instead of a consumer that waits.
  */
-import type { CacheMessage, JobRecord } from "../schemas/job";
+import type { JobRecord } from "../schemas/job";
 import { isTerminal } from "../schemas/job";
+import type { CacheMessage } from "../schemas/queueMessages";
 import { type JobStore, KV_WRITE_SPACING_MS } from "../storage/jobStore";
 
 type PendingCopy = CacheMessage["jobs"][number];

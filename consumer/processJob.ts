@@ -5,8 +5,9 @@
  */
 
 import { SandboxOperationError, type SandboxPort } from "../sandbox/port";
-import type { JobError, JobRecord, RunMessage } from "../schemas/job";
+import type { JobError, JobRecord } from "../schemas/job";
 import { isTerminal } from "../schemas/job";
+import type { RunMessage } from "../schemas/queueMessages";
 import type { JobStore, VersionedRecord } from "../storage/jobStore";
 import type { ArtifactLimits } from "./artifacts";
 import { executeJob } from "./executeJob";
