@@ -111,7 +111,7 @@ async function failUndeliverable(
   const current = await deps.store.getVersioned(body.jobId);
   if (current && !isTerminal(current.record.status)) {
     const reason = current.record.error?.message ?? "the queue gave up delivering it";
-    await finish(deps, current, body.kvWrittenAt, {
+    await finish(deps, current, body, {
       status: "failed",
       error: { code: "DELIVERY_FAILED", message: `Job could not be run after repeated attempts: ${reason}` },
     });

@@ -38,7 +38,7 @@ export function retryDelaySeconds(attempt: number): number {
 
 export async function processJob(message: RunMessage, deps: ProcessDeps): Promise<Disposition> {
   const { store } = deps;
-  const { jobId, kvWrittenAt } = message;
+  const { jobId } = message;
   const current = await store.getVersioned(jobId);
   if (!current) return { action: "ack", reason: "job record not found (expired or never created)" };
   if (isTerminal(current.record.status)) return { action: "ack", reason: "duplicate delivery of a finished job" };
@@ -51,7 +51,7 @@ export async function processJob(message: RunMessage, deps: ProcessDeps): Promis
 
   const request = message.request ?? (await store.readRequest(jobId));
   if (!request) {
-    return finish(deps, current, kvWrittenAt, {
+    return finish(deps, current, message, {
       status: "failed",
       error: { code: "REQUEST_MISSING", message: "The job's stored request is gone; submit the job again" },
     });
@@ -76,7 +76,7 @@ export async function processJob(message: RunMessage, deps: ProcessDeps): Promis
   try {
     const sandbox = deps.sandboxFor(claimed.record.sandboxId);
     const outcome = await executeJob({ jobId, sandbox, bucket: deps.bucket, artifactLimits: deps.artifactLimits }, request);
-    return await finish(deps, claimed, kvWrittenAt, outcome);
+    return await finish(deps, claimed, message, outcome);
   } catch (error) {
     const fault = error instanceof SandboxOperationError ? error : undefined;
     const jobError: JobError = { code: fault?.code ?? "INTERNAL", message: fault?.message ?? "Unexpected error while running the job" };
@@ -89,18 +89,18 @@ export async function processJob(message: RunMessage, deps: ProcessDeps): Promis
     const finalError = fault?.retryable
       ? { code: jobError.code, message: `${jobError.message} (gave up after ${claimed.record.attempts} attempts)` }
       : jobError;
-    return finish(deps, claimed, kvWrittenAt, { status: "failed", error: finalError });
+    return finish(deps, claimed, message, { status: "failed", error: finalError });
   }
 }
 
 /**
- * Writes the final record (R2 first, KV once its spacing allows) and drops the request if it
- * was stored in R2.
+ * Writes the final record (R2 first, KV once its spacing allows), drops the request if it was
+ * stored in R2, and wakes anyone waiting for the job.
  */
 export async function finish(
   deps: Pick<ProcessDeps, "store" | "kvCache" | "announceFinished">,
   version: VersionedRecord,
-  kvWrittenAt: number,
+  message: RunMessage,
   outcome: Partial<JobRecord> & Pick<JobRecord, "status">,
 ): Promise<Disposition> {
   const finishedAt = new Date();
@@ -114,6 +114,11 @@ export async function finish(
   };
   const written = await deps.store.replace(version, final);
   if (!written) return { action: "ack", reason: "another consumer finished this job first" };
-  await Promise.all([deps.kvCache.finished(final, kvWrittenAt), deps.store.deleteRequest(final.id), deps.announceFinished(final)]);
+  await Promise.all([
+    deps.kvCache.finished(final, message.kvWrittenAt),
+    // Only a request too large for the message was stored; it holds env values and content.
+    message.request === undefined && deps.store.deleteRequest(final.id),
+    deps.announceFinished(final),
+  ]);
   return { action: "ack", reason: `job ${final.status}` };
 }

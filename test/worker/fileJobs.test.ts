@@ -1,5 +1,7 @@
 /** File jobs (write, read, delete) end to end, and inputs bigger than a queue message. */
+import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { r2Keys } from "../../storage/layout";
 import { api, runJob, sha256Hex, toBase64, uniqueSandbox } from "./client";
 
 describe("file jobs", () => {
