@@ -11,7 +11,7 @@ import { JobStore } from "../storage/jobStore";
 import { jobWatchFor } from "../storage/jobWatch";
 import { r2Keys } from "../storage/layout";
 import { KvCacheScheduler } from "./kvCache";
-import { finish, type ProcessDeps, processJob } from "./processJob";
+import { finish, leaseRemainingMs, type ProcessDeps, processJob } from "./processJob";
 
 /** Cloudflare gives a consumer invocation 15 minutes of wall clock; keep a margin for settling. */
 const INVOCATION_BUDGET_MS = 14 * 60 * 1000;
@@ -109,6 +109,12 @@ async function failUndeliverable(
   { message, body }: Delivered<RunMessage>,
 ): Promise<void> {
   const current = await deps.store.getVersioned(body.jobId);
+  const leaseMs = current ? leaseRemainingMs(current.record) : 0;
+  if (leaseMs > 0) {
+    // A duplicate ran out of retries while another consumer still runs the job: let that one finish.
+    message.retry({ delaySeconds: Math.ceil(leaseMs / 1000) });
+    return;
+  }
   if (current && !isTerminal(current.record.status)) {
     const reason = current.record.error?.message ?? "the queue gave up delivering it";
     await finish(deps, current, body, {

@@ -36,6 +36,12 @@ export function retryDelaySeconds(attempt: number): number {
   return Math.min(2 ** attempt, 300);
 }
 
+/** Milliseconds until another consumer's claim on the job lapses; 0 when nobody holds it. */
+export function leaseRemainingMs(record: JobRecord, now = Date.now()): number {
+  if (record.status !== "running" || !record.leaseUntil) return 0;
+  return Math.max(0, Date.parse(record.leaseUntil) - now);
+}
+
 export async function processJob(message: RunMessage, deps: ProcessDeps): Promise<Disposition> {
   const { store } = deps;
   const { jobId } = message;
@@ -43,10 +49,9 @@ export async function processJob(message: RunMessage, deps: ProcessDeps): Promis
   if (!current) return { action: "ack", reason: "job record not found (expired or never created)" };
   if (isTerminal(current.record.status)) return { action: "ack", reason: "duplicate delivery of a finished job" };
 
-  const now = Date.now();
-  const leaseUntil = current.record.leaseUntil ? Date.parse(current.record.leaseUntil) : 0;
-  if (current.record.status === "running" && leaseUntil > now) {
-    return { action: "retry", delaySeconds: Math.ceil((leaseUntil - now) / 1000), reason: "another consumer is running this job" };
+  const leaseMs = leaseRemainingMs(current.record);
+  if (leaseMs > 0) {
+    return { action: "retry", delaySeconds: Math.ceil(leaseMs / 1000), reason: "another consumer is running this job" };
   }
 
   const request = message.request ?? (await store.readRequest(jobId));
@@ -81,12 +86,14 @@ export async function processJob(message: RunMessage, deps: ProcessDeps): Promis
     const fault = error instanceof SandboxOperationError ? error : undefined;
     const jobError: JobError = { code: fault?.code ?? "INTERNAL", message: fault?.message ?? "Unexpected error while running the job" };
     if (!fault) console.error(`job ${jobId}: unexpected error`, error);
-    if (fault?.retryable && claimed.record.attempts < deps.maxAttempts) {
+    // Anything but a sandbox's final answer (a storage blip, a bug) is retried, within the same budget.
+    const retryable = fault ? fault.retryable : true;
+    if (retryable && claimed.record.attempts < deps.maxAttempts) {
       const requeued = await store.replace(claimed, { ...claimed.record, status: "queued", error: jobError, leaseUntil: null });
       if (!requeued) return { action: "ack", reason: "job was taken over while retrying" };
       return { action: "retry", delaySeconds: retryDelaySeconds(claimed.record.attempts), reason: `sandbox fault: ${jobError.message}` };
     }
-    const finalError = fault?.retryable
+    const finalError = retryable
       ? { code: jobError.code, message: `${jobError.message} (gave up after ${claimed.record.attempts} attempts)` }
       : jobError;
     return finish(deps, claimed, message, { status: "failed", error: finalError });

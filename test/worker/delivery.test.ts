@@ -100,6 +100,15 @@ describe("at-least-once delivery", () => {
     expect(failed.error?.message).toMatch(/gave up after 3 attempts/);
   });
 
+  it("does not fail a dead-lettered duplicate's job while another consumer still runs it", async () => {
+    const sandbox = uniqueSandbox("dlq-lease");
+    const job = await submit(sandbox, { type: "run", command: "sleep 1.5; echo done" });
+    while ((await getJob(job.id)).status === "queued") await new Promise((resolve) => setTimeout(resolve, 20));
+    const { result } = await deliver(DEAD_LETTER_QUEUE, [{ kind: "run", jobId: job.id, sandboxId: sandbox, kvWrittenAt: Date.now() }]);
+    expect(result.retryMessages).toHaveLength(1);
+    expect((await waitForJob(job.id)).status).toBe("succeeded");
+  });
+
   it("fails a dead-lettered job instead of leaving it queued forever", async () => {
     const target = await submitUnqueued(env);
     const { result } = await deliver(DEAD_LETTER_QUEUE, [target.message]);
