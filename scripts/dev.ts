@@ -12,6 +12,10 @@ async function main(): Promise<void> {
     stateDir: ".wrangler",
     isolation: process.env.SANDBOX_ISOLATION === "none" ? "none" : "bubblewrap",
     wranglerOutput: "inherit",
+    resourceLimits: {
+      memoryBytes: Number(process.env.SANDBOX_MEMORY_MB ?? 2048) * 1024 * 1024,
+      maxProcesses: Number(process.env.SANDBOX_MAX_PROCESSES ?? 1024),
+    },
   });
   console.log(`local sandbox host: ${stack.hostUrl} (isolation: ${stack.isolation}, workspaces in .wrangler/sandboxes)`);
 

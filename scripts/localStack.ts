@@ -8,6 +8,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { startHost } from "../container/local/host";
 import type { IsolationMode } from "../container/local/isolation";
+import type { ResourceLimits } from "../container/local/limits";
 
 export interface LocalStackOptions {
   apiPort: number;
@@ -17,6 +18,7 @@ export interface LocalStackOptions {
   isolation: IsolationMode;
   /** Where wrangler's output goes: the terminal, or nowhere (benchmarks). */
   wranglerOutput: "inherit" | "ignore";
+  resourceLimits?: ResourceLimits;
 }
 
 export interface LocalStack {

@@ -9,6 +9,7 @@ import { constants } from "node:os";
 import type { z } from "zod";
 import { relativeTo, WORKSPACE_ROOT } from "../../schemas/ids";
 import type { HostExecRequest } from "../../schemas/sandboxHost";
+import { inCgroups } from "./limits";
 
 export type IsolationMode = "bubblewrap" | "none";
 
@@ -75,14 +76,19 @@ class CappedBuffer {
   }
 }
 
-export function runIsolated(mode: IsolationMode, workspaceDir: string, request: RunRequest, limits: RunLimits): Promise<RunResult> {
+/** Runs one command in a namespace of its own; `cgroupProcs` are the cgroups it joins first. */
+export function runIsolated(
+  mode: IsolationMode,
+  workspaceDir: string,
+  request: RunRequest,
+  limits: RunLimits,
+  cgroupProcs: string[] = [],
+): Promise<RunResult> {
   const started = performance.now();
+  const sandboxed = inCgroups(cgroupProcs, "bwrap", [...bubblewrapArgs(workspaceDir, request), "/bin/sh", "-c", request.command]);
   const child =
     mode === "bubblewrap"
-      ? spawn("bwrap", [...bubblewrapArgs(workspaceDir, request), "/bin/sh", "-c", request.command], {
-          stdio: ["pipe", "pipe", "pipe"],
-          detached: true,
-        })
+      ? spawn(sandboxed.command, sandboxed.args, { stdio: ["pipe", "pipe", "pipe"], detached: true })
       : spawn("/bin/sh", ["-c", request.command], {
           cwd: `${workspaceDir}/${relativeTo(WORKSPACE_ROOT, request.cwd) ?? ""}`,
           env: { PATH: SANDBOX_PATH, HOME: workspaceDir, LANG: "C.UTF-8", ...request.env },

@@ -12,6 +12,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { WORKSPACE_ROOT } from "../../schemas/ids";
 import { type HostErrorCode, HostExecRequest, type HostExecResult, type HostListResult } from "../../schemas/sandboxHost";
 import { type IsolationMode, type RunLimits, runIsolated } from "./isolation";
+import type { CgroupLimiter } from "./limits";
 import type { SessionPool } from "./session";
 import { PathRefusedError, type Workspaces } from "./workspace";
 
@@ -22,6 +23,8 @@ export interface HostOptions {
   limits: RunLimits;
   /** Persistent sessions; without them (or with network asked for) each exec spawns its own namespace. */
   sessions?: SessionPool;
+  /** Per-sandbox memory and process limits, where cgroups allow. */
+  limiter?: CgroupLimiter;
 }
 
 class HostError extends Error {
@@ -84,7 +87,7 @@ export function createHostApp(options: HostOptions): Hono {
     const result =
       options.sessions && options.isolation === "bubblewrap" && !request.network
         ? await options.sessions.exec(sandboxId, workspaceDir, request)
-        : await runIsolated(options.isolation, workspaceDir, request, options.limits);
+        : await runIsolated(options.isolation, workspaceDir, request, options.limits, options.limiter?.prepare(sandboxId) ?? []);
     const body: HostExecResult = {
       exitCode: result.exitCode,
       timedOut: result.timedOut,

@@ -9,6 +9,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { bubblewrapArgs, type RunLimits, type RunRequest, type RunResult } from "./isolation";
+import { type CgroupLimiter, inCgroups } from "./limits";
 
 const AGENT_PATH = fileURLToPath(new URL("./agent/sessionAgent.mjs", import.meta.url));
 /** Where the agent and the node binary that runs it appear inside the sandbox (read-only). */
@@ -43,12 +44,14 @@ export class SandboxSession {
   constructor(
     workspaceDir: string,
     private readonly limits: RunLimits,
+    cgroupProcs: string[],
     private readonly onEnd: () => void,
   ) {
     const args = bubblewrapArgs(workspaceDir, { cwd: "/workspace", env: {}, network: false });
     args.push("--ro-bind", AGENT_PATH, AGENT_IN_SANDBOX, "--ro-bind", process.execPath, NODE_IN_SANDBOX);
     args.push(NODE_IN_SANDBOX, AGENT_IN_SANDBOX);
-    this.child = spawn("bwrap", args, { stdio: ["pipe", "pipe", "pipe"], detached: true });
+    const sandboxed = inCgroups(cgroupProcs, "bwrap", args);
+    this.child = spawn(sandboxed.command, sandboxed.args, { stdio: ["pipe", "pipe", "pipe"], detached: true });
     createInterface({ input: this.child.stdout }).on("line", (line) => this.settle(line));
     createInterface({ input: this.child.stderr }).on("line", (line) => console.error(`sandbox session agent: ${line}`));
     this.child.on("exit", () => this.end("the sandbox session ended while the command ran (did it kill every process?)"));
@@ -136,6 +139,7 @@ export class SessionPool {
 
   constructor(
     private readonly limits: RunLimits,
+    private readonly limiter: CgroupLimiter | undefined,
     idleMs = 5 * 60 * 1000,
   ) {
     this.reaper = setInterval(
@@ -155,7 +159,8 @@ export class SessionPool {
   exec(sandboxId: string, workspaceDir: string, request: RunRequest): Promise<RunResult> {
     let session = this.sessions.get(sandboxId);
     if (!session?.alive) {
-      const started: SandboxSession = new SandboxSession(workspaceDir, this.limits, () => {
+      const cgroupProcs = this.limiter?.prepare(sandboxId) ?? [];
+      const started: SandboxSession = new SandboxSession(workspaceDir, this.limits, cgroupProcs, () => {
         if (this.sessions.get(sandboxId) === started) this.sessions.delete(sandboxId);
       });
       session = started;

@@ -19,7 +19,14 @@ describe.each(["session", "spawn"] as const)("local sandbox host, one %s per exe
 
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), "host-test-"));
-    host = await startHost({ root, token, port: 0, maxOutputBytes: 1024, execMode });
+    host = await startHost({
+      root,
+      token,
+      port: 0,
+      maxOutputBytes: 1024,
+      execMode,
+      resourceLimits: { memoryBytes: 256 * 1024 ** 2, maxProcesses: 128 },
+    });
   });
   afterAll(async () => {
     await host.close();
@@ -145,6 +152,19 @@ describe.each(["session", "spawn"] as const)("local sandbox host, one %s per exe
     it("refuses invalid sandbox IDs", async () => {
       const response = await hostCall("GET", "/v1/sandboxes/..%2Fetc/list?path=/workspace");
       expect(response.status).toBe(400);
+    });
+
+    it("kills a command that uses more memory than its sandbox may, and carries on", async () => {
+      const hog = await exec("hog", "python3 -c 'x = bytearray(600 * 1024 * 1024); print(len(x))'");
+      expect(hog.stdout).not.toContain("629145600");
+      expect(hog.exitCode).not.toBe(0);
+      expect(await exec("hog", "echo alive")).toMatchObject({ exitCode: 0, stdout: "alive\n" });
+    });
+
+    it("caps how many processes a sandbox may run", async () => {
+      const bomb = await exec("forker", "for i in $(seq 1 300); do sleep 2 & done; wait; echo finished", { timeoutMs: 20_000 });
+      expect(bomb.stderr).toMatch(/fork|Resource temporarily unavailable/i);
+      expect(await exec("forker", "echo alive")).toMatchObject({ exitCode: 0, stdout: "alive\n" });
     });
 
     it("ends what a command started in the background when the command ends", async () => {
