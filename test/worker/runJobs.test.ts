@@ -51,6 +51,21 @@ describe("run jobs", () => {
     expect(job.stdout).toMatchObject({ size: 6, truncated: false });
   });
 
+  it("streams an artifact larger than the SDK's 32 MiB read limit into R2, hash intact", async () => {
+    const job = await runJob(uniqueSandbox("huge"), {
+      type: "run",
+      command: "head -c 41943040 /dev/urandom > huge.bin && sha256sum huge.bin | cut -d' ' -f1",
+      artifacts: ["huge.bin"],
+      timeoutMs: 60_000,
+    });
+    expect(job.status).toBe("succeeded");
+    const hashInSandbox = (await (await api(`/v1/jobs/${job.id}/stdout`)).text()).trim();
+    expect(job.artifacts).toEqual([expect.objectContaining({ path: "huge.bin", size: 41943040, sha256: hashInSandbox })]);
+    const head = await api(`/v1/jobs/${job.id}/artifacts/huge.bin`, { headers: { range: "bytes=41943000-" } });
+    expect(head.status).toBe(206);
+    expect((await head.arrayBuffer()).byteLength).toBe(40);
+  });
+
   it("serves Range requests and honours If-None-Match", async () => {
     const job = await runJob(uniqueSandbox("range"), { type: "run", command: "printf 0123456789 > digits.txt", artifacts: ["digits.txt"] });
     const path = `/v1/jobs/${job.id}/artifacts/digits.txt`;
@@ -116,6 +131,18 @@ describe("run jobs", () => {
     });
     expect(job.artifacts.map((a) => a.path)).toEqual(["a.txt"]);
     expect(job.skippedArtifacts).toEqual([{ path: "missing/**", reason: "pattern matched no files" }]);
+  });
+
+  it("caps the number of artifacts per job and reports every file left out", async () => {
+    // ARTIFACT_MAX_FILES is 200 in wrangler.jsonc.
+    const job = await runJob(uniqueSandbox("many"), {
+      type: "run",
+      command: "mkdir -p many && for i in $(seq 1 205); do echo $i > many/$(printf %03d $i).txt; done",
+      artifacts: ["many/*.txt"],
+    });
+    expect(job.artifacts).toHaveLength(200);
+    expect(job.skippedArtifacts).toHaveLength(5);
+    expect(job.skippedArtifacts[0]).toEqual({ path: "many/201.txt", reason: "artifact count limit reached (200 files per job)" });
   });
 
   it("marks truncated output", async () => {
