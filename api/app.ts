@@ -63,6 +63,10 @@ export function createApp(): OpenAPIHono<ApiEnv> {
   );
   app.onError((error, c) => {
     if (error instanceof ApiError) return respondWithError(c.req.path, error.status, error.code, error.message, error.details);
+    if (error instanceof HTTPException && error.status === 415) {
+      const message = "Send the body as JSON with the header content-type: application/json";
+      return respondWithError(c.req.path, 415, ErrorCode.UNSUPPORTED_MEDIA_TYPE, message);
+    }
     if (error instanceof HTTPException && error.status < 500) {
       // Raised by hono itself, e.g. malformed JSON in a validated body.
       const code = error.status === 400 ? ErrorCode.INVALID_JSON : ErrorCode.INVALID_REQUEST;

@@ -71,6 +71,15 @@ describe("bad input", () => {
     await expectError(response, 400, "INVALID_JSON");
   });
 
+  it("asks for JSON when the body is sent with another content type", async () => {
+    const response = await api("/v1/sandboxes/ok/jobs", {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: '{"type":"run","command":"ls"}',
+    });
+    expect(await expectError(response, 415, "UNSUPPORTED_MEDIA_TYPE")).toContain("content-type: application/json");
+  });
+
   it("rejects an oversized body with 413 and runs nothing", async () => {
     const response = await postJson("/v1/sandboxes/ok/jobs", {
       type: "file",
