@@ -58,7 +58,7 @@ describe("at-least-once delivery", () => {
 
   it("leaves a job that another consumer is running to it, retrying the duplicate later", async () => {
     const sandbox = uniqueSandbox("lease");
-    const job = await submit(sandbox, { type: "run", command: "echo ran >> runs.txt; sleep 1.5" });
+    const job = await submit(sandbox, { type: "run", command: "echo ran >> runs.txt; sleep 3" });
     while ((await getJob(job.id)).status === "queued") await new Promise((resolve) => setTimeout(resolve, 20));
     const { result, delays } = await deliver(JOB_QUEUE, [{ kind: "run", jobId: job.id, sandboxId: sandbox, kvWrittenAt: Date.now() }]);
     expect(result.retryMessages).toHaveLength(1);
@@ -102,7 +102,7 @@ describe("at-least-once delivery", () => {
 
   it("does not fail a dead-lettered duplicate's job while another consumer still runs it", async () => {
     const sandbox = uniqueSandbox("dlq-lease");
-    const job = await submit(sandbox, { type: "run", command: "sleep 1.5; echo done" });
+    const job = await submit(sandbox, { type: "run", command: "sleep 3; echo done" });
     while ((await getJob(job.id)).status === "queued") await new Promise((resolve) => setTimeout(resolve, 20));
     const { result } = await deliver(DEAD_LETTER_QUEUE, [{ kind: "run", jobId: job.id, sandboxId: sandbox, kvWrittenAt: Date.now() }]);
     expect(result.retryMessages).toHaveLength(1);
