@@ -106,6 +106,15 @@ describe("bad input", () => {
     await expectError(await api("/v1/sandboxes/ok/jobs?cursor=zzz"), 400, "INVALID_REQUEST");
   });
 
+  it("answers a wrong method on a known path with 405 and the methods it takes", async () => {
+    const response = await api("/v1/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV", { method: "DELETE" });
+    expect(await expectError(response, 405, "METHOD_NOT_ALLOWED")).toContain("use GET");
+    expect(response.headers.get("allow")).toBe("GET");
+    const list = await api("/v1/sandboxes/ok/jobs", { method: "PUT" });
+    await expectError(list, 405, "METHOD_NOT_ALLOWED");
+    expect(list.headers.get("allow")).toBe("POST, GET");
+  });
+
   it("answers unknown routes with a JSON 404", async () => {
     const message = await expectError(await api("/v2/nothing"), 404, "ROUTE_NOT_FOUND");
     expect(message).toContain("/v1/openapi.json");
