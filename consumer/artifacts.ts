@@ -20,6 +20,21 @@ export interface CollectedArtifacts {
   skipped: SkippedArtifact[];
 }
 
+/** Artifacts uploaded at once: enough to overlap reads and writes, few enough to bound memory. */
+const UPLOAD_CONCURRENCY = 4;
+
+/** Maps with at most `limit` calls in flight; results keep the input order. */
+async function mapConcurrently<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  // One iterator shared by the workers: each takes the next item when it is free.
+  const pending = items.entries();
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    for (const [index, item] of pending) results[index] = await fn(item);
+  });
+  await Promise.all(workers);
+  return results;
+}
+
 export function contentTypeFor(path: string): string {
   return getMimeType(path) ?? "application/octet-stream";
 }
@@ -35,7 +50,10 @@ export async function collectArtifacts(
 
   const files = await sandbox.listFiles(job.cwd);
   const matchers = job.patterns.map((pattern) => ({ pattern, matches: picomatch(pattern, { dot: true }), used: false }));
-  let totalBytes = 0;
+
+  // Choose first, in listing order, so the caps decide the same way every time; then upload.
+  const chosen: { path: string; sandboxPath: string }[] = [];
+  let chosenBytes = 0;
   for (const file of files) {
     const path = relativeTo(job.cwd, file.path);
     if (path === undefined) continue;
@@ -43,27 +61,33 @@ export async function collectArtifacts(
     if (matching.length === 0) continue;
     for (const matcher of matching) matcher.used = true;
 
-    if (result.artifacts.length >= limits.maxFiles) {
+    if (chosen.length >= limits.maxFiles) {
       result.skipped.push({ path, reason: `artifact count limit reached (${limits.maxFiles} files per job)` });
-      continue;
-    }
-    if (totalBytes + file.size > limits.maxTotalBytes) {
+    } else if (chosenBytes + file.size > limits.maxTotalBytes) {
       result.skipped.push({
         path,
         reason: `total artifact size limit reached (${limits.maxTotalBytes} bytes per job); this file is ${file.size} bytes`,
       });
-      continue;
+    } else {
+      chosen.push({ path, sandboxPath: file.path });
+      chosenBytes += file.size;
     }
+  }
+
+  const uploads = await mapConcurrently(chosen, UPLOAD_CONCURRENCY, async ({ path, sandboxPath }) => {
     const contentType = contentTypeFor(path);
     try {
-      const stream = await sandbox.readFile(file.path);
+      const stream = await sandbox.readFile(sandboxPath);
       const sha256 = await putArtifact(bucket, job.jobId, path, stream, contentType);
-      result.artifacts.push({ path, size: stream.size, contentType, sha256 });
-      totalBytes += stream.size;
+      return { artifact: { path, size: stream.size, contentType, sha256 } };
     } catch (error) {
       // A file that vanished or changed size mid-upload is reported, not fatal to the job.
-      result.skipped.push({ path, reason: `could not be uploaded: ${error instanceof Error ? error.message : String(error)}` });
+      return { skipped: { path, reason: `could not be uploaded: ${error instanceof Error ? error.message : String(error)}` } };
     }
+  });
+  for (const upload of uploads) {
+    if (upload.artifact) result.artifacts.push(upload.artifact);
+    else result.skipped.push(upload.skipped);
   }
   for (const matcher of matchers) {
     if (!matcher.used) result.skipped.push({ path: matcher.pattern, reason: "pattern matched no files" });
