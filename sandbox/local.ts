@@ -5,6 +5,11 @@
 import { HostError, HostExecResult, HostListResult } from "../schemas/sandboxHost";
 import { type ExecRequest, type ExecResult, type FileStream, SandboxOperationError, type SandboxPort } from "./port";
 
+/** Beyond a command's own timeout, how long the host may take to answer before it counts as down. */
+const HOST_GRACE_MS = 30_000;
+/** Bound on file calls; large artifacts stream well within it. */
+const FILE_CALL_TIMEOUT_MS = 10 * 60 * 1000;
+
 export interface LocalHostConfig {
   url: string;
   token: string;
@@ -21,7 +26,12 @@ export class LocalSandbox implements SandboxPort {
   ) {}
 
   async exec(request: ExecRequest): Promise<ExecResult> {
-    const response = await this.call("POST", "/exec", { body: JSON.stringify(request), contentType: "application/json" });
+    const response = await this.call("POST", "/exec", {
+      body: JSON.stringify(request),
+      contentType: "application/json",
+      // The host kills the command at timeoutMs; this bounds a host that stops answering.
+      timeoutMs: request.timeoutMs + HOST_GRACE_MS,
+    });
     const result = HostExecResult.parse(await response.json());
     return {
       exitCode: result.exitCode,
@@ -61,19 +71,27 @@ export class LocalSandbox implements SandboxPort {
     return HostListResult.parse(await response.json()).files;
   }
 
-  private async call(method: string, route: string, init: { body?: BodyInit; contentType?: string } = {}): Promise<Response> {
+  private async call(
+    method: string,
+    route: string,
+    init: { body?: BodyInit; contentType?: string; timeoutMs?: number } = {},
+  ): Promise<Response> {
     const headers: Record<string, string> = { authorization: `Bearer ${this.host.token}` };
     if (init.contentType) headers["content-type"] = init.contentType;
     let response: Response;
     try {
-      response = await fetch(`${this.host.url}/v1/sandboxes/${this.sandboxId}${route}`, { method, headers, body: init.body });
+      response = await fetch(`${this.host.url}/v1/sandboxes/${this.sandboxId}${route}`, {
+        method,
+        headers,
+        body: init.body,
+        signal: AbortSignal.timeout(init.timeoutMs ?? FILE_CALL_TIMEOUT_MS),
+      });
     } catch (error) {
-      throw new SandboxOperationError(
-        "SANDBOX_UNAVAILABLE",
-        `Local sandbox host at ${this.host.url} is not reachable (is \`npm run dev\` running?)`,
-        true,
-        { cause: error },
-      );
+      const timedOut = error instanceof Error && error.name === "TimeoutError";
+      const message = timedOut
+        ? `Local sandbox host at ${this.host.url} did not answer in time`
+        : `Local sandbox host at ${this.host.url} is not reachable (is \`npm run dev\` running?)`;
+      throw new SandboxOperationError("SANDBOX_UNAVAILABLE", message, true, { cause: error });
     }
     if (response.ok) return response;
     const parsed = HostError.safeParse(await response.json().catch(() => undefined));
