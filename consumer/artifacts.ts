@@ -5,7 +5,7 @@
  */
 import { getMimeType } from "hono/utils/mime";
 import picomatch from "picomatch";
-import type { SandboxPort } from "../sandbox/port";
+import { type SandboxFileInfo, SandboxOperationError, type SandboxPort } from "../sandbox/port";
 import { relativeTo } from "../schemas/ids";
 import type { ArtifactRef, SkippedArtifact } from "../schemas/job";
 import { putArtifact } from "../storage/outputs";
@@ -35,6 +35,29 @@ async function mapConcurrently<T, R>(items: T[], limit: number, fn: (item: T) =>
   return results;
 }
 
+/**
+ * Lists only the directories the patterns can match in (`dist/**` lists dist/, not a whole
+ * node_modules tree beside it); a directory that does not exist holds no artifacts.
+ */
+async function listUnder(sandbox: SandboxPort, cwd: string, patterns: string[]): Promise<SandboxFileInfo[]> {
+  const bases = patterns.map((pattern) => {
+    const { base, isGlob } = picomatch.scan(pattern);
+    const dir = isGlob ? base : base.slice(0, Math.max(0, base.lastIndexOf("/")));
+    return dir ? `${cwd === "/" ? "" : cwd}/${dir}` : cwd;
+  });
+  // A base inside another base is listed with it.
+  const roots = [...new Set(bases)].filter((base) => !bases.some((other) => other !== base && base.startsWith(`${other}/`)));
+  const listings = await Promise.all(
+    roots.map((root) =>
+      sandbox.listFiles(root).catch((error: unknown) => {
+        if (error instanceof SandboxOperationError && !error.retryable) return [];
+        throw error;
+      }),
+    ),
+  );
+  return listings.flat().sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
 export function contentTypeFor(path: string): string {
   return getMimeType(path) ?? "application/octet-stream";
 }
@@ -48,8 +71,18 @@ export async function collectArtifacts(
   const result: CollectedArtifacts = { artifacts: [], skipped: [] };
   if (job.patterns.length === 0) return result;
 
-  const files = await sandbox.listFiles(job.cwd);
-  const matchers = job.patterns.map((pattern) => ({ pattern, matches: picomatch(pattern, { dot: true }), used: false }));
+  // `!pattern` excludes what the other patterns include, as in CI tools' artifact paths.
+  const includes = job.patterns.filter((pattern) => !pattern.startsWith("!"));
+  const excluded = picomatch(
+    job.patterns.filter((pattern) => pattern.startsWith("!")).map((pattern) => pattern.slice(1)),
+    { dot: true },
+  );
+  // A plain path (no glob) that names a directory collects everything in it.
+  const matchers = includes.map((pattern) => {
+    const globs = picomatch.scan(pattern).isGlob ? [pattern] : [pattern, `${pattern}/**`];
+    return { pattern, matches: picomatch(globs, { dot: true }), used: false };
+  });
+  const files = await listUnder(sandbox, job.cwd, includes);
 
   // Choose first, in listing order, so the caps decide the same way every time; then upload.
   const chosen: { path: string; sandboxPath: string }[] = [];
@@ -58,7 +91,7 @@ export async function collectArtifacts(
     const path = relativeTo(job.cwd, file.path);
     if (path === undefined) continue;
     const matching = matchers.filter((matcher) => matcher.matches(path));
-    if (matching.length === 0) continue;
+    if (matching.length === 0 || excluded(path)) continue;
     for (const matcher of matching) matcher.used = true;
 
     if (chosen.length >= limits.maxFiles) {

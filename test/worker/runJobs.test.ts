@@ -133,6 +133,16 @@ describe("run jobs", () => {
     expect(job.skippedArtifacts).toEqual([{ path: "missing/**", reason: "pattern matched no files" }]);
   });
 
+  it("collects a whole directory named plainly, minus what a !pattern excludes, without listing the rest of the tree", async () => {
+    const job = await runJob(uniqueSandbox("dirs"), {
+      type: "run",
+      command: "mkdir -p out/sub node_modules/x && touch out/a.js out/a.js.map out/sub/b.js node_modules/x/index.js",
+      artifacts: ["out", "!**/*.map"],
+    });
+    expect(job.artifacts.map((artifact) => artifact.path)).toEqual(["out/a.js", "out/sub/b.js"]);
+    expect(job.skippedArtifacts).toEqual([]);
+  });
+
   it("caps the number of artifacts per job and reports every file left out", async () => {
     // ARTIFACT_MAX_FILES is 200 in wrangler.jsonc.
     const job = await runJob(uniqueSandbox("many"), {
