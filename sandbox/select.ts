@@ -5,25 +5,31 @@
 import { getSandbox } from "@cloudflare/sandbox";
 import { CloudflareSandbox } from "./cloudflare";
 import { LocalSandbox } from "./local";
-import type { SandboxPort } from "./port";
+import { SandboxOperationError, type SandboxPort } from "./port";
 
 /** Bytes kept of each of stdout and stderr; larger output is cut and marked truncated. */
 export const MAX_OUTPUT_BYTES = 4 * 1024 * 1024;
 
 export type SandboxFactory = (sandboxId: string) => SandboxPort;
 
-export class SandboxConfigError extends Error {
-  override readonly name = "SandboxConfigError";
+/**
+ * A misconfigured backend fails each job with a message that says what to fix (not retried:
+ * retrying cannot fix configuration), instead of failing whole batches.
+ */
+function misconfigured(message: string): SandboxFactory {
+  return () => {
+    throw new SandboxOperationError("SANDBOX_ERROR", `Sandbox backend misconfigured: ${message}`, false);
+  };
 }
 
 export function sandboxFactory(env: Env): SandboxFactory {
   if (env.SANDBOX_BACKEND === "local") {
-    if (!env.LOCAL_SANDBOX_TOKEN) throw new SandboxConfigError("SANDBOX_BACKEND is local but LOCAL_SANDBOX_TOKEN is not set");
+    if (!env.LOCAL_SANDBOX_TOKEN) return misconfigured("SANDBOX_BACKEND is local but LOCAL_SANDBOX_TOKEN is not set");
     const host = { url: env.LOCAL_SANDBOX_URL, token: env.LOCAL_SANDBOX_TOKEN };
     return (sandboxId) => new LocalSandbox(host, sandboxId);
   }
   if (env.SANDBOX_BACKEND === "cloudflare") {
     return (sandboxId) => new CloudflareSandbox(getSandbox(env.Sandbox, sandboxId), { maxOutputBytes: MAX_OUTPUT_BYTES });
   }
-  throw new SandboxConfigError(`SANDBOX_BACKEND must be "cloudflare" or "local", not "${env.SANDBOX_BACKEND}"`);
+  return misconfigured(`SANDBOX_BACKEND must be "cloudflare" or "local", not "${env.SANDBOX_BACKEND}"`);
 }
