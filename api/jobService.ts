@@ -94,6 +94,41 @@ export class JobService {
     return failed;
   }
 
+  /**
+   * Cancels a job: a queued one ends at once (it will never run); a running one is signalled
+   * and ends as soon as its consumer has stopped the command.
+   */
+  async cancel(jobId: string): Promise<{ record: JobRecord; outcome: "cancelled" | "cancelling" }> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const version = await this.store.getVersioned(jobId);
+      if (!version || Date.parse(version.record.expiresAt) <= Date.now()) {
+        throw new ApiError(404, ErrorCode.JOB_NOT_FOUND, `No job ${jobId} (unknown, or past its retention)`);
+      }
+      const { record } = version;
+      const watch = jobWatchFor(this.env.JOB_WATCH, record.sandboxId);
+      if (isTerminal(record.status)) {
+        throw new ApiError(409, ErrorCode.JOB_FINISHED, `Job ${jobId} has already finished (${record.status}); there is nothing to cancel`);
+      }
+      if (record.status === "running") {
+        await watch.cancelJob(jobId);
+        return { record, outcome: "cancelling" };
+      }
+      const cancelled: JobRecord = {
+        ...record,
+        status: "failed",
+        finishedAt: new Date().toISOString(),
+        leaseUntil: null,
+        error: { code: ErrorCode.CANCELLED, message: "Cancelled before it ran" },
+      };
+      // Conditional: if a consumer claimed the job meanwhile, go round again as a running job.
+      if (await this.store.replace(version, cancelled)) {
+        await watch.jobFinished(jobId).catch(() => {});
+        return { record: cancelled, outcome: "cancelled" };
+      }
+    }
+    throw new ApiError(409, ErrorCode.JOB_BUSY, `Job ${jobId} changed state while being cancelled; try again`);
+  }
+
   async get(jobId: string): Promise<JobRecord> {
     const record = await this.store.get(jobId);
     if (!record) throw new ApiError(404, ErrorCode.JOB_NOT_FOUND, `No job ${jobId} (unknown, or past its retention)`);

@@ -50,6 +50,29 @@ jobsRouter.openapi(getJob, async (c) => {
   return c.json(presentJob(record, new URL(c.req.url).origin), 200);
 });
 
+const cancelJob = createRoute({
+  method: "post",
+  path: "/v1/jobs/{jobId}/cancel",
+  summary: "Cancel a job: a queued one never runs; a running one has its command ended (the job then fails with CANCELLED)",
+  request: { params: JobParams },
+  responses: {
+    200: { description: "Cancelled: the job is failed with error CANCELLED", content: { "application/json": { schema: JobView } } },
+    202: {
+      description: "Cancelling: the running command is being ended; poll the job",
+      content: { "application/json": { schema: JobView } },
+    },
+    404: { description: "Unknown job", content: { "application/json": { schema: ErrorBody } } },
+    409: { description: "The job has already finished", content: { "application/json": { schema: ErrorBody } } },
+  },
+});
+
+jobsRouter.openapi(cancelJob, async (c) => {
+  const { jobId } = c.req.valid("param");
+  const { record, outcome } = await c.var.jobs.cancel(jobId);
+  const body = presentJob(record, new URL(c.req.url).origin);
+  return outcome === "cancelled" ? c.json(body, 200) : c.json(body, 202);
+});
+
 function parseJobId(raw: string): string {
   const jobId = JobParams.shape.jobId.safeParse(raw);
   if (!jobId.success) throw new ApiError(400, ErrorCode.INVALID_REQUEST, "Job IDs are 26-character ULIDs as returned by the submit call");

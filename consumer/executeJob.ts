@@ -17,6 +17,8 @@ export interface ExecuteContext {
   sandbox: SandboxPort;
   bucket: R2Bucket;
   artifactLimits: ArtifactLimits;
+  /** Aborted when the job is cancelled while its command runs. */
+  signal?: AbortSignal;
 }
 
 export function executeJob(context: ExecuteContext, request: JobRequest): Promise<JobOutcome> {
@@ -36,6 +38,7 @@ async function executeRun(context: ExecuteContext, request: RunJobRequest): Prom
     stdin: request.stdin,
     timeoutMs: request.timeoutMs,
     network: request.network,
+    signal: context.signal,
   });
   // Empty output is not stored: its size in the record says it all.
   await Promise.all([

@@ -39,6 +39,10 @@ export async function handleJobBatch(batch: MessageBatch, env: Env, deps: Consum
       .jobFinished(record.id)
       .catch((error: unknown) => console.warn(`job ${record.id}: could not wake waiters`, error));
   };
+  const watchForCancel = (record: JobRecord, timeoutMs: number) =>
+    jobWatchFor(env.JOB_WATCH, record.sandboxId)
+      .waitForCancel(record.id, timeoutMs)
+      .catch(() => false);
 
   const runs: Delivered<RunMessage>[] = [];
   const cacheRefreshes: Delivered<CacheMessage>[] = [];
@@ -68,6 +72,7 @@ export async function handleJobBatch(batch: MessageBatch, env: Env, deps: Consum
       maxAttempts: deps.config.maxJobAttempts,
       kvCache,
       announceFinished,
+      watchForCancel,
       remainingMs: () => INVOCATION_BUDGET_MS - (Date.now() - startedAt),
     };
     await Promise.all([

@@ -25,6 +25,8 @@ export interface ProcessDeps {
   kvCache: KvCacheScheduler;
   /** Wakes anyone long-polling the job; a lost signal only delays them. */
   announceFinished: (record: JobRecord) => Promise<void>;
+  /** Resolves true if the job is cancelled while it runs, false once it has finished. */
+  watchForCancel: (record: JobRecord, timeoutMs: number) => Promise<boolean>;
   /** Milliseconds left before this consumer invocation must be done. */
   remainingMs: () => number;
 }
@@ -80,7 +82,15 @@ export async function processJob(message: RunMessage, deps: ProcessDeps): Promis
 
   try {
     const sandbox = deps.sandboxFor(claimed.record.sandboxId);
-    const outcome = await executeJob({ jobId, sandbox, bucket: deps.bucket, artifactLimits: deps.artifactLimits }, request);
+    // A cancel (POST /v1/jobs/{id}/cancel) aborts the command; the watch ends when the job does.
+    const cancellation = new AbortController();
+    void deps.watchForCancel(claimed.record, timeoutMs + LEASE_MARGIN_MS).then((cancelled) => {
+      if (cancelled) cancellation.abort();
+    });
+    const outcome = await executeJob(
+      { jobId, sandbox, bucket: deps.bucket, artifactLimits: deps.artifactLimits, signal: cancellation.signal },
+      request,
+    );
     return await finish(deps, claimed, message, outcome);
   } catch (error) {
     const fault = error instanceof SandboxOperationError ? error : undefined;

@@ -3,7 +3,15 @@
  * results onto the port and its errors onto retryable (platform) and final (job) failures.
  */
 import { ContainerUnavailableError, type ISandbox, isPlatformTransientError, streamFile } from "@cloudflare/sandbox";
-import { type ExecRequest, type ExecResult, type FileStream, type SandboxFileInfo, SandboxOperationError, type SandboxPort } from "./port";
+import {
+  cancelledError,
+  type ExecRequest,
+  type ExecResult,
+  type FileStream,
+  type SandboxFileInfo,
+  SandboxOperationError,
+  type SandboxPort,
+} from "./port";
 
 /** The part of the SDK's sandbox stub this adapter uses; tests pass a fake with real result shapes. */
 export type SdkSandbox = Pick<ISandbox, "exec" | "writeFile" | "readFileStream" | "deleteFile" | "listFiles">;
@@ -66,7 +74,12 @@ export class CloudflareSandbox implements SandboxPort {
     }
     const started = Date.now();
     try {
-      const result = await this.sandbox.exec(command, { cwd: request.cwd, env: request.env, timeout: request.timeoutMs });
+      const result = await this.sandbox.exec(command, {
+        cwd: request.cwd,
+        env: request.env,
+        timeout: request.timeoutMs,
+        ...(request.signal ? { signal: request.signal } : {}),
+      });
       const stdout = capped(result.stdout, this.options.maxOutputBytes);
       const stderr = capped(result.stderr, this.options.maxOutputBytes);
       return {
@@ -79,6 +92,7 @@ export class CloudflareSandbox implements SandboxPort {
         stderrTruncated: stderr.truncated,
       };
     } catch (error) {
+      if (request.signal?.aborted) throw cancelledError();
       const elapsed = Date.now() - started;
       // The SDK throws on timeout instead of returning an exit code.
       if (!isPlatformTransientError(error) && elapsed >= request.timeoutMs * 0.95) {

@@ -3,7 +3,7 @@
  * and the tests. Every call is one HTTP request to the host on 127.0.0.1.
  */
 import { HostError, HostExecResult, HostListResult } from "../schemas/sandboxHost";
-import { type ExecRequest, type ExecResult, type FileStream, SandboxOperationError, type SandboxPort } from "./port";
+import { cancelledError, type ExecRequest, type ExecResult, type FileStream, SandboxOperationError, type SandboxPort } from "./port";
 
 /** Beyond a command's own timeout, how long the host may take to answer before it counts as down. */
 const HOST_GRACE_MS = 30_000;
@@ -26,11 +26,17 @@ export class LocalSandbox implements SandboxPort {
   ) {}
 
   async exec(request: ExecRequest): Promise<ExecResult> {
+    const { signal, ...body } = request;
+    // Aborting the request makes the host end the command (cancellation).
     const response = await this.call("POST", "/exec", {
-      body: JSON.stringify(request),
+      body: JSON.stringify(body),
       contentType: "application/json",
       // The host kills the command at timeoutMs; this bounds a host that stops answering.
       timeoutMs: request.timeoutMs + HOST_GRACE_MS,
+      signal,
+    }).catch((error: unknown) => {
+      if (signal?.aborted) throw cancelledError();
+      throw error;
     });
     const result = HostExecResult.parse(await response.json());
     return {
@@ -74,7 +80,7 @@ export class LocalSandbox implements SandboxPort {
   private async call(
     method: string,
     route: string,
-    init: { body?: BodyInit; contentType?: string; timeoutMs?: number } = {},
+    init: { body?: BodyInit; contentType?: string; timeoutMs?: number; signal?: AbortSignal } = {},
   ): Promise<Response> {
     const headers: Record<string, string> = { authorization: `Bearer ${this.host.token}` };
     if (init.contentType) headers["content-type"] = init.contentType;
@@ -84,7 +90,7 @@ export class LocalSandbox implements SandboxPort {
         method,
         headers,
         body: init.body,
-        signal: AbortSignal.timeout(init.timeoutMs ?? FILE_CALL_TIMEOUT_MS),
+        signal: AbortSignal.any([AbortSignal.timeout(init.timeoutMs ?? FILE_CALL_TIMEOUT_MS), ...(init.signal ? [init.signal] : [])]),
       });
     } catch (error) {
       const timedOut = error instanceof Error && error.name === "TimeoutError";

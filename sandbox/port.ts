@@ -12,6 +12,8 @@ export interface ExecRequest {
   timeoutMs: number;
   /** Outbound network. Honoured by the local host; Cloudflare containers always have network. */
   network: boolean;
+  /** Aborting it (the job was cancelled) ends the command; exec then throws CANCELLED. */
+  signal?: AbortSignal;
 }
 
 export interface ExecResult {
@@ -50,7 +52,11 @@ export interface SandboxPort {
  * A failure reaching or using a sandbox. `retryable` separates platform faults (retry with
  * backoff) from the job's own failures (a missing file is final).
  */
-export type SandboxErrorCode = "FILE_NOT_FOUND" | "PATH_REFUSED" | "IS_DIRECTORY" | "SANDBOX_UNAVAILABLE" | "SANDBOX_ERROR";
+export type SandboxErrorCode = "FILE_NOT_FOUND" | "PATH_REFUSED" | "IS_DIRECTORY" | "SANDBOX_UNAVAILABLE" | "SANDBOX_ERROR" | "CANCELLED";
+
+export function cancelledError(): SandboxOperationError {
+  return new SandboxOperationError("CANCELLED", "The job was cancelled while it ran; its command was ended", false);
+}
 
 export class SandboxOperationError extends Error {
   constructor(

@@ -76,13 +76,17 @@ class CappedBuffer {
   }
 }
 
-/** Runs one command in a namespace of its own; `cgroupProcs` are the cgroups it joins first. */
+/**
+ * Runs one command in a namespace of its own; `cgroupProcs` are the cgroups it joins first, and
+ * aborting `signal` kills it.
+ */
 export function runIsolated(
   mode: IsolationMode,
   workspaceDir: string,
   request: RunRequest,
   limits: RunLimits,
   cgroupProcs: string[] = [],
+  signal?: AbortSignal,
 ): Promise<RunResult> {
   const started = performance.now();
   const sandboxed = inCgroups(cgroupProcs, "bwrap", [...bubblewrapArgs(workspaceDir, request), "/bin/sh", "-c", request.command]);
@@ -119,6 +123,8 @@ export function runIsolated(
     timedOut = true;
     killTree();
   }, request.timeoutMs);
+  // The client went away (the job was cancelled): end the command the same way.
+  signal?.addEventListener("abort", killTree, { once: true });
 
   return new Promise((resolve, reject) => {
     child.on("error", (error) => {

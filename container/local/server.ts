@@ -86,8 +86,15 @@ export function createHostApp(options: HostOptions): Hono {
     await workspaces.resolve(sandboxId, request.cwd, { kind: "dir", createParents: true });
     const result =
       options.sessions && options.isolation === "bubblewrap" && !request.network
-        ? await options.sessions.exec(sandboxId, workspaceDir, request)
-        : await runIsolated(options.isolation, workspaceDir, request, options.limits, options.limiter?.prepare(sandboxId) ?? []);
+        ? await options.sessions.exec(sandboxId, workspaceDir, request, c.req.raw.signal)
+        : await runIsolated(
+            options.isolation,
+            workspaceDir,
+            request,
+            options.limits,
+            options.limiter?.prepare(sandboxId) ?? [],
+            c.req.raw.signal,
+          );
     const body: HostExecResult = {
       exitCode: result.exitCode,
       timedOut: result.timedOut,

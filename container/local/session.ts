@@ -62,9 +62,17 @@ export class SandboxSession {
     return !this.ended;
   }
 
-  exec(request: RunRequest): Promise<RunResult> {
+  /** Runs one command; aborting `signal` (the client went away) ends it. */
+  exec(request: RunRequest, signal?: AbortSignal): Promise<RunResult> {
     this.lastUsedAt = Date.now();
     const id = this.nextId++;
+    signal?.addEventListener(
+      "abort",
+      () => {
+        if (this.pending.has(id)) this.child.stdin.write(`${JSON.stringify({ cancel: id })}\n`);
+      },
+      { once: true },
+    );
     return new Promise((resolve) => {
       const backstop = setTimeout(() => {
         // The agent missed its own deadline: end the whole session, which kills everything in it.
@@ -156,7 +164,7 @@ export class SessionPool {
     this.reaper.unref();
   }
 
-  exec(sandboxId: string, workspaceDir: string, request: RunRequest): Promise<RunResult> {
+  exec(sandboxId: string, workspaceDir: string, request: RunRequest, signal?: AbortSignal): Promise<RunResult> {
     let session = this.sessions.get(sandboxId);
     if (!session?.alive) {
       const cgroupProcs = this.limiter?.prepare(sandboxId) ?? [];
@@ -166,7 +174,7 @@ export class SessionPool {
       session = started;
       this.sessions.set(sandboxId, session);
     }
-    return session.exec(request);
+    return session.exec(request, signal);
   }
 
   closeAll(): void {

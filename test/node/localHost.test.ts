@@ -128,6 +128,29 @@ describe.each(["session", "spawn"] as const)("local sandbox host, one %s per exe
       expect(survivors).toEqual([]);
     });
 
+    it("ends the command when the client abandons the exec (a cancelled job)", async () => {
+      const marker = `sleep ${33_000 + Math.floor(Math.random() * 1000)}`;
+      const abandoned = new AbortController();
+      const request = fetch(`${host.url}/v1/sandboxes/quitter/exec`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify({ command: marker, cwd: "/workspace", timeoutMs: 60_000 }),
+        signal: abandoned.signal,
+      });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      abandoned.abort();
+      await expect(request).rejects.toThrow();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const { execSync } = await import("node:child_process");
+      expect(
+        execSync("ps -eo args=")
+          .toString()
+          .split("\n")
+          .filter((line) => line.trim() === marker),
+      ).toEqual([]);
+      expect(await exec("quitter", "echo next")).toMatchObject({ exitCode: 0, stdout: "next\n" });
+    });
+
     it("caps stdout and says so", async () => {
       const result = await exec("chatty", "head -c 5000 /dev/zero | tr '\\0' 'x'");
       expect(result.stdout.length).toBe(1024);

@@ -1,0 +1,48 @@
+/** `POST /v1/jobs/{id}/cancel`: queued jobs never run; running ones have their command ended. */
+import { describe, expect, it } from "vitest";
+import { JobView } from "../../schemas/job";
+import { api, expectError, getJob, runJob, submit, uniqueSandbox, waitForJob } from "./client";
+
+function cancel(jobId: string): Promise<Response> {
+  return api(`/v1/jobs/${jobId}/cancel`, { method: "POST" });
+}
+
+describe("cancelling jobs", () => {
+  it("ends a running command and frees its sandbox for the next job", async () => {
+    const sandbox = uniqueSandbox("cancel-run");
+    const job = await submit(sandbox, { type: "run", command: "echo started; sleep 30", timeoutMs: 60_000 });
+    while ((await getJob(job.id)).status === "queued") await new Promise((resolve) => setTimeout(resolve, 20));
+
+    const response = await cancel(job.id);
+    expect(response.status).toBe(202);
+    expect(JobView.parse(await response.json()).status).toBe("running");
+
+    const ended = await waitForJob(job.id);
+    expect(ended.status).toBe("failed");
+    expect(ended.error?.code).toBe("CANCELLED");
+    expect(ended.durationMs).toBeLessThan(20_000);
+    // Had the 30 s sleep survived, this job would wait behind it and the test would time out.
+    const next = await runJob(sandbox, { type: "run", command: "echo next" });
+    expect(next.status).toBe("succeeded");
+  });
+
+  it("cancels a queued job so that it never runs", async () => {
+    const sandbox = uniqueSandbox("cancel-queued");
+    const first = await submit(sandbox, { type: "run", command: "sleep 2" });
+    const second = await submit(sandbox, { type: "run", command: "touch ran.txt" });
+    const response = await cancel(second.id);
+    expect(response.status).toBe(200);
+    expect(JobView.parse(await response.json())).toMatchObject({ status: "failed", error: { code: "CANCELLED" } });
+
+    expect((await waitForJob(first.id)).status).toBe("succeeded");
+    const check = await runJob(sandbox, { type: "run", command: "test -e ran.txt" });
+    expect(check.exitCode).toBe(1);
+    expect((await getJob(second.id)).attempts).toBe(0);
+  });
+
+  it("answers 409 for a finished job and 404 for an unknown one", async () => {
+    const done = await runJob(uniqueSandbox("cancel-done"), { type: "run", command: "true" });
+    await expectError(await cancel(done.id), 409, "JOB_FINISHED");
+    await expectError(await cancel("01ARZ3NDEKTSV4RRFFQ69G5FAV"), 404, "JOB_NOT_FOUND");
+  });
+});
