@@ -62,6 +62,18 @@ describe("Cloudflare sandbox adapter", () => {
     expect(result).toMatchObject({ timedOut: true, exitCode: null });
   });
 
+  it("ends the exec when the job is cancelled, through the SDK's abort signal", async () => {
+    const cancellation = new AbortController();
+    const { sandbox, calls } = fakeSdkSandbox({
+      exec: (_command, options) =>
+        new Promise((_resolve, reject) => options?.signal?.addEventListener("abort", () => reject(new Error("Operation was aborted")))),
+    });
+    const running = new CloudflareSandbox(sandbox, { maxOutputBytes: 100 }).exec({ ...LIST_WORKSPACE, signal: cancellation.signal });
+    cancellation.abort();
+    expect(await failureOf(running)).toMatchObject({ code: "CANCELLED", retryable: false });
+    expect(calls.exec[0]?.options?.signal).toBe(cancellation.signal);
+  });
+
   it("marks an unavailable container as a retryable fault", async () => {
     const unavailable = new ContainerUnavailableError({
       code: "INTERNAL_ERROR",
