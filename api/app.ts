@@ -52,9 +52,7 @@ export function createApp(): OpenAPIHono<ApiEnv> {
     }),
   );
   app.use("*", async (c, next) => {
-    const config = readConfig(c.env);
-    c.set("config", config);
-    c.set("jobs", new JobService(c.env, config));
+    c.set("jobs", new JobService(c.env, readConfig(c.env)));
     await next();
   });
 

@@ -1,8 +1,7 @@
 /** The Hono environment shared by every router: bindings plus per-request services. */
-import type { AppConfig } from "../config";
 import type { JobService } from "./jobService";
 
 export interface ApiEnv {
   Bindings: Env;
-  Variables: { jobs: JobService; config: AppConfig };
+  Variables: { jobs: JobService };
 }

@@ -2,6 +2,7 @@
  * The local sandbox host through its real HTTP API and real bubblewrap: what a job can and
  * cannot reach.
  */
+import { execSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
@@ -12,6 +13,14 @@ import { type RunningHost, startHost } from "../../container/local/host";
 import { HostExecResult } from "../../schemas/sandboxHost";
 
 const token = randomBytes(16).toString("hex");
+
+/** Host processes whose command line is exactly `commandLine` (seen from outside every sandbox). */
+function processesRunning(commandLine: string): string[] {
+  return execSync("ps -eo args=")
+    .toString()
+    .split("\n")
+    .filter((line) => line.trim() === commandLine);
+}
 
 describe.each(["session", "spawn"] as const)("local sandbox host, one %s per exec", (execMode) => {
   let host: RunningHost;
@@ -120,12 +129,7 @@ describe.each(["session", "spawn"] as const)("local sandbox host, one %s per exe
       });
       expect(result.timedOut).toBe(true);
       expect(result.exitCode).toBeNull();
-      const { execSync } = await import("node:child_process");
-      const survivors = execSync("ps -eo args=")
-        .toString()
-        .split("\n")
-        .filter((line) => line.trim() === marker);
-      expect(survivors).toEqual([]);
+      expect(processesRunning(marker)).toEqual([]);
     });
 
     it("ends the command when the client abandons the exec (a cancelled job)", async () => {
@@ -141,13 +145,7 @@ describe.each(["session", "spawn"] as const)("local sandbox host, one %s per exe
       abandoned.abort();
       await expect(request).rejects.toThrow();
       await new Promise((resolve) => setTimeout(resolve, 300));
-      const { execSync } = await import("node:child_process");
-      expect(
-        execSync("ps -eo args=")
-          .toString()
-          .split("\n")
-          .filter((line) => line.trim() === marker),
-      ).toEqual([]);
+      expect(processesRunning(marker)).toEqual([]);
       expect(await exec("quitter", "echo next")).toMatchObject({ exitCode: 0, stdout: "next\n" });
     });
 
@@ -194,14 +192,8 @@ describe.each(["session", "spawn"] as const)("local sandbox host, one %s per exe
       const marker = `sleep ${32_000 + Math.floor(Math.random() * 1000)}`;
       const result = await exec("daemon", `(setsid ${marker} > /dev/null 2>&1 &); echo started`);
       expect(result.stdout).toBe("started\n");
-      const { execSync } = await import("node:child_process");
       await new Promise((resolve) => setTimeout(resolve, 100));
-      expect(
-        execSync("ps -eo args=")
-          .toString()
-          .split("\n")
-          .filter((line) => line.trim() === marker),
-      ).toEqual([]);
+      expect(processesRunning(marker)).toEqual([]);
     });
 
     it("survives a command that kills every process it can, and runs the next one", async () => {
