@@ -3,7 +3,7 @@
  * end-to-end latency and throughput of trivial jobs, and the raw cost of one bubblewrap exec
  * as the baseline. Prints figures; asserts nothing about timing.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -68,6 +68,46 @@ async function pool(count: number, concurrency: number, task: (index: number, wo
   return durations;
 }
 
+interface ProcessInfo {
+  pid: number;
+  parentPid: number;
+  commandLine: string;
+  /** Resident memory now and its peak, and the proportional share (PSS: shared pages split among their users), in KiB. */
+  rssKiB: number;
+  peakRssKiB: number;
+  pssKiB: number;
+}
+
+/** Every process on the machine, read from /proc (Linux only, like the local host). */
+function processes(): ProcessInfo[] {
+  const list: ProcessInfo[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const status = readFileSync(`/proc/${entry}/status`, "utf8");
+      const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? 0);
+      const commandLine = readFileSync(`/proc/${entry}/cmdline`, "utf8").replaceAll("\0", " ").trim();
+      const rollup = readFileSync(`/proc/${entry}/smaps_rollup`, "utf8");
+      const pssKiB = Number(/^Pss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0);
+      list.push({ pid: Number(entry), parentPid: field("PPid"), commandLine, rssKiB: field("VmRSS"), peakRssKiB: field("VmHWM"), pssKiB });
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return list;
+}
+
+function descendantsOf(rootPid: number, all: ProcessInfo[]): ProcessInfo[] {
+  const found: ProcessInfo[] = [];
+  let frontier = [rootPid];
+  while (frontier.length > 0) {
+    const children = all.filter((info) => frontier.includes(info.parentPid));
+    found.push(...children);
+    frontier = children.map((child) => child.pid);
+  }
+  return found;
+}
+
 async function bubblewrapBaseline(samples: number): Promise<number[]> {
   const workspace = await mkdtemp(join(tmpdir(), "bench-bwrap-"));
   try {
@@ -130,6 +170,15 @@ async function main(): Promise<void> {
     });
     const hostPerSecond = JOBS / ((performance.now() - hostStarted) / 1000);
 
+    const all = processes();
+    const workerd = descendantsOf(stack.wrangler.pid ?? -1, all).filter((info) => info.commandLine.includes("workerd"));
+    const workerdPeakMiB = workerd.reduce((sum, info) => sum + info.peakRssKiB, 0) / 1024;
+    // Each session is two bwrap processes and the node agent they run; all are counted.
+    const sessionProcesses = all.filter((info) => info.commandLine.includes("sandbox-agent/agent.mjs"));
+    const sessions = sessionProcesses.filter((info) => info.commandLine.startsWith("/run/sandbox-agent/node")).length;
+    const sessionsMiB = sessionProcesses.reduce((sum, info) => sum + info.pssKiB, 0) / 1024;
+    const hostPeakMiB = (all.find((info) => info.pid === process.pid)?.peakRssKiB ?? 0) / 1024;
+
     console.log("baseline: raw bubblewrap exec of `true`...");
     const bwrap = await bubblewrapBaseline(LATENCY_SAMPLES);
     const bwrapPerSecond = 1000 / (bwrap.reduce((a, b) => a + b, 0) / bwrap.length);
@@ -173,6 +222,19 @@ async function main(): Promise<void> {
         value: `${hostPerSecond.toFixed(0)} execs/s`,
         target: "",
         "vs bwrap exec": `${(hostPerSecond / bwrapPerSecond).toFixed(1)}x`,
+      },
+      {
+        measure: "memory: workerd peak RSS (Worker + local Queues/KV/R2)",
+        value: `${workerdPeakMiB.toFixed(0)} MiB`,
+        target: "",
+        "vs bwrap exec": "",
+      },
+      { measure: "memory: bench + local host process peak RSS", value: `${hostPeakMiB.toFixed(0)} MiB`, target: "", "vs bwrap exec": "" },
+      {
+        measure: `memory: ${sessions} live sandbox sessions (PSS)`,
+        value: `${sessionsMiB.toFixed(0)} MiB (${(sessionsMiB / Math.max(1, sessions)).toFixed(1)} MiB each)`,
+        target: "",
+        "vs bwrap exec": "",
       },
       { measure: "baseline: bubblewrap exec p50", value: ms(percentile(bwrap, 50)), target: "", "vs bwrap exec": "1.0x" },
       { measure: "baseline: bubblewrap exec p99", value: ms(percentile(bwrap, 99)), target: "", "vs bwrap exec": "" },
