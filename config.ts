@@ -20,7 +20,18 @@ export interface AppConfig {
   maxJobAttempts: number;
 }
 
+// The vars of one Worker isolate do not change: parse them once, not on every request.
+const parsed = new WeakMap<Env, AppConfig>();
+
 export function readConfig(env: Env): AppConfig {
+  const cached = parsed.get(env);
+  if (cached) return cached;
+  const config = parseConfig(env);
+  parsed.set(env, config);
+  return config;
+}
+
+function parseConfig(env: Env): AppConfig {
   const vars = ConfigVars.parse(env);
   return {
     retentionSeconds: vars.RETENTION_DAYS * 24 * 60 * 60,

@@ -29,14 +29,17 @@ const AgentResult = z.object({
   stderrTruncated: z.boolean(),
 });
 
-interface Pending {
+interface Running {
+  id: number;
   resolve: (result: RunResult) => void;
   backstop: NodeJS.Timeout;
 }
 
 export class SandboxSession {
   private readonly child: ChildProcessWithoutNullStreams;
-  private readonly pending = new Map<number, Pending>();
+  /** The one command the agent runs now; the host sends the next only when it has answered. */
+  private running: Running | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
   private nextId = 1;
   private ended = false;
   lastUsedAt = Date.now();
@@ -62,25 +65,37 @@ export class SandboxSession {
     return !this.ended;
   }
 
-  /** Runs one command; aborting `signal` (the client went away) ends it. */
+  /**
+   * Runs one command after those before it (a sandbox runs one command at a time, so each
+   * command's deadline counts from its own start); aborting `signal` ends or skips it.
+   */
   exec(request: RunRequest, signal?: AbortSignal): Promise<RunResult> {
     this.lastUsedAt = Date.now();
+    const result = this.queue.then(() =>
+      signal?.aborted ? failure({ timedOut: false, exitCode: 137, message: "" }) : this.start(request, signal),
+    );
+    this.queue = result;
+    return result;
+  }
+
+  private start(request: RunRequest, signal?: AbortSignal): Promise<RunResult> {
+    if (this.ended) return Promise.resolve(failure({ timedOut: false, exitCode: 137, message: "the sandbox session had ended" }));
     const id = this.nextId++;
     signal?.addEventListener(
       "abort",
       () => {
-        if (this.pending.has(id)) this.child.stdin.write(`${JSON.stringify({ cancel: id })}\n`);
+        if (this.running?.id === id) this.child.stdin.write(`${JSON.stringify({ cancel: id })}\n`);
       },
       { once: true },
     );
     return new Promise((resolve) => {
       const backstop = setTimeout(() => {
         // The agent missed its own deadline: end the whole session, which kills everything in it.
-        this.pending.delete(id);
+        this.running = undefined;
         resolve(failure({ timedOut: true, exitCode: null, message: "" }));
         this.close();
       }, request.timeoutMs + BACKSTOP_MS);
-      this.pending.set(id, { resolve, backstop });
+      this.running = { id, resolve, backstop };
       const line = JSON.stringify({ id, ...request, maxOutputBytes: this.limits.maxOutputBytes });
       this.child.stdin.write(`${line}\n`);
     });
@@ -100,12 +115,12 @@ export class SandboxSession {
     const parsed = AgentResult.safeParse(JSON.parse(line));
     if (!parsed.success) return;
     const result = parsed.data;
-    const pending = this.pending.get(result.id);
-    if (!pending) return;
-    this.pending.delete(result.id);
-    clearTimeout(pending.backstop);
+    const running = this.running;
+    if (running?.id !== result.id) return;
+    this.running = undefined;
+    clearTimeout(running.backstop);
     this.lastUsedAt = Date.now();
-    pending.resolve({
+    running.resolve({
       exitCode: result.exitCode,
       timedOut: result.timedOut,
       durationMs: result.durationMs,
@@ -119,11 +134,11 @@ export class SandboxSession {
   private end(message: string): void {
     if (this.ended) return;
     this.ended = true;
-    for (const pending of this.pending.values()) {
-      clearTimeout(pending.backstop);
-      pending.resolve(failure({ timedOut: false, exitCode: 137, message }));
+    if (this.running) {
+      clearTimeout(this.running.backstop);
+      this.running.resolve(failure({ timedOut: false, exitCode: 137, message }));
+      this.running = undefined;
     }
-    this.pending.clear();
     this.onEnd();
   }
 }

@@ -96,27 +96,17 @@ function run(request) {
   });
 }
 
-// Requests are handled one at a time, in order: a sandbox runs one command at a time.
-// A line {"cancel": id} ends that command (or skips it, if it has not started yet).
-let chain = Promise.resolve();
+// The host sends one command at a time and waits for its answer. A line {"cancel": id} ends
+// that command if it is still running.
 let runningId;
-const cancelled = new Set();
-createInterface({ input: process.stdin }).on("line", (line) => {
+createInterface({ input: process.stdin }).on("line", async (line) => {
   const request = JSON.parse(line);
   if (request.cancel !== undefined) {
     if (request.cancel === runningId) killLeftovers();
-    else cancelled.add(request.cancel);
     return;
   }
-  chain = chain.then(async () => {
-    const skipped = cancelled.delete(request.id);
-    runningId = request.id;
-    const result = skipped ? cancelledResult(request.id) : await run(request);
-    runningId = undefined;
-    process.stdout.write(`${JSON.stringify(result)}\n`);
-  });
+  runningId = request.id;
+  const result = await run(request);
+  runningId = undefined;
+  process.stdout.write(`${JSON.stringify(result)}\n`);
 });
-
-function cancelledResult(id) {
-  return { id, exitCode: 137, timedOut: false, durationMs: 0, stdout: "", stderr: "", stdoutTruncated: false, stderrTruncated: false };
-}
