@@ -24,7 +24,6 @@ export default defineConfig({
                 ...wranglerOptions.workerOptions,
                 bindings: {
                   ...wranglerOptions.workerOptions.bindings,
-                  SANDBOX_BACKEND: "local",
                   LOCAL_SANDBOX_URL: host.url,
                   LOCAL_SANDBOX_TOKEN: host.token,
                 },

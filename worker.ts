@@ -1,14 +1,14 @@
 /**
  * The Worker: `fetch` serves the HTTP API (api/), `queue` runs jobs (consumer/). `Sandbox` is
- * the Durable Object class behind Cloudflare Containers, used when SANDBOX_BACKEND=cloudflare;
- * `JobWatch` wakes long-polls when a job finishes.
+ * the SDK's Durable Object class behind each sandbox's container; `JobWatch` wakes long-polls
+ * when a job finishes.
  */
 import { createApp } from "./api/app";
 import { readConfig } from "./config";
 import { handleJobBatch } from "./consumer/handler";
 import { sandboxFactory } from "./sandbox/select";
 
-export { Sandbox } from "@cloudflare/sandbox";
+export { Sandbox } from "./sandbox/sandboxObject";
 export { JobWatch } from "./storage/jobWatch";
 
 /** Must match the dead letter queue named in wrangler.jsonc. */

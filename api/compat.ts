@@ -86,7 +86,6 @@ compatRouter.post("/run", async (c) => {
     env: {},
     timeoutMs: DEFAULT_TIMEOUT_MS,
     artifacts: [],
-    network: false,
   });
   const [output, error] = await Promise.all([
     storedText(c.env.JOB_OUTPUT, r2Keys.output(record.id, "stdout")),

@@ -3,9 +3,18 @@
  * record. Sandbox faults propagate as SandboxOperationError for the caller to retry or fail.
  */
 
+import type { CapturedOutput } from "../sandbox/cappedOutput";
 import { SandboxOperationError, type SandboxPort } from "../sandbox/port";
 import { relativeTo, WORKSPACE_ROOT } from "../schemas/ids";
-import { decodeFileContent, type FileJobRequest, type JobError, type JobRecord, type JobRequest, type RunJobRequest } from "../schemas/job";
+import {
+  decodeFileContent,
+  type FileJobRequest,
+  type JobError,
+  type JobRecord,
+  type JobRequest,
+  type OutputRef,
+  type RunJobRequest,
+} from "../schemas/job";
 import { putArtifact, putOutput } from "../storage/outputs";
 import { type ArtifactLimits, collectArtifacts, contentTypeFor } from "./artifacts";
 
@@ -37,13 +46,12 @@ async function executeRun(context: ExecuteContext, request: RunJobRequest): Prom
     env: request.env,
     stdin: request.stdin,
     timeoutMs: request.timeoutMs,
-    network: request.network,
     signal: context.signal,
   });
   // Empty output is not stored: its size in the record says it all.
   await Promise.all([
-    result.stdout.byteLength > 0 && putOutput(bucket, jobId, "stdout", result.stdout),
-    result.stderr.byteLength > 0 && putOutput(bucket, jobId, "stderr", result.stderr),
+    result.stdout.bytes.byteLength > 0 && putOutput(bucket, jobId, "stdout", result.stdout.bytes),
+    result.stderr.bytes.byteLength > 0 && putOutput(bucket, jobId, "stderr", result.stderr.bytes),
   ]);
   // Artifacts are collected whatever the exit status: a failing test run's report is what you want.
   const collected = await collectArtifacts(
@@ -69,11 +77,15 @@ async function executeRun(context: ExecuteContext, request: RunJobRequest): Prom
     status,
     exitCode: result.exitCode,
     error,
-    stdout: { size: result.stdout.byteLength, truncated: result.stdoutTruncated },
-    stderr: { size: result.stderr.byteLength, truncated: result.stderrTruncated },
+    stdout: outputRef(result.stdout),
+    stderr: outputRef(result.stderr),
     artifacts: collected.artifacts,
     skippedArtifacts: collected.skipped,
   };
+}
+
+function outputRef(output: CapturedOutput): OutputRef {
+  return { size: output.bytes.byteLength, truncated: output.droppedBytes > 0, droppedBytes: output.droppedBytes };
 }
 
 async function executeFileOp(context: ExecuteContext, request: FileJobRequest): Promise<JobOutcome> {

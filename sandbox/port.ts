@@ -1,7 +1,9 @@
 /**
- * The one interface the consumer uses to reach a sandbox. Two adapters implement it:
- * `cloudflare.ts` (Cloudflare Sandbox SDK, deployed) and `local.ts` (local sandbox host).
+ * The one interface the consumer uses to reach a sandbox, implemented by `sdkSandbox.ts` over the
+ * Cloudflare Sandbox SDK (locally too). It keeps the consumer's code free of SDK details and lets
+ * unit tests of one consumer module pass a small fake.
  */
+import type { CapturedOutput } from "./cappedOutput";
 
 export interface ExecRequest {
   command: string;
@@ -10,8 +12,6 @@ export interface ExecRequest {
   env: Record<string, string>;
   stdin?: string;
   timeoutMs: number;
-  /** Outbound network. Honoured by the local host; Cloudflare containers always have network. */
-  network: boolean;
   /** Aborting it (the job was cancelled) ends the command; exec then throws CANCELLED. */
   signal?: AbortSignal;
 }
@@ -21,10 +21,8 @@ export interface ExecResult {
   exitCode: number | null;
   timedOut: boolean;
   durationMs: number;
-  stdout: Uint8Array;
-  stderr: Uint8Array;
-  stdoutTruncated: boolean;
-  stderrTruncated: boolean;
+  stdout: CapturedOutput;
+  stderr: CapturedOutput;
 }
 
 export interface SandboxFileInfo {

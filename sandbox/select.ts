@@ -1,35 +1,16 @@
 /**
- * Chooses the sandbox adapter from configuration: `cloudflare` when deployed, `local` in
- * `npm run dev` and the tests. Nothing else in the Worker knows which one it has.
+ * Opens the sandbox port for a sandbox ID: the SDK's stub for the sandbox's Durable Object,
+ * the same call deployed and local (see sandboxObject.ts for the one local difference).
  */
 import { getSandbox } from "@cloudflare/sandbox";
-import { CloudflareSandbox } from "./cloudflare";
-import { LocalSandbox } from "./local";
-import { SandboxOperationError, type SandboxPort } from "./port";
+import type { SandboxPort } from "./port";
+import { SdkSandbox } from "./sdkSandbox";
 
-/** Bytes kept of each of stdout and stderr; larger output is cut and marked truncated. */
+/** Bytes kept of each of stdout and stderr (head and tail); the middle of larger output is dropped. */
 export const MAX_OUTPUT_BYTES = 4 * 1024 * 1024;
 
 export type SandboxFactory = (sandboxId: string) => SandboxPort;
 
-/**
- * A misconfigured backend fails each job with a message that says what to fix (not retried:
- * retrying cannot fix configuration), instead of failing whole batches.
- */
-function misconfigured(message: string): SandboxFactory {
-  return () => {
-    throw new SandboxOperationError("SANDBOX_ERROR", `Sandbox backend misconfigured: ${message}`, false);
-  };
-}
-
 export function sandboxFactory(env: Env): SandboxFactory {
-  if (env.SANDBOX_BACKEND === "local") {
-    if (!env.LOCAL_SANDBOX_TOKEN) return misconfigured("SANDBOX_BACKEND is local but LOCAL_SANDBOX_TOKEN is not set");
-    const host = { url: env.LOCAL_SANDBOX_URL, token: env.LOCAL_SANDBOX_TOKEN };
-    return (sandboxId) => new LocalSandbox(host, sandboxId);
-  }
-  if (env.SANDBOX_BACKEND === "cloudflare") {
-    return (sandboxId) => new CloudflareSandbox(getSandbox(env.Sandbox, sandboxId), { maxOutputBytes: MAX_OUTPUT_BYTES });
-  }
-  return misconfigured(`SANDBOX_BACKEND must be "cloudflare" or "local", not "${env.SANDBOX_BACKEND}"`);
+  return (sandboxId) => new SdkSandbox(getSandbox(env.Sandbox, sandboxId), MAX_OUTPUT_BYTES);
 }

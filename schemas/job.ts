@@ -40,8 +40,17 @@ export const RunJobRequest = z
     stdin: z.string().max(MAX_REQUEST_BODY_BYTES).optional(),
     timeoutMs: z.number().int().min(1).max(MAX_TIMEOUT_MS, "timeoutMs is at most 900000 (15 minutes)").default(DEFAULT_TIMEOUT_MS),
     artifacts: z.array(GlobPattern).max(64, "At most 64 artifact patterns").default([]),
-    /** Outbound network for this command. Local sandboxes have none unless asked; Cloudflare containers always have it. */
-    network: z.boolean().default(false),
+    /**
+     * Kept so that older clients' requests still validate: every sandbox has outbound network (a
+     * Cloudflare container always does), so only `true` is accepted.
+     */
+    network: z
+      .literal(true, {
+        error:
+          "network cannot be switched off per job: sandboxes have outbound internet (never the host's loopback or private networks); " +
+          "an operator turns it off for the whole local host with SANDBOX_NETWORK=none",
+      })
+      .optional(),
   })
   .strict()
   .openapi("RunJobRequest");
@@ -98,7 +107,6 @@ export const JobRequestSummary = z.union([
     stdinBytes: z.number().int(),
     timeoutMs: z.number().int(),
     artifacts: z.array(z.string()),
-    network: z.boolean(),
   }),
   z.object({
     type: z.literal("file"),
@@ -112,7 +120,8 @@ export type JobRequestSummary = z.infer<typeof JobRequestSummary>;
 export const JobError = z.object({ code: z.string(), message: z.string() });
 export type JobError = z.infer<typeof JobError>;
 
-export const OutputRef = z.object({ size: z.number().int(), truncated: z.boolean() });
+/** Stored output: `size` bytes kept; when truncated, the head and the tail with `droppedBytes` left out between. */
+export const OutputRef = z.object({ size: z.number().int(), truncated: z.boolean(), droppedBytes: z.number().int().default(0) });
 export type OutputRef = z.infer<typeof OutputRef>;
 
 export const ArtifactRef = z.object({
@@ -160,7 +169,6 @@ export function summarizeRequest(request: JobRequest): JobRequestSummary {
       stdinBytes: new TextEncoder().encode(request.stdin ?? "").byteLength,
       timeoutMs: request.timeoutMs,
       artifacts: request.artifacts,
-      network: request.network,
     };
   }
   if (request.op === "write") {

@@ -58,8 +58,6 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       "--persist-to",
       join(options.stateDir, "state"),
       "--var",
-      "SANDBOX_BACKEND:local",
-      "--var",
       `LOCAL_SANDBOX_URL:${host.url}`,
       "--env-file",
       envFile,

@@ -109,17 +109,6 @@ describe("at-least-once delivery", () => {
     expect((await waitForJob(job.id)).status).toBe("succeeded");
   });
 
-  it("fails a job at once, saying what to fix, when the sandbox backend is misconfigured", async () => {
-    const misconfigured: Env = { ...env, SANDBOX_BACKEND: "docker" };
-    const target = await submitUnqueued(misconfigured);
-    const { result } = await deliver(JOB_QUEUE, [target.message], misconfigured);
-    expect(result.explicitAcks).toHaveLength(1);
-    const failed = await getJob(target.id);
-    expect(failed.status).toBe("failed");
-    expect(failed.error?.code).toBe("SANDBOX_ERROR");
-    expect(failed.error?.message).toContain('SANDBOX_BACKEND must be "cloudflare" or "local"');
-  });
-
   it("fails a dead-lettered job instead of leaving it queued forever", async () => {
     const target = await submitUnqueued(env);
     const { result } = await deliver(DEAD_LETTER_QUEUE, [target.message]);

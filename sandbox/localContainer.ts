@@ -1,0 +1,131 @@
+/**
+ * THE SEAM between local and deployed: a stand-in for workerd's container handle
+ * (`ctx.container`) that forwards every container call over HTTP to the local container host
+ * (container/local), which plays the SDK's container on this machine.
+ *
+ * Deployed, the Sandbox Durable Object's `ctx.container` is workerd's handle to a Cloudflare
+ * Container. Under `wrangler dev` without a Docker engine it is absent, so the local Sandbox
+ * class (sandbox/sandboxObject.ts) puts this object there before the SDK's constructor runs.
+ * Everything above it (the SDK's Sandbox, the containers library, its client and error classes)
+ * runs unchanged; only where the container's bytes go differs.
+ */
+import { z } from "zod";
+
+export interface LocalContainerHost {
+  url: string;
+  token: string;
+}
+
+// Error texts the containers library recognises (@cloudflare/containers: isNotListeningError,
+// isNoInstanceError, the monitor's exit-code errors); workerd's real handle throws these.
+const NOT_LISTENING = "the container is not listening";
+const NO_INSTANCE = "there is no container instance that can be provided to this durable object";
+const UNEXPECTED_EXIT = "container exited with unexpected exit code:";
+
+const MonitorAnswer = z.object({ exitCode: z.number().int() });
+/** The host's own refusal (as opposed to an answer from the container it proxies to). */
+const HostRefusal = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
+
+/** The part of workerd's `Container` handle that the SDK and the containers library call. */
+export class LocalContainerHandle {
+  private isRunning = false;
+  /** Settles once the host has started the container (or failed to). */
+  private started: Promise<void> = Promise.resolve();
+  private exited: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly host: LocalContainerHost,
+    /** The sandbox's name: the host keeps one container and one workspace per key. */
+    private readonly key: string,
+  ) {}
+
+  get running(): boolean {
+    return this.isRunning;
+  }
+
+  /** Like workerd's: returns at once; the outcome shows in `monitor()` and in port fetches. */
+  start(options?: ContainerStartupOptions): void {
+    this.isRunning = true;
+    const body = JSON.stringify({ env: options?.env ?? {}, enableInternet: options?.enableInternet ?? true });
+    this.started = this.hostCall("POST", "/start", body).then(async (response) => {
+      if (!response.ok) throw new Error(`${NO_INSTANCE}: the local container host could not start it (${await response.text()})`);
+    });
+    this.exited = this.watchExit(this.started);
+  }
+
+  monitor(): Promise<void> {
+    return this.exited;
+  }
+
+  async destroy(): Promise<void> {
+    this.isRunning = false;
+    const response = await this.hostCall("DELETE", "");
+    await response.body?.cancel();
+  }
+
+  signal(signo: number): void {
+    void this.hostCall("POST", "/signal", JSON.stringify({ signal: signo })).then((response) => response.body?.cancel());
+  }
+
+  getTcpPort(port: number): { fetch: (input: RequestInfo | URL, init?: RequestInit) => Promise<Response> } {
+    return { fetch: (input, init) => this.fetchPort(port, new Request(input, init)) };
+  }
+
+  private async fetchPort(port: number, request: Request): Promise<Response> {
+    await this.started.catch((error: unknown) => {
+      throw new Error(`${NOT_LISTENING}: ${error instanceof Error ? error.message : String(error)}`);
+    });
+    const url = new URL(request.url);
+    const headers = new Headers(request.headers);
+    headers.set("authorization", `Bearer ${this.host.token}`);
+    const response = await fetch(`${this.containerUrl()}/ports/${port}${url.pathname}${url.search}`, {
+      method: request.method,
+      headers,
+      body: request.body,
+      signal: request.signal,
+    }).catch((error: unknown) => {
+      throw new Error(`${NO_INSTANCE}: ${this.unreachable(error)}`);
+    });
+    if (response.status === 502) {
+      const refusal = HostRefusal.safeParse(
+        await response
+          .clone()
+          .json()
+          .catch(() => undefined),
+      );
+      if (refusal.success && refusal.data.error.code === "NOT_LISTENING") {
+        throw new Error(`${NOT_LISTENING} on port ${port}: ${refusal.data.error.message}`);
+      }
+    }
+    return response;
+  }
+
+  /** Resolves when the container exits with 0; rejects with the library's exit-code error otherwise. */
+  private async watchExit(started: Promise<void>): Promise<void> {
+    try {
+      await started;
+      const response = await this.hostCall("GET", "/monitor");
+      const answer = MonitorAnswer.parse(await response.json());
+      if (answer.exitCode !== 0) throw new Error(`${UNEXPECTED_EXIT} ${answer.exitCode}`);
+    } finally {
+      this.isRunning = false;
+    }
+  }
+
+  private containerUrl(): string {
+    return `${this.host.url}/v1/containers/${this.key}`;
+  }
+
+  private async hostCall(method: string, path: string, body?: string): Promise<Response> {
+    const headers: Record<string, string> = { authorization: `Bearer ${this.host.token}` };
+    if (body !== undefined) headers["content-type"] = "application/json";
+    return fetch(`${this.containerUrl()}${path}`, { method, headers, body }).catch((error: unknown) => {
+      throw new Error(`${NO_INSTANCE}: ${this.unreachable(error)}`);
+    });
+  }
+
+  private unreachable(error: unknown): string {
+    const reason = error instanceof Error ? error.message : String(error);
+    return `the local container host at ${this.host.url} is not reachable (${reason}); is \`npm run dev\` running?`;
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * The deployed code path, run as committed: `wrangler dev` with wrangler.jsonc and no overrides
+ * (no local container host, containers disabled because there is no Docker engine). A run job
+ * must travel API -> queue -> consumer -> SDK -> Sandbox Durable Object and fail there because
+ * no container can start, never earlier with an RPC, serialization or type error.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+
+const JobAnswer = z.object({
+  id: z.string(),
+  status: z.string(),
+  error: z.object({ code: z.string(), message: z.string() }).nullable(),
+});
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  if (address === null || typeof address === "string") throw new Error("no port");
+  return address.port;
+}
+
+async function waitUntilServing(url: string, deadline: number): Promise<void> {
+  while (Date.now() < deadline) {
+    if (
+      await fetch(`${url}/v1/openapi.json`).then(
+        (response) => response.ok,
+        () => false,
+      )
+    )
+      return;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`wrangler dev did not serve ${url} in time`);
+}
+
+describe("the committed configuration under `wrangler dev` (no overrides, no container engine)", () => {
+  let wrangler: ChildProcess;
+  let stateDir: string;
+  let api: string;
+  let output = "";
+
+  beforeAll(async () => {
+    stateDir = await mkdtemp(join(tmpdir(), "deployed-path-"));
+    const port = await freePort();
+    api = `http://127.0.0.1:${port}`;
+    // Only where it listens and keeps state differ from a plain `npx wrangler dev`.
+    wrangler = spawn("node_modules/.bin/wrangler", ["dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", stateDir], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, CI: "true" },
+    });
+    wrangler.stdout?.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    wrangler.stderr?.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    await waitUntilServing(api, Date.now() + 60_000);
+  }, 90_000);
+
+  afterAll(async () => {
+    if (wrangler.exitCode === null) {
+      const exited = new Promise((resolve) => wrangler.once("exit", resolve));
+      wrangler.kill("SIGINT");
+      await exited;
+    }
+    await rm(stateDir, { recursive: true, force: true });
+  });
+
+  it("fails a run job with SANDBOX_UNAVAILABLE saying no container could start", async () => {
+    const submitted = await fetch(`${api}/v1/sandboxes/deployed-path/jobs`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ type: "run", command: "echo hello", artifacts: ["*.txt"] }),
+    });
+    expect(submitted.status).toBe(202);
+    const { id } = JobAnswer.parse(await submitted.json());
+
+    let job = JobAnswer.parse(await (await fetch(`${api}/v1/jobs/${id}?wait=30`)).json());
+    expect(job.status, output).toBe("failed");
+    expect(job.error?.code).toBe("SANDBOX_UNAVAILABLE");
+    expect(job.error?.message).toMatch(/No container could start/);
+    expect(job.error?.message).not.toMatch(/serializ|RPC|TypeError|is not a function/i);
+
+    // A file job takes the same path.
+    const read = await fetch(`${api}/v1/sandboxes/deployed-path/jobs`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ type: "file", op: "read", path: "/workspace/a.txt" }),
+    });
+    job = JobAnswer.parse(await (await fetch(`${api}/v1/jobs/${JobAnswer.parse(await read.json()).id}?wait=30`)).json());
+    expect(job.error?.code).toBe("SANDBOX_UNAVAILABLE");
+  }, 90_000);
+});
