@@ -11,6 +11,7 @@ const ConfigVars = z.object({
   ARTIFACT_MAX_FILES: PositiveInt,
   ARTIFACT_MAX_TOTAL_BYTES: PositiveInt,
   MAX_JOB_ATTEMPTS: PositiveInt,
+  OUTPUT_MAX_BYTES: PositiveInt,
 });
 
 export interface AppConfig {
@@ -18,6 +19,8 @@ export interface AppConfig {
   artifactMaxFiles: number;
   artifactMaxTotalBytes: number;
   maxJobAttempts: number;
+  /** Bytes kept of each of stdout and stderr: the head and the tail, the middle of larger output dropped. */
+  outputMaxBytes: number;
 }
 
 // The vars of one Worker isolate do not change: parse them once, not on every request.
@@ -38,5 +41,6 @@ function parseConfig(env: Env): AppConfig {
     artifactMaxFiles: vars.ARTIFACT_MAX_FILES,
     artifactMaxTotalBytes: vars.ARTIFACT_MAX_TOTAL_BYTES,
     maxJobAttempts: vars.MAX_JOB_ATTEMPTS,
+    outputMaxBytes: vars.OUTPUT_MAX_BYTES,
   };
 }

@@ -26,6 +26,8 @@ export default defineConfig({
                   ...wranglerOptions.workerOptions.bindings,
                   LOCAL_SANDBOX_URL: host.url,
                   LOCAL_SANDBOX_TOKEN: host.token,
+                  // Small, so that a test can overflow it cheaply.
+                  OUTPUT_MAX_BYTES: "65536",
                 },
                 kvNamespaces: otherKvNamespaces,
                 queueProducers: otherQueueProducers,

@@ -1,15 +1,16 @@
 /**
- * The Worker: `fetch` serves the HTTP API (api/), `queue` runs jobs (consumer/). `Sandbox` is
- * the SDK's Durable Object class behind each sandbox's container; `JobWatch` wakes long-polls
- * when a job finishes.
+ * The Worker: `fetch` serves the HTTP API (api/), `queue` is the durable intake that hands jobs
+ * to their sandbox's coordinator (consumer/), `scheduled` sweeps for stranded jobs. Durable
+ * Objects: `Sandbox` (the SDK's, behind each sandbox's container) and `SandboxCoordinator`
+ * (runs each sandbox's jobs in order, one at a time).
  */
 import { createApp } from "./api/app";
 import { readConfig } from "./config";
 import { handleJobBatch } from "./consumer/handler";
-import { sandboxFactory } from "./sandbox/select";
+import { sweep } from "./coordinator/sweeper";
 
+export { SandboxCoordinator } from "./coordinator/sandboxCoordinator";
 export { Sandbox } from "./sandbox/sandboxObject";
-export { JobWatch } from "./storage/jobWatch";
 
 /** Must match the dead letter queue named in wrangler.jsonc. */
 const DEAD_LETTER_QUEUE = "artifact-sandbox-jobs-dlq";
@@ -19,6 +20,10 @@ const app = createApp();
 export default {
   fetch: app.fetch,
   async queue(batch, env) {
-    await handleJobBatch(batch, env, { config: readConfig(env), sandboxFor: sandboxFactory(env), deadLetterQueue: DEAD_LETTER_QUEUE });
+    await handleJobBatch(batch, env, { config: readConfig(env), deadLetterQueue: DEAD_LETTER_QUEUE });
+  },
+  async scheduled(_controller, env) {
+    const report = await sweep(env, readConfig(env));
+    if (report.redelivered > 0) console.log(`sweeper: handed ${report.redelivered} stranded job(s) back to their sandboxes`);
   },
 } satisfies ExportedHandler<Env>;

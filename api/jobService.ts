@@ -4,10 +4,10 @@
  */
 import { monotonicFactory } from "ulid";
 import type { AppConfig } from "../config";
-import { isTerminal, type JobRecord, type JobRequest, summarizeRequest } from "../schemas/job";
+import { coordinatorFor } from "../coordinator/sandboxCoordinator";
+import { isTerminal, type JobRecord, type JobRequest, newJobRecord } from "../schemas/job";
 import { INLINE_REQUEST_MAX_BYTES, type RunMessage } from "../schemas/queueMessages";
 import { JobStore, type VersionedRecord } from "../storage/jobStore";
-import { jobWatchFor } from "../storage/jobWatch";
 import { ApiError, ErrorCode } from "./errors";
 import { sendRunMessages } from "./queueSender";
 
@@ -35,7 +35,9 @@ export class JobService {
 
   /**
    * Records and queues several jobs, in order (job IDs follow the array, so a sandbox's jobs run
-   * in that order). A job whose message could not be queued is recorded as failed, never lost.
+   * in that order). Each job is handed to its sandbox's coordinator at once, so it knows the
+   * order before any queue message arrives, and sent on the queue, the durable intake that
+   * delivers it should the handover fail. Only a job that neither reached is failed, never lost.
    */
   async submitMany(jobs: { sandboxId: string; request: JobRequest }[]): Promise<JobRecord[]> {
     const now = Date.now();
@@ -45,7 +47,7 @@ export class JobService {
     const prepared = jobs.map(({ sandboxId, request }) => ({
       sandboxId,
       request,
-      record: this.newRecord(newJobId(now), sandboxId, request, now),
+      record: newJobRecord(newJobId(now), sandboxId, request, now, this.config.retentionSeconds),
     }));
     const messages = await Promise.all(
       prepared.map(async ({ sandboxId, request, record }) => {
@@ -55,31 +57,31 @@ export class JobService {
         return message;
       }),
     );
-    const unqueued = await sendRunMessages(this.env.JOB_QUEUE, messages);
-    return Promise.all(prepared.map(({ record }) => (unqueued.has(record.id) ? this.failUnqueued(record) : record)));
+    const [handedOver, unqueued] = await Promise.all([this.handOver(messages), sendRunMessages(this.env.JOB_QUEUE, messages)]);
+    return Promise.all(
+      prepared.map(({ record }) => (unqueued.has(record.id) && !handedOver.has(record.id) ? this.failUnqueued(record) : record)),
+    );
   }
 
-  private newRecord(id: string, sandboxId: string, request: JobRequest, now: number): JobRecord {
-    return {
-      id,
-      sandboxId,
-      type: request.type,
-      request: summarizeRequest(request),
-      status: "queued",
-      exitCode: null,
-      createdAt: new Date(now).toISOString(),
-      startedAt: null,
-      finishedAt: null,
-      durationMs: null,
-      attempts: 0,
-      error: null,
-      stdout: null,
-      stderr: null,
-      artifacts: [],
-      skippedArtifacts: [],
-      expiresAt: new Date(now + this.config.retentionSeconds * 1000).toISOString(),
-      leaseUntil: null,
-    };
+  /** Gives each sandbox's coordinator its new jobs, one call per sandbox; returns the job IDs it took. */
+  private async handOver(messages: RunMessage[]): Promise<Set<string>> {
+    const bySandbox = new Map<string, RunMessage[]>();
+    for (const message of messages) bySandbox.set(message.sandboxId, [...(bySandbox.get(message.sandboxId) ?? []), message]);
+    const taken = new Set<string>();
+    await Promise.all(
+      [...bySandbox].map(async ([sandboxId, group]) => {
+        try {
+          await coordinatorFor(this.env.SANDBOX_COORDINATOR, sandboxId).enqueue(
+            group.map(({ jobId, kvWrittenAt, request }) => ({ jobId, sandboxId, kvWrittenAt, request })),
+          );
+          for (const { jobId } of group) taken.add(jobId);
+        } catch (error) {
+          // The queue still delivers these jobs; only their order relative to others may differ.
+          console.warn(`sandbox ${sandboxId}: coordinator unreachable at submit`, error);
+        }
+      }),
+    );
+    return taken;
   }
 
   private async failUnqueued(record: JobRecord): Promise<JobRecord> {
@@ -95,8 +97,10 @@ export class JobService {
   }
 
   /**
-   * Cancels a job: a queued one ends at once (it will never run); a running one is signalled
-   * and ends as soon as its consumer has stopped the command.
+   * Cancels a job: a queued one ends at once (it will never run). For a running one the cancel
+   * is stored on its record (its runner checks it at every lease renewal and before it
+   * finishes, and a runner that takes over a crashed one ends it) and its coordinator is told
+   * at once, so the command ends now.
    */
   async cancel(jobId: string): Promise<{ record: JobRecord; outcome: "cancelled" | "cancelling" }> {
     for (let attempt = 0; attempt < 3; attempt++) {
@@ -105,13 +109,15 @@ export class JobService {
         throw new ApiError(404, ErrorCode.JOB_NOT_FOUND, `No job ${jobId} (unknown, or past its retention)`);
       }
       const { record } = version;
-      const watch = jobWatchFor(this.env.JOB_WATCH, record.sandboxId);
+      const coordinator = coordinatorFor(this.env.SANDBOX_COORDINATOR, record.sandboxId);
       if (isTerminal(record.status)) {
         throw new ApiError(409, ErrorCode.JOB_FINISHED, `Job ${jobId} has already finished (${record.status}); there is nothing to cancel`);
       }
       if (record.status === "running") {
-        await watch.cancelJob(jobId);
-        return { record, outcome: "cancelling" };
+        const marked = record.cancelRequested ? version : await this.store.replace(version, { ...record, cancelRequested: true });
+        if (!marked) continue;
+        await coordinator.cancelJob(jobId).catch((error: unknown) => console.warn(`job ${jobId}: cancel signal not delivered`, error));
+        return { record: marked.record, outcome: "cancelling" };
       }
       const cancelled: JobRecord = {
         ...record,
@@ -122,7 +128,7 @@ export class JobService {
       };
       // Conditional: if a consumer claimed the job meanwhile, go round again as a running job.
       if (await this.store.replace(version, cancelled)) {
-        await watch.jobFinished(jobId).catch(() => {});
+        await coordinator.jobFinished(jobId).catch(() => {});
         return { record: cancelled, outcome: "cancelled" };
       }
     }
@@ -136,7 +142,7 @@ export class JobService {
   }
 
   /**
-   * Waits until the job has finished or `waitMs` has passed. The sandbox's JobWatch object wakes
+   * Waits until the job has finished or `waitMs` has passed. The sandbox's coordinator wakes
    * the wait when the consumer announces the job; the record is then re-read from R2 (the
    * source of truth). Waits come in slices, so a lost wake-up costs one slice at most.
    */
@@ -148,11 +154,11 @@ export class JobService {
       throw new ApiError(404, ErrorCode.JOB_NOT_FOUND, `No job ${jobId} (unknown, or past its retention)`);
     }
     let { record, etag } = first;
-    const watch = jobWatchFor(this.env.JOB_WATCH, record.sandboxId);
+    const coordinator = coordinatorFor(this.env.SANDBOX_COORDINATOR, record.sandboxId);
     while (!isTerminal(record.status) && Date.now() < deadline) {
       const slice = Math.min(WAIT_SLICE_MS, deadline - Date.now());
-      await watch.waitForJob(jobId, slice).catch(async (error: unknown) => {
-        console.warn(`job ${jobId}: JobWatch unavailable, polling`, error);
+      await coordinator.waitForJob(jobId, slice).catch(async (error: unknown) => {
+        console.warn(`job ${jobId}: coordinator unavailable, polling`, error);
         await new Promise((resolve) => setTimeout(resolve, Math.min(250, slice)));
       });
       const latest: VersionedRecord | "unchanged" | undefined = await this.store.getIfChanged(jobId, etag);

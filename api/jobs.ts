@@ -88,7 +88,7 @@ for (const stream of ["stdout", "stderr"] as const) {
     const output = record[stream];
     if (!output) throw new ApiError(404, ErrorCode.FILE_NOT_FOUND, `Job ${jobId} is a file job and has no ${stream}`);
     if (output.size === 0) return c.body(null, 200, { "content-type": "text/plain; charset=utf-8", "content-length": "0" });
-    return serveObject(c.env.JOB_OUTPUT, r2Keys.output(jobId, stream), c.req.raw, {
+    return serveObject(c.env.JOB_OUTPUT, r2Keys.output(jobId, record.attempts, stream), c.req.raw, {
       filename: `${jobId}.${stream}.txt`,
       disposition: "inline",
     });
@@ -119,7 +119,7 @@ jobsRouter.get("/v1/jobs/:jobId/artifacts/:path{.+}", async (c) => {
       `Job ${jobId} has no artifact ${path}${known.length ? `; it has: ${known.join(", ")}` : ""}`,
     );
   }
-  return serveObject(c.env.JOB_OUTPUT, r2Keys.artifact(jobId, path), c.req.raw, {
+  return serveObject(c.env.JOB_OUTPUT, r2Keys.artifact(jobId, record.attempts, path), c.req.raw, {
     filename: path.slice(path.lastIndexOf("/") + 1),
     disposition: "attachment",
     fallbackContentType: artifact.contentType,

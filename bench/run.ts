@@ -3,12 +3,13 @@
  * end-to-end latency and throughput of trivial jobs, and the raw cost of one bubblewrap exec
  * as the baseline. Prints figures; asserts nothing about timing.
  */
+
+import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { runIsolated } from "../container/local/isolation";
 import { startLocalStack, waitUntilServing } from "../scripts/localStack";
 
 const { values } = parseArgs({
@@ -108,18 +109,49 @@ function descendantsOf(rootPid: number, all: ProcessInfo[]): ProcessInfo[] {
   return found;
 }
 
+/** One raw bubblewrap exec of `true` in a fresh namespace: the physical floor of a sandboxed command. */
+function rawBubblewrapExec(workspace: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      "bwrap",
+      [
+        "--unshare-all",
+        "--die-with-parent",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+        "--symlink",
+        "usr/lib",
+        "/lib",
+        "--symlink",
+        "usr/lib64",
+        "/lib64",
+        "--symlink",
+        "usr/bin",
+        "/bin",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--bind",
+        workspace,
+        "/workspace",
+        "/bin/true",
+      ],
+      { stdio: "ignore" },
+    );
+    child.on("error", reject);
+    child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`bwrap exited ${code}`))));
+  });
+}
+
 async function bubblewrapBaseline(samples: number): Promise<number[]> {
   const workspace = await mkdtemp(join(tmpdir(), "bench-bwrap-"));
   try {
     const durations: number[] = [];
     for (let i = 0; i < samples; i++) {
       const started = performance.now();
-      await runIsolated(
-        "bubblewrap",
-        workspace,
-        { command: "true", cwd: "/workspace", env: {}, timeoutMs: 10_000, network: false },
-        { maxOutputBytes: 1024 },
-      );
+      await rawBubblewrapExec(workspace);
       durations.push(performance.now() - started);
     }
     return durations;
@@ -133,7 +165,7 @@ async function main(): Promise<void> {
   // one: the benchmark measures the service, not this machine's disk flushes.
   const stateRoot = existsSync("/dev/shm") ? "/dev/shm" : tmpdir();
   const stateDir = await mkdtemp(join(stateRoot, "artifact-sandbox-bench-"));
-  const stack = await startLocalStack({ apiPort: 18787, hostPort: 18788, stateDir, isolation: "bubblewrap", wranglerOutput: "ignore" });
+  const stack = await startLocalStack({ apiPort: 18787, hostPort: 18788, stateDir, wranglerOutput: "ignore" });
   try {
     await waitUntilServing(stack.apiUrl);
     const api = stack.apiUrl;
@@ -161,10 +193,11 @@ async function main(): Promise<void> {
     console.log(`local sandbox host alone: ${JOBS} execs of \`true\` at concurrency ${CONCURRENCY} through its HTTP API...`);
     const hostStarted = performance.now();
     const hostExecs = await pool(JOBS, CONCURRENCY, async (_, worker) => {
-      const response = await fetch(`${stack.hostUrl}/v1/sandboxes/bench-host-${worker}/exec`, {
+      // The SDK container protocol, straight to the host: what the Sandbox Durable Object sends.
+      const response = await fetch(`${stack.hostUrl}/v1/containers/bench-host-${worker}/ports/3000/api/execute`, {
         method: "POST",
         headers: { authorization: `Bearer ${stack.hostToken}`, "content-type": "application/json" },
-        body: JSON.stringify({ command: "true", cwd: "/workspace", timeoutMs: 10_000 }),
+        body: JSON.stringify({ command: "true", sessionId: "bench", cwd: "/workspace" }),
       });
       await response.arrayBuffer();
     });

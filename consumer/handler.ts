@@ -1,24 +1,20 @@
 /**
- * The Worker's queue handler. Jobs of one batch run concurrently across sandboxes and in
- * submission order within a sandbox; each message is acked or retried on its own, so one bad
- * message never replays the batch.
+ * The Worker's queue handler: the durable intake. It hands each run message's job to its
+ * sandbox's coordinator (which runs it; a duplicate changes nothing) and acks at once, so no
+ * batch is held open while commands run. It also copies finished records to KV when due, and
+ * turns messages that used up their retries into failed jobs.
  */
 import type { AppConfig } from "../config";
-import type { SandboxFactory } from "../sandbox/select";
-import { isTerminal, type JobRecord } from "../schemas/job";
+import { coordinatorFor } from "../coordinator/sandboxCoordinator";
+import { finish } from "../runner/finish";
+import { KvCacheScheduler } from "../runner/kvCache";
+import { isTerminal } from "../schemas/job";
 import { type CacheMessage, QueueMessage, type RunMessage } from "../schemas/queueMessages";
 import { JobStore } from "../storage/jobStore";
-import { jobWatchFor } from "../storage/jobWatch";
 import { r2Keys } from "../storage/layout";
-import { KvCacheScheduler } from "./kvCache";
-import { finish, leaseRemainingMs, type ProcessDeps, processJob } from "./processJob";
-
-/** Cloudflare gives a consumer invocation 15 minutes of wall clock; keep a margin for settling. */
-const INVOCATION_BUDGET_MS = 14 * 60 * 1000;
 
 export interface ConsumerDeps {
   config: AppConfig;
-  sandboxFor: SandboxFactory;
   deadLetterQueue: string;
 }
 
@@ -28,21 +24,10 @@ interface Delivered<T> {
 }
 
 export async function handleJobBatch(batch: MessageBatch, env: Env, deps: ConsumerDeps): Promise<void> {
-  const startedAt = Date.now();
   const store = new JobStore(env.JOB_STATUS, env.JOB_OUTPUT, deps.config.retentionSeconds);
   const kvCache = new KvCacheScheduler(store, async (message: CacheMessage, delaySeconds) => {
     await env.JOB_QUEUE.send(message, { contentType: "json", delaySeconds });
   });
-
-  const announceFinished = async (record: JobRecord) => {
-    await jobWatchFor(env.JOB_WATCH, record.sandboxId)
-      .jobFinished(record.id)
-      .catch((error: unknown) => console.warn(`job ${record.id}: could not wake waiters`, error));
-  };
-  const watchForCancel = (record: JobRecord, timeoutMs: number) =>
-    jobWatchFor(env.JOB_WATCH, record.sandboxId)
-      .waitForCancel(record.id, timeoutMs)
-      .catch(() => false);
 
   const runs: Delivered<RunMessage>[] = [];
   const cacheRefreshes: Delivered<CacheMessage>[] = [];
@@ -59,71 +44,55 @@ export async function handleJobBatch(batch: MessageBatch, env: Env, deps: Consum
     }
   }
 
-  if (batch.queue === deps.deadLetterQueue) {
-    await Promise.all(runs.map((run) => failUndeliverable({ store, kvCache, announceFinished }, run)));
-    // A cache copy that could not be delivered loses nothing: R2 holds the record.
-    for (const { message } of cacheRefreshes) message.ack();
-  } else {
-    const processDeps: ProcessDeps = {
-      store,
-      bucket: env.JOB_OUTPUT,
-      sandboxFor: deps.sandboxFor,
-      artifactLimits: { maxFiles: deps.config.artifactMaxFiles, maxTotalBytes: deps.config.artifactMaxTotalBytes },
-      maxAttempts: deps.config.maxJobAttempts,
-      kvCache,
-      announceFinished,
-      watchForCancel,
-      remainingMs: () => INVOCATION_BUDGET_MS - (Date.now() - startedAt),
-    };
-    await Promise.all([
-      ...groupBySandbox(runs).map((group) => runInOrder(group, processDeps)),
-      ...cacheRefreshes.map(async ({ message, body }) => {
-        await kvCache.refresh(body);
-        message.ack();
-      }),
-    ]);
-  }
+  const handleRuns =
+    batch.queue === deps.deadLetterQueue
+      ? runs.map((run) => failUndeliverable(env, store, kvCache, run))
+      : groupBySandbox(runs).map((group) => deliverToCoordinator(env, group));
+  await Promise.all([
+    ...handleRuns,
+    ...cacheRefreshes.map(async ({ message, body }) => {
+      // A cache copy that could not be delivered loses nothing: R2 holds the record.
+      if (batch.queue !== deps.deadLetterQueue) await kvCache.refresh(body);
+      message.ack();
+    }),
+  ]);
   // Only the KV cache depends on this; R2 already holds every record, so a failure is logged, not retried.
   await kvCache.flush().catch((error: unknown) => console.warn("could not schedule KV cache copies", error));
 }
 
 function groupBySandbox(runs: Delivered<RunMessage>[]): Delivered<RunMessage>[][] {
   const groups = new Map<string, Delivered<RunMessage>[]>();
-  for (const run of runs) {
-    const group = groups.get(run.body.sandboxId) ?? [];
-    group.push(run);
-    groups.set(run.body.sandboxId, group);
-  }
-  // ULIDs sort by submission time, so this is submission order within each sandbox.
-  return [...groups.values()].map((group) => group.sort((a, b) => (a.body.jobId < b.body.jobId ? -1 : 1)));
+  for (const run of runs) groups.set(run.body.sandboxId, [...(groups.get(run.body.sandboxId) ?? []), run]);
+  return [...groups.values()];
 }
 
-async function runInOrder(group: Delivered<RunMessage>[], deps: ProcessDeps): Promise<void> {
-  for (const { message, body } of group) {
-    const disposition = await processJob(body, deps).catch((error: unknown) => {
-      console.error(`job ${body.jobId}: storage error, will retry`, error);
-      return { action: "retry", delaySeconds: 5, reason: "storage error" } as const;
-    });
-    if (disposition.action === "ack") message.ack();
-    else message.retry({ delaySeconds: disposition.delaySeconds });
+/** One call per sandbox; the coordinator orders its jobs by submission, whatever the delivery order. */
+async function deliverToCoordinator(env: Env, group: Delivered<RunMessage>[]): Promise<void> {
+  const first = group[0];
+  if (!first) return;
+  try {
+    await coordinatorFor(env.SANDBOX_COORDINATOR, first.body.sandboxId).enqueue(
+      group.map(({ body }) => ({ jobId: body.jobId, sandboxId: body.sandboxId, kvWrittenAt: body.kvWrittenAt, request: body.request })),
+    );
+    for (const { message } of group) message.ack();
+  } catch (error) {
+    console.warn(`sandbox ${first.body.sandboxId}: coordinator unreachable, retrying delivery`, error);
+    for (const { message } of group) message.retry({ delaySeconds: 5 });
   }
 }
 
-/** A message that used up its retries: its job must not stay queued or running forever. */
-async function failUndeliverable(
-  deps: Pick<ProcessDeps, "store" | "kvCache" | "announceFinished">,
-  { message, body }: Delivered<RunMessage>,
-): Promise<void> {
-  const current = await deps.store.getVersioned(body.jobId);
-  const leaseMs = current ? leaseRemainingMs(current.record) : 0;
-  if (leaseMs > 0) {
-    // A duplicate ran out of retries while another consumer still runs the job: let that one finish.
-    message.retry({ delaySeconds: Math.ceil(leaseMs / 1000) });
+/** A message that used up its retries: its job must not stay queued forever. */
+async function failUndeliverable(env: Env, store: JobStore, kvCache: KvCacheScheduler, { message, body }: Delivered<RunMessage>) {
+  const coordinator = coordinatorFor(env.SANDBOX_COORDINATOR, body.sandboxId);
+  // The API handed the job over at submit: if the coordinator holds it, it will run.
+  if (await coordinator.holds(body.jobId).catch(() => false)) {
+    message.ack();
     return;
   }
+  const current = await store.getVersioned(body.jobId);
   if (current && !isTerminal(current.record.status)) {
     const reason = current.record.error?.message ?? "the queue gave up delivering it";
-    await finish(deps, current, body, {
+    await finish({ store, kvCache, announceFinished: (record) => coordinator.jobFinished(record.id) }, current, body, {
       status: "failed",
       error: { code: "DELIVERY_FAILED", message: `Job could not be run after repeated attempts: ${reason}` },
     });

@@ -6,14 +6,16 @@
 import { isPlatformTransientError } from "@cloudflare/sandbox";
 import { SandboxOperationError } from "./port";
 
-// Across RPC an error keeps its message, not its class; these phrases are the containers
-// library's and workerd's own, matched as a fallback to the SDK's error code.
+// Across RPC an SDK error arrives as a plain Error whose message starts with its class name
+// ("FileNotFoundError: File not found: /x"); its code does not survive. The phrases below are
+// the containers library's and workerd's own.
 const CONTAINERS_DISABLED = /Containers have not been enabled/i;
 const NO_CONTAINER = /no container instance|container is not listening|container exited|Container did not start|container is starting/i;
 
-/** The SDK's error code, when the error still carries it. */
-function sdkErrorCode(error: unknown): string | undefined {
-  return error instanceof Error && "code" in error && typeof error.code === "string" ? error.code : undefined;
+/** The SDK's error code when the error still carries it (same realm), else its class name from the message. */
+function sdkErrorKind(error: unknown): string | undefined {
+  if (error instanceof Error && "code" in error && typeof error.code === "string") return error.code;
+  return /^(\w+Error): /.exec(messageOf(error))?.[1];
 }
 
 function messageOf(error: unknown): string {
@@ -23,12 +25,12 @@ function messageOf(error: unknown): string {
 /** Maps any SDK failure onto a port error; `retryable` marks platform faults. */
 export function toSandboxError(error: unknown, subject: string): SandboxOperationError {
   if (error instanceof SandboxOperationError) return error;
-  const code = sdkErrorCode(error);
+  const kind = sdkErrorKind(error);
   const message = messageOf(error);
-  if (code === "FILE_NOT_FOUND" || /^File not found/i.test(message)) {
+  if (kind === "FILE_NOT_FOUND" || kind === "FileNotFoundError") {
     return new SandboxOperationError("FILE_NOT_FOUND", `File not found: ${subject}`, false, { cause: error });
   }
-  if (code === "IS_DIRECTORY" || /is a directory/i.test(message)) {
+  if (kind === "IS_DIRECTORY" || (kind === "FileSystemError" && /directory/i.test(message))) {
     return new SandboxOperationError("IS_DIRECTORY", `${subject} is a directory, not a file`, false, { cause: error });
   }
   if (CONTAINERS_DISABLED.test(message)) {
@@ -41,7 +43,12 @@ export function toSandboxError(error: unknown, subject: string): SandboxOperatio
       { cause: error },
     );
   }
-  if (code === "CONTAINER_UNAVAILABLE" || NO_CONTAINER.test(message) || isPlatformTransientError(error)) {
+  if (
+    kind === "CONTAINER_UNAVAILABLE" ||
+    kind === "ContainerUnavailableError" ||
+    NO_CONTAINER.test(message) ||
+    isPlatformTransientError(error)
+  ) {
     return new SandboxOperationError("SANDBOX_UNAVAILABLE", `No container could start for the sandbox: ${message}`, true, { cause: error });
   }
   return new SandboxOperationError("SANDBOX_ERROR", `Sandbox error on ${subject}: ${message}`, true, { cause: error });

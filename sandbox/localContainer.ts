@@ -64,7 +64,10 @@ export class LocalContainerHandle {
   }
 
   signal(signo: number): void {
-    void this.hostCall("POST", "/signal", JSON.stringify({ signal: signo })).then((response) => response.body?.cancel());
+    void this.hostCall("POST", "/signal", JSON.stringify({ signal: signo })).then(
+      (response) => response.body?.cancel(),
+      (error: unknown) => console.warn(`local container ${this.key}: signal ${signo} not delivered`, error),
+    );
   }
 
   getTcpPort(port: number): { fetch: (input: RequestInfo | URL, init?: RequestInit) => Promise<Response> } {

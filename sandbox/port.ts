@@ -42,6 +42,8 @@ export interface SandboxPort {
   /** Streams the file so files beyond the SDK's 32 MiB encoded limit still arrive whole. */
   readFile(path: string): Promise<FileStream>;
   deleteFile(path: string): Promise<void>;
+  /** Ends every command running in the sandbox, with its process tree (a job runs alone in its sandbox). */
+  endCommands(): Promise<void>;
   /** Regular files below `dir`, recursively. */
   listFiles(dir: string): Promise<SandboxFileInfo[]>;
 }

@@ -5,6 +5,7 @@
  * drops the stream and ends the sandbox's processes with `killAllProcesses`.
  */
 import { type ExecEvent, parseSSEStream, streamFile } from "@cloudflare/sandbox";
+import { WORKSPACE_ROOT } from "../schemas/ids";
 import { CappedOutput } from "./cappedOutput";
 import { toSandboxError } from "./errors";
 import {
@@ -30,6 +31,9 @@ export interface SdkSandboxStub {
   ): Promise<{ files: { absolutePath: string; type: string; size: number }[] }>;
 }
 
+/** How long an ended command's stream may take to close before this side cuts it. */
+const STREAM_DRAIN_MS = 5_000;
+
 const textEncoder = new TextEncoder();
 
 function shellQuote(value: string): string {
@@ -52,7 +56,7 @@ export class SdkSandbox implements SandboxPort {
   ) {}
 
   async exec(request: ExecRequest): Promise<ExecResult> {
-    const command = await this.withStdin(request);
+    const command = await this.prepareCommand(request);
     const started = Date.now();
     const stdout = new CappedOutput(this.maxOutputBytes);
     const stderr = new CappedOutput(this.maxOutputBytes);
@@ -60,10 +64,20 @@ export class SdkSandbox implements SandboxPort {
     // stream is dropped: this side keeps the deadline, and ends the command itself.
     const deadline = AbortSignal.timeout(request.timeoutMs);
     const stop = request.signal ? AbortSignal.any([deadline, request.signal]) : deadline;
+    // Once the command is ended its stream closes by itself; cutting it is the last resort.
+    const cutStream = new AbortController();
+    let ending: Promise<void> | undefined;
+    let cutTimer: ReturnType<typeof setTimeout> | null = null;
+    const onStop = () => {
+      ending = this.endCommands();
+      cutTimer = setTimeout(() => cutStream.abort(), STREAM_DRAIN_MS);
+    };
     let exitCode: number | null = null;
     try {
-      const stream = await this.sandbox.execStream(command, { cwd: request.cwd, env: request.env, timeout: request.timeoutMs });
-      for await (const event of parseSSEStream<ExecEvent>(stream, stop)) {
+      const stream = await this.sandbox.execStream(command, { cwd: WORKSPACE_ROOT, env: request.env, timeout: request.timeoutMs });
+      if (stop.aborted) onStop();
+      else stop.addEventListener("abort", onStop, { once: true });
+      for await (const event of parseSSEStream<ExecEvent>(stream, cutStream.signal)) {
         if (event.type === "stdout") stdout.push(event.data ?? "");
         else if (event.type === "stderr") stderr.push(event.data ?? "");
         else if (event.type === "complete") exitCode = event.exitCode ?? event.result?.exitCode ?? null;
@@ -73,10 +87,15 @@ export class SdkSandbox implements SandboxPort {
       }
     } catch (error) {
       if (!stop.aborted) throw toSandboxError(error, "exec");
-      await this.endCommands();
+    } finally {
+      stop.removeEventListener("abort", onStop);
+      if (cutTimer !== null) clearTimeout(cutTimer);
+    }
+    if (stop.aborted) {
+      await ending;
       if (request.signal?.aborted) throw cancelledError();
     }
-    const timedOut = deadline.aborted && exitCode === null;
+    const timedOut = deadline.aborted;
     if (!timedOut && exitCode === null) {
       throw new SandboxOperationError("SANDBOX_ERROR", "The sandbox ended the command's output without an exit code", true);
     }
@@ -96,9 +115,11 @@ export class SdkSandbox implements SandboxPort {
   }
 
   async readFile(path: string): Promise<FileStream> {
+    // The listing gives the size to stream against (and tells a directory from a missing file).
     const dir = path.slice(0, path.lastIndexOf("/")) || "/";
-    const entry = (await this.listFiles(dir, false)).find((file) => file.path === path);
+    const entry = (await this.listEntries(dir, false)).find((file) => file.absolutePath === path);
     if (!entry) throw new SandboxOperationError("FILE_NOT_FOUND", `File not found: ${path}`, false);
+    if (entry.type === "directory") throw new SandboxOperationError("IS_DIRECTORY", `${path} is a directory, not a file`, false);
     const sse = await this.sandbox.readFileStream(path).catch((error: unknown) => {
       throw toSandboxError(error, path);
     });
@@ -123,27 +144,40 @@ export class SdkSandbox implements SandboxPort {
     });
   }
 
-  async listFiles(dir: string, recursive = true): Promise<SandboxFileInfo[]> {
+  async listFiles(dir: string): Promise<SandboxFileInfo[]> {
+    const entries = await this.listEntries(dir, true);
+    return entries.filter((file) => file.type === "file").map((file) => ({ path: file.absolutePath, size: file.size }));
+  }
+
+  private async listEntries(dir: string, recursive: boolean) {
     const listing = await this.sandbox.listFiles(dir, { recursive, includeHidden: true }).catch((error: unknown) => {
       throw toSandboxError(error, dir);
     });
-    return listing.files.filter((file) => file.type === "file").map((file) => ({ path: file.absolutePath, size: file.size }));
+    return listing.files;
   }
 
-  /** Ends every command running in the sandbox, with its process tree (a job runs alone in its sandbox). */
-  private async endCommands(): Promise<void> {
+  async endCommands(): Promise<void> {
     await this.sandbox.killAllProcesses().catch((error: unknown) => {
       throw toSandboxError(error, "killing the command");
     });
   }
 
-  /** The SDK's exec has no stdin: a job's stdin goes to a private file the command reads. */
-  private async withStdin(request: ExecRequest): Promise<string> {
-    if (request.stdin === undefined) return request.command;
-    const stdinPath = `/tmp/.stdin-${crypto.randomUUID()}`;
-    await this.sandbox.writeFile(stdinPath, request.stdin).catch((error: unknown) => {
-      throw toSandboxError(error, stdinPath);
-    });
-    return `sh -c ${shellQuote(request.command)} < ${stdinPath}; status=$?; rm -f ${stdinPath}; exit $status`;
+  /**
+   * The command as the sandbox runs it: in its cwd, created if missing (a container's shell would
+   * refuse a missing one), and reading its stdin from a private file (the SDK's exec has no stdin).
+   */
+  private async prepareCommand(request: ExecRequest): Promise<string> {
+    let command = request.command;
+    if (request.stdin !== undefined) {
+      const stdinPath = `/tmp/.stdin-${crypto.randomUUID()}`;
+      await this.sandbox.writeFile(stdinPath, request.stdin).catch((error: unknown) => {
+        throw toSandboxError(error, stdinPath);
+      });
+      command = `{ ${command}\n} < ${stdinPath}; status=$?; rm -f ${stdinPath}; exit $status`;
+    }
+    if (request.cwd !== WORKSPACE_ROOT) {
+      command = `mkdir -p -- ${shellQuote(request.cwd)} && cd -- ${shellQuote(request.cwd)} && { ${command}\n}`;
+    }
+    return command;
   }
 }

@@ -6,7 +6,11 @@
 import { z } from "@hono/zod-openapi";
 import { SandboxId, WorkspaceDirPath, WorkspaceFilePath } from "./ids";
 
-export const MAX_TIMEOUT_MS = 15 * 60 * 1000;
+/**
+ * A job runs inside one invocation of its sandbox coordinator's alarm, which Cloudflare limits to
+ * 15 minutes of wall clock; a minute of that is kept for claiming the job and uploading outputs.
+ */
+export const MAX_TIMEOUT_MS = 14 * 60 * 1000;
 export const DEFAULT_TIMEOUT_MS = 60 * 1000;
 /** Largest request body the API accepts: a file write's content travels through R2, not the queue. */
 export const MAX_REQUEST_BODY_BYTES = 32 * 1024 * 1024;
@@ -38,7 +42,15 @@ export const RunJobRequest = z
     cwd: WorkspaceDirPath.default("/workspace"),
     env: EnvVars.default({}),
     stdin: z.string().max(MAX_REQUEST_BODY_BYTES).optional(),
-    timeoutMs: z.number().int().min(1).max(MAX_TIMEOUT_MS, "timeoutMs is at most 900000 (15 minutes)").default(DEFAULT_TIMEOUT_MS),
+    timeoutMs: z
+      .number()
+      .int()
+      .min(1)
+      .max(
+        MAX_TIMEOUT_MS,
+        "timeoutMs is at most 840000 (14 minutes: a job, its uploads included, must fit in the 15 minutes its runner is given)",
+      )
+      .default(DEFAULT_TIMEOUT_MS),
     artifacts: z.array(GlobPattern).max(64, "At most 64 artifact patterns").default([]),
     /**
      * Kept so that older clients' requests still validate: every sandbox has outbound network (a
@@ -154,10 +166,37 @@ export const JobRecord = z.object({
   artifacts: z.array(ArtifactRef),
   skippedArtifacts: z.array(SkippedArtifact),
   expiresAt: z.string(),
-  /** Until when the consumer that set `running` owns the job; a redelivery before then waits. */
+  /** Until when the runner that set `running` owns the job; its heartbeat renews it while the command runs. */
   leaseUntil: z.string().nullable(),
+  /** Set by a cancel while the job runs; checked when it is claimed, while it runs and when it finishes. */
+  cancelRequested: z.boolean().default(false),
 });
 export type JobRecord = z.infer<typeof JobRecord>;
+
+/** A just-submitted job's record: queued, nothing run yet. */
+export function newJobRecord(id: string, sandboxId: string, request: JobRequest, now: number, retentionSeconds: number): JobRecord {
+  return {
+    id,
+    sandboxId,
+    type: request.type,
+    request: summarizeRequest(request),
+    status: "queued",
+    exitCode: null,
+    createdAt: new Date(now).toISOString(),
+    startedAt: null,
+    finishedAt: null,
+    durationMs: null,
+    attempts: 0,
+    error: null,
+    stdout: null,
+    stderr: null,
+    artifacts: [],
+    skippedArtifacts: [],
+    expiresAt: new Date(now + retentionSeconds * 1000).toISOString(),
+    leaseUntil: null,
+    cancelRequested: false,
+  };
+}
 
 export function summarizeRequest(request: JobRequest): JobRequestSummary {
   if (request.type === "run") {

@@ -1,37 +1,33 @@
 /**
- * The wire protocol between the Worker's local sandbox adapter and the local sandbox host
- * (container/local). Bytes travel as base64 in JSON for exec, and as raw bodies for files.
+ * The Front HTTP API of the local container host (container/local): the contract between the
+ * Worker's stand-in for workerd's container handle and the host. Shared by both sides.
  */
 import { z } from "zod";
-import { MAX_TIMEOUT_MS } from "./job";
 
-export const HostExecRequest = z.object({
-  command: z.string().min(1),
-  cwd: z.string(),
-  env: z.record(z.string(), z.string()).default({}),
-  stdin: z.string().optional(),
-  timeoutMs: z.number().int().min(1).max(MAX_TIMEOUT_MS),
-  network: z.boolean().default(false),
+/** A container's key: the sandbox ID, which also names its workspace directory on the host. */
+export const ContainerKey = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "Container key must be 1-63 characters of a-z, 0-9 and '-'");
+export type ContainerKey = z.infer<typeof ContainerKey>;
+
+/** The only port a local container listens on: the agent's copy of the SDK container API. */
+export const AGENT_PORT = 3000;
+
+export const StartContainerRequest = z.object({
+  env: z.record(z.string(), z.string()).optional(),
+  enableInternet: z.boolean().optional(),
 });
-export type HostExecRequest = z.input<typeof HostExecRequest>;
+export type StartContainerRequest = z.infer<typeof StartContainerRequest>;
 
-export const HostExecResult = z.object({
-  exitCode: z.number().int().nullable(),
-  timedOut: z.boolean(),
-  durationMs: z.number().int(),
-  stdoutBase64: z.string(),
-  stderrBase64: z.string(),
-  stdoutTruncated: z.boolean(),
-  stderrTruncated: z.boolean(),
-});
-export type HostExecResult = z.infer<typeof HostExecResult>;
+export const ContainerState = z.object({ running: z.boolean() });
+export type ContainerState = z.infer<typeof ContainerState>;
 
-export const HostFileEntry = z.object({ path: z.string(), size: z.number().int() });
-export const HostListResult = z.object({ files: z.array(HostFileEntry) });
-export type HostListResult = z.infer<typeof HostListResult>;
+export const ContainerExit = z.object({ exitCode: z.number().int() });
+export type ContainerExit = z.infer<typeof ContainerExit>;
 
-/** Error codes the host answers with; the adapter maps them onto sandbox port errors. */
-export const HostErrorCode = z.enum(["FILE_NOT_FOUND", "PATH_REFUSED", "IS_DIRECTORY", "BAD_REQUEST", "UNAUTHORIZED", "INTERNAL"]);
+export const SignalRequest = z.object({ signal: z.number().int().min(1).max(64) });
+export type SignalRequest = z.infer<typeof SignalRequest>;
+
+/** Error codes the host answers with, in one JSON shape: `{ error: { code, message } }`. */
+export const HostErrorCode = z.enum(["START_FAILED", "NOT_LISTENING", "BAD_REQUEST", "NOT_FOUND", "UNAUTHORIZED", "INTERNAL"]);
 export type HostErrorCode = z.infer<typeof HostErrorCode>;
 export const HostError = z.object({ error: z.object({ code: HostErrorCode, message: z.string() }) });
 export type HostError = z.infer<typeof HostError>;

@@ -10,14 +10,14 @@ async function main(): Promise<void> {
     apiPort: Number(process.env.PORT ?? 8787),
     hostPort: Number(process.env.SANDBOX_HOST_PORT ?? 8788),
     stateDir: ".wrangler",
-    isolation: process.env.SANDBOX_ISOLATION === "none" ? "none" : "bubblewrap",
+    network: process.env.SANDBOX_NETWORK === "none" ? "none" : "outbound",
     wranglerOutput: "inherit",
     resourceLimits: {
       memoryBytes: Number(process.env.SANDBOX_MEMORY_MB ?? 2048) * 1024 * 1024,
       maxProcesses: Number(process.env.SANDBOX_MAX_PROCESSES ?? 1024),
     },
   });
-  console.log(`local sandbox host: ${stack.hostUrl} (isolation: ${stack.isolation}, workspaces in .wrangler/sandboxes)`);
+  console.log(`local container host: ${stack.hostUrl} (workspaces in .wrangler/sandboxes)`);
 
   let stopping = false;
   const stop = (code: number) => {

@@ -7,7 +7,6 @@ import { randomBytes } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { startHost } from "../container/local/host";
-import type { IsolationMode } from "../container/local/isolation";
 import type { ResourceLimits } from "../container/local/limits";
 
 export interface LocalStackOptions {
@@ -15,7 +14,8 @@ export interface LocalStackOptions {
   hostPort: number;
   /** Holds wrangler's state, the sandbox workspaces and the token file. */
   stateDir: string;
-  isolation: IsolationMode;
+  /** Outbound network for sandboxes (loopback and private ranges always blocked), or none. */
+  network?: "outbound" | "none";
   /** Where wrangler's output goes: the terminal, or nowhere (benchmarks). */
   wranglerOutput: "inherit" | "ignore";
   resourceLimits?: ResourceLimits;
@@ -26,7 +26,6 @@ export interface LocalStack {
   hostUrl: string;
   /** The local host's bearer token (for tools that call the host directly, like the benchmark). */
   hostToken: string;
-  isolation: IsolationMode;
   wrangler: ChildProcess;
   stop(): Promise<void>;
 }
@@ -43,7 +42,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     root: resolve(options.stateDir, "sandboxes"),
     token,
     port: options.hostPort,
-    isolation: options.isolation,
+    network: options.network,
+    resourceLimits: options.resourceLimits,
   });
 
   // Spawned directly (not through npx) so a stop signal reaches wrangler itself.
@@ -67,13 +67,14 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   );
 
   const apiUrl = `http://localhost:${options.apiPort}`;
+  const sweeper = startSweeper(apiUrl);
   return {
     apiUrl,
     hostUrl: host.url,
     hostToken: token,
-    isolation: host.isolation,
     wrangler,
     async stop() {
+      sweeper.stop();
       if (wrangler.exitCode === null) {
         const exited = new Promise((done) => wrangler.once("exit", done));
         wrangler.kill("SIGINT");
@@ -96,4 +97,33 @@ export async function waitUntilServing(apiUrl: string, timeoutMs = 60_000): Prom
     await new Promise((done) => setTimeout(done, 250));
   }
   throw new Error(`The API did not come up at ${apiUrl} within ${timeoutMs} ms`);
+}
+
+/** How often the local stack runs the sweeper, as the deployed cron trigger does every minute. */
+const SWEEP_INTERVAL_MS = 20_000;
+
+/**
+ * Cron triggers do not fire under `wrangler dev`, and Durable Object alarms do not survive its
+ * restart: the local stack calls the Worker's scheduled handler itself, once it serves and then
+ * periodically, so a restart strands nothing.
+ */
+function startSweeper(apiUrl: string): { stop(): void } {
+  const runSweep = () =>
+    fetch(`${apiUrl}/cdn-cgi/handler/scheduled?cron=*+*+*+*+*`).then(
+      (response) => response.body?.cancel(),
+      () => undefined,
+    );
+  let timer: ReturnType<typeof setInterval> | undefined;
+  void waitUntilServing(apiUrl).then(
+    () => {
+      void runSweep();
+      timer = setInterval(runSweep, SWEEP_INTERVAL_MS);
+    },
+    () => undefined,
+  );
+  return {
+    stop() {
+      clearInterval(timer);
+    },
+  };
 }

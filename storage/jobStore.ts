@@ -40,6 +40,7 @@ export class JobStore {
       this.kv.put(kvKeys.job(record.id), JSON.stringify(record), { expirationTtl: this.retentionSeconds }),
       this.bucket.put(r2Keys.record(record.id), JSON.stringify(record)),
       this.bucket.put(r2Keys.sandboxIndexEntry(record.sandboxId, record.id), ""),
+      this.bucket.put(r2Keys.activeEntry(record.sandboxId, record.id), ""),
       requestToStore && this.bucket.put(r2Keys.request(record.id), JSON.stringify(requestToStore)),
     ]);
     return { kvWrittenAt: Date.now() };
@@ -98,6 +99,27 @@ export class JobStore {
   /** The request holds env values, stdin and file content: it is not kept once the job ends. */
   async deleteRequest(jobId: string): Promise<void> {
     await this.bucket.delete(r2Keys.request(jobId));
+  }
+
+  /** Takes a finished job off the sweeper's worklist. */
+  async markInactive(record: JobRecord): Promise<void> {
+    await this.bucket.delete(r2Keys.activeEntry(record.sandboxId, record.id));
+  }
+
+  /** Every unfinished job, grouped by sandbox: what the sweeper checks on. */
+  async listActive(): Promise<Map<string, string[]>> {
+    const bySandbox = new Map<string, string[]>();
+    let cursor: string | undefined;
+    do {
+      const listing = await this.bucket.list({ prefix: r2Keys.activePrefix, cursor, limit: 1000 });
+      for (const object of listing.objects) {
+        const [sandboxId, jobId] = object.key.slice(r2Keys.activePrefix.length).split("/");
+        if (!sandboxId || !jobId) continue;
+        bySandbox.set(sandboxId, [...(bySandbox.get(sandboxId) ?? []), jobId]);
+      }
+      cursor = listing.truncated ? listing.cursor : undefined;
+    } while (cursor);
+    return bySandbox;
   }
 
   /** A sandbox's jobs, newest first; `cursor` is the last job ID of the previous page. */

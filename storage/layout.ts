@@ -4,9 +4,12 @@
  * KV   job:{jobId}                           cached job record for fast polling
  * R2   jobs/{jobId}/record.json              the authoritative job record (strongly consistent)
  *      jobs/{jobId}/request.json             the full request (env, stdin, content), deleted once the job ends
- *      jobs/{jobId}/stdout, .../stderr       captured output
- *      jobs/{jobId}/artifacts/{path}         collected files, path relative to the job's cwd
+ *      jobs/{jobId}/attempts/{n}/stdout, .../stderr       captured output of attempt n
+ *      jobs/{jobId}/attempts/{n}/artifacts/{path}         its collected files, path relative to the job's cwd
+ *        (only the attempt that writes the final record is published, so a stale attempt that
+ *        outlived its lease can never overwrite what the record describes)
  *      sandboxes/{sandboxId}/jobs/{newestFirstId}   empty index entry per job, listed newest first
+ *      active/{sandboxId}/{jobId}            empty entry while the job is unfinished: the sweeper's worklist
  *      malformed-messages/{messageId}.json   queue messages that could not be parsed, kept for inspection
  */
 
@@ -27,8 +30,10 @@ export const kvKeys = {
 export const r2Keys = {
   record: (jobId: string) => `jobs/${jobId}/record.json`,
   request: (jobId: string) => `jobs/${jobId}/request.json`,
-  output: (jobId: string, stream: "stdout" | "stderr") => `jobs/${jobId}/${stream}`,
-  artifact: (jobId: string, path: string) => `jobs/${jobId}/artifacts/${path}`,
+  output: (jobId: string, attempt: number, stream: "stdout" | "stderr") => `jobs/${jobId}/attempts/${attempt}/${stream}`,
+  artifact: (jobId: string, attempt: number, path: string) => `jobs/${jobId}/attempts/${attempt}/artifacts/${path}`,
+  activePrefix: "active/",
+  activeEntry: (sandboxId: string, jobId: string) => `active/${sandboxId}/${jobId}`,
   sandboxIndexPrefix: (sandboxId: string) => `sandboxes/${sandboxId}/jobs/`,
   sandboxIndexEntry: (sandboxId: string, jobId: string) => `${r2Keys.sandboxIndexPrefix(sandboxId)}${invertUlid(jobId)}`,
   malformedMessage: (messageId: string) => `malformed-messages/${messageId}.json`,

@@ -8,14 +8,20 @@ function toHex(buffer: ArrayBuffer): string {
   return [...new Uint8Array(buffer)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
-export async function putOutput(bucket: R2Bucket, jobId: string, stream: "stdout" | "stderr", bytes: Uint8Array): Promise<void> {
-  await bucket.put(r2Keys.output(jobId, stream), bytes, { httpMetadata: { contentType: "text/plain; charset=utf-8" } });
+/** One attempt at a job: its outputs are stored apart from every other attempt's. */
+export interface JobAttempt {
+  jobId: string;
+  attempt: number;
+}
+
+export async function putOutput(bucket: R2Bucket, at: JobAttempt, stream: "stdout" | "stderr", bytes: Uint8Array): Promise<void> {
+  await bucket.put(r2Keys.output(at.jobId, at.attempt, stream), bytes, { httpMetadata: { contentType: "text/plain; charset=utf-8" } });
 }
 
 /** Uploads `size` bytes from `body` and returns their SHA-256 (hex). */
 export async function putArtifact(
   bucket: R2Bucket,
-  jobId: string,
+  at: JobAttempt,
   path: string,
   file: { body: ReadableStream<Uint8Array>; size: number },
   contentType: string,
@@ -26,7 +32,7 @@ export async function putArtifact(
   const [hash] = await Promise.all([
     toDigest.pipeTo(digest).then(() => digest.digest),
     toBucket.pipeTo(sized.writable),
-    bucket.put(r2Keys.artifact(jobId, path), sized.readable, { httpMetadata: { contentType } }),
+    bucket.put(r2Keys.artifact(at.jobId, at.attempt, path), sized.readable, { httpMetadata: { contentType } }),
   ]);
   return toHex(hash);
 }

@@ -1,78 +1,119 @@
 /**
- * Starts the local sandbox host: checks isolation, then serves the host API on 127.0.0.1.
- * Used by `npm run dev`, the test setup and the benchmark.
+ * Starts the local container host: checks that bubblewrap works, prepares the shared pieces
+ * every container uses (the agent bundle, the generated /etc files, the cgroups), then serves
+ * the Front API on 127.0.0.1. Used by `npm run dev`, the test setup and the benchmark.
  */
-
 import { randomBytes } from "node:crypto";
+import { chmod, copyFile, mkdir, mkdtemp, rm } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 import { serve } from "@hono/node-server";
-import { ensureBubblewrap, type IsolationMode } from "./isolation";
+import { buildAgentBundle } from "./agent/bundle";
+import { ContainerPool } from "./containers";
+import { writeGeneratedEtc } from "./etcView";
+import { createFrontApp } from "./front";
+import { SANDBOX_UID_MIN, SandboxUids } from "./identity";
+import { ensureBubblewrap } from "./isolation";
 import { CgroupLimiter, DEFAULT_RESOURCE_LIMITS, type ResourceLimits } from "./limits";
-import { createHostApp } from "./server";
-import { SessionPool } from "./session";
-import { Workspaces } from "./workspace";
+import { prepareSharedParent } from "./workspace";
 
 export interface StartHostOptions {
-  /** Directory holding one workspace directory per sandbox ID. */
+  /** Directory holding one workspace directory per sandbox key (kept across container restarts). */
   root: string;
   token: string;
   /** 0 picks a free port. */
   port: number;
-  isolation?: IsolationMode;
-  maxOutputBytes?: number;
-  /** "session" keeps one isolated namespace per sandbox; "spawn" creates one per exec. */
-  execMode?: "session" | "spawn";
-  /** Memory and process caps per sandbox (cgroup v1, when the host may create cgroups). */
+  /** "outbound": containers may open outbound connections (private ranges blocked); "none": no network. */
+  network?: "outbound" | "none";
+  /** Memory and process caps per sandbox (cgroup v1, when the host runs as root). */
   resourceLimits?: ResourceLimits;
+  /** A container nobody has used for this long is ended (default 5 minutes). */
+  idleMs?: number;
+  /** A prebuilt agent bundle to run in each container instead of building container/local/agent. */
+  agentFile?: string;
   log?: (line: string) => void;
 }
 
 export interface RunningHost {
   url: string;
-  isolation: IsolationMode;
   close(): Promise<void>;
 }
-
-export const DEFAULT_MAX_OUTPUT_BYTES = 4 * 1024 * 1024;
 
 export class HostStartError extends Error {
   override readonly name = "HostStartError";
 }
 
+const DEFAULT_IDLE_MS = 5 * 60 * 1000;
+const READY_TIMEOUT_MS = 20_000;
+
 export async function startHost(options: StartHostOptions): Promise<RunningHost> {
   const log = options.log ?? ((line: string) => console.error(line));
-  const isolation = options.isolation ?? "bubblewrap";
-  if (options.token.length < 16) throw new HostStartError("The local sandbox host needs a token of at least 16 characters");
-  if (isolation === "none") {
-    log("WARNING: SANDBOX_ISOLATION=none. Jobs run as plain processes on this machine with NO isolation: only run trusted code.");
-  } else {
-    const problem = ensureBubblewrap(log);
-    if (problem) throw new HostStartError(problem);
-  }
-  const limits = { maxOutputBytes: options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES };
+  if (options.token.length < 16) throw new HostStartError("The local container host needs a token of at least 16 characters");
+  const asRoot = process.getuid?.() === 0;
+  const problem = ensureBubblewrap(SANDBOX_UID_MIN, log);
+  if (problem) throw new HostStartError(problem);
+  if (!asRoot) log("WARNING: the local container host is not root: every sandbox runs as this user's uid, without memory or process caps.");
+
+  const parentProblem = await prepareSharedParent(options.root);
+  if (parentProblem) throw new HostStartError(parentProblem);
+  // Short and private: socket paths must fit in 108 bytes, and sandboxes may only traverse it.
+  const runtimeDir = await mkdtemp("/tmp/asb-");
+  await chmod(runtimeDir, 0o711);
+  const agentFile = join(runtimeDir, "agent.mjs");
+  await buildAgent(options.agentFile, agentFile);
+  await chmod(agentFile, 0o644);
+  const generatedEtcDir = join(runtimeDir, "etc");
+  await writeGeneratedEtc(generatedEtcDir);
+  const runtimeRoot = join(runtimeDir, "run");
+  await mkdir(runtimeRoot, { mode: 0o711 });
+
   let limiter: CgroupLimiter | undefined;
-  if (isolation === "bubblewrap") {
-    const resourceLimits = options.resourceLimits ?? DEFAULT_RESOURCE_LIMITS;
-    const created = await CgroupLimiter.create(resourceLimits, `${process.pid}-${randomBytes(3).toString("hex")}`);
+  if (asRoot) {
+    const created = await CgroupLimiter.create(
+      options.resourceLimits ?? DEFAULT_RESOURCE_LIMITS,
+      `${process.pid}-${randomBytes(3).toString("hex")}`,
+    );
     if (typeof created === "string") log(`Resource limits are off: ${created}.`);
     else limiter = created;
   }
-  const sessions = options.execMode === "spawn" ? undefined : new SessionPool(limits, limiter);
-  const app = createHostApp({ workspaces: new Workspaces(options.root), token: options.token, isolation, limits, sessions, limiter });
+  const pool = new ContainerPool({
+    workspaceRoot: options.root,
+    runtimeRoot,
+    generatedEtcDir,
+    agentFile,
+    network: options.network ?? "outbound",
+    uids: asRoot ? new SandboxUids() : undefined,
+    limiter,
+    idleMs: options.idleMs ?? DEFAULT_IDLE_MS,
+    readyTimeoutMs: READY_TIMEOUT_MS,
+    log,
+  });
+  const app = createFrontApp(pool, options.token);
   return new Promise((resolve, reject) => {
     const server = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: options.port }, (info: AddressInfo) => {
       resolve({
         url: `http://127.0.0.1:${info.port}`,
-        isolation,
         close: async () => {
-          sessions?.closeAll();
+          await pool.closeAll();
+          // Held-open monitors and streams would keep close() waiting forever.
+          if ("closeAllConnections" in server) server.closeAllConnections();
           await new Promise<void>((done) => server.close(() => done()));
-          // Give killed sessions a moment to exit so their cgroups can be removed.
-          await new Promise((done) => setTimeout(done, 50));
           await limiter?.releaseAll();
+          await rm(runtimeDir, { recursive: true, force: true });
         },
       });
     });
     server.on("error", reject);
+  });
+}
+
+/** Puts the agent that containers run at `outFile`: a given prebuilt file, or a fresh bundle. */
+async function buildAgent(prebuilt: string | undefined, outFile: string): Promise<void> {
+  if (prebuilt) {
+    await copyFile(prebuilt, outFile);
+    return;
+  }
+  await buildAgentBundle(outFile).catch((error: unknown) => {
+    throw new HostStartError(`Cannot bundle the sandbox agent: ${error instanceof Error ? error.message : String(error)}`);
   });
 }

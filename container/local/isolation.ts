@@ -1,165 +1,80 @@
 /**
- * Runs one command for one sandbox, isolated with bubblewrap: new user, pid, net, ipc, uts and
- * mount namespaces, the host system read-only, only the sandbox's workspace writable, a private
- * /tmp. `runIsolated` spawns a namespace per exec; session.ts keeps one per sandbox instead.
+ * How a local container is isolated: the bubblewrap command line for one sandbox's namespace
+ * (new user, pid, ipc, uts, cgroup and usually net namespaces; /usr read-only; a container's
+ * /etc; only the workspace, /tmp and the agent's socket directory writable; the root itself
+ * read-only), and the check that bubblewrap can run here.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { constants } from "node:os";
-import type { z } from "zod";
-import { relativeTo, WORKSPACE_ROOT } from "../../schemas/ids";
-import type { HostExecRequest } from "../../schemas/sandboxHost";
-import { inCgroups } from "./limits";
+import { WORKSPACE_ROOT } from "../../schemas/ids";
+import { etcArgs } from "./etcView";
 
-export type IsolationMode = "bubblewrap" | "none";
-
-export interface RunLimits {
-  /** Bytes kept of each of stdout and stderr; the rest is counted and reported as truncated. */
-  maxOutputBytes: number;
-}
-
-/** What the host's exec route accepts, after validation. */
-export type RunRequest = z.output<typeof HostExecRequest>;
-
-export interface RunResult {
-  exitCode: number | null;
-  timedOut: boolean;
-  durationMs: number;
-  stdout: Buffer;
-  stderr: Buffer;
-  stdoutTruncated: boolean;
-  stderrTruncated: boolean;
-}
-
+/** Where the agent, its node binary and its socket directory appear inside the sandbox. */
+export const AGENT_DIR_IN_SANDBOX = "/run/sandbox-agent";
+export const SOCKET_DIR_IN_SANDBOX = "/run/sandbox";
+export const SOCKET_NAME = "agent.sock";
 const SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-// Host secrets that a read-only /etc would otherwise expose to the job.
-const MASKED_ETC_FILES = ["/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers"];
 
-/**
- * bubblewrap's arguments up to the command: the namespaces, the read-only host, the writable
- * workspace, the working directory and a clean environment.
- */
-export function bubblewrapArgs(workspaceDir: string, request: Pick<RunRequest, "cwd" | "env" | "network">): string[] {
-  const args = ["--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"];
-  if (!request.network) args.push("--unshare-net");
+export interface ContainerLayout {
+  workspaceDir: string;
+  /** Host directory bound at SOCKET_DIR_IN_SANDBOX, where the agent creates its socket. */
+  socketDir: string;
+  /** Host directory with the generated passwd, group, hosts and hostname. */
+  generatedEtcDir: string;
+  agentFile: string;
+  nodeBinary: string;
+  /** Environment for the agent (and, through it, the container's processes). */
+  env: Record<string, string>;
+  /** What the container may reach: "outbound" (internet only, private ranges blocked) or "none". */
+  network: "outbound" | "none";
+}
+
+/** bubblewrap's arguments, followed by the agent's own command line. */
+export function containerArgs(layout: ContainerLayout): string[] {
+  const args = ["--unshare-user", "--uid", "0", "--gid", "0", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"];
+  // An empty network namespace (loopback only) for both, until container/local/network.ts gives
+  // "outbound" its filtered route out: the host's own namespace would expose its loopback services.
+  args.push("--unshare-net");
   args.push("--die-with-parent", "--new-session", "--cap-drop", "ALL", "--hostname", "sandbox");
-  args.push("--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc");
-  for (const dir of ["bin", "lib", "lib64", "sbin"]) {
-    args.push("--symlink", `usr/${dir}`, `/${dir}`);
+  args.push("--ro-bind", "/usr", "/usr");
+  for (const dir of ["bin", "lib", "lib32", "lib64", "libx32", "sbin"]) {
+    if (existsSync(`/usr/${dir}`)) args.push("--symlink", `usr/${dir}`, `/${dir}`);
   }
-  for (const file of MASKED_ETC_FILES) {
-    if (existsSync(file)) args.push("--ro-bind", "/dev/null", file);
-  }
-  args.push("--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind", workspaceDir, WORKSPACE_ROOT);
-  args.push("--chdir", request.cwd, "--clearenv");
-  const env = { PATH: SANDBOX_PATH, HOME: WORKSPACE_ROOT, LANG: "C.UTF-8", ...request.env };
+  args.push(...etcArgs(layout.generatedEtcDir));
+  // /dev is a tmpfs of bubblewrap's: only its shm (POSIX semaphores, shared memory) stays writable.
+  args.push("--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm", "--remount-ro", "/dev");
+  args.push("--tmpfs", "/tmp", "--dir", "/var", "--symlink", "../tmp", "/var/tmp");
+  args.push("--bind", layout.workspaceDir, WORKSPACE_ROOT, "--bind", layout.socketDir, SOCKET_DIR_IN_SANDBOX);
+  const agentFile = `${AGENT_DIR_IN_SANDBOX}/agent.mjs`;
+  const nodeBinary = `${AGENT_DIR_IN_SANDBOX}/node`;
+  args.push("--ro-bind", layout.agentFile, agentFile, "--ro-bind", layout.nodeBinary, nodeBinary);
+  // Everything not mounted above (/, /etc, /run, /var) is bubblewrap's own tmpfs: freeze it.
+  args.push("--remount-ro", "/", "--chdir", WORKSPACE_ROOT, "--clearenv");
+  const env = { PATH: SANDBOX_PATH, HOME: WORKSPACE_ROOT, LANG: "C.UTF-8", ...layout.env };
   for (const [name, value] of Object.entries(env)) args.push("--setenv", name, value);
+  args.push("--", nodeBinary, agentFile, "--socket", `${SOCKET_DIR_IN_SANDBOX}/${SOCKET_NAME}`, "--contain");
   return args;
 }
 
-/** Collects a stream up to `limit` bytes and counts the rest. */
-class CappedBuffer {
-  private chunks: Buffer[] = [];
-  private kept = 0;
-  truncated = false;
-  constructor(private readonly limit: number) {}
-  push(chunk: Buffer): void {
-    const room = this.limit - this.kept;
-    if (chunk.length > room) this.truncated = true;
-    if (room <= 0) return;
-    const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
-    this.chunks.push(part);
-    this.kept += part.length;
-  }
-  bytes(): Buffer {
-    return Buffer.concat(this.chunks);
-  }
+/** Wraps a command so that it runs as `uid`/`gid` with no supplementary groups. */
+export function asUser(uid: number, command: string, args: string[]): { command: string; args: string[] } {
+  return { command: "setpriv", args: [`--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--", command, ...args] };
+}
+
+/** True when bubblewrap may create the namespaces we need on this kernel, as an unprivileged uid. */
+export function bubblewrapWorks(probeUid: number): boolean {
+  const bwrap = ["bwrap", "--unshare-all", "--uid", "0", "--ro-bind", "/", "/", "/bin/true"];
+  const probe =
+    process.getuid?.() === 0 ? asUser(probeUid, bwrap[0] ?? "bwrap", bwrap.slice(1)) : { command: "bwrap", args: bwrap.slice(1) };
+  return spawnSync(probe.command, probe.args, { stdio: "ignore", timeout: 10_000 }).status === 0;
 }
 
 /**
- * Runs one command in a namespace of its own; `cgroupProcs` are the cgroups it joins first, and
- * aborting `signal` kills it.
+ * Makes bubblewrap available: installs it with apt when running as root, otherwise explains the
+ * one command to run. Returns an error message, or undefined when it is ready.
  */
-export function runIsolated(
-  mode: IsolationMode,
-  workspaceDir: string,
-  request: RunRequest,
-  limits: RunLimits,
-  cgroupProcs: string[] = [],
-  signal?: AbortSignal,
-): Promise<RunResult> {
-  const started = performance.now();
-  const sandboxed = inCgroups(cgroupProcs, "bwrap", [...bubblewrapArgs(workspaceDir, request), "/bin/sh", "-c", request.command]);
-  const child =
-    mode === "bubblewrap"
-      ? spawn(sandboxed.command, sandboxed.args, { stdio: ["pipe", "pipe", "pipe"], detached: true })
-      : spawn("/bin/sh", ["-c", request.command], {
-          cwd: `${workspaceDir}/${relativeTo(WORKSPACE_ROOT, request.cwd) ?? ""}`,
-          env: { PATH: SANDBOX_PATH, HOME: workspaceDir, LANG: "C.UTF-8", ...request.env },
-          stdio: ["pipe", "pipe", "pipe"],
-          detached: true,
-        });
-  const stdout = new CappedBuffer(limits.maxOutputBytes);
-  const stderr = new CappedBuffer(limits.maxOutputBytes);
-  child.stdout.on("data", (chunk: Buffer) => stdout.push(chunk));
-  child.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
-  // A command that never reads stdin closes the pipe early; that is not an error.
-  child.stdin.on("error", () => {});
-  child.stdin.end(request.stdin ?? "");
-
-  let timedOut = false;
-  const killTree = () => {
-    // bwrap leads its own process group; its in-namespace init dies with it (--die-with-parent),
-    // and the kernel then kills every process left in the pid namespace, daemons included.
-    if (child.pid !== undefined) {
-      try {
-        process.kill(-child.pid, "SIGKILL");
-      } catch {
-        // Already gone.
-      }
-    }
-  };
-  const timer = setTimeout(() => {
-    timedOut = true;
-    killTree();
-  }, request.timeoutMs);
-  // The client went away (the job was cancelled): end the command the same way.
-  signal?.addEventListener("abort", killTree, { once: true });
-
-  return new Promise((resolve, reject) => {
-    child.on("error", (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      // Killed by a signal (say, out of memory): report it the way shells do, 128 + the signal number.
-      const exitCode = code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : null);
-      resolve({
-        exitCode: timedOut ? null : exitCode,
-        timedOut,
-        durationMs: Math.round(performance.now() - started),
-        stdout: stdout.bytes(),
-        stderr: stderr.bytes(),
-        stdoutTruncated: stdout.truncated,
-        stderrTruncated: stderr.truncated,
-      });
-    });
-  });
-}
-
-/** True when bubblewrap is installed and may create the namespaces we need on this kernel. */
-export function bubblewrapWorks(): boolean {
-  const probe = spawnSync("bwrap", ["--unshare-all", "--ro-bind", "/", "/", "/bin/true"], { stdio: "ignore", timeout: 10_000 });
-  return probe.status === 0;
-}
-
-/**
- * Makes bubblewrap available: installs it with apt when running as root, otherwise explains
- * the one command to run. Returns an error message, or undefined when it is ready.
- */
-export function ensureBubblewrap(log: (line: string) => void): string | undefined {
-  if (bubblewrapWorks()) return undefined;
+export function ensureBubblewrap(probeUid: number, log: (line: string) => void): string | undefined {
+  if (bubblewrapWorks(probeUid)) return undefined;
   const installed = spawnSync("bwrap", ["--version"], { stdio: "ignore" }).status === 0;
   if (!installed && process.getuid?.() === 0 && existsSync("/usr/bin/apt-get")) {
     log("bubblewrap is missing; installing it with apt-get (once)...");
@@ -168,10 +83,9 @@ export function ensureBubblewrap(log: (line: string) => void): string | undefine
       stdio: "inherit",
       env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
     });
-    if (bubblewrapWorks()) return undefined;
+    if (bubblewrapWorks(probeUid)) return undefined;
   }
-  if (!installed) {
-    return "bubblewrap (bwrap) is required to isolate sandboxes. Install it with:\n\n    sudo apt-get install -y bubblewrap\n\nor run with SANDBOX_ISOLATION=none to run jobs WITHOUT isolation (trusted code only).";
-  }
-  return "bubblewrap is installed but cannot create user namespaces here (check kernel.unprivileged_userns_clone or run as root). SANDBOX_ISOLATION=none runs jobs WITHOUT isolation (trusted code only).";
+  if (!installed)
+    return "bubblewrap (bwrap) is required to isolate sandboxes. Install it with:\n\n    sudo apt-get install -y bubblewrap\n";
+  return "bubblewrap is installed but an unprivileged user cannot create user namespaces here (check user.max_user_namespaces / kernel.unprivileged_userns_clone).";
 }

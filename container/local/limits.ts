@@ -69,11 +69,22 @@ export class CgroupLimiter {
     return [join(memoryDir, "cgroup.procs"), join(pidsDir, "cgroup.procs")];
   }
 
-  /** Removes the cgroups this host made (best effort, once its sandboxes have stopped). */
+  /**
+   * Removes the cgroups this host made, once its sandboxes have stopped. The kernel empties a
+   * cgroup only after the killed processes are reaped, a little after their namespace ended, so
+   * a busy cgroup is retried for up to two seconds (then left behind, best effort).
+   */
   async releaseAll(): Promise<void> {
-    for (const base of Object.values(this.bases)) {
-      for (const sandboxId of this.prepared) await rmdir(join(base, sandboxId)).catch(() => {});
-      await rmdir(base).catch(() => {});
+    const dirs = Object.values(this.bases).flatMap((base) => [...[...this.prepared].map((key) => join(base, key)), base]);
+    for (const dir of dirs) {
+      for (let attempt = 0; attempt < 20; attempt++) {
+        const removed = await rmdir(dir).then(
+          () => true,
+          (error: unknown) => !(error instanceof Error && "code" in error && error.code === "EBUSY"),
+        );
+        if (removed) break;
+        await new Promise((done) => setTimeout(done, 100));
+      }
     }
     this.prepared.clear();
   }

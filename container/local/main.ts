@@ -1,6 +1,7 @@
 /**
- * CLI for the local sandbox host: `tsx container/local/main.ts --port 8788 --root .wrangler/sandboxes`.
- * The bearer token comes from LOCAL_SANDBOX_TOKEN so it never shows in a process list.
+ * CLI for the local container host: `tsx container/local/main.ts --port 8788 --root .wrangler/sandboxes`.
+ * The bearer token comes from LOCAL_SANDBOX_TOKEN so it never shows in a process list;
+ * SANDBOX_NETWORK=none gives every container no network at all.
  */
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -14,11 +15,11 @@ const { values } = parseArgs({
 });
 
 const token = process.env.LOCAL_SANDBOX_TOKEN ?? "";
-const isolation = process.env.SANDBOX_ISOLATION === "none" ? "none" : "bubblewrap";
+const network = process.env.SANDBOX_NETWORK === "none" ? "none" : "outbound";
 
 try {
-  const host = await startHost({ root: resolve(values.root), token, port: Number(values.port), isolation });
-  console.error(`local sandbox host listening on ${host.url} (isolation: ${host.isolation}, workspaces in ${values.root})`);
+  const host = await startHost({ root: resolve(values.root), token, port: Number(values.port), network });
+  console.error(`local container host listening on ${host.url} (network: ${network}, workspaces in ${values.root})`);
   const stop = () => void host.close().then(() => process.exit(0));
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);

@@ -1,65 +1,59 @@
 /**
- * Maps a sandbox's `/workspace/...` paths onto its own directory on the host, refusing any
- * path that would leave that directory, whether through `..` or through a symlink.
+ * Host directories a container uses: its workspace (`<root>/<key>`, bound at /workspace and kept
+ * across container restarts) and its runtime directory (where the agent's socket appears). Both
+ * belong to the sandbox's own uid with mode 0700, so no other sandbox uid can enter them.
  */
-import { lstat, mkdir, realpath } from "node:fs/promises";
-import { join, sep } from "node:path";
-import { relativeTo, SandboxId, WORKSPACE_ROOT, WorkspaceDirPath, WorkspaceFilePath } from "../../schemas/ids";
+import { chmod, chown, lchown, lstat, mkdir, readdir, stat } from "node:fs/promises";
+import { dirname, join } from "node:path";
 
-export class PathRefusedError extends Error {
-  override readonly name = "PathRefusedError";
+/**
+ * Makes `root` usable as the parent of per-sandbox directories: created if missing and
+ * traversable (0711) but not listable by sandbox uids, whose bubblewrap must reach their own
+ * directory below it. Returns a problem to report, or undefined.
+ */
+export async function prepareSharedParent(root: string): Promise<string | undefined> {
+  await mkdir(root, { recursive: true });
+  await chmod(root, 0o711);
+  for (let dir = dirname(root); ; dir = dirname(dir)) {
+    const mode = (await stat(dir)).mode;
+    if ((mode & 0o001) === 0)
+      return `${dir} is not traversable by other users (mode ${(mode & 0o777).toString(8)}); sandboxes run as their own uid and need to reach ${root}`;
+    if (dir === dirname(dir)) return undefined;
+  }
 }
 
-export class Workspaces {
-  constructor(readonly root: string) {}
-
-  /** The sandbox's workspace directory, created on first use. */
-  async dirFor(sandboxId: string): Promise<string> {
-    const id = SandboxId.safeParse(sandboxId);
-    if (!id.success) throw new PathRefusedError(`Invalid sandbox ID: ${id.error.issues[0]?.message}`);
-    const dir = join(this.root, id.data);
-    await mkdir(dir, { recursive: true });
-    return realpath(dir);
+/** Gives a directory tree to `uid` (without following symlinks a job may have planted). */
+async function chownTree(dir: string, uid: number): Promise<void> {
+  await lchown(dir, uid, uid);
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) await chownTree(path, uid);
+    else await lchown(path, uid, uid);
   }
+}
 
-  /**
-   * Host path for a sandbox path. Every existing ancestor is resolved and must stay inside the
-   * workspace; with `createParents`, missing directories are made one at a time so that a
-   * symlinked component can never redirect the creation.
-   */
-  async resolve(sandboxId: string, sandboxPath: string, options: { kind: "file" | "dir"; createParents?: boolean }): Promise<string> {
-    const parsed = (options.kind === "file" ? WorkspaceFilePath : WorkspaceDirPath).safeParse(sandboxPath);
-    if (!parsed.success) throw new PathRefusedError(parsed.error.issues[0]?.message ?? "Invalid path");
-    const workspace = await this.dirFor(sandboxId);
-    const relative = parsed.data === WORKSPACE_ROOT ? "" : (relativeTo(WORKSPACE_ROOT, parsed.data) ?? "");
-    const segments = relative === "" ? [] : relative.split("/");
-    const dirSegments = options.kind === "file" ? segments.slice(0, -1) : segments;
+/**
+ * Creates (or re-owns) a directory for one sandbox uid with mode 0700. A tree that belongs to
+ * another uid (made by an older host, or the key's uid moved after a collision) is re-owned
+ * whole, so the sandbox can keep writing its files.
+ */
+export async function prepareOwnedDir(dir: string, uid: number | undefined): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  // A host that is not root runs every sandbox as its own uid and cannot hand directories out.
+  if (uid === undefined) return dir;
+  const info = await lstat(dir);
+  if (info.uid !== uid || info.gid !== uid) await chownTree(dir, uid);
+  await chown(dir, uid, uid);
+  await chmod(dir, 0o700);
+  return dir;
+}
 
-    let current = workspace;
-    for (const [index, segment] of dirSegments.entries()) {
-      const next = join(current, segment);
-      const stat = await lstat(next).catch(() => undefined);
-      if (!stat) {
-        // Nothing below a missing directory exists, so nothing there can be a symlink.
-        if (!options.createParents) return join(next, ...segments.slice(index + 1));
-        await mkdir(next);
-        current = next;
-        continue;
-      }
-      current = await this.insideOrRefuse(workspace, next, sandboxPath);
-    }
-    if (options.kind === "dir") return current;
-    const target = join(current, segments[segments.length - 1] ?? "");
-    const stat = await lstat(target).catch(() => undefined);
-    if (stat?.isSymbolicLink()) return this.insideOrRefuse(workspace, target, sandboxPath);
-    return target;
-  }
-
-  private async insideOrRefuse(workspace: string, hostPath: string, sandboxPath: string): Promise<string> {
-    const real = await realpath(hostPath).catch(() => undefined);
-    if (!real || (real !== workspace && !real.startsWith(workspace + sep))) {
-      throw new PathRefusedError(`Path ${sandboxPath} resolves outside ${WORKSPACE_ROOT} (through a symlink) and is refused`);
-    }
-    return real;
-  }
+/**
+ * Takes a directory back from the sandbox (root-owned, 0711): its processes may still use what
+ * is in it, such as the agent's listening socket, but can no longer create files there.
+ */
+export async function sealDir(dir: string, uid: number | undefined): Promise<void> {
+  if (uid === undefined) return;
+  await chown(dir, 0, 0);
+  await chmod(dir, 0o711);
 }

@@ -1,5 +1,5 @@
 /**
- * Vitest global setup: starts a real local sandbox host (bubblewrap) for the Worker tests and
+ * Vitest global setup: starts a real local container host (bubblewrap) for the Worker tests and
  * hands its URL and token to the Worker's bindings through `provide`.
  */
 import { randomBytes } from "node:crypto";
@@ -18,7 +18,7 @@ declare module "vitest" {
 export default async function setup(project: TestProject) {
   const root = await mkdtemp(join(tmpdir(), "artifact-sandbox-test-"));
   const token = randomBytes(24).toString("hex");
-  const host = await startHost({ root, token, port: 0, maxOutputBytes: 64 * 1024 });
+  const host = await startHost({ root, token, port: 0 });
   project.provide("sandboxHost", { url: host.url, token, root });
   return async () => {
     await host.close();

@@ -155,10 +155,19 @@ describe("run jobs", () => {
     expect(job.skippedArtifacts[0]).toEqual({ path: "many/201.txt", reason: "artifact count limit reached (200 files per job)" });
   });
 
-  it("marks truncated output", async () => {
-    // The test host keeps 64 KiB of each stream.
-    const job = await runJob(uniqueSandbox("big-out"), { type: "run", command: "head -c 100000 /dev/zero | tr '\\0' 'y'" });
-    expect(job.stdout).toEqual(expect.objectContaining({ size: 65536, truncated: true }));
+  it("keeps the head and the tail of output over the cap, and says how much was dropped", async () => {
+    // The tests keep 64 KiB of each stream (OUTPUT_MAX_BYTES).
+    const job = await runJob(uniqueSandbox("big-out"), {
+      type: "run",
+      command: "echo first-line; head -c 100000 /dev/zero | tr '\\0' 'y'; echo; echo last-line",
+    });
+    const dropped = 11 + 100_000 + 1 + 10 - 65536;
+    expect(job.stdout).toMatchObject({ truncated: true, droppedBytes: dropped });
+    const text = await (await api(`/v1/jobs/${job.id}/stdout`)).text();
+    expect(text.startsWith("first-line\nyyy")).toBe(true);
+    expect(text.endsWith("yyy\nlast-line\n")).toBe(true);
+    expect(text).toContain(`[... ${dropped} bytes of output dropped here ...]`);
+    expect(job.stdout?.size).toBe(new TextEncoder().encode(text).byteLength);
   });
 
   it("runs a sandbox's jobs in submission order", async () => {

@@ -8,7 +8,7 @@ import picomatch from "picomatch";
 import { type SandboxFileInfo, SandboxOperationError, type SandboxPort } from "../sandbox/port";
 import { relativeTo } from "../schemas/ids";
 import type { ArtifactRef, SkippedArtifact } from "../schemas/job";
-import { putArtifact } from "../storage/outputs";
+import { type JobAttempt, putArtifact } from "../storage/outputs";
 
 export interface ArtifactLimits {
   maxFiles: number;
@@ -65,7 +65,7 @@ export function contentTypeFor(path: string): string {
 export async function collectArtifacts(
   sandbox: SandboxPort,
   bucket: R2Bucket,
-  job: { jobId: string; cwd: string; patterns: string[] },
+  job: { at: JobAttempt; cwd: string; patterns: string[] },
   limits: ArtifactLimits,
 ): Promise<CollectedArtifacts> {
   const result: CollectedArtifacts = { artifacts: [], skipped: [] };
@@ -111,7 +111,7 @@ export async function collectArtifacts(
     const contentType = contentTypeFor(path);
     try {
       const stream = await sandbox.readFile(sandboxPath);
-      const sha256 = await putArtifact(bucket, job.jobId, path, stream, contentType);
+      const sha256 = await putArtifact(bucket, job.at, path, stream, contentType);
       return { artifact: { path, size: stream.size, contentType, sha256 } };
     } catch (error) {
       // A file that vanished or changed size mid-upload is reported, not fatal to the job.

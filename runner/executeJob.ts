@@ -15,14 +15,15 @@ import {
   type OutputRef,
   type RunJobRequest,
 } from "../schemas/job";
-import { putArtifact, putOutput } from "../storage/outputs";
+import { type JobAttempt, putArtifact, putOutput } from "../storage/outputs";
 import { type ArtifactLimits, collectArtifacts, contentTypeFor } from "./artifacts";
 
 /** The fields of the record that running a job decides. */
 export type JobOutcome = Pick<JobRecord, "status" | "exitCode" | "error" | "stdout" | "stderr" | "artifacts" | "skippedArtifacts">;
 
 export interface ExecuteContext {
-  jobId: string;
+  /** The job and the attempt this run is: outputs are stored under it. */
+  at: JobAttempt;
   sandbox: SandboxPort;
   bucket: R2Bucket;
   artifactLimits: ArtifactLimits;
@@ -39,7 +40,7 @@ function fileOutcome(fields: Partial<JobOutcome> & Pick<JobOutcome, "status">): 
 }
 
 async function executeRun(context: ExecuteContext, request: RunJobRequest): Promise<JobOutcome> {
-  const { jobId, sandbox, bucket } = context;
+  const { at, sandbox, bucket } = context;
   const result = await sandbox.exec({
     command: request.command,
     cwd: request.cwd,
@@ -50,16 +51,11 @@ async function executeRun(context: ExecuteContext, request: RunJobRequest): Prom
   });
   // Empty output is not stored: its size in the record says it all.
   await Promise.all([
-    result.stdout.bytes.byteLength > 0 && putOutput(bucket, jobId, "stdout", result.stdout.bytes),
-    result.stderr.bytes.byteLength > 0 && putOutput(bucket, jobId, "stderr", result.stderr.bytes),
+    result.stdout.bytes.byteLength > 0 && putOutput(bucket, at, "stdout", result.stdout.bytes),
+    result.stderr.bytes.byteLength > 0 && putOutput(bucket, at, "stderr", result.stderr.bytes),
   ]);
   // Artifacts are collected whatever the exit status: a failing test run's report is what you want.
-  const collected = await collectArtifacts(
-    sandbox,
-    bucket,
-    { jobId, cwd: request.cwd, patterns: request.artifacts },
-    context.artifactLimits,
-  );
+  const collected = await collectArtifacts(sandbox, bucket, { at, cwd: request.cwd, patterns: request.artifacts }, context.artifactLimits);
 
   let error: JobError | null = null;
   let status: JobOutcome["status"] = "succeeded";
@@ -103,7 +99,7 @@ async function executeFileOp(context: ExecuteContext, request: FileJobRequest): 
     const file = await sandbox.readFile(request.path);
     const path = relativeTo(WORKSPACE_ROOT, request.path) ?? request.path;
     const contentType = contentTypeFor(path);
-    const sha256 = await putArtifact(context.bucket, context.jobId, path, file, contentType);
+    const sha256 = await putArtifact(context.bucket, context.at, path, file, contentType);
     return fileOutcome({ status: "succeeded", artifacts: [{ path, size: file.size, contentType, sha256 }] });
   } catch (error) {
     if (error instanceof SandboxOperationError && !error.retryable) {

@@ -1,0 +1,139 @@
+/**
+ * Runs one shell command: bash (or sh) -c, stdin closed, in its own process group, with output
+ * handed to the caller as it arrives. However the command ends (exit, timeout, cancel), every
+ * process it started is killed before `runCommand` resolves.
+ */
+import { spawn } from "node:child_process";
+import { existsSync, statSync } from "node:fs";
+import { constants } from "node:os";
+import { StringDecoder } from "node:string_decoder";
+import { setTimeout as sleep } from "node:timers/promises";
+import { AgentError, ErrorCode } from "./errors.ts";
+import type { Reaper } from "./reaper.ts";
+import type { ExecutionTarget } from "./sessions.ts";
+
+export type OutputStream = "stdout" | "stderr";
+/** May return a promise to apply backpressure: the command's output is paused until it settles. */
+export type OutputHandler = (stream: OutputStream, data: string) => Promise<void> | undefined;
+
+export type CommandOutcome = {
+  exitCode: number;
+  timedOut: boolean;
+  /** The caller's signal fired (client went away) before the command finished. */
+  cancelled: boolean;
+};
+
+/**
+ * Outside a pid namespace a process that left the command's group (setsid) can keep its output
+ * pipe open forever; after this long the agent stops waiting for the pipes to close.
+ */
+const UNCONTAINED_PIPE_DRAIN_MS = 2_000;
+/** Process groups of commands running now, so a stopping agent can take them down with it. */
+export const runningProcessGroups = new Set<number>();
+
+const SHELL = existsSync("/bin/bash") ? "/bin/bash" : "/bin/sh";
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function commandEnv(target: ExecutionTarget): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env)) if (value !== undefined) env[key] = value;
+  // The real session shell runs with a UTF-8 locale; sessionless commands inherit the container's.
+  if (target.sessionId !== undefined) Object.assign(env, { LANG: "C.UTF-8", LC_ALL: "C.UTF-8" });
+  for (const [key, value] of Object.entries(target.env)) {
+    if (!ENV_NAME.test(key)) throw new AgentError(ErrorCode.COMMAND_EXECUTION_ERROR, `Invalid environment variable name: ${key}`);
+    env[key] = value;
+  }
+  return env;
+}
+
+/** Bash reports a command killed by signal N as exit status 128 + N. */
+function exitStatus(code: number | null, signal: NodeJS.Signals | null): number {
+  if (code !== null) return code;
+  return signal ? 128 + constants.signals[signal] : 1;
+}
+
+export async function runCommand(
+  command: string,
+  target: ExecutionTarget,
+  options: { onOutput: OutputHandler; signal: AbortSignal; reap: Reaper },
+): Promise<CommandOutcome> {
+  const env = commandEnv(target);
+  if (!isDirectory(target.cwd)) {
+    // What the session shell's `cd <cwd> || …` prints and returns.
+    await options.onOutput("stderr", `Failed to change directory to ${target.cwd}\n`);
+    return { exitCode: 1, timedOut: false, cancelled: false };
+  }
+  const child = spawn(SHELL, ["-c", command], { cwd: target.cwd, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  const processGroupId = child.pid;
+  if (processGroupId !== undefined) runningProcessGroups.add(processGroupId);
+  const closed = new Promise<void>((resolve) => child.once("close", () => resolve()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal })),
+  );
+  const spawnFailed = new Promise<Error>((resolve) => child.once("error", resolve));
+
+  for (const name of ["stdout", "stderr"] as const) {
+    const stream = child[name];
+    const decoder = new StringDecoder("utf8");
+    const forward = (text: string) => {
+      if (text.length === 0) return;
+      const pending = options.onOutput(name, text);
+      if (pending) {
+        stream.pause();
+        void pending.finally(() => stream.resume());
+      }
+    };
+    stream.on("data", (chunk: Buffer) => forward(decoder.write(chunk)));
+    stream.on("end", () => forward(decoder.end()));
+  }
+
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<"timeout">((resolve) => {
+    // Node fires a timer longer than its 32-bit limit at once; such a deadline is as good as none.
+    if (target.timeoutMs !== undefined && target.timeoutMs <= MAX_TIMER_MS) timer = setTimeout(() => resolve("timeout"), target.timeoutMs);
+  });
+  const cancelled = new Promise<"cancel">((resolve) => {
+    if (options.signal.aborted) resolve("cancel");
+    else options.signal.addEventListener("abort", () => resolve("cancel"), { once: true });
+  });
+
+  const first = await Promise.race([exited, timedOut, cancelled, spawnFailed]);
+  clearTimeout(timer);
+  if (first instanceof Error) {
+    throw new AgentError(ErrorCode.COMMAND_EXECUTION_ERROR, first.message, { command, stderr: first.message });
+  }
+  // Whatever happened, nothing the command started may outlive it.
+  await options.reap.reap(processGroupId);
+  if (processGroupId !== undefined) runningProcessGroups.delete(processGroupId);
+  const exit = await exited;
+  // Contained, every writer is dead, so the pipes close once the remaining output is read.
+  const giveUp = options.reap.contained ? cancelled : Promise.race([cancelled, sleep(UNCONTAINED_PIPE_DRAIN_MS)]);
+  await Promise.race([closed, giveUp]);
+  child.stdout.destroy();
+  child.stderr.destroy();
+  return {
+    exitCode: exitStatus(exit.code, exit.signal),
+    timedOut: first === "timeout",
+    cancelled: first === "cancel",
+  };
+}
+
+/** Commands of one sandbox run one at a time, in arrival order. */
+export class CommandQueue {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(task);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+}

@@ -1,0 +1,162 @@
+/**
+ * The host's containers, one per sandbox key: started on demand (a concurrent start joins the
+ * one under way), remembered after they exit for `monitor`, ended after sitting idle, and
+ * leased to the proxy while a request to the agent is open so that they are not reaped mid-stream.
+ */
+import { join } from "node:path";
+import { type ContainerSpec, LocalContainer } from "./container";
+import type { SandboxUids } from "./identity";
+import { SOCKET_NAME } from "./isolation";
+import type { CgroupLimiter } from "./limits";
+import { prepareOwnedDir, sealDir } from "./workspace";
+
+export interface ContainerPoolOptions {
+  /** Parent of the per-key workspaces. */
+  workspaceRoot: string;
+  /** Parent of the per-key socket directories (short: a socket path must fit in 108 bytes). */
+  runtimeRoot: string;
+  generatedEtcDir: string;
+  agentFile: string;
+  /** "outbound" shares the host's network with containers that may use the internet; "none" never does. */
+  network: "outbound" | "none";
+  /** Per-key host uids; undefined when the host is not root and every container runs as its uid. */
+  uids: SandboxUids | undefined;
+  limiter: CgroupLimiter | undefined;
+  idleMs: number;
+  readyTimeoutMs: number;
+  log: (line: string) => void;
+}
+
+export interface StartRequest {
+  env?: Record<string, string>;
+  enableInternet?: boolean;
+}
+
+interface Slot {
+  current?: LocalContainer;
+  starting?: Promise<LocalContainer>;
+  lastUsedAt: number;
+  openRequests: number;
+}
+
+export class ContainerPool {
+  private readonly slots = new Map<string, Slot>();
+  private readonly reaper: NodeJS.Timeout;
+
+  constructor(private readonly options: ContainerPoolOptions) {
+    this.reaper = setInterval(() => this.reapIdle(), Math.min(options.idleMs, 30_000));
+    this.reaper.unref();
+  }
+
+  private slot(key: string): Slot {
+    let slot = this.slots.get(key);
+    if (!slot) {
+      slot = { lastUsedAt: Date.now(), openRequests: 0 };
+      this.slots.set(key, slot);
+    }
+    return slot;
+  }
+
+  /** Starts the key's container unless it runs already; resolves once its agent listens. */
+  start(key: string, request: StartRequest): Promise<LocalContainer> {
+    const slot = this.slot(key);
+    slot.lastUsedAt = Date.now();
+    if (slot.current?.running) return Promise.resolve(slot.current);
+    slot.starting ??= this.launch(key, request).then(
+      (container) => {
+        slot.starting = undefined;
+        slot.current = container;
+        return container;
+      },
+      (error: unknown) => {
+        slot.starting = undefined;
+        throw error;
+      },
+    );
+    return slot.starting;
+  }
+
+  private async launch(key: string, request: StartRequest): Promise<LocalContainer> {
+    const { options } = this;
+    const uid = options.uids?.uidFor(key);
+    const workspaceDir = await prepareOwnedDir(join(options.workspaceRoot, key), uid);
+    const socketDir = await prepareOwnedDir(join(options.runtimeRoot, key), uid);
+    const spec: ContainerSpec = {
+      key,
+      uid,
+      socketPath: join(socketDir, SOCKET_NAME),
+      cgroupProcs: options.limiter?.prepare(key) ?? [],
+      readyTimeoutMs: options.readyTimeoutMs,
+      log: options.log,
+      layout: {
+        workspaceDir,
+        socketDir,
+        generatedEtcDir: options.generatedEtcDir,
+        agentFile: options.agentFile,
+        nodeBinary: process.execPath,
+        env: request.env ?? {},
+        network: options.network === "outbound" && request.enableInternet !== false ? "outbound" : "none",
+      },
+    };
+    const container = await LocalContainer.start(spec);
+    // The agent listens now; nothing else in the container needs to write next to its socket.
+    await sealDir(socketDir, uid);
+    return container;
+  }
+
+  /** The key's container if it runs now. */
+  running(key: string): LocalContainer | undefined {
+    const current = this.slots.get(key)?.current;
+    return current?.running ? current : undefined;
+  }
+
+  /** Resolves with the exit code of the current instance once it exits; the last one's (or 0) if none runs. */
+  async monitor(key: string): Promise<number> {
+    const slot = this.slots.get(key);
+    const current = slot?.starting ? await slot.starting.catch(() => slot.current) : slot?.current;
+    if (!current) return 0;
+    return current.exited;
+  }
+
+  signal(key: string, signal: number): void {
+    this.running(key)?.signal(signal);
+  }
+
+  /** Ends the key's container, including one still starting, and waits until it is gone. */
+  async destroy(key: string): Promise<void> {
+    const slot = this.slots.get(key);
+    if (!slot) return;
+    const current = slot.starting ? await slot.starting.catch(() => undefined) : slot.current;
+    if (!current) return;
+    current.kill();
+    await current.exited;
+  }
+
+  /** Marks a request to the key's container as open; the returned function marks it closed. */
+  lease(key: string): () => void {
+    const slot = this.slot(key);
+    slot.openRequests++;
+    slot.lastUsedAt = Date.now();
+    return () => {
+      slot.openRequests--;
+      slot.lastUsedAt = Date.now();
+    };
+  }
+
+  private reapIdle(): void {
+    const now = Date.now();
+    for (const [key, slot] of this.slots) {
+      if (slot.openRequests > 0 || slot.starting || now - slot.lastUsedAt <= this.options.idleMs) continue;
+      if (slot.current?.running) {
+        this.options.log(`container ${key}: idle for ${Math.round(this.options.idleMs / 1000)} s, ending it`);
+        slot.current.kill();
+      }
+    }
+  }
+
+  /** Ends every container (host shutdown). */
+  async closeAll(): Promise<void> {
+    clearInterval(this.reaper);
+    await Promise.all([...this.slots.keys()].map((key) => this.destroy(key)));
+  }
+}

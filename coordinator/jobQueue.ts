@@ -1,0 +1,70 @@
+/**
+ * A sandbox's unfinished jobs, kept in its coordinator's SQLite storage (durable, and private to
+ * the one object that runs them). Jobs leave in submission order: ULIDs sort by time, and a
+ * batch's IDs are monotonic, so ordering by job ID is ordering by submission.
+ */
+import { z } from "zod";
+import type { QueuedJob } from "../runner/jobTypes";
+import { JobRequest } from "../schemas/job";
+
+const Row = z.object({
+  job_id: z.string(),
+  sandbox_id: z.string(),
+  kv_written_at: z.number(),
+  request: z.string().nullable(),
+});
+
+export class JobQueue {
+  constructor(private readonly sql: SqlStorage) {
+    sql.exec(`CREATE TABLE IF NOT EXISTS jobs (
+      job_id TEXT PRIMARY KEY,
+      sandbox_id TEXT NOT NULL,
+      kv_written_at INTEGER NOT NULL,
+      request TEXT
+    )`);
+  }
+
+  /** Adds jobs not already held; a duplicate delivery changes nothing. Returns how many were new. */
+  add(jobs: QueuedJob[]): number {
+    let added = 0;
+    for (const job of jobs) {
+      const cursor = this.sql.exec(
+        "INSERT OR IGNORE INTO jobs (job_id, sandbox_id, kv_written_at, request) VALUES (?, ?, ?, ?)",
+        job.jobId,
+        job.sandboxId,
+        job.kvWrittenAt,
+        job.request === undefined ? null : JSON.stringify(job.request),
+      );
+      added += cursor.rowsWritten;
+    }
+    return added;
+  }
+
+  /** The job submitted first among those still held. */
+  next(): QueuedJob | undefined {
+    const row = this.sql.exec("SELECT job_id, sandbox_id, kv_written_at, request FROM jobs ORDER BY job_id LIMIT 1").toArray()[0];
+    if (row === undefined) return undefined;
+    const parsed = Row.parse(row);
+    const request = parsed.request === null ? undefined : JobRequest.safeParse(JSON.parse(parsed.request));
+    return {
+      jobId: parsed.job_id,
+      sandboxId: parsed.sandbox_id,
+      kvWrittenAt: parsed.kv_written_at,
+      // A request that no longer parses (a schema change) is read from R2, or reported missing.
+      ...(request?.success ? { request: request.data } : {}),
+    };
+  }
+
+  has(jobId: string): boolean {
+    return this.sql.exec("SELECT 1 FROM jobs WHERE job_id = ?", jobId).toArray().length > 0;
+  }
+
+  remove(jobId: string): void {
+    this.sql.exec("DELETE FROM jobs WHERE job_id = ?", jobId);
+  }
+
+  size(): number {
+    const row = this.sql.exec("SELECT COUNT(*) AS n FROM jobs").one();
+    return z.object({ n: z.number() }).parse(row).n;
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * SandboxCoordinator: one Durable Object per sandbox that owns the order and the exclusivity of
+ * its jobs. Jobs arrive from the API at submit (so it knows submission order before any queue
+ * message) and again from the queue consumer (the durable intake; a duplicate changes nothing).
+ * Its alarm runs them one at a time, oldest first, so a long job in one sandbox never holds up
+ * another sandbox, and nothing holds a queue batch open while commands run.
+ *
+ * A runner that dies (a crash, a restart) leaves its job `running` with a lapsing lease; the
+ * alarm, re-armed at every lease renewal, or the sweeper (scheduled handler) takes it over.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { readConfig } from "../config";
+import type { QueuedJob, RunOutcome } from "../runner/jobTypes";
+import { KvCacheScheduler } from "../runner/kvCache";
+import { LEASE_MS } from "../runner/lease";
+import { runJob } from "../runner/runJob";
+import { sandboxFactory } from "../sandbox/select";
+import { JobStore } from "../storage/jobStore";
+import { JobQueue } from "./jobQueue";
+import { Signal } from "./signals";
+
+/** Cloudflare gives an alarm invocation 15 minutes of wall clock; jobs start only if they fit. */
+const ALARM_BUDGET_MS = 15 * 60 * 1000;
+/** Kept free in an alarm invocation beyond a job's timeout: claiming, uploads, the final record. */
+const JOB_OVERHEAD_MS = 60 * 1000;
+
+export class SandboxCoordinator extends DurableObject<Env> {
+  private readonly queue: JobQueue;
+  private readonly finished = new Signal();
+  /** The job this object is running now, and how to cancel it. */
+  private running: { jobId: string; cancel: AbortController } | undefined;
+  private draining: Promise<void> | undefined;
+  /** Jobs arrived while draining: look again before letting the alarm go. */
+  private arrivedWhileDraining = false;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.queue = new JobQueue(ctx.storage.sql);
+  }
+
+  /** Takes jobs in (from the API at submit, and from the queue consumer) and starts them. */
+  async enqueue(jobs: QueuedJob[]): Promise<void> {
+    this.queue.add(jobs);
+    await this.wake();
+  }
+
+  /** The sweeper's call: makes sure held work is running; returns how many jobs are held. */
+  async kick(): Promise<number> {
+    await this.wake();
+    return this.queue.size();
+  }
+
+  /** Whether this coordinator still holds the job (the sweeper re-delivers those it lost). */
+  async holds(jobId: string): Promise<boolean> {
+    return this.queue.has(jobId);
+  }
+
+  /** Called by the API after it stored a cancel on a running job's record: ends it now. */
+  async cancelJob(jobId: string): Promise<void> {
+    if (this.running?.jobId === jobId) this.running.cancel.abort(new Error("cancelled"));
+  }
+
+  /** Resolves true once the job has finished, or false after `timeoutMs`. */
+  async waitForJob(jobId: string, timeoutMs: number): Promise<boolean> {
+    return this.finished.wait(jobId, timeoutMs);
+  }
+
+  /** Raised by whoever finishes a job outside a run (the API's cancel of a queued job). */
+  async jobFinished(jobId: string): Promise<void> {
+    this.finished.raise(jobId);
+  }
+
+  override async alarm(): Promise<void> {
+    await this.drain();
+  }
+
+  /** Runs held jobs now, unless this object already is. */
+  private async wake(): Promise<void> {
+    if (this.queue.size() === 0) return;
+    if (this.draining) this.arrivedWhileDraining = true;
+    // An alarm already set is a retry's backoff or a lapsed runner's takeover: the job it is for
+    // comes first, so newer jobs wait for it.
+    else if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now());
+  }
+
+  private drain(): Promise<void> {
+    this.draining ??= this.runHeldJobs().finally(async () => {
+      this.draining = undefined;
+      if (this.arrivedWhileDraining) {
+        this.arrivedWhileDraining = false;
+        await this.wake();
+      }
+    });
+    return this.draining;
+  }
+
+  private async runHeldJobs(): Promise<void> {
+    const startedAt = Date.now();
+    const config = readConfig(this.env);
+    const store = new JobStore(this.env.JOB_STATUS, this.env.JOB_OUTPUT, config.retentionSeconds);
+    const kvCache = new KvCacheScheduler(store, async (message, delaySeconds) => {
+      await this.env.JOB_QUEUE.send(message, { contentType: "json", delaySeconds });
+    });
+    const sandboxFor = sandboxFactory(this.env);
+    try {
+      for (let job = this.queue.next(); job; job = this.queue.next()) {
+        const timeoutMs = job.request?.type === "run" ? job.request.timeoutMs : 60_000;
+        if (Date.now() - startedAt + timeoutMs + JOB_OVERHEAD_MS > ALARM_BUDGET_MS) {
+          // Not enough of this invocation left: run it in a fresh one.
+          await this.ctx.storage.setAlarm(Date.now());
+          return;
+        }
+        const cancel = new AbortController();
+        this.running = { jobId: job.jobId, cancel };
+        // Should this object die mid-job, the alarm fires again once the lease has lapsed.
+        await this.ctx.storage.setAlarm(Date.now() + LEASE_MS);
+        const outcome: RunOutcome = await runJob(job, {
+          store,
+          bucket: this.env.JOB_OUTPUT,
+          sandbox: sandboxFor(job.sandboxId),
+          artifactLimits: { maxFiles: config.artifactMaxFiles, maxTotalBytes: config.artifactMaxTotalBytes },
+          maxAttempts: config.maxJobAttempts,
+          kvCache,
+          announceFinished: async (record) => this.finished.raise(record.id),
+          cancelSignal: cancel.signal,
+          onLeaseRenewed: (leaseUntil) => this.ctx.storage.setAlarm(leaseUntil),
+        }).catch((error: unknown): RunOutcome => {
+          console.error(`job ${job?.jobId}: storage error, will retry`, error);
+          return { kind: "retry", delayMs: 5000, reason: "storage error" };
+        });
+        this.running = undefined;
+        if (outcome.kind === "retry") {
+          // The job stays first in line: later jobs of this sandbox wait for it, keeping the order.
+          await this.ctx.storage.setAlarm(Date.now() + outcome.delayMs);
+          return;
+        }
+        this.queue.remove(job.jobId);
+      }
+      await this.ctx.storage.deleteAlarm();
+    } finally {
+      this.running = undefined;
+      // Only the KV cache depends on this; R2 already holds every record.
+      await kvCache.flush().catch((error: unknown) => console.warn("could not schedule KV cache copies", error));
+    }
+  }
+}
+
+export function coordinatorFor(
+  namespace: DurableObjectNamespace<SandboxCoordinator>,
+  sandboxId: string,
+): DurableObjectStub<SandboxCoordinator> {
+  return namespace.get(namespace.idFromName(sandboxId));
+}

@@ -1,0 +1,43 @@
+/**
+ * The sweeper: finds every unfinished job and drives it on, so none is stranded when a queue
+ * message is lost or a runner dies with its alarm (alarms do not survive a local restart).
+ * Deployed, a cron trigger runs it every minute; locally `npm run dev` calls the same handler.
+ */
+import type { AppConfig } from "../config";
+import { isTerminal } from "../schemas/job";
+import { JobStore } from "../storage/jobStore";
+import { coordinatorFor } from "./sandboxCoordinator";
+
+/** A job this young may still be on its way to its coordinator through the queue. */
+const IN_FLIGHT_GRACE_MS = 60_000;
+
+export interface SweepReport {
+  sandboxes: number;
+  jobsHeld: number;
+  redelivered: number;
+}
+
+export async function sweep(env: Env, config: AppConfig): Promise<SweepReport> {
+  const store = new JobStore(env.JOB_STATUS, env.JOB_OUTPUT, config.retentionSeconds);
+  const report: SweepReport = { sandboxes: 0, jobsHeld: 0, redelivered: 0 };
+  for (const [sandboxId, jobIds] of await store.listActive()) {
+    const coordinator = coordinatorFor(env.SANDBOX_COORDINATOR, sandboxId);
+    report.sandboxes++;
+    for (const jobId of jobIds) {
+      if (await coordinator.holds(jobId)) continue;
+      const current = await store.getVersioned(jobId);
+      if (!current || isTerminal(current.record.status)) {
+        if (current) await store.markInactive(current.record);
+        continue;
+      }
+      if (Date.now() - Date.parse(current.record.createdAt) < IN_FLIGHT_GRACE_MS) continue;
+      // Lost on its way (its message gone with a restart): hand it over again. Its request is read
+      // from R2 if it was stored there; an inline one went with the message, and the job fails
+      // with REQUEST_MISSING rather than staying queued forever.
+      await coordinator.enqueue([{ jobId, sandboxId, kvWrittenAt: 0 }]);
+      report.redelivered++;
+    }
+    report.jobsHeld += await coordinator.kick();
+  }
+  return report;
+}

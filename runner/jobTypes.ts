@@ -1,0 +1,15 @@
+/** The shapes a sandbox's coordinator and its job runner share. */
+import type { JobRequest } from "../schemas/job";
+
+/** A job as its coordinator holds it. */
+export interface QueuedJob {
+  jobId: string;
+  sandboxId: string;
+  /** When the API wrote the record to KV: KV's next write to the key must wait a second from here. */
+  kvWrittenAt: number;
+  /** The request, unless it was too large to carry (then it waits in R2). */
+  request?: JobRequest;
+}
+
+/** Done: drop the job from the sandbox's queue. Retry: keep it first in line and try again later. */
+export type RunOutcome = { kind: "done"; reason: string } | { kind: "retry"; delayMs: number; reason: string };

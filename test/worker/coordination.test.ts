@@ -1,0 +1,110 @@
+/**
+ * Per-sandbox coordination through the real pipeline: one job at a time per sandbox, in
+ * submission order, whatever the deliveries; no sandbox waits for another; a crashed runner's
+ * job is taken over and only the attempt that finishes publishes; a stored cancel ends a job
+ * even when the signal to its coordinator is lost; the sweeper drives on jobs nobody holds.
+ */
+import { createExecutionContext, createScheduledController, env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { z } from "zod";
+import { coordinatorFor } from "../../coordinator/sandboxCoordinator";
+import { BatchView } from "../../schemas/job";
+import { r2Keys } from "../../storage/layout";
+import worker from "../../worker";
+import { api, getJob, postJson, runJob, submit, uniqueSandbox, waitForJob } from "./client";
+import { deliver, JOB_QUEUE, jobStore, recordOnly } from "./support/jobs";
+
+async function stdoutOf(jobId: string): Promise<string> {
+  return (await api(`/v1/jobs/${jobId}/stdout`)).text();
+}
+
+describe("per-sandbox coordination", () => {
+  it("runs a sandbox's jobs one at a time in submission order, while two handler invocations deliver them at once", async () => {
+    const sandbox = uniqueSandbox("exclusive");
+    const steps = Array.from({ length: 6 }, (_, i) => ({
+      sandboxId: sandbox,
+      job: { type: "run", command: `echo start-${i} >> log; sleep 0.2; echo end-${i} >> log` },
+    }));
+    const response = await postJson("/v1/jobs", { jobs: steps });
+    expect(response.status).toBe(202);
+    const jobs = BatchView.parse(await response.json()).jobs;
+    const messages = jobs.map((job) => ({ kind: "run", jobId: job.id, sandboxId: sandbox, kvWrittenAt: Date.now() }));
+    // Duplicates of every message, in two opposite orders, through two concurrent invocations.
+    await Promise.all([deliver(JOB_QUEUE, [...messages].reverse()), deliver(JOB_QUEUE, [...messages.slice(3), ...messages.slice(0, 3)])]);
+
+    const finished = await Promise.all(jobs.map((job) => waitForJob(job.id)));
+    expect(finished.map((job) => [job.status, job.attempts])).toEqual(jobs.map(() => ["succeeded", 1]));
+    const log = await runJob(sandbox, { type: "run", command: "cat log" });
+    const expected = steps.flatMap((_, i) => [`start-${i}`, `end-${i}`]).join("\n");
+    expect(await stdoutOf(log.id)).toBe(`${expected}\n`);
+  });
+
+  it("never lets a job in one sandbox wait for a long job in another", async () => {
+    const long = await submit(uniqueSandbox("hol-a"), { type: "run", command: "sleep 20", timeoutMs: 60_000 });
+    while ((await getJob(long.id)).status === "queued") await new Promise((resolve) => setTimeout(resolve, 20));
+    const quick = await runJob(uniqueSandbox("hol-b"), { type: "run", command: "echo quick" });
+    expect(quick.status).toBe("succeeded");
+    expect((await getJob(long.id)).status).toBe("running");
+    await api(`/v1/jobs/${long.id}/cancel`, { method: "POST" });
+    expect((await waitForJob(long.id)).error?.code).toBe("CANCELLED");
+  });
+
+  it("takes over a job whose runner died, and publishes only the attempt that finished it", async () => {
+    const sandbox = uniqueSandbox("takeover");
+    const message = await recordOnly(sandbox, { command: "echo attempt-output > out.txt; cat out.txt", artifacts: ["out.txt"] });
+    // A runner claimed it (attempt 1) and died: its record says running, with a lease that lapsed.
+    const store = jobStore();
+    const queued = await store.getVersioned(message.jobId);
+    if (!queued) throw new Error("record missing");
+    await store.replace(queued, {
+      ...queued.record,
+      status: "running",
+      attempts: 1,
+      startedAt: new Date().toISOString(),
+      leaseUntil: new Date(Date.now() - 1000).toISOString(),
+    });
+    await coordinatorFor(env.SANDBOX_COORDINATOR, sandbox).enqueue([{ ...message }]);
+    const finished = await waitForJob(message.jobId);
+    expect(finished).toMatchObject({ status: "succeeded", attempts: 2 });
+
+    // The dead attempt writes late: nothing the record describes changes.
+    await env.JOB_OUTPUT.put(r2Keys.output(message.jobId, 1, "stdout"), "stale\n");
+    await env.JOB_OUTPUT.put(r2Keys.artifact(message.jobId, 1, "out.txt"), "stale\n");
+    expect(await stdoutOf(message.jobId)).toBe("attempt-output\n");
+    const artifact = await api(`/v1/jobs/${message.jobId}/artifacts/out.txt`);
+    expect(await artifact.text()).toBe("attempt-output\n");
+  });
+
+  it("ends a running job whose cancel was stored but never signalled, at its next lease renewal", async () => {
+    const job = await submit(uniqueSandbox("stored-cancel"), { type: "run", command: "echo started; sleep 60", timeoutMs: 120_000 });
+    while ((await getJob(job.id)).status !== "running") await new Promise((resolve) => setTimeout(resolve, 20));
+    // What the API stores on a cancel, without its signal to the coordinator.
+    const store = jobStore();
+    const running = await store.getVersioned(job.id);
+    if (!running) throw new Error("record missing");
+    expect(await store.replace(running, { ...running.record, cancelRequested: true })).toBeDefined();
+
+    const ended = await waitForJob(job.id);
+    expect(ended.error?.code).toBe("CANCELLED");
+    expect(ended.durationMs).toBeLessThan(30_000);
+  }, 45_000);
+
+  it("sweeps: a job nobody holds (message and handover lost) is handed to its sandbox and runs", async () => {
+    const sandbox = uniqueSandbox("swept");
+    const lost = await recordOnly(sandbox, { command: "echo swept" }, 120_000);
+    expect((await getJob(lost.jobId)).status).toBe("queued");
+    await worker.scheduled(createScheduledController({ cron: "* * * * *" }), env);
+    const finished = await waitForJob(lost.jobId);
+    expect(finished.status).toBe("succeeded");
+    expect(await stdoutOf(lost.jobId)).toBe("swept\n");
+    // Once finished, it is off the sweeper's worklist.
+    expect(await env.JOB_OUTPUT.head(r2Keys.activeEntry(sandbox, lost.jobId))).toBeNull();
+  });
+
+  it("leaves a young job nobody holds yet to the queue that is still delivering it", async () => {
+    const young = await recordOnly(uniqueSandbox("young"), { command: "true" });
+    await worker.scheduled(createScheduledController({ cron: "* * * * *" }), env);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(z.string().parse((await getJob(young.jobId)).status)).toBe("queued");
+  });
+});

@@ -1,0 +1,49 @@
+/**
+ * Test helpers that reach under the API: a job recorded in storage but handed to nobody (as if
+ * its queue message and its handover were lost), and a direct call of the Worker's queue handler
+ * with a batch the test builds (real storage, real coordinators, real sandbox host).
+ */
+import { createExecutionContext, createMessageBatch, env, getQueueResult } from "cloudflare:test";
+import { monotonicFactory } from "ulid";
+import { vi } from "vitest";
+import { readConfig } from "../../../config";
+import { newJobRecord, RunJobRequest } from "../../../schemas/job";
+import type { RunMessage } from "../../../schemas/queueMessages";
+import { JobStore } from "../../../storage/jobStore";
+import worker from "../../../worker";
+
+export const JOB_QUEUE = "artifact-sandbox-jobs";
+export const DEAD_LETTER_QUEUE = "artifact-sandbox-jobs-dlq";
+
+export function jobStore(): JobStore {
+  return new JobStore(env.JOB_STATUS, env.JOB_OUTPUT, readConfig(env).retentionSeconds);
+}
+
+/** Monotonic across this test file: a later call's job sorts after an earlier one's. */
+const newJobId = monotonicFactory();
+
+/**
+ * Records a queued run job in R2 and KV, with its request stored in R2, and hands it to nobody.
+ * `ageMs` backdates it (the sweeper leaves young jobs to the queue).
+ */
+export async function recordOnly(sandboxId: string, job: Record<string, unknown>, ageMs = 0): Promise<RunMessage> {
+  const request = RunJobRequest.parse({ type: "run", ...job });
+  const now = Date.now() - ageMs;
+  const record = newJobRecord(newJobId(now), sandboxId, request, now, readConfig(env).retentionSeconds);
+  const { kvWrittenAt } = await jobStore().create(record, request);
+  return { kind: "run", jobId: record.id, sandboxId, kvWrittenAt };
+}
+
+/** Calls the Worker's queue handler with one batch; reports acks, retries and retry delays. */
+export async function deliver(queue: string, bodies: unknown[]) {
+  const batch = createMessageBatch(
+    queue,
+    bodies.map((body, index) => ({ id: `msg-${crypto.randomUUID()}-${index}`, timestamp: new Date(), attempts: 1, body })),
+  );
+  // getQueueResult reports which messages were retried but not their delay: record it here.
+  const retryDelays = batch.messages.map((message) => vi.spyOn(message, "retry"));
+  const ctx = createExecutionContext();
+  await worker.queue(batch, env);
+  const delays = retryDelays.flatMap((spy) => spy.mock.calls.map(([options]) => options?.delaySeconds));
+  return { batch, delays, result: await getQueueResult(batch, ctx) };
+}
