@@ -5,12 +5,13 @@
  */
 
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { startLocalStack, waitUntilServing } from "../scripts/localStack";
+import { descendantsOf, processes } from "../scripts/processes";
 
 const { values } = parseArgs({
   options: {
@@ -67,46 +68,6 @@ async function pool(count: number, concurrency: number, task: (index: number, wo
     }),
   );
   return durations;
-}
-
-interface ProcessInfo {
-  pid: number;
-  parentPid: number;
-  commandLine: string;
-  /** Resident memory now and its peak, and the proportional share (PSS: shared pages split among their users), in KiB. */
-  rssKiB: number;
-  peakRssKiB: number;
-  pssKiB: number;
-}
-
-/** Every process on the machine, read from /proc (Linux only, like the local host). */
-function processes(): ProcessInfo[] {
-  const list: ProcessInfo[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const status = readFileSync(`/proc/${entry}/status`, "utf8");
-      const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? 0);
-      const commandLine = readFileSync(`/proc/${entry}/cmdline`, "utf8").replaceAll("\0", " ").trim();
-      const rollup = readFileSync(`/proc/${entry}/smaps_rollup`, "utf8");
-      const pssKiB = Number(/^Pss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0);
-      list.push({ pid: Number(entry), parentPid: field("PPid"), commandLine, rssKiB: field("VmRSS"), peakRssKiB: field("VmHWM"), pssKiB });
-    } catch {
-      // The process ended while we looked.
-    }
-  }
-  return list;
-}
-
-function descendantsOf(rootPid: number, all: ProcessInfo[]): ProcessInfo[] {
-  const found: ProcessInfo[] = [];
-  let frontier = [rootPid];
-  while (frontier.length > 0) {
-    const children = all.filter((info) => frontier.includes(info.parentPid));
-    found.push(...children);
-    frontier = children.map((child) => child.pid);
-  }
-  return found;
 }
 
 /** One raw bubblewrap exec of `true` in a fresh namespace: the physical floor of a sandboxed command. */

@@ -1,6 +1,7 @@
 /**
- * `npm run dev`: the local sandbox host and `wrangler dev` together; one Ctrl-C stops both.
- * State (KV, R2, queues, sandbox workspaces) lives under .wrangler/ and survives restarts.
+ * `npm run dev`: the local container host and `wrangler dev` together; one Ctrl-C stops both.
+ * State (KV, R2, queues, sandbox workspaces) lives under .wrangler/ (or ARTIFACT_SANDBOX_STATE_DIR)
+ * and survives restarts.
  */
 import { HostStartError } from "../container/local/host";
 import { startLocalStack, waitUntilServing } from "./localStack";
@@ -9,7 +10,7 @@ async function main(): Promise<void> {
   const stack = await startLocalStack({
     apiPort: Number(process.env.PORT ?? 8787),
     hostPort: Number(process.env.SANDBOX_HOST_PORT ?? 8788),
-    stateDir: ".wrangler",
+    stateDir: process.env.ARTIFACT_SANDBOX_STATE_DIR ?? ".wrangler",
     network: process.env.SANDBOX_NETWORK === "none" ? "none" : "outbound",
     wranglerOutput: "inherit",
     resourceLimits: {
@@ -17,7 +18,7 @@ async function main(): Promise<void> {
       maxProcesses: Number(process.env.SANDBOX_MAX_PROCESSES ?? 1024),
     },
   });
-  console.log(`local container host: ${stack.hostUrl} (workspaces in .wrangler/sandboxes)`);
+  console.log(`local container host: ${stack.hostUrl} (workspaces in ${stack.stateDir}/sandboxes)`);
 
   let stopping = false;
   const stop = (code: number) => {

@@ -24,6 +24,7 @@ export interface LocalStackOptions {
 export interface LocalStack {
   apiUrl: string;
   hostUrl: string;
+  stateDir: string;
   /** The local host's bearer token (for tools that call the host directly, like the benchmark). */
   hostToken: string;
   wrangler: ChildProcess;
@@ -71,6 +72,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   return {
     apiUrl,
     hostUrl: host.url,
+    stateDir: options.stateDir,
     hostToken: token,
     wrangler,
     async stop() {
