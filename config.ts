@@ -12,6 +12,7 @@ const ConfigVars = z.object({
   ARTIFACT_MAX_TOTAL_BYTES: PositiveInt,
   MAX_JOB_ATTEMPTS: PositiveInt,
   OUTPUT_MAX_BYTES: PositiveInt,
+  WORKSPACE_PERSISTENCE: z.enum(["on", "off"]),
 });
 
 export interface AppConfig {
@@ -21,6 +22,8 @@ export interface AppConfig {
   maxJobAttempts: number;
   /** Bytes kept of each of stdout and stderr: the head and the tail, the middle of larger output dropped. */
   outputMaxBytes: number;
+  /** Save /workspace to R2 before a container sleeps and restore it into a fresh one. */
+  persistWorkspace: boolean;
 }
 
 // The vars of one Worker isolate do not change: parse them once, not on every request.
@@ -42,5 +45,6 @@ function parseConfig(env: Env): AppConfig {
     artifactMaxTotalBytes: vars.ARTIFACT_MAX_TOTAL_BYTES,
     maxJobAttempts: vars.MAX_JOB_ATTEMPTS,
     outputMaxBytes: vars.OUTPUT_MAX_BYTES,
+    persistWorkspace: vars.WORKSPACE_PERSISTENCE === "on",
   };
 }

@@ -28,6 +28,8 @@ export default defineConfig({
                   LOCAL_SANDBOX_TOKEN: host.token,
                   // Small, so that a test can overflow it cheaply.
                   OUTPUT_MAX_BYTES: "65536",
+                  // The SDK logs every container call at info level; tests only want its warnings.
+                  SANDBOX_LOG_LEVEL: "warn",
                 },
                 kvNamespaces: otherKvNamespaces,
                 queueProducers: otherQueueProducers,

@@ -31,7 +31,8 @@ export interface ExecuteContext {
   signal?: AbortSignal;
 }
 
-export function executeJob(context: ExecuteContext, request: JobRequest): Promise<JobOutcome> {
+export async function executeJob(context: ExecuteContext, request: JobRequest): Promise<JobOutcome> {
+  await context.sandbox.prepareWorkspace();
   return request.type === "run" ? executeRun(context, request) : executeFileOp(context, request);
 }
 

@@ -37,6 +37,8 @@ export interface FileStream {
 }
 
 export interface SandboxPort {
+  /** Before a job: a container that started fresh gets the sandbox's saved workspace back. */
+  prepareWorkspace(): Promise<void>;
   exec(request: ExecRequest): Promise<ExecResult>;
   writeFile(path: string, content: Uint8Array): Promise<void>;
   /** Streams the file so files beyond the SDK's 32 MiB encoded limit still arrive whole. */

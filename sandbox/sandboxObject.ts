@@ -1,11 +1,14 @@
 /**
- * The Sandbox Durable Object: the SDK's own class, unchanged when deployed. Locally
- * (LOCAL_SANDBOX_URL set, as `npm run dev` and the tests do) it is handed a container handle
- * that reaches the local container host instead of a Cloudflare Container: see
+ * The Sandbox Durable Object: the SDK's own class, plus workspace persistence (the workspace is
+ * saved to R2 before the container sleeps and put back into a fresh one; workspaceSnapshot.ts).
+ * Locally (LOCAL_SANDBOX_URL set, as `npm run dev` and the tests do) it is handed a container
+ * handle that reaches the local container host instead of a Cloudflare Container: see
  * localContainer.ts, the one place where the two paths differ.
  */
 import { Sandbox as SdkSandbox } from "@cloudflare/sandbox";
+import { readConfig } from "../config";
 import { LocalContainerHandle } from "./localContainer";
+import { restoreWorkspaceIfFresh, saveWorkspace } from "./workspaceSnapshot";
 
 /** The state type the SDK's constructor declares. */
 type SandboxState = ConstructorParameters<typeof SdkSandbox<Env>>[0];
@@ -22,6 +25,33 @@ export class Sandbox extends SdkSandbox<Env> {
       });
     }
     super(ctx, env);
+  }
+
+  /**
+   * Called by the job runner before each job: a fresh container gets the saved workspace back.
+   * It asks the container each time (one round trip): a container can be replaced between jobs
+   * without this object hearing of it first.
+   */
+  async prepareWorkspace(): Promise<"restored" | "kept"> {
+    if (!readConfig(this.env).persistWorkspace) return "kept";
+    return restoreWorkspaceIfFresh(this, this.env.JOB_OUTPUT, this.sandboxIdForStorage());
+  }
+
+  /** Saves the workspace to R2 now (what happens before the container sleeps); returns its size. */
+  async saveWorkspace(): Promise<number> {
+    return saveWorkspace(this, this.env.JOB_OUTPUT, this.sandboxIdForStorage());
+  }
+
+  /** `sleepAfter` has passed with nothing to do: save the workspace, then let the container sleep. */
+  override async onActivityExpired(): Promise<void> {
+    if (readConfig(this.env).persistWorkspace && this.ctx.container?.running) {
+      await this.saveWorkspace().catch((error: unknown) => console.error("could not save the workspace before sleeping", error));
+    }
+    await super.onActivityExpired();
+  }
+
+  private sandboxIdForStorage(): string {
+    return containerKey(this.ctx.id);
   }
 }
 

@@ -6,6 +6,7 @@
  */
 import { type ExecEvent, parseSSEStream, streamFile } from "@cloudflare/sandbox";
 import { WORKSPACE_ROOT } from "../schemas/ids";
+import { toBase64 } from "./base64";
 import { CappedOutput } from "./cappedOutput";
 import { toSandboxError } from "./errors";
 import {
@@ -20,6 +21,7 @@ import {
 
 /** The part of the SDK's sandbox stub this adapter uses. */
 export interface SdkSandboxStub {
+  prepareWorkspace(): Promise<unknown>;
   execStream(command: string, options: { cwd: string; env: Record<string, string>; timeout: number }): Promise<ReadableStream<Uint8Array>>;
   writeFile(path: string, content: string, options?: { encoding?: string }): Promise<unknown>;
   readFileStream(path: string): Promise<ReadableStream<Uint8Array>>;
@@ -38,15 +40,6 @@ const textEncoder = new TextEncoder();
 
 function shellQuote(value: string): string {
   return `'${value.replaceAll("'", `'"'"'`)}'`;
-}
-
-function toBase64(bytes: Uint8Array): string {
-  // Chunked so that a large file does not build one enormous argument list.
-  let binary = "";
-  for (let offset = 0; offset < bytes.byteLength; offset += 0x8000) {
-    binary += String.fromCharCode(...bytes.subarray(offset, offset + 0x8000));
-  }
-  return btoa(binary);
 }
 
 export class SdkSandbox implements SandboxPort {
@@ -106,6 +99,12 @@ export class SdkSandbox implements SandboxPort {
       stdout: stdout.result(),
       stderr: stderr.result(),
     };
+  }
+
+  async prepareWorkspace(): Promise<void> {
+    await this.sandbox.prepareWorkspace().catch((error: unknown) => {
+      throw toSandboxError(error, "restoring the saved workspace");
+    });
   }
 
   async writeFile(path: string, content: Uint8Array): Promise<void> {

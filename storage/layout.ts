@@ -10,6 +10,7 @@
  *        outlived its lease can never overwrite what the record describes)
  *      sandboxes/{sandboxId}/jobs/{newestFirstId}   empty index entry per job, listed newest first
  *      active/{sandboxId}/{jobId}            empty entry while the job is unfinished: the sweeper's worklist
+ *      workspaces/{sandboxId}/snapshot.tar.gz  the sandbox's /workspace, saved when its container went to sleep
  *      malformed-messages/{messageId}.json   queue messages that could not be parsed, kept for inspection
  */
 
@@ -32,6 +33,7 @@ export const r2Keys = {
   request: (jobId: string) => `jobs/${jobId}/request.json`,
   output: (jobId: string, attempt: number, stream: "stdout" | "stderr") => `jobs/${jobId}/attempts/${attempt}/${stream}`,
   artifact: (jobId: string, attempt: number, path: string) => `jobs/${jobId}/attempts/${attempt}/artifacts/${path}`,
+  workspaceSnapshot: (sandboxId: string) => `workspaces/${sandboxId}/snapshot.tar.gz`,
   activePrefix: "active/",
   activeEntry: (sandboxId: string, jobId: string) => `active/${sandboxId}/${jobId}`,
   sandboxIndexPrefix: (sandboxId: string) => `sandboxes/${sandboxId}/jobs/`,

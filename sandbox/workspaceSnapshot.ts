@@ -1,0 +1,97 @@
+/**
+ * Keeps a sandbox's /workspace across container sleeps and replacements. A Cloudflare container
+ * loses its disk when it sleeps (`sleepAfter`) or is replaced, so the Sandbox Durable Object
+ * saves the workspace to R2 as a tar.gz before its container goes to sleep, and puts it back
+ * into a fresh container (an empty /workspace) before the next job. Only SDK calls are used,
+ * so the same code runs against the local container host.
+ */
+import { streamFile } from "@cloudflare/sandbox";
+import { r2Keys } from "../storage/layout";
+import { toBase64 } from "./base64";
+
+/** The SDK calls a snapshot needs: the Sandbox object's own methods. */
+export interface SnapshotSandbox {
+  exec(command: string): Promise<{ success: boolean; exitCode: number; stdout: string; stderr: string }>;
+  readFileStream(path: string): Promise<ReadableStream<Uint8Array>>;
+  writeFile(path: string, content: string, options?: { encoding?: string }): Promise<unknown>;
+  exists(path: string): Promise<{ exists: boolean }>;
+}
+
+const ARCHIVE = "/tmp/.artifact-sandbox-workspace.tgz";
+const PART_PREFIX = "/tmp/.artifact-sandbox-workspace.part.";
+/** Set in a container once its workspace is known good: a fresh container lacks it (its /tmp is new). */
+const READY_MARKER = "/tmp/.artifact-sandbox-workspace-ready";
+/** Restores upload in pieces below the SDK's 32 MiB limit on an encoded write. */
+const PART_BYTES = 8 * 1024 * 1024;
+
+export class WorkspaceSnapshotError extends Error {
+  override readonly name = "WorkspaceSnapshotError";
+}
+
+/** Saves /workspace to R2; returns the archive's size in bytes. */
+export async function saveWorkspace(sandbox: SnapshotSandbox, bucket: R2Bucket, sandboxId: string): Promise<number> {
+  const packed = await sandbox.exec(`tar -C /workspace -czf ${ARCHIVE} . && stat -c %s ${ARCHIVE}`);
+  const size = Number(packed.stdout.trim());
+  if (!packed.success || !Number.isSafeInteger(size)) {
+    throw new WorkspaceSnapshotError(`Could not pack /workspace (exit ${packed.exitCode}): ${packed.stderr.slice(0, 500)}`);
+  }
+  try {
+    const sized = new FixedLengthStream(size);
+    const chunks = streamFile(await sandbox.readFileStream(ARCHIVE));
+    const copy = (async () => {
+      const writer = sized.writable.getWriter();
+      for await (const chunk of chunks) await writer.write(typeof chunk === "string" ? new TextEncoder().encode(chunk) : chunk);
+      await writer.close();
+    })();
+    await Promise.all([copy, bucket.put(r2Keys.workspaceSnapshot(sandboxId), sized.readable)]);
+    return size;
+  } finally {
+    await sandbox.exec(`rm -f ${ARCHIVE}`);
+  }
+}
+
+/**
+ * Before a job: in a container that has not been checked yet, puts the saved workspace back if
+ * /workspace is empty (a fresh container). A non-empty one is never overwritten: locally the
+ * workspace outlives its container, and its files are newer than any snapshot.
+ */
+export async function restoreWorkspaceIfFresh(sandbox: SnapshotSandbox, bucket: R2Bucket, sandboxId: string): Promise<"restored" | "kept"> {
+  if ((await sandbox.exists(READY_MARKER)).exists) return "kept";
+  const empty = await sandbox.exec('[ -z "$(ls -A /workspace 2>/dev/null)" ]');
+  const snapshot = empty.success ? await bucket.get(r2Keys.workspaceSnapshot(sandboxId)) : null;
+  if (snapshot) {
+    await uploadInParts(sandbox, snapshot.body);
+    const unpacked = await sandbox.exec(`cat ${PART_PREFIX}* | tar -C /workspace -xzf - ; status=$?; rm -f ${PART_PREFIX}*; exit $status`);
+    if (!unpacked.success) throw new WorkspaceSnapshotError(`Could not unpack the saved workspace: ${unpacked.stderr.slice(0, 500)}`);
+  }
+  await sandbox.writeFile(READY_MARKER, "");
+  return snapshot ? "restored" : "kept";
+}
+
+async function uploadInParts(sandbox: SnapshotSandbox, body: ReadableStream<Uint8Array>): Promise<void> {
+  const reader = body.getReader();
+  let part = new Uint8Array(PART_BYTES);
+  let filled = 0;
+  let index = 0;
+  const flush = async () => {
+    if (filled === 0) return;
+    await sandbox.writeFile(`${PART_PREFIX}${String(index++).padStart(6, "0")}`, toBase64(part.subarray(0, filled)), {
+      encoding: "base64",
+    });
+    part = new Uint8Array(PART_BYTES);
+    filled = 0;
+  };
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    let offset = 0;
+    while (offset < value.byteLength) {
+      const take = Math.min(PART_BYTES - filled, value.byteLength - offset);
+      part.set(value.subarray(offset, offset + take), filled);
+      filled += take;
+      offset += take;
+      if (filled === PART_BYTES) await flush();
+    }
+  }
+  await flush();
+}

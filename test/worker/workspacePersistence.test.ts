@@ -1,0 +1,54 @@
+/**
+ * Workspace persistence across container restarts: what a sleeping or replaced Cloudflare
+ * container would lose (its disk) comes back from the snapshot the Sandbox Durable Object saved
+ * to R2; a workspace that survived is never overwritten by an older snapshot.
+ */
+
+import { env } from "cloudflare:test";
+import { getSandbox } from "@cloudflare/sandbox";
+import { describe, expect, it } from "vitest";
+import { r2Keys } from "../../storage/layout";
+import { api, runJob, uniqueSandbox } from "./client";
+
+async function stdoutOf(sandboxId: string, command: string): Promise<string> {
+  const job = await runJob(sandboxId, { type: "run", command });
+  const stderr = await (await api(`/v1/jobs/${job.id}/stderr`)).text();
+  expect(job.status, `${command}: ${stderr}`).toBe("succeeded");
+  return (await api(`/v1/jobs/${job.id}/stdout`)).text();
+}
+
+describe("workspace persistence", () => {
+  it("restores the saved workspace into a fresh container, and keeps a workspace that survived", async () => {
+    const sandboxId = uniqueSandbox("persist");
+    const sandbox = getSandbox(env.Sandbox, sandboxId);
+    await stdoutOf(sandboxId, "echo v1 > kept.txt && mkdir -p deep/dir && printf '\\001\\002' > deep/dir/bin && echo h > .hidden");
+
+    // What happens before a container goes to sleep.
+    expect(await sandbox.saveWorkspace()).toBeGreaterThan(0);
+    expect(await env.JOB_OUTPUT.head(r2Keys.workspaceSnapshot(sandboxId))).not.toBeNull();
+
+    // A newer change, then a container restart that keeps the disk: the newer file wins.
+    await stdoutOf(sandboxId, "echo v2 > kept.txt");
+    await sandbox.destroy();
+    expect(await stdoutOf(sandboxId, "cat kept.txt")).toBe("v2\n");
+
+    // A fresh container: an empty disk (emptied, then the container replaced).
+    await stdoutOf(sandboxId, "find /workspace -mindepth 1 -delete");
+    await sandbox.destroy();
+    expect(await stdoutOf(sandboxId, "cat kept.txt .hidden; od -An -tx1 deep/dir/bin")).toBe("v1\nh\n 01 02\n");
+  });
+
+  it("saves the workspace when the container goes to sleep", async () => {
+    const sandboxId = uniqueSandbox("sleepy");
+    // The job runner opens sandboxes with the default sleepAfter (10 minutes); this one sleeps sooner.
+    const sandbox = getSandbox(env.Sandbox, sandboxId, { sleepAfter: "2s" });
+    await sandbox.writeFile("/workspace/note.txt", "before sleep");
+    const deadline = Date.now() + 25_000;
+    let saved = await env.JOB_OUTPUT.head(r2Keys.workspaceSnapshot(sandboxId));
+    while (!saved && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      saved = await env.JOB_OUTPUT.head(r2Keys.workspaceSnapshot(sandboxId));
+    }
+    expect(saved?.size).toBeGreaterThan(0);
+  }, 30_000);
+});
