@@ -26,7 +26,10 @@ export async function fileMetadata(path: string, displayPath: string, operation:
   if (info.isDirectory()) {
     throw new AgentError(ErrorCode.IS_DIRECTORY, `Path is a directory: ${displayPath}`, { path: displayPath, operation });
   }
-  const mimeType = await detectMimeType(path, info.size);
+  // Sniffing opens the file: a link swapped to something unreadable fails here like a read would.
+  const mimeType = await detectMimeType(path, info.size).catch((error: unknown) => {
+    throw fileErrorFromErrno(error, displayPath, operation);
+  });
   const isBinary = isBinaryMimeType(mimeType);
   return { mimeType, size: info.size, isBinary, encoding: isBinary ? "base64" : "utf-8" };
 }
