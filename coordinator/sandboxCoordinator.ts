@@ -50,9 +50,14 @@ export class SandboxCoordinator extends DurableObject<Env> {
     return this.queue.size();
   }
 
-  /** Whether this coordinator still holds the job (the sweeper re-delivers those it lost). */
+  /** Whether this coordinator holds the job (a dead-lettered job it holds still runs). */
   async holds(jobId: string): Promise<boolean> {
     return this.queue.has(jobId);
+  }
+
+  /** Of these jobs, those this coordinator does not hold: the sweeper's candidates to hand over again. */
+  async notHeld(jobIds: string[]): Promise<string[]> {
+    return jobIds.filter((jobId) => !this.queue.has(jobId));
   }
 
   /** Called by the API after it stored a cancel on a running job's record: ends it now. */

@@ -10,6 +10,8 @@ import { coordinatorFor } from "./sandboxCoordinator";
 
 /** A job this young may still be on its way to its coordinator through the queue. */
 const IN_FLIGHT_GRACE_MS = 60_000;
+/** Kept under the 1,000 subrequests a scheduled invocation may make. */
+const SUBREQUEST_BUDGET = 900;
 
 export interface SweepReport {
   sandboxes: number;
@@ -20,11 +22,21 @@ export interface SweepReport {
 export async function sweep(env: Env, config: AppConfig): Promise<SweepReport> {
   const store = new JobStore(env.JOB_STATUS, env.JOB_OUTPUT, config.retentionSeconds);
   const report: SweepReport = { sandboxes: 0, jobsHeld: 0, redelivered: 0 };
-  for (const [sandboxId, jobIds] of await store.listActive()) {
+  // Within an invocation's subrequest limit; a random order reaches every sandbox over a few runs.
+  const active = [...(await store.listActive())]
+    .map((entry) => ({ entry, order: Math.random() }))
+    .sort((a, b) => a.order - b.order)
+    .map(({ entry }) => entry);
+  let budget = SUBREQUEST_BUDGET - Math.ceil(active.length / 1000);
+  for (const [sandboxId, jobIds] of active) {
+    if (budget < 2) break;
     const coordinator = coordinatorFor(env.SANDBOX_COORDINATOR, sandboxId);
     report.sandboxes++;
-    for (const jobId of jobIds) {
-      if (await coordinator.holds(jobId)) continue;
+    const candidates = await coordinator.notHeld(jobIds);
+    budget -= 2;
+    for (const jobId of candidates) {
+      if (budget < 2) break;
+      budget -= 2;
       const current = await store.getVersioned(jobId);
       if (!current || isTerminal(current.record.status)) {
         if (current) await store.markInactive(current.record);
