@@ -23,6 +23,12 @@ import { Signal } from "./signals";
 const ALARM_BUDGET_MS = 15 * 60 * 1000;
 /** Kept free in an alarm invocation beyond a job's timeout: claiming, uploads, the final record. */
 const JOB_OVERHEAD_MS = 60 * 1000;
+/**
+ * An invocation may make 1,000 subrequests. A job makes about 30 (storage, SDK calls, lease
+ * renewals), plus about 3 per artifact (up to 200): after this many jobs, or after one that
+ * collected artifacts, the coordinator carries on in a fresh invocation.
+ */
+const JOBS_PER_INVOCATION = 8;
 
 export class SandboxCoordinator extends DurableObject<Env> {
   private readonly queue: JobQueue;
@@ -107,14 +113,20 @@ export class SandboxCoordinator extends DurableObject<Env> {
       await this.env.JOB_QUEUE.send(message, { contentType: "json", delaySeconds });
     });
     const sandboxFor = sandboxFactory(this.env);
+    let jobsRun = 0;
+    let collectedArtifacts = false;
     try {
       for (let job = this.queue.next(); job; job = this.queue.next()) {
         const timeoutMs = job.request?.type === "run" ? job.request.timeoutMs : 60_000;
-        if (Date.now() - startedAt + timeoutMs + JOB_OVERHEAD_MS > ALARM_BUDGET_MS) {
-          // Not enough of this invocation left: run it in a fresh one.
+        const outOfTime = Date.now() - startedAt + timeoutMs + JOB_OVERHEAD_MS > ALARM_BUDGET_MS;
+        if (outOfTime || jobsRun >= JOBS_PER_INVOCATION || collectedArtifacts) {
+          // Not enough of this invocation left (time or subrequests): carry on in a fresh one.
           await this.ctx.storage.setAlarm(Date.now());
           return;
         }
+        jobsRun++;
+        // A request stored in R2 is a large file write, which collects nothing.
+        collectedArtifacts = job.request?.type === "run" && job.request.artifacts.length > 0;
         const cancel = new AbortController();
         this.running = { jobId: job.jobId, cancel };
         // Should this object die mid-job, the alarm fires again once the lease has lapsed.
