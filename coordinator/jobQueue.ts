@@ -12,6 +12,7 @@ const Row = z.object({
   sandbox_id: z.string(),
   kv_written_at: z.number(),
   request: z.string().nullable(),
+  not_before: z.number(),
 });
 
 export class JobQueue {
@@ -20,7 +21,8 @@ export class JobQueue {
       job_id TEXT PRIMARY KEY,
       sandbox_id TEXT NOT NULL,
       kv_written_at INTEGER NOT NULL,
-      request TEXT
+      request TEXT,
+      not_before INTEGER NOT NULL DEFAULT 0
     )`);
   }
 
@@ -40,9 +42,11 @@ export class JobQueue {
     return added;
   }
 
-  /** The job submitted first among those still held. */
-  next(): QueuedJob | undefined {
-    const row = this.sql.exec("SELECT job_id, sandbox_id, kv_written_at, request FROM jobs ORDER BY job_id LIMIT 1").toArray()[0];
+  /** The job submitted first among those still held, and when it may run (a retry's backoff). */
+  next(): (QueuedJob & { notBefore: number }) | undefined {
+    const row = this.sql
+      .exec("SELECT job_id, sandbox_id, kv_written_at, request, not_before FROM jobs ORDER BY job_id LIMIT 1")
+      .toArray()[0];
     if (row === undefined) return undefined;
     const parsed = Row.parse(row);
     const request = parsed.request === null ? undefined : JobRequest.safeParse(JSON.parse(parsed.request));
@@ -50,9 +54,15 @@ export class JobQueue {
       jobId: parsed.job_id,
       sandboxId: parsed.sandbox_id,
       kvWrittenAt: parsed.kv_written_at,
+      notBefore: parsed.not_before,
       // A request that no longer parses (a schema change) is read from R2, or reported missing.
       ...(request?.success ? { request: request.data } : {}),
     };
+  }
+
+  /** Holds the job back until `notBefore` (it stays first in line: later jobs wait for it). */
+  deferUntil(jobId: string, notBefore: number): void {
+    this.sql.exec("UPDATE jobs SET not_before = ? WHERE job_id = ?", notBefore, jobId);
   }
 
   has(jobId: string): boolean {

@@ -86,12 +86,16 @@ export class SandboxCoordinator extends DurableObject<Env> {
   }
 
   /** Runs held jobs now, unless this object already is. */
+  /**
+   * Runs held jobs now: unless this object is already running them, or the first in line waits
+   * out a retry's backoff. A job left `running` by a runner that died (a crash, a restart) is taken
+   * over at once: this object is not draining, so that runner is gone.
+   */
   private async wake(): Promise<void> {
-    if (this.queue.size() === 0) return;
+    const next = this.queue.next();
+    if (!next) return;
     if (this.draining) this.arrivedWhileDraining = true;
-    // An alarm already set is a retry's backoff or a lapsed runner's takeover: the job it is for
-    // comes first, so newer jobs wait for it.
-    else if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now());
+    else await this.ctx.storage.setAlarm(Math.max(Date.now(), next.notBefore));
   }
 
   private drain(): Promise<void> {
@@ -117,6 +121,10 @@ export class SandboxCoordinator extends DurableObject<Env> {
     let collectedArtifacts = false;
     try {
       for (let job = this.queue.next(); job; job = this.queue.next()) {
+        if (job.notBefore > Date.now()) {
+          await this.ctx.storage.setAlarm(job.notBefore);
+          return;
+        }
         const timeoutMs = job.request?.type === "run" ? job.request.timeoutMs : 60_000;
         const outOfTime = Date.now() - startedAt + timeoutMs + JOB_OVERHEAD_MS > ALARM_BUDGET_MS;
         if (outOfTime || jobsRun >= JOBS_PER_INVOCATION || collectedArtifacts) {
@@ -148,6 +156,7 @@ export class SandboxCoordinator extends DurableObject<Env> {
         this.running = undefined;
         if (outcome.kind === "retry") {
           // The job stays first in line: later jobs of this sandbox wait for it, keeping the order.
+          this.queue.deferUntil(job.jobId, Date.now() + outcome.delayMs);
           await this.ctx.storage.setAlarm(Date.now() + outcome.delayMs);
           return;
         }

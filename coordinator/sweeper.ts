@@ -1,6 +1,7 @@
 /**
  * The sweeper: finds every unfinished job and drives it on, so none is stranded when a queue
- * message is lost or a runner dies with its alarm (alarms do not survive a local restart).
+ * message is lost (locally, a restart drops undelivered ones) or a runner dies: a kick makes a
+ * coordinator that is not running its jobs take them over at once.
  * Deployed, a cron trigger runs it every minute; locally `npm run dev` calls the same handler.
  */
 import type { AppConfig } from "../config";

@@ -13,6 +13,8 @@ async function main(): Promise<void> {
     stateDir: process.env.ARTIFACT_SANDBOX_STATE_DIR ?? ".wrangler",
     network: process.env.SANDBOX_NETWORK === "none" ? "none" : "outbound",
     wranglerOutput: "inherit",
+    // The one Worker limit a local run may need raised (the 1 GiB artifact test does).
+    workerVars: process.env.ARTIFACT_MAX_TOTAL_BYTES ? { ARTIFACT_MAX_TOTAL_BYTES: process.env.ARTIFACT_MAX_TOTAL_BYTES } : {},
     resourceLimits: {
       memoryBytes: Number(process.env.SANDBOX_MEMORY_MB ?? 2048) * 1024 * 1024,
       maxProcesses: Number(process.env.SANDBOX_MAX_PROCESSES ?? 1024),

@@ -40,7 +40,6 @@ export async function startDevProcess(options: DevProcessOptions): Promise<DevPr
   });
   const exited = new Promise<void>((done) => child.once("exit", () => done()));
   const apiUrl = `http://localhost:${options.apiPort}`;
-  await waitUntilServing(apiUrl, 90_000);
   const signalGroup = async (signal: NodeJS.Signals) => {
     if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
     try {
@@ -50,5 +49,18 @@ export async function startDevProcess(options: DevProcessOptions): Promise<DevPr
     }
     await exited;
   };
+  // A stack that exits while starting (a bad state dir, a port in use) fails the start at once,
+  // and one that never serves is killed: either way no process outlives the failed start.
+  const exitedEarly = exited.then(() => {
+    throw new Error(`npm run dev exited before serving (code ${child.exitCode}, signal ${child.signalCode})`);
+  });
+  // Handled by the race below while starting; later, exiting is what stop() and kill() are for.
+  exitedEarly.catch(() => undefined);
+  try {
+    await Promise.race([waitUntilServing(apiUrl, 90_000), exitedEarly]);
+  } catch (error) {
+    await signalGroup("SIGKILL");
+    throw error;
+  }
   return { apiUrl, child, kill: () => signalGroup("SIGKILL"), stop: () => signalGroup("SIGINT") };
 }

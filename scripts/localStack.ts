@@ -19,6 +19,8 @@ export interface LocalStackOptions {
   /** Where wrangler's output goes: the terminal, or nowhere (benchmarks). */
   wranglerOutput: "inherit" | "ignore";
   resourceLimits?: ResourceLimits;
+  /** Worker vars that override wrangler.jsonc's for this run (e.g. a larger ARTIFACT_MAX_TOTAL_BYTES). */
+  workerVars?: Record<string, string>;
 }
 
 export interface LocalStack {
@@ -60,6 +62,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       join(options.stateDir, "state"),
       "--var",
       `LOCAL_SANDBOX_URL:${host.url}`,
+      ...Object.entries(options.workerVars ?? {}).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
       "--env-file",
       envFile,
       "--show-interactive-dev-session=false",
@@ -105,9 +108,9 @@ export async function waitUntilServing(apiUrl: string, timeoutMs = 60_000): Prom
 const SWEEP_INTERVAL_MS = 20_000;
 
 /**
- * Cron triggers do not fire under `wrangler dev`, and Durable Object alarms do not survive its
- * restart: the local stack calls the Worker's scheduled handler itself, once it serves and then
- * periodically, so a restart strands nothing.
+ * Cron triggers do not fire under `wrangler dev`, and its queue keeps undelivered messages in
+ * memory only: the local stack calls the Worker's scheduled handler itself, once it serves (so a
+ * restart takes over the jobs the crashed runners held at once) and then periodically.
  */
 function startSweeper(apiUrl: string): { stop(): void } {
   const runSweep = () =>

@@ -26,13 +26,23 @@ export async function putArtifact(
   file: { body: ReadableStream<Uint8Array>; size: number },
   contentType: string,
 ): Promise<string> {
-  const [toBucket, toDigest] = file.body.tee();
+  // Hashed in line, chunk by chunk, so the upload's pace sets the read's: a tee would let the fast
+  // hash branch pull the whole file while the slower R2 branch buffers what it has not taken yet.
   const digest = new crypto.DigestStream("SHA-256");
+  const digestWriter = digest.getWriter();
+  const hashing = new TransformStream<Uint8Array, Uint8Array>({
+    async transform(chunk, controller) {
+      await digestWriter.write(chunk);
+      controller.enqueue(chunk);
+    },
+    async flush() {
+      await digestWriter.close();
+    },
+  });
   const sized = new FixedLengthStream(file.size);
-  const [hash] = await Promise.all([
-    toDigest.pipeTo(digest).then(() => digest.digest),
-    toBucket.pipeTo(sized.writable),
+  await Promise.all([
+    file.body.pipeThrough(hashing).pipeTo(sized.writable),
     bucket.put(r2Keys.artifact(at.jobId, at.attempt, path), sized.readable, { httpMetadata: { contentType } }),
   ]);
-  return toHex(hash);
+  return toHex(await digest.digest);
 }

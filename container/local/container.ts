@@ -43,8 +43,10 @@ export class LocalContainer {
   private readonly stderrTail: string[] = [];
 
   private constructor(readonly spec: ContainerSpec) {
-    const bwrap = containerArgs(spec.layout);
-    const dropped = spec.uid === undefined ? { command: "bwrap", args: bwrap } : asUser(spec.uid, "bwrap", bwrap);
+    // Outermost first: join the cgroups (as root), drop to the sandbox's uid, start the network
+    // (pasta, for outbound), then bubblewrap.
+    const networked = spec.layout.network.wrap("bwrap", containerArgs(spec.layout));
+    const dropped = spec.uid === undefined ? networked : asUser(spec.uid, networked.command, networked.args);
     const wrapped = inCgroups(spec.cgroupProcs, dropped.command, dropped.args);
     // Its own process group, so that a signal to the host's terminal does not reach sandboxes.
     this.child = spawn(wrapped.command, wrapped.args, { stdio: ["ignore", "pipe", "pipe"], detached: true });

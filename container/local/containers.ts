@@ -8,6 +8,7 @@ import { type ContainerSpec, LocalContainer } from "./container";
 import type { SandboxUids } from "./identity";
 import { SOCKET_NAME } from "./isolation";
 import type { CgroupLimiter } from "./limits";
+import { containerNetworkPolicy, type NetworkPolicy, sandboxNetwork } from "./network";
 import { prepareOwnedDir, sealDir } from "./workspace";
 
 export interface ContainerPoolOptions {
@@ -17,8 +18,10 @@ export interface ContainerPoolOptions {
   runtimeRoot: string;
   generatedEtcDir: string;
   agentFile: string;
-  /** "outbound" shares the host's network with containers that may use the internet; "none" never does. */
-  network: "outbound" | "none";
+  /** The host-wide policy; a container's start request may still turn its own network off. */
+  network: NetworkPolicy;
+  /** Where writeNetworkFiles put the resolv.conf files. */
+  networkFilesDir: string;
   /** Per-key host uids; undefined when the host is not root and every container runs as its uid. */
   uids: SandboxUids | undefined;
   limiter: CgroupLimiter | undefined;
@@ -66,6 +69,8 @@ export class ContainerPool {
       (container) => {
         slot.starting = undefined;
         slot.current = container;
+        // Idle time counts from when it was ready, not from when it was asked for.
+        slot.lastUsedAt = Date.now();
         return container;
       },
       (error: unknown) => {
@@ -95,7 +100,7 @@ export class ContainerPool {
         agentFile: options.agentFile,
         nodeBinary: process.execPath,
         env: request.env ?? {},
-        network: options.network === "outbound" && request.enableInternet !== false ? "outbound" : "none",
+        network: sandboxNetwork(containerNetworkPolicy(options.network, request.enableInternet), options.networkFilesDir),
       },
     };
     const container = await LocalContainer.start(spec);

@@ -2,7 +2,7 @@
  * The sandbox's /etc: a container's view, not the host's. Only configuration that programs need
  * to run (the dynamic linker, alternatives, certificates, name-service and locale files, language
  * runtimes' defaults) is bound read-only from the host; passwd, group, hosts and hostname are
- * generated. Host secrets (shadow, ssh host keys, ssl/private) and host-specific files
+ * generated, and resolv.conf comes with the sandbox's network (network.ts). Host secrets (shadow, ssh host keys, ssl/private) and host-specific files
  * (machine-id, fstab, npmrc, gitconfig, apt sources) are simply absent.
  */
 import { existsSync, readdirSync } from "node:fs";
@@ -38,7 +38,6 @@ export const HOST_ETC_ENTRIES = [
   "profile",
   "profile.d",
   "protocols",
-  "resolv.conf",
   "rpc",
   "services",
   "sgml",

@@ -14,7 +14,9 @@ import { writeGeneratedEtc } from "./etcView";
 import { createFrontApp } from "./front";
 import { SANDBOX_UID_MIN, SandboxUids } from "./identity";
 import { ensureBubblewrap } from "./isolation";
+import { removeDeadHostRuntimeDirs } from "./leftovers";
 import { CgroupLimiter, DEFAULT_RESOURCE_LIMITS, type ResourceLimits } from "./limits";
+import { ensureNetworkSupport, type NetworkPolicy, writeNetworkFiles } from "./network";
 import { prepareSharedParent } from "./workspace";
 
 export interface StartHostOptions {
@@ -24,7 +26,7 @@ export interface StartHostOptions {
   /** 0 picks a free port. */
   port: number;
   /** "outbound": containers may open outbound connections (private ranges blocked); "none": no network. */
-  network?: "outbound" | "none";
+  network?: NetworkPolicy;
   /** Memory and process caps per sandbox (cgroup v1, when the host runs as root). */
   resourceLimits?: ResourceLimits;
   /** A container nobody has used for this long is ended (default 5 minutes). */
@@ -45,6 +47,7 @@ export class HostStartError extends Error {
 
 const DEFAULT_IDLE_MS = 5 * 60 * 1000;
 const READY_TIMEOUT_MS = 20_000;
+const RUNTIME_DIR_PREFIX = "asb-";
 
 export async function startHost(options: StartHostOptions): Promise<RunningHost> {
   const log = options.log ?? ((line: string) => console.error(line));
@@ -54,16 +57,25 @@ export async function startHost(options: StartHostOptions): Promise<RunningHost>
   if (problem) throw new HostStartError(problem);
   if (!asRoot) log("WARNING: the local container host is not root: every sandbox runs as this user's uid, without memory or process caps.");
 
+  const network = options.network ?? "outbound";
+  if (network === "outbound") {
+    const networkProblem = ensureNetworkSupport(SANDBOX_UID_MIN, log);
+    if (networkProblem) throw new HostStartError(networkProblem);
+  }
+
   const parentProblem = await prepareSharedParent(options.root);
   if (parentProblem) throw new HostStartError(parentProblem);
   // Short and private: socket paths must fit in 108 bytes, and sandboxes may only traverse it.
-  const runtimeDir = await mkdtemp("/tmp/asb-");
+  removeDeadHostRuntimeDirs("/tmp", RUNTIME_DIR_PREFIX);
+  const runtimeDir = await mkdtemp(`/tmp/${RUNTIME_DIR_PREFIX}${process.pid}-`);
   await chmod(runtimeDir, 0o711);
   const agentFile = join(runtimeDir, "agent.mjs");
   await buildAgent(options.agentFile, agentFile);
   await chmod(agentFile, 0o644);
   const generatedEtcDir = join(runtimeDir, "etc");
   await writeGeneratedEtc(generatedEtcDir);
+  const networkFilesDir = join(runtimeDir, "network");
+  await writeNetworkFiles(networkFilesDir);
   const runtimeRoot = join(runtimeDir, "run");
   await mkdir(runtimeRoot, { mode: 0o711 });
 
@@ -81,7 +93,8 @@ export async function startHost(options: StartHostOptions): Promise<RunningHost>
     runtimeRoot,
     generatedEtcDir,
     agentFile,
-    network: options.network ?? "outbound",
+    network,
+    networkFilesDir,
     uids: asRoot ? new SandboxUids() : undefined,
     limiter,
     idleMs: options.idleMs ?? DEFAULT_IDLE_MS,
@@ -89,21 +102,29 @@ export async function startHost(options: StartHostOptions): Promise<RunningHost>
     log,
   });
   const app = createFrontApp(pool, options.token);
+  const releaseShared = async () => {
+    await pool.closeAll();
+    await limiter?.releaseAll();
+    await rm(runtimeDir, { recursive: true, force: true });
+  };
   return new Promise((resolve, reject) => {
     const server = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: options.port }, (info: AddressInfo) => {
       resolve({
         url: `http://127.0.0.1:${info.port}`,
         close: async () => {
+          // Ending the containers first lets held-open monitors answer; then nothing may hold close().
           await pool.closeAll();
-          // Held-open monitors and streams would keep close() waiting forever.
           if ("closeAllConnections" in server) server.closeAllConnections();
           await new Promise<void>((done) => server.close(() => done()));
-          await limiter?.releaseAll();
-          await rm(runtimeDir, { recursive: true, force: true });
+          await releaseShared();
         },
       });
     });
-    server.on("error", reject);
+    server.on("error", (error) => {
+      if (server.listening) return log(`local container host: server error: ${error.message}`);
+      // Could not listen (port taken): leave nothing behind.
+      void releaseShared().then(() => reject(error));
+    });
   });
 }
 

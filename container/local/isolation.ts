@@ -1,6 +1,6 @@
 /**
  * How a local container is isolated: the bubblewrap command line for one sandbox's namespace
- * (new user, pid, ipc, uts, cgroup and usually net namespaces; /usr read-only; a container's
+ * (new user, pid, ipc, uts and cgroup namespaces, the network from network.ts; /usr read-only; a container's
  * /etc; only the workspace, /tmp and the agent's socket directory writable; the root itself
  * read-only), and the check that bubblewrap can run here.
  */
@@ -8,6 +8,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { WORKSPACE_ROOT } from "../../schemas/ids";
 import { etcArgs } from "./etcView";
+import type { SandboxNetwork } from "./network";
 
 /** Where the agent, its node binary and its socket directory appear inside the sandbox. */
 export const AGENT_DIR_IN_SANDBOX = "/run/sandbox-agent";
@@ -25,22 +26,20 @@ export interface ContainerLayout {
   nodeBinary: string;
   /** Environment for the agent (and, through it, the container's processes). */
   env: Record<string, string>;
-  /** What the container may reach: "outbound" (internet only, private ranges blocked) or "none". */
-  network: "outbound" | "none";
+  /** Its network: bubblewrap arguments plus the wrapper (pasta) that outbound needs. */
+  network: SandboxNetwork;
 }
 
 /** bubblewrap's arguments, followed by the agent's own command line. */
 export function containerArgs(layout: ContainerLayout): string[] {
   const args = ["--unshare-user", "--uid", "0", "--gid", "0", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"];
-  // An empty network namespace (loopback only) for both, until container/local/network.ts gives
-  // "outbound" its filtered route out: the host's own namespace would expose its loopback services.
-  args.push("--unshare-net");
   args.push("--die-with-parent", "--new-session", "--cap-drop", "ALL", "--hostname", "sandbox");
   args.push("--ro-bind", "/usr", "/usr");
   for (const dir of ["bin", "lib", "lib32", "lib64", "libx32", "sbin"]) {
     if (existsSync(`/usr/${dir}`)) args.push("--symlink", `usr/${dir}`, `/${dir}`);
   }
-  args.push(...etcArgs(layout.generatedEtcDir));
+  // The network's own arguments: --unshare-net for "none", and its resolv.conf for both.
+  args.push(...etcArgs(layout.generatedEtcDir), ...layout.network.bubblewrapArgs);
   // /dev is a tmpfs of bubblewrap's: only its shm (POSIX semaphores, shared memory) stays writable.
   args.push("--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm", "--remount-ro", "/dev");
   args.push("--tmpfs", "/tmp", "--dir", "/var", "--symlink", "../tmp", "/var/tmp");
@@ -56,9 +55,15 @@ export function containerArgs(layout: ContainerLayout): string[] {
   return args;
 }
 
-/** Wraps a command so that it runs as `uid`/`gid` with no supplementary groups. */
+/**
+ * Wraps a command so that it runs as `uid`/`gid` with no supplementary groups, and is killed if
+ * the host dies (pasta, which may come next, would otherwise outlive a crashed host).
+ */
 export function asUser(uid: number, command: string, args: string[]): { command: string; args: string[] } {
-  return { command: "setpriv", args: [`--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--", command, ...args] };
+  return {
+    command: "setpriv",
+    args: [`--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--pdeathsig", "KILL", "--", command, ...args],
+  };
 }
 
 /** True when bubblewrap may create the namespaces we need on this kernel, as an unprivileged uid. */

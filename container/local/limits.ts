@@ -7,6 +7,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { mkdir, rmdir } from "node:fs/promises";
 import { join } from "node:path";
+import { removeDeadHostCgroups } from "./leftovers";
 
 export interface ResourceLimits {
   memoryBytes: number;
@@ -16,6 +17,7 @@ export interface ResourceLimits {
 export const DEFAULT_RESOURCE_LIMITS: ResourceLimits = { memoryBytes: 2 * 1024 ** 3, maxProcesses: 1024 };
 
 const CONTROLLERS = ["memory", "pids"] as const;
+const CGROUP_PREFIX = "artifact-sandbox-";
 type Controller = (typeof CONTROLLERS)[number];
 
 /** This process's own cgroup directory for a v1 controller, e.g. /sys/fs/cgroup/memory/some/path. */
@@ -37,12 +39,16 @@ export class CgroupLimiter {
     private readonly limits: ResourceLimits,
   ) {}
 
-  /** A limiter if cgroup v1 memory and pids controllers are writable here, else the reason why not. */
+  /**
+   * A limiter if cgroup v1 memory and pids controllers are writable here, else the reason why
+   * not. `hostId` must start with the host's pid and a dash (see leftovers.ts).
+   */
   static async create(limits: ResourceLimits, hostId: string): Promise<CgroupLimiter | string> {
     const memory = ownCgroupDir("memory");
     const pids = ownCgroupDir("pids");
     if (!memory || !pids) return "cgroup v1 memory/pids controllers are not mounted";
-    const bases = { memory: join(memory, `artifact-sandbox-${hostId}`), pids: join(pids, `artifact-sandbox-${hostId}`) };
+    for (const parent of [memory, pids]) removeDeadHostCgroups(parent, CGROUP_PREFIX);
+    const bases = { memory: join(memory, `${CGROUP_PREFIX}${hostId}`), pids: join(pids, `${CGROUP_PREFIX}${hostId}`) };
     try {
       for (const base of Object.values(bases)) await mkdir(base, { recursive: true });
     } catch (error) {

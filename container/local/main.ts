@@ -6,6 +6,7 @@
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { HostStartError, startHost } from "./host";
+import { hostNetworkPolicy } from "./network";
 
 const { values } = parseArgs({
   options: {
@@ -15,7 +16,7 @@ const { values } = parseArgs({
 });
 
 const token = process.env.LOCAL_SANDBOX_TOKEN ?? "";
-const network = process.env.SANDBOX_NETWORK === "none" ? "none" : "outbound";
+const network = hostNetworkPolicy(process.env.SANDBOX_NETWORK);
 
 try {
   const host = await startHost({ root: resolve(values.root), token, port: Number(values.port), network });

@@ -4,10 +4,11 @@
  * reach. Jobs are driven the way the SDK drives them, with plain fetch through the proxy
  * (`.../ports/3000/api/execute`).
  */
-import { execFileSync, execSync } from "node:child_process";
+import { execFileSync, execSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { request as httpRequest } from "node:http";
+import { Agent as HttpAgent, request as httpRequest, type RequestOptions } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -87,6 +88,52 @@ function processesRunning(commandLine: string): { uid: number; args: string }[] 
     .map((line) => /^\s*(\d+)\s+(.*)$/.exec(line))
     .filter((match): match is RegExpExecArray => match !== null && match[2]?.trim() === commandLine)
     .map((match) => ({ uid: Number(match[1]), args: match[2] ?? "" }));
+}
+
+/** One request with node:http (keep-alive), resolving with its round trip in milliseconds. */
+function timedRequest(options: RequestOptions, body?: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const request = httpRequest(options, (response) => {
+      response.resume();
+      response.on("end", () => resolve(performance.now() - started));
+    });
+    request.on("error", reject);
+    request.end(body);
+  });
+}
+
+/**
+ * Median round trips of the same request through the front and straight to the agent's socket
+ * (found under the in-process host's runtime directory), interleaved so that load on the machine
+ * weighs on both alike.
+ */
+async function compareRoundTrips(host: RunningHost, key: string, method: string, path: string, body?: string, rounds = 100) {
+  const runtimeDir = readdirSync("/tmp").find((name) => name.startsWith(`asb-${process.pid}-`) && existsSync(`/tmp/${name}/run/${key}`));
+  const socketPath = `/tmp/${runtimeDir}/run/${key}/agent.sock`;
+  const url = new URL(host.url);
+  const headers = { "content-type": "application/json" };
+  const frontOptions: RequestOptions = {
+    host: url.hostname,
+    port: url.port,
+    method,
+    path: `/v1/containers/${key}/ports/3000${path}`,
+    headers: { ...headers, authorization: `Bearer ${token}` },
+    agent: new HttpAgent({ keepAlive: true }),
+  };
+  const directOptions: RequestOptions = { socketPath, method, path, headers, agent: new HttpAgent({ keepAlive: true }) };
+  const front: number[] = [];
+  const direct: number[] = [];
+  // The first tenth warms up connections and code paths.
+  for (let i = 0; i < rounds * 1.1; i++) {
+    const viaFront = await timedRequest(frontOptions, body);
+    const straight = await timedRequest(directOptions, body);
+    if (i < rounds * 0.1) continue;
+    front.push(viaFront);
+    direct.push(straight);
+  }
+  const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.POSITIVE_INFINITY;
+  return { front: median(front), direct: median(direct) };
 }
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -285,31 +332,24 @@ describe("local container host: lifecycle and proxy", () => {
     await expect.poll(() => readFile(join(root, "hang", "hang-closed"), "utf8").catch(() => ""), { timeout: 3_000 }).toBe("closed");
   });
 
-  it("adds about a millisecond to a request (proxy round trip, median of 200)", async () => {
+  it("adds about a millisecond to a request, against asking the agent's socket directly", async () => {
     await start("latency");
-    const timings: number[] = [];
-    for (let i = 0; i < 220; i++) {
-      const started = performance.now();
-      await (await call("GET", "/v1/containers/latency/ports/3000/ping")).arrayBuffer();
-      if (i >= 20) timings.push(performance.now() - started);
-    }
-    timings.sort((a, b) => a - b);
-    const median = timings[Math.floor(timings.length / 2)] ?? Number.POSITIVE_INFINITY;
-    console.log(`proxy round trip median ${median.toFixed(2)} ms`);
-    expect(median).toBeLessThan(5);
+    const { front, direct } = await compareRoundTrips(host, "latency", "GET", "/ping");
+    console.log(`proxy: ${front.toFixed(2)} ms through the front, ${direct.toFixed(2)} ms direct (medians)`);
+    expect(front - direct).toBeLessThan(1.5);
   });
 
   it("ends an idle container, but not one with a request still open", async () => {
     const idleRoot = await mkdtemp(join(tmpdir(), "front-idle-"));
-    const idleHost = await startHost({ root: idleRoot, token, port: 0, agentFile: probeFile, idleMs: 300 });
+    const idleHost = await startHost({ root: idleRoot, token, port: 0, agentFile: probeFile, idleMs: 600 });
     const idle = frontClient(() => idleHost);
     try {
       await idle.start("busy");
-      await idle.start("idle");
       const client = new AbortController();
       const open = await idle.call("GET", "/v1/containers/busy/ports/3000/hang", undefined, { signal: client.signal });
       await open.body?.getReader().read();
-      await pause(1_500);
+      await idle.start("idle");
+      await pause(2_000);
       const running = async (key: string) => ContainerState.parse(await (await idle.call("GET", `/v1/containers/${key}`)).json()).running;
       expect(await running("idle")).toBe(false);
       expect(await running("busy")).toBe(true);
@@ -372,19 +412,13 @@ describe("local container host: what a job can reach (real agent)", () => {
     return reader;
   }
 
-  it("answers an exec round trip (front, agent, `true`) in a few milliseconds", async () => {
-    await execute("quick", "true");
-    const timings: number[] = [];
-    for (let i = 0; i < 50; i++) {
-      const started = performance.now();
-      const response = await agent("quick", "/api/execute", { command: "true", sessionId: "test" });
-      expect(ExecuteResult.parse(await response.json()).exitCode).toBe(0);
-      timings.push(performance.now() - started);
-    }
-    timings.sort((a, b) => a - b);
-    const median = timings[25] ?? Number.POSITIVE_INFINITY;
-    console.log(`exec round trip median ${median.toFixed(2)} ms`);
-    expect(median).toBeLessThan(20);
+  it("answers an exec round trip (front, agent, `true`) with the proxy adding about a millisecond", async () => {
+    await start("quick");
+    const body = JSON.stringify({ command: "true", sessionId: "test" });
+    const { front, direct } = await compareRoundTrips(host, "quick", "POST", "/api/execute", body, 40);
+    console.log(`exec true: ${front.toFixed(2)} ms through the front, ${direct.toFixed(2)} ms direct (medians)`);
+    // Looser than the ping test: a process spawn per request makes these medians noisier.
+    expect(front - direct).toBeLessThan(3);
   });
 
   it("gives the container's processes the env of its start request, and no host env", async () => {
@@ -399,13 +433,40 @@ describe("local container host: what a job can reach (real agent)", () => {
     }
   });
 
+  it("gives a container the outbound network unless its start turns the internet off", async () => {
+    // Only routes are looked up: no packet is sent (the network policy itself is network.test.ts's).
+    const probe = "ip -4 route get 1.1.1.1 2>&1; grep nameserver /etc/resolv.conf";
+    const outbound = await execute("net-on", probe);
+    expect(outbound.stdout).toContain("via 10.0.2.2");
+    expect((await call("POST", "/v1/containers/net-off/start", { enableInternet: false })).status).toBe(200);
+    const none = await execute("net-off", probe);
+    expect(none.stdout).toMatch(/unreachable/i);
+    expect(none.stdout).toContain("nameserver 127.0.0.1");
+  });
+
+  it("gives no container any network when the host's policy is none, whatever its start asks", async () => {
+    const offlineRoot = await mkdtemp(join(tmpdir(), "host-offline-"));
+    const offline = await startHost({ root: offlineRoot, token, port: 0, network: "none" });
+    try {
+      const client = frontClient(() => offline);
+      expect((await client.call("POST", "/v1/containers/asks/start", { enableInternet: true })).status).toBe(200);
+      const result = await client.execute("asks", "ip -4 route get 1.1.1.1 2>&1; grep nameserver /etc/resolv.conf");
+      expect(result.stdout).toMatch(/unreachable/i);
+      expect(result.stdout).toContain("nameserver 127.0.0.1");
+    } finally {
+      await offline.close();
+      await rm(offlineRoot, { recursive: true, force: true });
+    }
+  });
+
   it("runs each sandbox as its own unprivileged host uid, root only inside its namespace", async () => {
     const uids: number[] = [];
     for (const key of ["uid-a", "uid-b"]) {
       const marker = uniqueSleep();
       const reader = await streamUntil(key, `${marker} & echo started; wait`, "started");
+      // The forked shell execs into sleep a moment after "started" may be printed.
+      await expect.poll(() => processesRunning(marker), { timeout: 3_000 }).toHaveLength(1);
       const running = processesRunning(marker);
-      expect(running).toHaveLength(1);
       uids.push(running[0]?.uid ?? 0);
       await reader.cancel();
       expect((await call("DELETE", `/v1/containers/${key}`)).status).toBe(204);
@@ -502,7 +563,8 @@ describe("local container host: what a job can reach (real agent)", () => {
       "started",
       client.signal,
     );
-    expect(processesRunning(marker).length).toBeGreaterThanOrEqual(3);
+    // setsid and nohup exec into sleep a moment after "started" is printed.
+    await expect.poll(() => processesRunning(marker).length, { timeout: 3_000 }).toBeGreaterThanOrEqual(3);
     client.abort();
     // What the consumer does after cancelling a stream: sandbox.killAllProcesses().
     const killed = await call("DELETE", "/v1/containers/quitter/ports/3000/api/process/kill-all");
@@ -544,3 +606,57 @@ describe("local container host: what a job can reach (real agent)", () => {
     expect(await execute("kill-all", "echo back")).toMatchObject({ exitCode: 0, stdout: "back\n" });
   });
 });
+
+describe("local container host: after a crash", () => {
+  it("takes its containers down when killed, and the next host clears what it left behind", async () => {
+    const root = await mkdtemp(join(tmpdir(), "host-crash-"));
+    // node itself (not the tsx CLI, which would run the host in a child process) so SIGKILL hits the host.
+    const crashed = spawn(process.execPath, ["--import", "tsx", "container/local/main.ts", "--port", "0", "--root", root], {
+      env: { ...process.env, LOCAL_SANDBOX_TOKEN: token },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let next: RunningHost | undefined;
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let output = "";
+        crashed.stderr?.setEncoding("utf8").on("data", (part: string) => {
+          output += part;
+          const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
+          if (match?.[1]) resolve(match[1]);
+        });
+        crashed.on("exit", () => reject(new Error(`the host exited while starting: ${output}`)));
+      });
+      const { agent, start } = frontClient(() => ({ url, close: async () => {} }));
+      const marker = uniqueSleep();
+      await start("crash");
+      const stream = await agent("crash", "/api/execute/stream", { command: `echo started; ${marker}`, sessionId: "test" });
+      const reader = stream.body?.pipeThrough(new TextDecoderStream()).getReader();
+      let seen = "";
+      while (!seen.includes("started")) seen += (await reader?.read())?.value ?? "";
+      await expect.poll(() => processesRunning(marker), { timeout: 3_000 }).toHaveLength(1);
+
+      crashed.kill("SIGKILL");
+      await expect.poll(() => processesRunning(marker), { timeout: 3_000 }).toEqual([]);
+      const leftovers = () => [
+        ...readdirSync("/tmp").filter((name) => name.startsWith(`asb-${crashed.pid}-`)),
+        ...readdirSync(cgroupParent("memory")).filter((name) => name.startsWith(`artifact-sandbox-${crashed.pid}-`)),
+        ...readdirSync(cgroupParent("pids")).filter((name) => name.startsWith(`artifact-sandbox-${crashed.pid}-`)),
+      ];
+      expect(leftovers()).toHaveLength(3);
+      next = await startHost({ root, token, port: 0 });
+      expect(leftovers()).toEqual([]);
+    } finally {
+      crashed.kill("SIGKILL");
+      await next?.close();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
+
+/** This process's own cgroup v1 directory for a controller (where hosts make theirs). */
+function cgroupParent(controller: "memory" | "pids"): string {
+  const line = readFileSync("/proc/self/cgroup", "utf8")
+    .split("\n")
+    .find((entry) => entry.split(":")[1]?.split(",").includes(controller));
+  return join(`/sys/fs/cgroup/${controller}`, line?.split(":")[2] ?? "/");
+}

@@ -4,7 +4,7 @@
  * job is taken over and only the attempt that finishes publishes; a stored cancel ends a job
  * even when the signal to its coordinator is lost; the sweeper drives on jobs nobody holds.
  */
-import { createExecutionContext, createScheduledController, env } from "cloudflare:test";
+import { createScheduledController, env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { coordinatorFor } from "../../coordinator/sandboxCoordinator";
