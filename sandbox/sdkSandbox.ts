@@ -4,11 +4,12 @@
  * AbortSignal. Commands run through `execStream`; to cancel or time out a command this side
  * drops the stream and ends the sandbox's processes with `killAllProcesses`.
  */
-import { type ExecEvent, parseSSEStream, streamFile } from "@cloudflare/sandbox";
+import { type ExecEvent, parseSSEStream } from "@cloudflare/sandbox";
 import { WORKSPACE_ROOT } from "../schemas/ids";
 import { toBase64 } from "./base64";
 import { CappedOutput } from "./cappedOutput";
 import { toSandboxError } from "./errors";
+import { decodeFileStream } from "./fileStream";
 import {
   cancelledError,
   type ExecRequest,
@@ -123,17 +124,7 @@ export class SdkSandbox implements SandboxPort {
       throw toSandboxError(error, path);
     });
     // Chunked over SSE, so files beyond the 32 MiB encoded-read limit still arrive whole.
-    const chunks = streamFile(sse);
-    const body = new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        const next = await chunks.next();
-        if (next.done) controller.close();
-        else controller.enqueue(typeof next.value === "string" ? textEncoder.encode(next.value) : next.value);
-      },
-      async cancel(reason) {
-        await chunks.throw(reason);
-      },
-    });
+    const body = decodeFileStream(sse);
     return { size: entry.size, body };
   }
 

@@ -5,9 +5,9 @@
  * into a fresh container (an empty /workspace) before the next job. Only SDK calls are used,
  * so the same code runs against the local container host.
  */
-import { streamFile } from "@cloudflare/sandbox";
 import { r2Keys } from "../storage/layout";
 import { toBase64 } from "./base64";
+import { decodeFileStream } from "./fileStream";
 
 /** The SDK calls a snapshot needs: the Sandbox object's own methods. */
 export interface SnapshotSandbox {
@@ -37,13 +37,8 @@ export async function saveWorkspace(sandbox: SnapshotSandbox, bucket: R2Bucket, 
   }
   try {
     const sized = new FixedLengthStream(size);
-    const chunks = streamFile(await sandbox.readFileStream(ARCHIVE));
-    const copy = (async () => {
-      const writer = sized.writable.getWriter();
-      for await (const chunk of chunks) await writer.write(typeof chunk === "string" ? new TextEncoder().encode(chunk) : chunk);
-      await writer.close();
-    })();
-    await Promise.all([copy, bucket.put(r2Keys.workspaceSnapshot(sandboxId), sized.readable)]);
+    const archive = decodeFileStream(await sandbox.readFileStream(ARCHIVE));
+    await Promise.all([archive.pipeTo(sized.writable), bucket.put(r2Keys.workspaceSnapshot(sandboxId), sized.readable)]);
     return size;
   } finally {
     await sandbox.exec(`rm -f ${ARCHIVE}`);

@@ -1,5 +1,6 @@
 /**
- * `npm run dev`: the local container host and `wrangler dev` together; one Ctrl-C stops both.
+ * `npm run dev`: the local container host and the Worker under wrangler's dev server together;
+ * one Ctrl-C stops both.
  * State (KV, R2, queues, sandbox workspaces) lives under .wrangler/ (or ARTIFACT_SANDBOX_STATE_DIR)
  * and survives restarts.
  */
@@ -12,7 +13,7 @@ async function main(): Promise<void> {
     hostPort: Number(process.env.SANDBOX_HOST_PORT ?? 8788),
     stateDir: process.env.ARTIFACT_SANDBOX_STATE_DIR ?? ".wrangler",
     network: process.env.SANDBOX_NETWORK === "none" ? "none" : "outbound",
-    wranglerOutput: "inherit",
+    logLevel: "info",
     // The one Worker limit a local run may need raised (the 1 GiB artifact test does).
     workerVars: process.env.ARTIFACT_MAX_TOTAL_BYTES ? { ARTIFACT_MAX_TOTAL_BYTES: process.env.ARTIFACT_MAX_TOTAL_BYTES } : {},
     resourceLimits: {
@@ -30,7 +31,6 @@ async function main(): Promise<void> {
   };
   process.on("SIGINT", () => stop(0));
   process.on("SIGTERM", () => stop(0));
-  stack.wrangler.on("exit", (code) => stop(code ?? 0));
 
   await waitUntilServing(stack.apiUrl);
   console.log(`\nartifact-sandbox is running at ${stack.apiUrl}  (Ctrl-C stops everything)\n`);

@@ -1,23 +1,23 @@
 /**
- * Starts the whole local stack: the local sandbox host and `wrangler dev` (miniflare's local
- * Queues, KV and R2) wired to it. Used by `npm run dev` and `npm run bench`.
+ * Starts the whole local stack: the local container host and the Worker under wrangler's dev
+ * server (miniflare's local Queues, KV, R2 and Durable Objects) wired to it. Used by `npm run
+ * dev`, the benchmark and the crash test.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { unstable_startWorker } from "wrangler";
 import { startHost } from "../container/local/host";
 import type { ResourceLimits } from "../container/local/limits";
 
 export interface LocalStackOptions {
   apiPort: number;
   hostPort: number;
-  /** Holds wrangler's state, the sandbox workspaces and the token file. */
+  /** Holds the Worker's local state and the sandbox workspaces. */
   stateDir: string;
   /** Outbound network for sandboxes (loopback and private ranges always blocked), or none. */
   network?: "outbound" | "none";
-  /** Where wrangler's output goes: the terminal, or nowhere (benchmarks). */
-  wranglerOutput: "inherit" | "ignore";
+  /** "info" prints every request, as `wrangler dev` does; "warn" only problems. */
+  logLevel: "info" | "warn";
   resourceLimits?: ResourceLimits;
   /** Worker vars that override wrangler.jsonc's for this run (e.g. a larger ARTIFACT_MAX_TOTAL_BYTES). */
   workerVars?: Record<string, string>;
@@ -29,18 +29,12 @@ export interface LocalStack {
   stateDir: string;
   /** The local host's bearer token (for tools that call the host directly, like the benchmark). */
   hostToken: string;
-  wrangler: ChildProcess;
   stop(): Promise<void>;
 }
 
 export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
-  // A fresh token per run, handed to wrangler through a private env file, never on a command line.
+  // A fresh token per run; it stays in this process's memory and the Worker's bindings.
   const token = randomBytes(24).toString("hex");
-  const devDir = join(options.stateDir, "dev");
-  await mkdir(devDir, { recursive: true });
-  const envFile = join(devDir, "local-sandbox.env");
-  await writeFile(envFile, `LOCAL_SANDBOX_TOKEN=${token}\n`, { mode: 0o600 });
-
   const host = await startHost({
     root: resolve(options.stateDir, "sandboxes"),
     token,
@@ -49,26 +43,32 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     resourceLimits: options.resourceLimits,
   });
 
-  // Spawned directly (not through npx) so a stop signal reaches wrangler itself.
-  const wrangler = spawn(
-    resolve("node_modules/.bin/wrangler"),
-    [
-      "dev",
-      "--ip",
-      "127.0.0.1",
-      "--port",
-      String(options.apiPort),
-      "--persist-to",
-      join(options.stateDir, "state"),
-      "--var",
-      `LOCAL_SANDBOX_URL:${host.url}`,
-      ...Object.entries(options.workerVars ?? {}).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
-      "--env-file",
-      envFile,
-      "--show-interactive-dev-session=false",
-    ],
-    { stdio: ["ignore", options.wranglerOutput, options.wranglerOutput] },
-  );
+  const vars: Record<string, string> = {
+    LOCAL_SANDBOX_URL: host.url,
+    ...(process.env.SANDBOX_LOG_LEVEL ? { SANDBOX_LOG_LEVEL: process.env.SANDBOX_LOG_LEVEL } : {}),
+    ...options.workerVars,
+  };
+  // wrangler's dev server, as `wrangler dev` runs it, but without its devtools inspector: that
+  // records every chunk of every subrequest (Network.dataReceived) and holds and forwards each
+  // one, so streaming a large artifact from the container host grew memory by gigabytes and
+  // leaked a socket per chunk until the stack stopped answering.
+  const worker = await unstable_startWorker({
+    config: "wrangler.jsonc",
+    bindings: {
+      ...Object.fromEntries(Object.entries(vars).map(([name, value]) => [name, { type: "plain_text" as const, value }])),
+      LOCAL_SANDBOX_TOKEN: { type: "secret_text", value: token },
+    },
+    // As `wrangler dev` derives it from the config's `nodejs_compat` flag.
+    build: { nodejsCompatMode: (config) => (config.compatibility_flags.includes("nodejs_compat") ? "v2" : null) },
+    dev: {
+      inspector: false,
+      server: { hostname: "127.0.0.1", port: options.apiPort },
+      persist: join(options.stateDir, "state"),
+      logLevel: options.logLevel,
+      watch: false,
+    },
+  });
+  await worker.ready;
 
   const apiUrl = `http://localhost:${options.apiPort}`;
   const sweeper = startSweeper(apiUrl);
@@ -77,14 +77,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     hostUrl: host.url,
     stateDir: options.stateDir,
     hostToken: token,
-    wrangler,
     async stop() {
       sweeper.stop();
-      if (wrangler.exitCode === null) {
-        const exited = new Promise((done) => wrangler.once("exit", done));
-        wrangler.kill("SIGINT");
-        await exited;
-      }
+      await worker.dispose();
       await host.close();
     },
   };

@@ -1,0 +1,74 @@
+/**
+ * The job pipeline end to end through the API (submit, queue, coordinator, Sandbox SDK, local
+ * host): latency one at a time, throughput and submit latency at concurrency, and head-of-line
+ * blocking between sandboxes.
+ */
+import { awaitFinished, BenchApiError, cancelJob, readJob, runJob, submitJob } from "./apiClient";
+import { type PoolRun, runPool, sleep } from "./stats";
+
+const TRIVIAL = { command: "true" };
+
+export async function warmUp(apiUrl: string, sandboxes: number): Promise<void> {
+  await runPool(sandboxes * 2, sandboxes, async (_, worker) => void (await runJob(apiUrl, `bench-tp-${worker}`, TRIVIAL)));
+  await runJob(apiUrl, "bench-latency", TRIVIAL);
+}
+
+/** Trivial jobs one at a time in one sandbox: submit until the finished record is readable. */
+export function endToEndLatency(apiUrl: string, samples: number): Promise<PoolRun> {
+  return runPool(samples, 1, async () => void (await runJob(apiUrl, "bench-latency", TRIVIAL)));
+}
+
+export interface ThroughputRun {
+  jobs: PoolRun;
+  /** The submit call alone, timed inside each job of the run (so while the consumer works). */
+  submits: number[];
+}
+
+/** `count` trivial jobs, worker i always in sandbox bench-tp-i. */
+export async function throughput(apiUrl: string, count: number, concurrency: number): Promise<ThroughputRun> {
+  const submits: number[] = [];
+  const jobs = await runPool(count, concurrency, async (_, worker) => {
+    const started = performance.now();
+    const submitted = await submitJob(apiUrl, `bench-tp-${worker}`, TRIVIAL);
+    submits.push(performance.now() - started);
+    const finished = await awaitFinished(apiUrl, submitted.id);
+    if (finished.status !== "succeeded") throw new BenchApiError(`throughput job ${finished.id} ended ${finished.status}`);
+  });
+  return { jobs, submits };
+}
+
+/**
+ * The floor of a submit: a request the Worker answers without touching storage (an unknown route's
+ * 404), through the same `wrangler dev` at the same concurrency.
+ */
+export function requestFloor(apiUrl: string, count: number, concurrency: number): Promise<PoolRun> {
+  return runPool(count, concurrency, async () => {
+    const response = await fetch(`${apiUrl}/v1/bench-no-such-route`);
+    await response.body?.cancel();
+  });
+}
+
+/** Sandbox B's trivial jobs, one at a time, with nothing else running: the head-of-line floor. */
+export async function headOfLineFloor(apiUrl: string, samples: number): Promise<PoolRun> {
+  // B's first job starts its container: not part of either figure.
+  await runJob(apiUrl, "bench-hol-b", TRIVIAL);
+  return runPool(samples, 1, async () => void (await runJob(apiUrl, "bench-hol-b", TRIVIAL)));
+}
+
+/** Sandbox B's trivial jobs, one at a time, while sandbox A runs `sleep 60`; A is cancelled afterwards. */
+export async function headOfLine(apiUrl: string, samples: number): Promise<PoolRun> {
+  const blocker = await submitJob(apiUrl, "bench-hol-a", { command: "sleep 60", timeoutMs: 120_000 });
+  const deadline = Date.now() + 30_000;
+  while ((await readJob(apiUrl, blocker.id)).status !== "running") {
+    if (Date.now() > deadline) throw new BenchApiError(`sandbox A's sleep 60 did not start within 30 s`);
+    await sleep(50);
+  }
+  try {
+    const run = await runPool(samples, 1, async () => void (await runJob(apiUrl, "bench-hol-b", TRIVIAL)));
+    if ((await readJob(apiUrl, blocker.id)).status !== "running") throw new BenchApiError("sandbox A's sleep 60 ended before B's jobs did");
+    return run;
+  } finally {
+    await cancelJob(apiUrl, blocker.id);
+    await awaitFinished(apiUrl, blocker.id, 60_000);
+  }
+}

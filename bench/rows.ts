@@ -1,0 +1,113 @@
+/** Turns the benchmark's measurements into the table's rows, each figure beside its floor. */
+import type { ArtifactRun } from "./artifact";
+import type { CrashRun } from "./crash";
+import type { HostAloneRuns } from "./hostAlone";
+import { mib, type StackMemory } from "./memory";
+import type { BenchOptions } from "./options";
+import type { ThroughputRun } from "./pipeline";
+import { mebibytes, ms, type Row, rate, seconds } from "./report";
+import { type PoolRun, percentile, perSecond } from "./stats";
+
+export interface Measurements {
+  bwrapSequential: PoolRun;
+  endToEnd: PoolRun;
+  bwrapParallel: PoolRun;
+  throughput: ThroughputRun;
+  requests: PoolRun;
+  holFloor: PoolRun;
+  hol: PoolRun;
+  memory: StackMemory;
+  artifact: ArtifactRun;
+  hostAlone: HostAloneRuns;
+  crash?: CrashRun;
+}
+
+const MB = 1_000_000;
+
+export function buildRows(m: Measurements, options: BenchOptions): Row[] {
+  const c = options.concurrency;
+  const p = (run: PoolRun | number[], q: number) => percentile(Array.isArray(run) ? run : run.durations, q);
+  const bwrapOne = { p50: { what: "raw bwrap exec p50, one at a time", value: ms(p(m.bwrapSequential, 50)) } };
+  const bwrapOneP99 = { what: "raw bwrap exec p99, one at a time", value: ms(p(m.bwrapSequential, 99)) };
+  const bwrapParallelRate = { what: `raw bwrap execs/s, ${c} at once`, value: rate(perSecond(m.bwrapParallel), "execs/s") };
+  const uploadMs = m.artifact.withArtifactMs - m.artifact.commandAloneMs;
+  const artifactMiB = m.artifact.bytes / 2 ** 20;
+  const rows: Row[] = [
+    { measure: "end-to-end latency p50, `true`, one at a time", value: ms(p(m.endToEnd, 50)), floor: bwrapOne.p50, reference: "20-24 ms" },
+    { measure: "end-to-end latency p99, `true`, one at a time", value: ms(p(m.endToEnd, 99)), floor: bwrapOneP99, reference: "37-46 ms" },
+    {
+      measure: `throughput, ${options.jobs} jobs at concurrency ${c} (${c} sandboxes)`,
+      value: rate(perSecond(m.throughput.jobs), "jobs/s"),
+      floor: bwrapParallelRate,
+      reference: "87-102 jobs/s",
+    },
+    {
+      measure: `submit latency p50 at concurrency ${c} (consumer busy)`,
+      value: ms(p(m.throughput.submits, 50)),
+      floor: { what: `404 request p50, ${c} at once`, value: ms(p(m.requests, 50)) },
+      reference: "80-98 ms",
+    },
+    {
+      measure: `submit latency p99 at concurrency ${c} (consumer busy)`,
+      value: ms(p(m.throughput.submits, 99)),
+      floor: { what: `404 request p99, ${c} at once`, value: ms(p(m.requests, 99)) },
+      reference: "200-720 ms",
+    },
+    {
+      measure: `local host alone: exec p50 at concurrency ${c}`,
+      value: ms(p(m.hostAlone.parallel, 50)),
+      floor: { what: `raw bwrap exec p50, ${c} at once`, value: ms(p(m.bwrapParallel, 50)) },
+    },
+    {
+      measure: `local host alone: execs/s at concurrency ${c}`,
+      value: rate(perSecond(m.hostAlone.parallel), "execs/s"),
+      floor: bwrapParallelRate,
+      reference: "330-370 execs/s",
+    },
+    { measure: "local host alone: exec p50, one at a time", value: ms(p(m.hostAlone.sequential, 50)), floor: bwrapOne.p50 },
+    {
+      measure: "local host alone: exec p50, one at a time (vs ping)",
+      value: ms(p(m.hostAlone.sequential, 50)),
+      floor: { what: "protocol round trip p50 (/api/ping)", value: ms(p(m.hostAlone.ping, 50)) },
+      reference: "a few ms over ~1 ms",
+    },
+    {
+      measure: "head-of-line: B's job p50 while A runs `sleep 60`",
+      value: ms(p(m.hol, 50)),
+      floor: { what: "B's job p50, nothing else running", value: ms(p(m.holFloor, 50)) },
+      reference: "< 1 s",
+    },
+    {
+      measure: "head-of-line: B's job p99 while A runs `sleep 60`",
+      value: ms(p(m.hol, 99)),
+      floor: { what: "B's job p99, nothing else running", value: ms(p(m.holFloor, 99)) },
+      reference: "< 1 s",
+    },
+    {
+      measure: `artifact collection, ${artifactMiB} MiB file`,
+      value: rate(m.artifact.bytes / MB / (uploadMs / 1000), "MB/s"),
+      floor: { what: "cp + sync, same filesystem", value: rate(m.artifact.bytes / MB / (m.artifact.rawCopyMs / 1000), "MB/s") },
+    },
+    {
+      measure: `stack RSS growth during the ${artifactMiB} MiB artifact job`,
+      value: mebibytes(mib(m.artifact.stackRssGrowthKiB)),
+      reference: "< 100 MB",
+    },
+    { measure: "memory: workerd peak RSS", value: mebibytes(mib(m.memory.workerdPeakRssKiB)), reference: "430-490 MiB" },
+    { measure: "memory: container host process peak RSS", value: mebibytes(mib(m.memory.hostPeakRssKiB)) },
+    {
+      measure: `memory: per sandbox container PSS (bwrap + agent; ${m.memory.containers} live)`,
+      value: mebibytes(mib(m.memory.containersPssKiB) / Math.max(1, m.memory.containers)),
+      reference: "about 8 MiB",
+    },
+  ];
+  if (m.crash) {
+    rows.push({
+      measure: `crash recovery: restart until all ${m.crash.jobs} jobs finished (${m.crash.statuses.succeeded ?? 0} succeeded)`,
+      value: seconds(m.crash.recoverySeconds),
+      floor: { what: "the restarted stack's start-up", value: seconds(m.crash.startupSeconds) },
+      reference: "< 60 s",
+    });
+  }
+  return rows;
+}
