@@ -101,14 +101,17 @@ export async function runCommand(
     // Node fires a timer longer than its 32-bit limit at once; such a deadline is as good as none.
     if (target.timeoutMs !== undefined && target.timeoutMs <= MAX_TIMER_MS) timer = setTimeout(() => resolve("timeout"), target.timeoutMs);
   });
+  let onCancel: (() => void) | undefined;
   const cancelled = new Promise<"cancel">((resolve) => {
+    onCancel = () => resolve("cancel");
     if (options.signal.aborted) resolve("cancel");
-    else options.signal.addEventListener("abort", () => resolve("cancel"), { once: true });
+    else options.signal.addEventListener("abort", onCancel, { once: true });
   });
 
   const first = await Promise.race([exited, timedOut, cancelled, spawnFailed]);
   clearTimeout(timer);
   if (first instanceof Error) {
+    if (onCancel) options.signal.removeEventListener("abort", onCancel);
     throw new AgentError(ErrorCode.COMMAND_EXECUTION_ERROR, first.message, { command, stderr: first.message });
   }
   // Whatever happened, nothing the command started may outlive it.
@@ -120,6 +123,8 @@ export async function runCommand(
   await Promise.race([closed, giveUp]);
   child.stdout.destroy();
   child.stderr.destroy();
+  // A signal shared by every command (foreground execs cannot be cancelled) must not collect listeners.
+  if (onCancel) options.signal.removeEventListener("abort", onCancel);
   return {
     exitCode: exitStatus(exit.code, exit.signal),
     timedOut: first === "timeout",
