@@ -40,14 +40,15 @@ export class JobLease {
     return this.loss.signal;
   }
 
-  /** Stops the heartbeat; the latest version of the record, or undefined if the job was taken over. */
+  /**
+   * Stops the heartbeat; the last version of the record this runner saw, or undefined if the job
+   * was taken over. A cancel stored since the last renewal makes the final compare-and-swap fail,
+   * and the retry that follows ends the job as cancelled.
+   */
   async end(): Promise<VersionedRecord | undefined> {
     clearInterval(this.timer);
     await this.renewing;
-    if (this.loss.signal.aborted) return undefined;
-    // A cancel may have changed the record since the last renewal.
-    const latest = await this.store.getVersioned(this.version.record.id);
-    return latest && this.stillOurs(latest) ? latest : undefined;
+    return this.loss.signal.aborted ? undefined : this.version;
   }
 
   private async renew(): Promise<void> {

@@ -14,6 +14,10 @@ import { restoreWorkspaceIfFresh, saveWorkspace } from "./workspaceSnapshot";
 type SandboxState = ConstructorParameters<typeof SdkSandbox<Env>>[0];
 
 export class Sandbox extends SdkSandbox<Env> {
+  /** Container starts this object has seen, and the one whose workspace was last checked. */
+  private containerStarts = 0;
+  private checkedStart = -1;
+
   constructor(ctx: SandboxState, env: Env) {
     // Deployed (and under `wrangler dev` with no local host configured) workerd's own handle,
     // or its absence, reaches the SDK untouched.
@@ -29,12 +33,20 @@ export class Sandbox extends SdkSandbox<Env> {
 
   /**
    * Called by the job runner before each job: a fresh container gets the saved workspace back.
-   * It asks the container each time (one round trip): a container can be replaced between jobs
-   * without this object hearing of it first.
+   * A container already checked since it started is not asked again; one that stopped or was
+   * replaced is (the container itself knows: its marker is gone with its /tmp).
    */
   async prepareWorkspace(): Promise<"restored" | "kept"> {
     if (!readConfig(this.env).persistWorkspace) return "kept";
-    return restoreWorkspaceIfFresh(this, this.env.JOB_OUTPUT, this.sandboxIdForStorage());
+    if (this.checkedStart === this.containerStarts && this.ctx.container?.running) return "kept";
+    const outcome = await restoreWorkspaceIfFresh(this, this.env.JOB_OUTPUT, this.sandboxIdForStorage());
+    this.checkedStart = this.containerStarts;
+    return outcome;
+  }
+
+  override async onStart(): Promise<void> {
+    await super.onStart();
+    this.containerStarts++;
   }
 
   /** Saves the workspace to R2 now (what happens before the container sleeps); returns its size. */
