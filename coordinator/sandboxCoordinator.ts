@@ -46,8 +46,9 @@ export class SandboxCoordinator extends DurableObject<Env> {
 
   /** Takes jobs in (from the API at submit, and from the queue consumer) and starts them. */
   async enqueue(jobs: QueuedJob[]): Promise<void> {
-    this.queue.add(jobs);
-    await this.wake();
+    // A delivery of a job held already, or finished lately, changes nothing (and costs no alarm).
+    const added = this.queue.add(jobs.filter((job) => !this.finished.wasRaised(job.jobId)));
+    if (added > 0) await this.wake();
   }
 
   /** The sweeper's call: makes sure held work is running; returns how many jobs are held. */

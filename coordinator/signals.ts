@@ -21,6 +21,11 @@ export class Signal {
     this.settle(jobId, true);
   }
 
+  /** Whether the job's signal was raised recently (within the last REMEMBERED_JOBS). */
+  wasRaised(jobId: string): boolean {
+    return this.raised.has(jobId);
+  }
+
   /** Ends every wait for the job without the signal (its waiters stop listening). */
   settle(jobId: string, raised: boolean): void {
     for (const wake of this.waiters.get(jobId) ?? []) wake(raised);
