@@ -45,7 +45,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
   const vars: Record<string, string> = {
     LOCAL_SANDBOX_URL: host.url,
-    ...(process.env.SANDBOX_LOG_LEVEL ? { SANDBOX_LOG_LEVEL: process.env.SANDBOX_LOG_LEVEL } : {}),
+    // The SDK logs every container call at info level: locally only its warnings, unless asked.
+    SANDBOX_LOG_LEVEL: process.env.SANDBOX_LOG_LEVEL ?? "warn",
     ...options.workerVars,
   };
   // wrangler's dev server, as `wrangler dev` runs it, but without its devtools inspector: that
