@@ -3,11 +3,12 @@
  * server (miniflare's local Queues, KV, R2 and Durable Objects) wired to it. Used by `npm run
  * dev`, the benchmark and the crash test.
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
 import { unstable_startWorker } from "wrangler";
 import { startHost } from "../container/local/host";
 import type { ResourceLimits } from "../container/local/limits";
+import { untraversableAncestor } from "../container/local/workspace";
 
 export interface LocalStackOptions {
   apiPort: number;
@@ -36,7 +37,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   // A fresh token per run; it stays in this process's memory and the Worker's bindings.
   const token = randomBytes(24).toString("hex");
   const host = await startHost({
-    root: resolve(options.stateDir, "sandboxes"),
+    root: await sandboxesRoot(options.stateDir),
     token,
     port: options.hostPort,
     network: options.network,
@@ -84,6 +85,20 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       await host.close();
     },
   };
+}
+
+/**
+ * Where the workspaces live: beside the rest of the state, unless that is somewhere other users
+ * cannot pass through (a checkout under /root): sandboxes run as their own uids, so they then go
+ * to a directory of their own under /var/tmp.
+ */
+async function sandboxesRoot(stateDir: string): Promise<string> {
+  const beside = resolve(stateDir, "sandboxes");
+  const closed = await untraversableAncestor(beside);
+  if (!closed) return beside;
+  const elsewhere = join("/var/tmp/artifact-sandbox", createHash("sha256").update(beside).digest("hex").slice(0, 12), "sandboxes");
+  console.log(`${closed} is closed to other users, so sandbox workspaces are kept in ${elsewhere}`);
+  return elsewhere;
 }
 
 /** Resolves once the API answers, or rejects after `timeoutMs`. */

@@ -14,10 +14,18 @@ import { dirname, join } from "node:path";
 export async function prepareSharedParent(root: string): Promise<string | undefined> {
   await mkdir(root, { recursive: true });
   await chmod(root, 0o711);
-  for (let dir = dirname(root); ; dir = dirname(dir)) {
-    const mode = (await stat(dir)).mode;
-    if ((mode & 0o001) === 0)
-      return `${dir} is not traversable by other users (mode ${(mode & 0o777).toString(8)}); sandboxes run as their own uid and need to reach ${root}`;
+  const closed = await untraversableAncestor(root);
+  return closed && `${closed} is not traversable by other users; sandboxes run as their own uid and need to reach ${root}`;
+}
+
+/** The first existing ancestor of `path` that other users may not pass through, if any. */
+export async function untraversableAncestor(path: string): Promise<string | undefined> {
+  for (let dir = dirname(path); ; dir = dirname(dir)) {
+    const mode = await stat(dir).then(
+      (info) => info.mode,
+      () => undefined,
+    );
+    if (mode !== undefined && (mode & 0o001) === 0) return dir;
     if (dir === dirname(dir)) return undefined;
   }
 }
