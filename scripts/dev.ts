@@ -21,7 +21,7 @@ async function main(): Promise<void> {
       maxProcesses: Number(process.env.SANDBOX_MAX_PROCESSES ?? 1024),
     },
   });
-  console.log(`local container host: ${stack.hostUrl} (workspaces in ${stack.stateDir}/sandboxes)`);
+  console.log(`local container host: ${stack.hostUrl} (workspaces in ${stack.sandboxesDir})`);
 
   let stopping = false;
   const stop = (code: number) => {

@@ -28,6 +28,8 @@ export interface LocalStack {
   apiUrl: string;
   hostUrl: string;
   stateDir: string;
+  /** Where the sandboxes' workspaces are. */
+  sandboxesDir: string;
   /** The local host's bearer token (for tools that call the host directly, like the benchmark). */
   hostToken: string;
   stop(): Promise<void>;
@@ -36,8 +38,9 @@ export interface LocalStack {
 export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
   // A fresh token per run; it stays in this process's memory and the Worker's bindings.
   const token = randomBytes(24).toString("hex");
+  const sandboxesDir = await sandboxesRoot(options.stateDir);
   const host = await startHost({
-    root: await sandboxesRoot(options.stateDir),
+    root: sandboxesDir,
     token,
     port: options.hostPort,
     network: options.network,
@@ -78,6 +81,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     apiUrl,
     hostUrl: host.url,
     stateDir: options.stateDir,
+    sandboxesDir,
     hostToken: token,
     async stop() {
       sweeper.stop();
