@@ -37,7 +37,6 @@ export interface SdkSandboxStub {
 /** How long an ended command's stream may take to close before this side cuts it. */
 const STREAM_DRAIN_MS = 5_000;
 
-
 function shellQuote(value: string): string {
   return `'${value.replaceAll("'", `'"'"'`)}'`;
 }
