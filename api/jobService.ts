@@ -36,8 +36,9 @@ export class JobService {
   /**
    * Records and queues several jobs, in order (job IDs follow the array, so a sandbox's jobs run
    * in that order). Each job is handed to its sandbox's coordinator at once, so it knows the
-   * order before any queue message arrives, and sent on the queue, the durable intake that
-   * delivers it should the handover fail. Only a job that neither reached is failed, never lost.
+   * order before any queue message arrives, and then sent on the queue, the durable intake that
+   * delivers it should the hand-over have failed (its request then waits in R2, so the sweeper
+   * can hand it over too). Only a job that neither reached is failed, never lost.
    */
   async submitMany(jobs: { sandboxId: string; request: JobRequest }[]): Promise<JobRecord[]> {
     const now = Date.now();
@@ -57,7 +58,16 @@ export class JobService {
         return message;
       }),
     );
-    const [handedOver, unqueued] = await Promise.all([this.handOver(messages), sendRunMessages(this.env.JOB_QUEUE, messages)]);
+    const handedOver = await this.handOver(messages);
+    const toQueue = await Promise.all(
+      messages.map(async (message) => {
+        if (handedOver.has(message.jobId) || message.request === undefined) return message;
+        const { request, ...withoutRequest } = message;
+        await this.store.saveRequest(message.jobId, request);
+        return withoutRequest;
+      }),
+    );
+    const unqueued = await sendRunMessages(this.env.JOB_QUEUE, toQueue);
     return Promise.all(
       prepared.map(({ record }) => (unqueued.has(record.id) && !handedOver.has(record.id) ? this.failUnqueued(record) : record)),
     );
@@ -91,9 +101,10 @@ export class JobService {
       finishedAt: new Date().toISOString(),
       error: { code: ErrorCode.QUEUE_UNAVAILABLE, message: "The job could not be queued; nothing was run. Submit it again." },
     };
+    // Only a job still queued: whatever reached it meanwhile (a coordinator that did take it) wins.
     const version = await this.store.getVersioned(record.id);
-    if (version) await this.store.replace(version, failed);
-    return failed;
+    if (!version || version.record.status !== "queued") return version?.record ?? failed;
+    return (await this.store.replace(version, failed)) ? failed : record;
   }
 
   /**
@@ -128,7 +139,12 @@ export class JobService {
       };
       // Conditional: if a consumer claimed the job meanwhile, go round again as a running job.
       if (await this.store.replace(version, cancelled)) {
-        await coordinator.jobFinished(jobId).catch(() => {});
+        // It never runs: its stored request (env values, stdin) and its place in line go now.
+        await Promise.all([
+          this.store.deleteRequest(jobId),
+          this.store.markInactive(cancelled),
+          coordinator.jobFinished(jobId).catch(() => {}),
+        ]);
         return { record: cancelled, outcome: "cancelled" };
       }
     }

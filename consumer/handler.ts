@@ -84,8 +84,14 @@ async function deliverToCoordinator(env: Env, group: Delivered<RunMessage>[]): P
 /** A message that used up its retries: its job must not stay queued forever. */
 async function failUndeliverable(env: Env, store: JobStore, kvCache: KvCacheScheduler, { message, body }: Delivered<RunMessage>) {
   const coordinator = coordinatorFor(env.SANDBOX_COORDINATOR, body.sandboxId);
-  // The API handed the job over at submit: if the coordinator holds it, it will run.
-  if (await coordinator.holds(body.jobId).catch(() => false)) {
+  // The API handed the job over at submit: if the coordinator holds it, it will run. One that
+  // cannot be asked now may hold it: ask again later rather than fail a job that would run.
+  const held = await coordinator.holds(body.jobId).catch(() => undefined);
+  if (held === undefined) {
+    message.retry({ delaySeconds: 60 });
+    return;
+  }
+  if (held) {
     message.ack();
     return;
   }

@@ -77,9 +77,15 @@ export class SandboxCoordinator extends DurableObject<Env> {
     return this.finished.wait(jobId, timeoutMs);
   }
 
-  /** Raised by whoever finishes a job outside a run (the API's cancel of a queued job). */
+  /**
+   * Called by whoever finishes a job outside a run (the API's cancel of a queued job): wakes its
+   * waiters and lets the jobs behind it go, even if it was waiting out a retry's backoff.
+   */
   async jobFinished(jobId: string): Promise<void> {
     this.finished.raise(jobId);
+    if (!this.queue.has(jobId) || this.running?.jobId === jobId) return;
+    this.queue.remove(jobId);
+    await this.wake();
   }
 
   override async alarm(): Promise<void> {

@@ -1,6 +1,7 @@
 /**
- * Runs one job for its sandbox's coordinator, exactly once in effect whatever the deliveries:
- * claims it with a short lease that a heartbeat renews while the command runs (lease.ts),
+ * Runs one job for its sandbox's coordinator (a duplicate delivery never starts a second run; a
+ * job runs again only when its runner died mid-run): claims it with a short lease that a
+ * heartbeat renews while the command runs (lease.ts),
  * executes it, and writes the final record. Every transition is a compare-and-swap on the R2
  * record, so a stale runner can neither move a job backwards nor publish over the attempt that
  * finished it (each attempt stores its outputs apart; the final record names its attempt).
@@ -44,6 +45,17 @@ export async function runJob(job: QueuedJob, deps: RunnerDeps): Promise<RunOutco
     // Its coordinator runs one job at a time and is not running this one: the runner that
     // claimed it is gone (a crash or a restart). End whatever its command left running.
     await deps.sandbox.endCommands().catch((error: unknown) => console.warn(`job ${job.jobId}: could not end a stale command`, error));
+    if (!current.record.cancelRequested && current.record.attempts >= deps.maxAttempts) {
+      // A job whose runs keep dying with their runner (it outran the runner's budget, or brought
+      // it down) is not run again without end.
+      return finish(deps, current, job, {
+        status: "failed",
+        error: {
+          code: "RUNNER_LOST",
+          message: `The job's runner stopped during each of its ${current.record.attempts} attempts (did it exceed the runner's time, or take the runtime down?)`,
+        },
+      });
+    }
   }
   if (current.record.cancelRequested) return finish(deps, current, job, CANCELLED);
 

@@ -36,7 +36,7 @@ export class LocalContainerHandle {
   constructor(
     private readonly host: LocalContainerHost,
     /** The sandbox's name: the host keeps one container and one workspace per key. */
-    private readonly key: string,
+    private readonly key: () => Promise<string>,
   ) {}
 
   get running(): boolean {
@@ -66,7 +66,7 @@ export class LocalContainerHandle {
   signal(signo: number): void {
     void this.hostCall("POST", "/signal", JSON.stringify({ signal: signo })).then(
       (response) => response.body?.cancel(),
-      (error: unknown) => console.warn(`local container ${this.key}: signal ${signo} not delivered`, error),
+      (error: unknown) => console.warn(`local container: signal ${signo} not delivered`, error),
     );
   }
 
@@ -81,7 +81,7 @@ export class LocalContainerHandle {
     const url = new URL(request.url);
     const headers = new Headers(request.headers);
     headers.set("authorization", `Bearer ${this.host.token}`);
-    const response = await fetch(`${this.containerUrl()}/ports/${port}${url.pathname}${url.search}`, {
+    const response = await fetch(`${await this.containerUrl()}/ports/${port}${url.pathname}${url.search}`, {
       method: request.method,
       headers,
       body: request.body,
@@ -115,14 +115,14 @@ export class LocalContainerHandle {
     }
   }
 
-  private containerUrl(): string {
-    return `${this.host.url}/v1/containers/${this.key}`;
+  private async containerUrl(): Promise<string> {
+    return `${this.host.url}/v1/containers/${await this.key()}`;
   }
 
   private async hostCall(method: string, path: string, body?: string): Promise<Response> {
     const headers: Record<string, string> = { authorization: `Bearer ${this.host.token}` };
     if (body !== undefined) headers["content-type"] = "application/json";
-    return fetch(`${this.containerUrl()}${path}`, { method, headers, body }).catch((error: unknown) => {
+    return fetch(`${await this.containerUrl()}${path}`, { method, headers, body }).catch((error: unknown) => {
       throw new Error(`${NO_INSTANCE}: ${this.unreachable(error)}`);
     });
   }

@@ -17,6 +17,9 @@ export class Sandbox extends SdkSandbox<Env> {
   /** Container starts this object has seen, and the one whose workspace was last checked. */
   private containerStarts = 0;
   private checkedStart = -1;
+  /** A save of the workspace under way (before the container sleeps), and when the last job began. */
+  private saving: Promise<unknown> = Promise.resolve();
+  private lastJobAt = 0;
 
   constructor(ctx: SandboxState, env: Env) {
     // Deployed (and under `wrangler dev` with no local host configured) workerd's own handle,
@@ -25,10 +28,17 @@ export class Sandbox extends SdkSandbox<Env> {
       // The containers library reads `ctx.container` in its constructor, so it must be in place
       // before super(); a Proxy around ctx is refused by the Durable Object base class.
       Object.defineProperty(ctx, "container", {
-        value: new LocalContainerHandle({ url: env.LOCAL_SANDBOX_URL, token: env.LOCAL_SANDBOX_TOKEN }, containerKey(ctx.id)),
+        value: new LocalContainerHandle({ url: env.LOCAL_SANDBOX_URL, token: env.LOCAL_SANDBOX_TOKEN }, () => sandboxName(ctx)),
       });
     }
     super(ctx, env);
+    const name = ctx.id.name;
+    // An object woken by an alarm may not be told its name: remember it from a call that was.
+    if (name !== undefined) {
+      void ctx.blockConcurrencyWhile(async () => {
+        if ((await ctx.storage.get(NAME_KEY)) !== name) await ctx.storage.put(NAME_KEY, name);
+      });
+    }
   }
 
   /**
@@ -37,9 +47,13 @@ export class Sandbox extends SdkSandbox<Env> {
    * replaced is (the container itself knows: its marker is gone with its /tmp).
    */
   async prepareWorkspace(): Promise<"restored" | "kept"> {
+    this.lastJobAt = Date.now();
     if (!readConfig(this.env).persistWorkspace) return "kept";
+    // A job waits for a save under way, so that it neither changes files mid-archive nor has its
+    // container stopped under it.
+    await this.saving;
     if (this.checkedStart === this.containerStarts && this.ctx.container?.running) return "kept";
-    const outcome = await restoreWorkspaceIfFresh(this, this.env.JOB_OUTPUT, this.sandboxIdForStorage());
+    const outcome = await restoreWorkspaceIfFresh(this, this.env.JOB_OUTPUT, await sandboxName(this.ctx));
     this.checkedStart = this.containerStarts;
     return outcome;
   }
@@ -51,24 +65,31 @@ export class Sandbox extends SdkSandbox<Env> {
 
   /** Saves the workspace to R2 now (what happens before the container sleeps); returns its size. */
   async saveWorkspace(): Promise<number> {
-    return saveWorkspace(this, this.env.JOB_OUTPUT, this.sandboxIdForStorage());
+    const saved = this.saving.then(async () => saveWorkspace(this, this.env.JOB_OUTPUT, await sandboxName(this.ctx)));
+    this.saving = saved.catch(() => undefined);
+    return saved;
   }
 
   /** `sleepAfter` has passed with nothing to do: save the workspace, then let the container sleep. */
   override async onActivityExpired(): Promise<void> {
     if (readConfig(this.env).persistWorkspace && this.ctx.container?.running) {
+      const savingFrom = Date.now();
       await this.saveWorkspace().catch((error: unknown) => console.error("could not save the workspace before sleeping", error));
+      if (this.lastJobAt >= savingFrom) {
+        // A job came while the workspace was saved: the container is busy again, not idle.
+        this.renewActivityTimeout();
+        return;
+      }
     }
     await super.onActivityExpired();
   }
-
-  private sandboxIdForStorage(): string {
-    return containerKey(this.ctx.id);
-  }
 }
 
-/** The sandbox's name (its ID in our API), which getSandbox() used to address this object. */
-function containerKey(id: DurableObjectId): string {
-  if (id.name === undefined) throw new Error("A Sandbox Durable Object must be addressed by name (getSandbox does so)");
-  return id.name;
+const NAME_KEY = "artifact-sandbox:name";
+
+/** The sandbox's name (its ID in our API), by which getSandbox() addressed this object. */
+async function sandboxName(ctx: SandboxState): Promise<string> {
+  const name = ctx.id.name ?? (await ctx.storage.get(NAME_KEY));
+  if (typeof name !== "string") throw new Error("This Sandbox object was never addressed by name (getSandbox does so)");
+  return name;
 }

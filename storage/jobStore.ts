@@ -41,7 +41,7 @@ export class JobStore {
       this.bucket.put(r2Keys.record(record.id), JSON.stringify(record)),
       this.bucket.put(r2Keys.sandboxIndexEntry(record.sandboxId, record.id), ""),
       this.bucket.put(r2Keys.activeEntry(record.sandboxId, record.id), ""),
-      requestToStore && this.bucket.put(r2Keys.request(record.id), JSON.stringify(requestToStore)),
+      requestToStore && this.saveRequest(record.id, requestToStore),
     ]);
     return { kvWrittenAt: Date.now() };
   }
@@ -87,6 +87,11 @@ export class JobStore {
   /** Copies a finished record to KV; the caller keeps to KV's one write per second per key. */
   async cacheFinished(record: JobRecord): Promise<void> {
     await this.kv.put(kvKeys.job(record.id), JSON.stringify(record), { expirationTtl: this.retentionSeconds });
+  }
+
+  /** Stores a job's full request (env values, stdin, content) until the job ends. */
+  async saveRequest(jobId: string, request: JobRequest): Promise<void> {
+    await this.bucket.put(r2Keys.request(jobId), JSON.stringify(request));
   }
 
   async readRequest(jobId: string): Promise<JobRequest | undefined> {

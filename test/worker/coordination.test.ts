@@ -19,7 +19,27 @@ async function stdoutOf(jobId: string): Promise<string> {
 }
 
 describe("per-sandbox coordination", () => {
-  it("runs a sandbox's jobs one at a time in submission order, while two handler invocations deliver them at once", async () => {
+  it("runs a sandbox's jobs one at a time, each once, when only two concurrent handler invocations deliver them", async () => {
+    const sandbox = uniqueSandbox("exclusive-queue");
+    // Recorded but handed to nobody: the coordinator learns of them only from these deliveries.
+    const messages = [];
+    for (let i = 0; i < 6; i++) {
+      messages.push(await recordOnly(sandbox, { command: `echo start-${i} >> log; sleep 0.2; echo end-${i} >> log` }));
+    }
+    await Promise.all([deliver(JOB_QUEUE, [...messages].reverse()), deliver(JOB_QUEUE, [...messages.slice(3), ...messages.slice(0, 3)])]);
+
+    const finished = await Promise.all(messages.map((message) => waitForJob(message.jobId)));
+    expect(finished.map((job) => [job.status, job.attempts])).toEqual(messages.map(() => ["succeeded", 1]));
+    const log = (await stdoutOf((await runJob(sandbox, { type: "run", command: "cat log" })).id)).trim().split("\n");
+    // Never two at once: every start is followed by its own end.
+    expect(log).toHaveLength(12);
+    for (let line = 0; line < log.length; line += 2) {
+      expect(log[line + 1]).toBe(log[line]?.replace("start", "end"));
+    }
+    expect(new Set(log).size).toBe(12);
+  });
+
+  it("keeps submission order whatever order the queue delivers in (the API hands jobs over at submit)", async () => {
     const sandbox = uniqueSandbox("exclusive");
     const steps = Array.from({ length: 6 }, (_, i) => ({
       sandboxId: sandbox,
@@ -73,6 +93,24 @@ describe("per-sandbox coordination", () => {
     expect(await stdoutOf(message.jobId)).toBe("attempt-output\n");
     const artifact = await api(`/v1/jobs/${message.jobId}/artifacts/out.txt`);
     expect(await artifact.text()).toBe("attempt-output\n");
+  });
+
+  it("fails a job whose runner died on every attempt instead of running it without end", async () => {
+    const sandbox = uniqueSandbox("runner-lost");
+    const message = await recordOnly(sandbox, { command: "true" });
+    const store = jobStore();
+    const queued = await store.getVersioned(message.jobId);
+    if (!queued) throw new Error("record missing");
+    const maxAttempts = Number(env.MAX_JOB_ATTEMPTS);
+    await store.replace(queued, {
+      ...queued.record,
+      status: "running",
+      attempts: maxAttempts,
+      leaseUntil: new Date(Date.now() - 1000).toISOString(),
+    });
+    await coordinatorFor(env.SANDBOX_COORDINATOR, sandbox).enqueue([{ ...message }]);
+    const failed = await waitForJob(message.jobId);
+    expect(failed).toMatchObject({ status: "failed", attempts: maxAttempts, error: { code: "RUNNER_LOST" } });
   });
 
   it("ends a running job whose cancel was stored but never signalled, at its next lease renewal", async () => {
