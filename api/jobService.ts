@@ -103,7 +103,7 @@ export class JobService {
     };
     // Only a job still queued: whatever reached it meanwhile (a coordinator that did take it) wins.
     const version = await this.store.getVersioned(record.id);
-    if (!version || version.record.status !== "queued") return version?.record ?? failed;
+    if (version?.record.status !== "queued") return version?.record ?? failed;
     return (await this.store.replace(version, failed)) ? failed : record;
   }
 

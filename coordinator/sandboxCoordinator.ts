@@ -29,6 +29,8 @@ const JOB_OVERHEAD_MS = 60 * 1000;
  * collected artifacts, the coordinator carries on in a fresh invocation.
  */
 const JOBS_PER_INVOCATION = 8;
+/** A job that ran this long renewed its lease often enough to count as heavy, too. */
+const HEAVY_JOB_MS = 60 * 1000;
 
 export class SandboxCoordinator extends DurableObject<Env> {
   private readonly queue: JobQueue;
@@ -36,6 +38,7 @@ export class SandboxCoordinator extends DurableObject<Env> {
   /** The job this object is running now, and how to cancel it. */
   private running: { jobId: string; cancel: AbortController } | undefined;
   private draining: Promise<void> | undefined;
+  private drainStartedAt = 0;
   /** Jobs arrived while draining: look again before letting the alarm go. */
   private arrivedWhileDraining = false;
 
@@ -92,20 +95,28 @@ export class SandboxCoordinator extends DurableObject<Env> {
     await this.drain();
   }
 
-  /** Runs held jobs now, unless this object already is. */
   /**
-   * Runs held jobs now: unless this object is already running them, or the first in line waits
-   * out a retry's backoff. A job left `running` by a runner that died (a crash, a restart) is taken
-   * over at once: this object is not draining, so that runner is gone.
+   * Sets the alarm that runs held jobs: now, unless this object is already running them, or the
+   * first in line waits out a retry's backoff. A job left `running` by a runner that died (a
+   * crash, a restart) is taken over at once: this object is not draining, so that runner is gone.
    */
   private async wake(): Promise<void> {
     const next = this.queue.next();
     if (!next) return;
-    if (this.draining) this.arrivedWhileDraining = true;
+    if (this.drainIsAlive()) this.arrivedWhileDraining = true;
     else await this.ctx.storage.setAlarm(Math.max(Date.now(), next.notBefore));
   }
 
+  /** A drain older than an alarm invocation may live was cut off without this object being reset. */
+  private drainIsAlive(): boolean {
+    return this.draining !== undefined && Date.now() - this.drainStartedAt < ALARM_BUDGET_MS;
+  }
+
   private drain(): Promise<void> {
+    if (!this.drainIsAlive()) {
+      this.drainStartedAt = Date.now();
+      this.draining = undefined;
+    }
     this.draining ??= this.runHeldJobs().finally(async () => {
       this.draining = undefined;
       if (this.arrivedWhileDraining) {
@@ -125,7 +136,9 @@ export class SandboxCoordinator extends DurableObject<Env> {
     });
     const sandboxFor = sandboxFactory(this.env);
     let jobsRun = 0;
-    let collectedArtifacts = false;
+    // After a job that collected artifacts or renewed its lease for a while, this invocation has
+    // used much of its subrequests: the next job gets a fresh one.
+    let heavyJobRun = false;
     try {
       for (let job = this.queue.next(); job; job = this.queue.next()) {
         if (job.notBefore > Date.now()) {
@@ -133,15 +146,16 @@ export class SandboxCoordinator extends DurableObject<Env> {
           return;
         }
         const timeoutMs = job.request?.type === "run" ? job.request.timeoutMs : 60_000;
-        const outOfTime = Date.now() - startedAt + timeoutMs + JOB_OVERHEAD_MS > ALARM_BUDGET_MS;
-        if (outOfTime || jobsRun >= JOBS_PER_INVOCATION || collectedArtifacts) {
+        // The first job of an invocation always fits (the longest timeout plus the overhead is the
+        // budget); a later one only if what is left of the budget allows.
+        const outOfTime = jobsRun > 0 && Date.now() - startedAt + timeoutMs + JOB_OVERHEAD_MS > ALARM_BUDGET_MS;
+        if (outOfTime || jobsRun >= JOBS_PER_INVOCATION || heavyJobRun) {
           // Not enough of this invocation left (time or subrequests): carry on in a fresh one.
           await this.ctx.storage.setAlarm(Date.now());
           return;
         }
         jobsRun++;
-        // A request stored in R2 is a large file write, which collects nothing.
-        collectedArtifacts = job.request?.type === "run" && job.request.artifacts.length > 0;
+        const jobStartedAt = Date.now();
         const cancel = new AbortController();
         this.running = { jobId: job.jobId, cancel };
         // Should this object die mid-job, the alarm fires again once the lease has lapsed.
@@ -157,10 +171,12 @@ export class SandboxCoordinator extends DurableObject<Env> {
           cancelSignal: cancel.signal,
           onLeaseRenewed: (leaseUntil) => this.ctx.storage.setAlarm(leaseUntil),
         }).catch((error: unknown): RunOutcome => {
-          console.error(`job ${job?.jobId}: storage error, will retry`, error);
+          console.error(`job ${job.jobId}: storage error, will retry`, error);
           return { kind: "retry", delayMs: 5000, reason: "storage error" };
         });
         this.running = undefined;
+        // A request stored in R2 is a large file write, which collects nothing.
+        heavyJobRun = (job.request?.type === "run" && job.request.artifacts.length > 0) || Date.now() - jobStartedAt > HEAVY_JOB_MS;
         if (outcome.kind === "retry") {
           // The job stays first in line: later jobs of this sandbox wait for it, keeping the order.
           this.queue.deferUntil(job.jobId, Date.now() + outcome.delayMs);

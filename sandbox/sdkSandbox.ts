@@ -48,7 +48,7 @@ export class SdkSandbox implements SandboxPort {
   ) {}
 
   async exec(request: ExecRequest): Promise<ExecResult> {
-    const command = await this.prepareCommand(request);
+    const { command, stdinPath } = await this.prepareCommand(request);
     const started = Date.now();
     const stdout = new CappedOutput(this.maxOutputBytes);
     const stderr = new CappedOutput(this.maxOutputBytes);
@@ -85,6 +85,8 @@ export class SdkSandbox implements SandboxPort {
     }
     if (stop.aborted) {
       await ending;
+      // The command's own clean-up did not run: its stdin (which may hold secrets) goes now.
+      if (stdinPath) await this.sandbox.deleteFile(stdinPath).catch(() => undefined);
       if (request.signal?.aborted) throw cancelledError();
     }
     const timedOut = deadline.aborted;
@@ -154,10 +156,10 @@ export class SdkSandbox implements SandboxPort {
    * The command as the sandbox runs it: in its cwd, created if missing (a container's shell would
    * refuse a missing one), and reading its stdin from a private file (the SDK's exec has no stdin).
    */
-  private async prepareCommand(request: ExecRequest): Promise<string> {
+  private async prepareCommand(request: ExecRequest): Promise<{ command: string; stdinPath?: string }> {
     let command = request.command;
-    if (request.stdin !== undefined) {
-      const stdinPath = `/tmp/.stdin-${crypto.randomUUID()}`;
+    const stdinPath = request.stdin === undefined ? undefined : `/tmp/.stdin-${crypto.randomUUID()}`;
+    if (request.stdin !== undefined && stdinPath !== undefined) {
       await this.sandbox.writeFile(stdinPath, request.stdin).catch((error: unknown) => {
         throw toSandboxError(error, stdinPath);
       });
@@ -166,6 +168,6 @@ export class SdkSandbox implements SandboxPort {
     if (request.cwd !== WORKSPACE_ROOT) {
       command = `mkdir -p -- ${shellQuote(request.cwd)} && cd -- ${shellQuote(request.cwd)} && { ${command}\n}`;
     }
-    return command;
+    return { command, stdinPath };
   }
 }

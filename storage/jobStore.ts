@@ -4,8 +4,9 @@
  * R2 holds the authoritative record: strongly consistent, so a finished job reads as finished
  * at once, and conditional puts let exactly one consumer move a job forward. KV caches the
  * record for fast polling and is written twice per job at most: once at submit and once when
- * the job ends, at least a second later (KV takes one write per second per key; the consumer
- * schedules that). A poll trusts KV only for a finished record, which can never change again;
+ * the job ends, at least a second later (KV takes one write per second per key; the runner
+ * schedules that; a job cancelled while queued or dead-lettered keeps its first copy, and its
+ * polls read R2). A poll trusts KV only for a finished record, which can never change again;
  * anything else is read from R2.
  */
 import { isTerminal, JobRecord, JobRequest, type JobStatus } from "../schemas/job";
