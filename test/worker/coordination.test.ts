@@ -95,6 +95,12 @@ describe("per-sandbox coordination", () => {
     expect(await artifact.text()).toBe("attempt-output\n");
   });
 
+  it("runs a job with the longest documented timeout (it fits a fresh runner invocation)", async () => {
+    const job = await runJob(uniqueSandbox("longest-timeout"), { type: "run", command: "echo fits", timeoutMs: 840_000 });
+    expect(job.status).toBe("succeeded");
+    expect(await stdoutOf(job.id)).toBe("fits\n");
+  });
+
   it("fails a job whose runner died on every attempt instead of running it without end", async () => {
     const sandbox = uniqueSandbox("runner-lost");
     const message = await recordOnly(sandbox, { command: "true" });
