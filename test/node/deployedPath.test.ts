@@ -6,40 +6,18 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
+import { waitUntilServing } from "../../scripts/localStack";
+import { freePort } from "./devStack";
 
 const JobAnswer = z.object({
   id: z.string(),
   status: z.string(),
   error: z.object({ code: z.string(), message: z.string() }).nullable(),
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === "string") throw new Error("no port");
-  return address.port;
-}
-
-async function waitUntilServing(url: string, deadline: number): Promise<void> {
-  while (Date.now() < deadline) {
-    if (
-      await fetch(`${url}/v1/openapi.json`).then(
-        (response) => response.ok,
-        () => false,
-      )
-    )
-      return;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`wrangler dev did not serve ${url} in time`);
-}
 
 describe("the committed configuration under `wrangler dev` (no overrides, no container engine)", () => {
   let wrangler: ChildProcess;
@@ -62,7 +40,7 @@ describe("the committed configuration under `wrangler dev` (no overrides, no con
     wrangler.stderr?.on("data", (chunk: Buffer) => {
       output += chunk.toString();
     });
-    await waitUntilServing(api, Date.now() + 60_000);
+    await waitUntilServing(api, 60_000);
   }, 90_000);
 
   afterAll(async () => {
