@@ -136,6 +136,7 @@ export class SandboxCoordinator extends DurableObject<Env> {
     });
     const sandboxFor = sandboxFactory(this.env);
     let jobsRun = 0;
+    let watchdogAt = 0;
     // After a job that collected artifacts or renewed its lease for a while, this invocation has
     // used much of its subrequests: the next job gets a fresh one.
     let heavyJobRun = false;
@@ -158,8 +159,12 @@ export class SandboxCoordinator extends DurableObject<Env> {
         const jobStartedAt = Date.now();
         const cancel = new AbortController();
         this.running = { jobId: job.jobId, cancel };
-        // Should this object die mid-job, the alarm fires again once the lease has lapsed.
-        await this.ctx.storage.setAlarm(Date.now() + LEASE_MS);
+        // Should this object die mid-job, the alarm fires again once the lease has lapsed. One
+        // watchdog covers a run of quick jobs; lease renewals keep it ahead of a long one.
+        if (watchdogAt - Date.now() < LEASE_MS / 2) {
+          watchdogAt = Date.now() + LEASE_MS;
+          await this.ctx.storage.setAlarm(watchdogAt);
+        }
         const outcome: RunOutcome = await runJob(job, {
           store,
           bucket: this.env.JOB_OUTPUT,
@@ -169,7 +174,10 @@ export class SandboxCoordinator extends DurableObject<Env> {
           kvCache,
           announceFinished: async (record) => this.finished.raise(record.id),
           cancelSignal: cancel.signal,
-          onLeaseRenewed: (leaseUntil) => this.ctx.storage.setAlarm(leaseUntil),
+          onLeaseRenewed: async (leaseUntil) => {
+            watchdogAt = leaseUntil;
+            await this.ctx.storage.setAlarm(leaseUntil);
+          },
         }).catch((error: unknown): RunOutcome => {
           console.error(`job ${job.jobId}: storage error, will retry`, error);
           return { kind: "retry", delayMs: 5000, reason: "storage error" };
