@@ -14,6 +14,7 @@ import type { SandboxNetwork } from "./network";
 export const AGENT_DIR_IN_SANDBOX = "/run/sandbox-agent";
 export const SOCKET_DIR_IN_SANDBOX = "/run/sandbox";
 export const SOCKET_NAME = "agent.sock";
+const SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
 const SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 export interface ContainerLayout {
@@ -49,7 +50,10 @@ export function containerArgs(layout: ContainerLayout): string[] {
   args.push("--ro-bind", layout.agentFile, agentFile, "--ro-bind", layout.nodeBinary, nodeBinary);
   // Everything not mounted above (/, /etc, /run, /var) is bubblewrap's own tmpfs: freeze it.
   args.push("--remount-ro", "/", "--chdir", WORKSPACE_ROOT, "--clearenv");
-  const env = { PATH: SANDBOX_PATH, HOME: WORKSPACE_ROOT, LANG: "C.UTF-8", ...layout.env };
+  // Node carries its own CA list; pointing it at the system store (bound read-only above) lets
+  // `npm ci` and friends work on a machine whose egress re-signs TLS with a local CA.
+  const caBundle = existsSync(SYSTEM_CA_BUNDLE) ? { NODE_EXTRA_CA_CERTS: SYSTEM_CA_BUNDLE } : {};
+  const env = { PATH: SANDBOX_PATH, HOME: WORKSPACE_ROOT, LANG: "C.UTF-8", ...caBundle, ...layout.env };
   for (const [name, value] of Object.entries(env)) args.push("--setenv", name, value);
   args.push("--", nodeBinary, agentFile, "--socket", `${SOCKET_DIR_IN_SANDBOX}/${SOCKET_NAME}`, "--contain");
   return args;
