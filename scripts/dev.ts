@@ -13,7 +13,8 @@ async function main(): Promise<void> {
     hostPort: Number(process.env.SANDBOX_HOST_PORT ?? 8788),
     stateDir: process.env.ARTIFACT_SANDBOX_STATE_DIR ?? ".wrangler",
     network: process.env.SANDBOX_NETWORK === "none" ? "none" : "outbound",
-    logLevel: "info",
+    // Every request is printed, as `wrangler dev` does; ARTIFACT_SANDBOX_LOG_LEVEL=warn for quiet.
+    logLevel: process.env.ARTIFACT_SANDBOX_LOG_LEVEL === "warn" ? "warn" : "info",
     // The one Worker limit a local run may need raised (the 1 GiB artifact test does).
     workerVars: process.env.ARTIFACT_MAX_TOTAL_BYTES ? { ARTIFACT_MAX_TOTAL_BYTES: process.env.ARTIFACT_MAX_TOTAL_BYTES } : {},
     resourceLimits: {
