@@ -1,6 +1,8 @@
 /** `POST /v1/jobs/{id}/cancel`: queued jobs never run; running ones have their command ended. */
+import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { JobView } from "../../schemas/job";
+import { r2Keys } from "../../storage/layout";
 import { api, expectError, getJob, runJob, submit, uniqueSandbox, waitForJob } from "./client";
 
 function cancel(jobId: string): Promise<Response> {
@@ -38,6 +40,18 @@ describe("cancelling jobs", () => {
     const check = await runJob(sandbox, { type: "run", command: "test -e ran.txt" });
     expect(check.exitCode).toBe(1);
     expect((await getJob(second.id)).attempts).toBe(0);
+  });
+
+  it("drops a cancelled queued job's stored request (it may hold secrets) at once", async () => {
+    const sandbox = uniqueSandbox("cancel-stored");
+    const first = await submit(sandbox, { type: "run", command: "sleep 2" });
+    // Too large for its queue message: the request (with its env values) waits in R2.
+    const second = await submit(sandbox, { type: "run", command: "true", env: { SECRET: "s".repeat(70_000) } });
+    expect(await env.JOB_OUTPUT.head(r2Keys.request(second.id))).not.toBeNull();
+    expect((await cancel(second.id)).status).toBe(200);
+    expect(await env.JOB_OUTPUT.head(r2Keys.request(second.id))).toBeNull();
+    expect(await env.JOB_OUTPUT.head(r2Keys.activeEntry(sandbox, second.id))).toBeNull();
+    expect((await waitForJob(first.id)).status).toBe("succeeded");
   });
 
   it("answers 409 for a finished job and 404 for an unknown one", async () => {

@@ -4,9 +4,11 @@
  * dead-lettered job ends failed instead of staying queued forever, unless its coordinator
  * holds it (then it runs).
  */
-import { env } from "cloudflare:test";
+import { createExecutionContext, env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { JobView } from "../../schemas/job";
 import { r2Keys } from "../../storage/layout";
+import worker from "../../worker";
 import { api, getJob, runJob, submit, uniqueSandbox, waitForJob } from "./client";
 import { DEAD_LETTER_QUEUE, deliver, JOB_QUEUE, recordOnly } from "./support/jobs";
 
@@ -45,6 +47,28 @@ describe("at-least-once delivery", () => {
     expect(result.explicitAcks).toHaveLength(1);
     expect((await waitForJob(job.id)).attempts).toBe(1);
     expect(await stdoutOf(sandbox, "cat runs.txt")).toBe("ran\n");
+  });
+
+  it("runs a job its coordinator took although the queue refused its message", async () => {
+    const refusing: Queue = {
+      metrics: async () => ({ backlogCount: 0, backlogBytes: 0 }),
+      send: async () => {
+        throw new Error("queue unavailable");
+      },
+      sendBatch: async () => {
+        throw new Error("queue unavailable");
+      },
+    };
+    const sandbox = uniqueSandbox("queue-down");
+    const request = new Request(`http://sandbox.test/v1/sandboxes/${sandbox}/jobs`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ type: "run", command: "echo ran" }),
+    });
+    const response = await worker.fetch(request, { ...env, JOB_QUEUE: refusing }, createExecutionContext());
+    expect(response.status).toBe(202);
+    const job = await waitForJob(JobView.parse(await response.json()).id);
+    expect(job.status).toBe("succeeded");
   });
 
   it("acks and records a malformed message instead of retrying it forever", async () => {
