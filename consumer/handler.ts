@@ -25,9 +25,7 @@ interface Delivered<T> {
 
 export async function handleJobBatch(batch: MessageBatch, env: Env, deps: ConsumerDeps): Promise<void> {
   const store = new JobStore(env.JOB_STATUS, env.JOB_OUTPUT, deps.config.retentionSeconds);
-  const kvCache = new KvCacheScheduler(store, async (message: CacheMessage, delaySeconds) => {
-    await env.JOB_QUEUE.send(message, { contentType: "json", delaySeconds });
-  });
+  const kvCache = KvCacheScheduler.overQueue(store, env.JOB_QUEUE);
 
   const runs: Delivered<RunMessage>[] = [];
   const cacheRefreshes: Delivered<CacheMessage>[] = [];

@@ -131,9 +131,7 @@ export class SandboxCoordinator extends DurableObject<Env> {
     const startedAt = Date.now();
     const config = readConfig(this.env);
     const store = new JobStore(this.env.JOB_STATUS, this.env.JOB_OUTPUT, config.retentionSeconds);
-    const kvCache = new KvCacheScheduler(store, async (message, delaySeconds) => {
-      await this.env.JOB_QUEUE.send(message, { contentType: "json", delaySeconds });
-    });
+    const kvCache = KvCacheScheduler.overQueue(store, this.env.JOB_QUEUE);
     const sandboxFor = sandboxFactory(this.env);
     let jobsRun = 0;
     let watchdogAt = 0;

@@ -44,9 +44,9 @@ export async function sweep(env: Env, config: AppConfig): Promise<SweepReport> {
         continue;
       }
       if (Date.now() - Date.parse(current.record.createdAt) < IN_FLIGHT_GRACE_MS) continue;
-      // Lost on its way (its message gone with a restart): hand it over again. Its request is read
-      // from R2 if it was stored there; an inline one went with the message, and the job fails
-      // with REQUEST_MISSING rather than staying queued forever.
+      // Lost on its way (its hand-over failed and its message went with a restart): hand it over
+      // again. Its request waits in R2 (a failed hand-over stores it); were it gone, the job would
+      // fail with REQUEST_MISSING rather than stay queued forever.
       await coordinator.enqueue([{ jobId, sandboxId, kvWrittenAt: 0 }]);
       report.redelivered++;
     }

@@ -28,6 +28,13 @@ export class KvCacheScheduler {
     private readonly send: (message: CacheMessage, delaySeconds: number) => Promise<void>,
   ) {}
 
+  /** The scheduler every caller uses: delayed copies go out as `cache` messages on the job queue. */
+  static overQueue(store: JobStore, queue: Queue): KvCacheScheduler {
+    return new KvCacheScheduler(store, async (message, delaySeconds) => {
+      await queue.send(message, { contentType: "json", delaySeconds });
+    });
+  }
+
   /** Copies the record now if KV allows, else remembers it for `flush`. */
   async finished(record: JobRecord, kvWrittenAt: number): Promise<void> {
     if (Date.now() < kvWrittenAt + KV_WRITE_SPACING_MS) {

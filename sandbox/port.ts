@@ -1,7 +1,6 @@
 /**
- * The one interface the consumer uses to reach a sandbox, implemented by `sdkSandbox.ts` over the
- * Cloudflare Sandbox SDK (locally too). It keeps the consumer's code free of SDK details and lets
- * unit tests of one consumer module pass a small fake.
+ * The one interface the job runner uses to reach a sandbox, implemented by `sdkSandbox.ts` over the
+ * Cloudflare Sandbox SDK (locally too). It keeps the runner's code free of SDK details.
  */
 import type { CapturedOutput } from "./cappedOutput";
 
