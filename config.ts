@@ -5,6 +5,8 @@
 import { z } from "zod";
 
 const PositiveInt = z.coerce.number().int().positive();
+/** R2 presigned URLs live at most 7 days; Worker-signed ones keep to the same bound. */
+export const MAX_SIGNED_URL_TTL_SECONDS = 7 * 24 * 60 * 60;
 
 const ConfigVars = z.object({
   RETENTION_DAYS: PositiveInt,
@@ -13,7 +15,36 @@ const ConfigVars = z.object({
   MAX_JOB_ATTEMPTS: PositiveInt,
   OUTPUT_MAX_BYTES: PositiveInt,
   WORKSPACE_PERSISTENCE: z.enum(["on", "off"]),
+  REQUIRE_API_KEYS: z.enum(["0", "1"]),
+  SIGNED_URL_TTL_SECONDS: PositiveInt.max(MAX_SIGNED_URL_TTL_SECONDS),
+  MAX_ACTIVE_JOBS_PER_TENANT: PositiveInt,
+  MAX_SANDBOXES_PER_TENANT: PositiveInt,
+  SANDBOX_IDLE_TTL_SECONDS: PositiveInt,
+  // Secrets (wrangler secret put; .dev.vars or `npm run dev` locally), absent until set.
+  URL_SIGNING_KEYS: z.string().optional(),
+  R2_ACCESS_KEY_ID: z.string().optional(),
+  R2_SECRET_ACCESS_KEY: z.string().optional(),
+  R2_ACCOUNT_ID: z.string().optional(),
+  R2_BUCKET_NAME: z.string().optional(),
 });
+
+/** URL signing keys: `kid:secret` pairs, comma-separated; the first signs, every one verifies. */
+const SigningKeys = z
+  .string()
+  .transform((raw) =>
+    raw
+      .split(",")
+      .map((pair) => pair.trim())
+      .filter(Boolean),
+  )
+  .pipe(
+    z.array(
+      z
+        .string()
+        .regex(/^[A-Za-z0-9_-]{1,32}:.{32,}$/, "each URL signing key is kid:secret, the secret 32 characters or more")
+        .transform((pair) => ({ id: pair.slice(0, pair.indexOf(":")), secret: pair.slice(pair.indexOf(":") + 1) })),
+    ),
+  );
 
 export interface AppConfig {
   retentionSeconds: number;
@@ -24,6 +55,18 @@ export interface AppConfig {
   outputMaxBytes: number;
   /** Save /workspace to R2 before a container sleeps and restore it into a fresh one. */
   persistWorkspace: boolean;
+  /** Refuse requests without an API key (deployed); a local stack may let them in as tenant `local`. */
+  requireApiKeys: boolean;
+  signedUrls: {
+    defaultTtlSeconds: number;
+    /** The first signs; all verify, so a rotated-out key's URLs stay valid until they expire. */
+    keys: { id: string; secret: string }[];
+    /** Set when R2 S3 credentials are: artifact URLs then go straight to the bucket. */
+    r2?: { accessKeyId: string; secretAccessKey: string; accountId: string; bucket: string };
+  };
+  quotas: { maxActiveJobs: number; maxSandboxes: number };
+  /** A sandbox idle this long has its container and workspace destroyed. */
+  sandboxIdleTtlSeconds: number;
 }
 
 // The vars of one Worker isolate do not change: parse them once, not on every request.
@@ -46,5 +89,22 @@ function parseConfig(env: Env): AppConfig {
     maxJobAttempts: vars.MAX_JOB_ATTEMPTS,
     outputMaxBytes: vars.OUTPUT_MAX_BYTES,
     persistWorkspace: vars.WORKSPACE_PERSISTENCE === "on",
+    requireApiKeys: vars.REQUIRE_API_KEYS === "1",
+    signedUrls: {
+      defaultTtlSeconds: vars.SIGNED_URL_TTL_SECONDS,
+      keys: SigningKeys.parse(vars.URL_SIGNING_KEYS ?? ""),
+      ...(vars.R2_ACCESS_KEY_ID && vars.R2_SECRET_ACCESS_KEY && vars.R2_ACCOUNT_ID && vars.R2_BUCKET_NAME
+        ? {
+            r2: {
+              accessKeyId: vars.R2_ACCESS_KEY_ID,
+              secretAccessKey: vars.R2_SECRET_ACCESS_KEY,
+              accountId: vars.R2_ACCOUNT_ID,
+              bucket: vars.R2_BUCKET_NAME,
+            },
+          }
+        : {}),
+    },
+    quotas: { maxActiveJobs: vars.MAX_ACTIVE_JOBS_PER_TENANT, maxSandboxes: vars.MAX_SANDBOXES_PER_TENANT },
+    sandboxIdleTtlSeconds: vars.SANDBOX_IDLE_TTL_SECONDS,
   };
 }

@@ -30,6 +30,15 @@ export default defineConfig({
                   OUTPUT_MAX_BYTES: "65536",
                   // The SDK logs every container call at info level; tests only want its warnings.
                   SANDBOX_LOG_LEVEL: "warn",
+                  // As `npm run dev`: anonymous requests act as tenant "local"; the access tests
+                  // turn keys on per request (test/worker/access/).
+                  REQUIRE_API_KEYS: "0",
+                  URL_SIGNING_KEYS: "test:0123456789abcdef0123456789abcdef0123456789abcdef",
+                },
+                ratelimits: {
+                  ...wranglerOptions.workerOptions.ratelimits,
+                  // A tight limit the rate limit test puts in place of the configured one.
+                  TIGHT_RATE_LIMIT: { simple: { limit: 3, period: 60 } },
                 },
                 kvNamespaces: otherKvNamespaces,
                 queueProducers: otherQueueProducers,

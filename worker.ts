@@ -9,6 +9,7 @@ import { readConfig } from "./config";
 import { handleJobBatch } from "./consumer/handler";
 import { sweep } from "./coordinator/sweeper";
 
+export { TenantDirectory } from "./access/tenantDirectory";
 export { SandboxCoordinator } from "./coordinator/sandboxCoordinator";
 export { Sandbox } from "./sandbox/sandboxObject";
 

@@ -7,18 +7,30 @@ import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { readConfig } from "../config";
 import { MAX_REQUEST_BODY_BYTES } from "../schemas/job";
+import { authenticate } from "./authenticate";
 import { batchesRouter } from "./batches";
 import { COMPAT_PATHS, compatRouter } from "./compat";
 import type { ApiEnv } from "./context";
 import { ApiError, ErrorCode, errorBody } from "./errors";
 import { JobService } from "./jobService";
 import { jobsRouter } from "./jobs";
+import { JobPresenter } from "./present";
+import { rateLimit } from "./rateLimit";
+import { sandboxesRouter } from "./sandboxes";
 import { sandboxJobsRouter } from "./sandboxJobs";
+import { signedDownload } from "./signedDownload";
 
-function respondWithError(path: string, status: number, code: string, message: string, details?: unknown): Response {
+function respondWithError(
+  path: string,
+  status: number,
+  code: string,
+  message: string,
+  details?: unknown,
+  headers: Record<string, string> = {},
+): Response {
   // The original routes answered `{ "error": "message" }`; their clients read that string.
   const body = COMPAT_PATHS.includes(path) ? { error: message, code } : errorBody(code, message, details);
-  return Response.json(body, { status });
+  return Response.json(body, { status, headers });
 }
 
 /**
@@ -34,6 +46,8 @@ function methodsByPath(routes: { method: string; path: string }[]): (path: strin
     }));
   return (path) => [...new Set(patterns.filter((route) => route.pattern.test(path)).map((route) => route.method))];
 }
+
+const OPENAPI_PATH = "/v1/openapi.json";
 
 export function createApp(): OpenAPIHono<ApiEnv> {
   const app = new OpenAPIHono<ApiEnv>();
@@ -51,17 +65,29 @@ export function createApp(): OpenAPIHono<ApiEnv> {
       },
     }),
   );
+  app.use("/v1/jobs/:jobId/*", signedDownload);
   app.use("*", async (c, next) => {
-    c.set("jobs", new JobService(c.env, readConfig(c.env)));
+    // The API's description is public; everything else serves the caller's tenant.
+    if (c.req.path === OPENAPI_PATH) return next();
+    return authenticate(c, next);
+  });
+  app.use("*", rateLimit);
+  app.use("*", async (c, next) => {
+    if (c.req.path !== OPENAPI_PATH) {
+      const config = readConfig(c.env);
+      c.set("jobs", new JobService(c.env, config, c.var.tenant));
+      c.set("presenter", new JobPresenter(new URL(c.req.url).origin, config.signedUrls));
+    }
     await next();
   });
 
   app.route("/", sandboxJobsRouter);
+  app.route("/", sandboxesRouter);
   app.route("/", batchesRouter);
   app.route("/", jobsRouter);
   app.route("/", compatRouter);
 
-  app.doc31("/v1/openapi.json", {
+  app.doc31(OPENAPI_PATH, {
     openapi: "3.1.0",
     info: {
       title: "artifact-sandbox",
@@ -82,7 +108,9 @@ export function createApp(): OpenAPIHono<ApiEnv> {
     return respondWithError(c.req.path, 404, ErrorCode.ROUTE_NOT_FOUND, `No route ${c.req.method} ${c.req.path}; see GET /v1/openapi.json`);
   });
   app.onError((error, c) => {
-    if (error instanceof ApiError) return respondWithError(c.req.path, error.status, error.code, error.message, error.details);
+    if (error instanceof ApiError) {
+      return respondWithError(c.req.path, error.status, error.code, error.message, error.details, error.headers);
+    }
     if (error instanceof HTTPException && error.status === 415) {
       const message = "Send the body as JSON with the header content-type: application/json";
       return respondWithError(c.req.path, 415, ErrorCode.UNSUPPORTED_MEDIA_TYPE, message);

@@ -1,8 +1,8 @@
 /** `POST /v1/jobs`: submit many jobs at once, across sandboxes, in order. */
 import { createRoute } from "@hono/zod-openapi";
 import { BatchRequest, BatchView } from "../schemas/job";
+import { idempotentSubmit } from "./idempotency";
 import { ErrorBody, newRouter } from "./openapi";
-import { presentJob } from "./present";
 
 const submitBatch = createRoute({
   method: "post",
@@ -19,8 +19,10 @@ const submitBatch = createRoute({
 });
 
 export const batchesRouter = newRouter().openapi(submitBatch, async (c) => {
-  const { jobs } = c.req.valid("json");
-  const records = await c.var.jobs.submitMany(jobs.map(({ sandboxId, job }) => ({ sandboxId, request: job })));
-  const origin = new URL(c.req.url).origin;
-  return c.json({ jobs: records.map((record) => presentJob(record, origin)) }, 202);
+  const body = c.req.valid("json");
+  const { records, replayed } = await idempotentSubmit(c, body, () =>
+    c.var.jobs.submitMany(body.jobs.map(({ sandboxId, job }) => ({ sandboxId, request: job }))),
+  );
+  if (replayed) c.header("Idempotent-Replayed", "true");
+  return c.json({ jobs: await Promise.all(records.map((record) => c.var.presenter.present(record))) }, 202);
 });

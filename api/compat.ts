@@ -88,8 +88,8 @@ compatRouter.post("/run", async (c) => {
     artifacts: [],
   });
   const [output, error] = await Promise.all([
-    storedText(c.env.JOB_OUTPUT, r2Keys.output(record.id, record.attempts, "stdout")),
-    storedText(c.env.JOB_OUTPUT, r2Keys.output(record.id, record.attempts, "stderr")),
+    storedText(c.env.JOB_OUTPUT, r2Keys.output(record.tenant, record.id, record.attempts, "stdout")),
+    storedText(c.env.JOB_OUTPUT, r2Keys.output(record.tenant, record.id, record.attempts, "stderr")),
   ]);
   return c.json({ output, error, exitCode: record.exitCode, success: record.exitCode === 0 });
 });
@@ -111,7 +111,7 @@ compatRouter.get("/file", async (c) => {
   const path = workspacePathOf(c.req.query("path"));
   const record = await runToCompletion(c, sandboxId, { type: "file", op: "read", path });
   const artifact = record.artifacts[0];
-  const object = artifact && (await c.env.JOB_OUTPUT.get(r2Keys.artifact(record.id, record.attempts, artifact.path)));
+  const object = artifact && (await c.env.JOB_OUTPUT.get(r2Keys.artifact(record.tenant, record.id, record.attempts, artifact.path)));
   if (!artifact || !object) throw new ApiError(502, ErrorCode.INTERNAL, `The content of ${path} was not stored (job ${record.id})`);
   if (c.req.query("mode") === "download") {
     return new Response(object.body, {

@@ -27,6 +27,14 @@ export const ErrorCode = {
   JOB_FAILED: "JOB_FAILED",
   QUEUE_UNAVAILABLE: "QUEUE_UNAVAILABLE",
   INTERNAL: "INTERNAL",
+  UNAUTHENTICATED: "UNAUTHENTICATED",
+  INVALID_SIGNATURE: "INVALID_SIGNATURE",
+  URL_EXPIRED: "URL_EXPIRED",
+  RATE_LIMITED: "RATE_LIMITED",
+  QUOTA_EXCEEDED: "QUOTA_EXCEEDED",
+  IDEMPOTENCY_KEY_REUSED: "IDEMPOTENCY_KEY_REUSED",
+  IDEMPOTENCY_KEY_IN_USE: "IDEMPOTENCY_KEY_IN_USE",
+  SANDBOX_NOT_FOUND: "SANDBOX_NOT_FOUND",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -36,6 +44,8 @@ export class ApiError extends Error {
     readonly code: ErrorCode,
     message: string,
     readonly details?: unknown,
+    /** Headers the answer carries, such as WWW-Authenticate or Retry-After. */
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
     this.name = "ApiError";

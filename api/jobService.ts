@@ -3,11 +3,13 @@
  * routes, which are the same pipeline plus a wait.
  */
 import { monotonicFactory } from "ulid";
+import { tenantDirectoryFor } from "../access/tenantDirectory";
 import type { AppConfig } from "../config";
 import { coordinatorFor } from "../coordinator/sandboxCoordinator";
 import { isTerminal, type JobRecord, type JobRequest, newJobRecord } from "../schemas/job";
 import { INLINE_REQUEST_MAX_BYTES, type RunMessage } from "../schemas/queueMessages";
 import { JobStore, type VersionedRecord } from "../storage/jobStore";
+import { sandboxKey } from "../storage/layout";
 import { ApiError, ErrorCode } from "./errors";
 import { sendRunMessages } from "./queueSender";
 
@@ -17,11 +19,13 @@ const WAIT_SLICE_MS = 2000;
 
 export class JobService {
   readonly store: JobStore;
+  /** Serves one tenant (the caller's API key's): every job it reads or writes is that tenant's. */
   constructor(
     private readonly env: Env,
-    private readonly config: AppConfig,
+    readonly config: AppConfig,
+    readonly tenant: string,
   ) {
-    this.store = new JobStore(env.JOB_STATUS, env.JOB_OUTPUT, config.retentionSeconds);
+    this.store = new JobStore(env.JOB_STATUS, env.JOB_OUTPUT, config.retentionSeconds, tenant);
   }
 
   /** Submits one job; answers 503 if it could not be queued (its record then says failed). */
@@ -41,6 +45,10 @@ export class JobService {
    * can hand it over too). Only a job that neither reached is failed, never lost.
    */
   async submitMany(jobs: { sandboxId: string; request: JobRequest }[]): Promise<JobRecord[]> {
+    await this.admit(
+      jobs.map(({ sandboxId }) => sandboxId),
+      jobs.length,
+    );
     const now = Date.now();
     // Monotonic within this call only: a batch keeps its order, while IDs from separate requests
     // share no sequence that one tenant could use to guess another's job IDs.
@@ -48,13 +56,19 @@ export class JobService {
     const prepared = jobs.map(({ sandboxId, request }) => ({
       sandboxId,
       request,
-      record: newJobRecord(newJobId(now), sandboxId, request, now, this.config.retentionSeconds),
+      record: newJobRecord(newJobId(now), { tenant: this.tenant, sandboxId }, request, now, this.config.retentionSeconds),
     }));
     const messages = await Promise.all(
       prepared.map(async ({ sandboxId, request, record }) => {
         const inline = new TextEncoder().encode(JSON.stringify(request)).byteLength <= INLINE_REQUEST_MAX_BYTES;
         const { kvWrittenAt } = await this.store.create(record, inline ? undefined : request);
-        const message: RunMessage = { kind: "run", jobId: record.id, sandboxId, kvWrittenAt, ...(inline ? { request } : {}) };
+        const message: RunMessage = {
+          kind: "run",
+          jobId: record.id,
+          sandboxKey: sandboxKey(this.tenant, sandboxId),
+          kvWrittenAt,
+          ...(inline ? { request } : {}),
+        };
         return message;
       }),
     );
@@ -73,21 +87,50 @@ export class JobService {
     );
   }
 
+  /**
+   * The tenant's quotas: queued plus running jobs, and live sandboxes. Checked before anything is
+   * stored, so a refused submit leaves nothing behind. (Concurrent submits can each pass the job
+   * count before either is stored: the job quota may be overshot by what arrives at once.)
+   */
+  private async admit(sandboxIds: string[], newJobs: number): Promise<void> {
+    const { maxActiveJobs, maxSandboxes } = this.config.quotas;
+    const [active, admission] = await Promise.all([
+      this.store.countActive(maxActiveJobs + 1),
+      tenantDirectoryFor(this.env.TENANT_DIRECTORY, this.tenant).admit(this.tenant, sandboxIds, maxSandboxes),
+    ]);
+    if (!admission.ok) {
+      throw new ApiError(
+        429,
+        ErrorCode.QUOTA_EXCEEDED,
+        `Quota MAX_SANDBOXES_PER_TENANT: the tenant has ${admission.liveSandboxes} live sandboxes of ${maxSandboxes}; delete one (DELETE /v1/sandboxes/{id}) or reuse one`,
+      );
+    }
+    if (active + newJobs > maxActiveJobs) {
+      throw new ApiError(
+        429,
+        ErrorCode.QUOTA_EXCEEDED,
+        `Quota MAX_ACTIVE_JOBS_PER_TENANT: ${active} jobs are queued or running and ${newJobs} more would pass ${maxActiveJobs}; wait for some to finish`,
+        undefined,
+        { "retry-after": "10" },
+      );
+    }
+  }
+
   /** Gives each sandbox's coordinator its new jobs, one call per sandbox; returns the job IDs it took. */
   private async handOver(messages: RunMessage[]): Promise<Set<string>> {
     const bySandbox = new Map<string, RunMessage[]>();
-    for (const message of messages) bySandbox.set(message.sandboxId, [...(bySandbox.get(message.sandboxId) ?? []), message]);
+    for (const message of messages) bySandbox.set(message.sandboxKey, [...(bySandbox.get(message.sandboxKey) ?? []), message]);
     const taken = new Set<string>();
     await Promise.all(
-      [...bySandbox].map(async ([sandboxId, group]) => {
+      [...bySandbox].map(async ([key, group]) => {
         try {
-          await coordinatorFor(this.env.SANDBOX_COORDINATOR, sandboxId).enqueue(
-            group.map(({ jobId, kvWrittenAt, request }) => ({ jobId, sandboxId, kvWrittenAt, request })),
+          await coordinatorFor(this.env.SANDBOX_COORDINATOR, key).enqueue(
+            group.map(({ jobId, kvWrittenAt, request }) => ({ jobId, sandboxKey: key, kvWrittenAt, request })),
           );
           for (const { jobId } of group) taken.add(jobId);
         } catch (error) {
           // The queue still delivers these jobs; only their order relative to others may differ.
-          console.warn(`sandbox ${sandboxId}: coordinator unreachable at submit`, error);
+          console.warn(`sandbox ${key}: coordinator unreachable at submit`, error);
         }
       }),
     );
@@ -120,7 +163,7 @@ export class JobService {
         throw new ApiError(404, ErrorCode.JOB_NOT_FOUND, `No job ${jobId} (unknown, or past its retention)`);
       }
       const { record } = version;
-      const coordinator = coordinatorFor(this.env.SANDBOX_COORDINATOR, record.sandboxId);
+      const coordinator = coordinatorFor(this.env.SANDBOX_COORDINATOR, sandboxKey(this.tenant, record.sandboxId));
       if (isTerminal(record.status)) {
         throw new ApiError(409, ErrorCode.JOB_FINISHED, `Job ${jobId} has already finished (${record.status}); there is nothing to cancel`);
       }
@@ -170,7 +213,7 @@ export class JobService {
       throw new ApiError(404, ErrorCode.JOB_NOT_FOUND, `No job ${jobId} (unknown, or past its retention)`);
     }
     let { record, etag } = first;
-    const coordinator = coordinatorFor(this.env.SANDBOX_COORDINATOR, record.sandboxId);
+    const coordinator = coordinatorFor(this.env.SANDBOX_COORDINATOR, sandboxKey(this.tenant, record.sandboxId));
     while (!isTerminal(record.status) && Date.now() < deadline) {
       const slice = Math.min(WAIT_SLICE_MS, deadline - Date.now());
       await coordinator.waitForJob(jobId, slice).catch(async (error: unknown) => {

@@ -6,7 +6,7 @@ import { serveObject } from "./downloads";
 import { ApiError, ErrorCode } from "./errors";
 import { MAX_WAIT_SECONDS } from "./jobService";
 import { ErrorBody, newRouter } from "./openapi";
-import { presentJob } from "./present";
+import { UrlTtl } from "./present";
 
 const JobParams = z.object({
   jobId: z
@@ -23,6 +23,7 @@ const getJob = createRoute({
     params: JobParams,
     query: z.object({
       wait: z.coerce.number().int().min(0).max(MAX_WAIT_SECONDS, `wait is at most ${MAX_WAIT_SECONDS} seconds`).optional(),
+      urlTtl: UrlTtl,
     }),
   },
   responses: {
@@ -45,9 +46,10 @@ export const jobsRouter = newRouter();
 
 jobsRouter.openapi(getJob, async (c) => {
   const { jobId } = c.req.valid("param");
-  const { wait } = c.req.valid("query");
+  const { wait, urlTtl } = c.req.valid("query");
   const record = wait ? await c.var.jobs.waitFor(jobId, wait * 1000) : await c.var.jobs.get(jobId);
-  return c.json(presentJob(record, new URL(c.req.url).origin), 200);
+  const presenter = urlTtl ? c.var.presenter.withTtl(urlTtl) : c.var.presenter;
+  return c.json(await presenter.present(record), 200);
 });
 
 const cancelJob = createRoute({
@@ -69,7 +71,7 @@ const cancelJob = createRoute({
 jobsRouter.openapi(cancelJob, async (c) => {
   const { jobId } = c.req.valid("param");
   const { record, outcome } = await c.var.jobs.cancel(jobId);
-  const body = presentJob(record, new URL(c.req.url).origin);
+  const body = await c.var.presenter.present(record);
   return outcome === "cancelled" ? c.json(body, 200) : c.json(body, 202);
 });
 
@@ -88,7 +90,7 @@ for (const stream of ["stdout", "stderr"] as const) {
     const output = record[stream];
     if (!output) throw new ApiError(404, ErrorCode.FILE_NOT_FOUND, `Job ${jobId} is a file job and has no ${stream}`);
     if (output.size === 0) return c.body(null, 200, { "content-type": "text/plain; charset=utf-8", "content-length": "0" });
-    return serveObject(c.env.JOB_OUTPUT, r2Keys.output(jobId, record.attempts, stream), c.req.raw, {
+    return serveObject(c.env.JOB_OUTPUT, r2Keys.output(record.tenant, jobId, record.attempts, stream), c.req.raw, {
       filename: `${jobId}.${stream}.txt`,
       disposition: "inline",
     });
@@ -119,7 +121,7 @@ jobsRouter.get("/v1/jobs/:jobId/artifacts/:path{.+}", async (c) => {
       `Job ${jobId} has no artifact ${path}${known.length ? `; it has: ${known.join(", ")}` : ""}`,
     );
   }
-  return serveObject(c.env.JOB_OUTPUT, r2Keys.artifact(jobId, record.attempts, path), c.req.raw, {
+  return serveObject(c.env.JOB_OUTPUT, r2Keys.artifact(record.tenant, jobId, record.attempts, path), c.req.raw, {
     filename: path.slice(path.lastIndexOf("/") + 1),
     disposition: "attachment",
     fallbackContentType: artifact.contentType,

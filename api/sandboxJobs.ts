@@ -3,8 +3,9 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { SandboxId } from "../schemas/ids";
 import { JobPageView, JobRequest, JobStatus, JobView } from "../schemas/job";
 import { JOB_ID_PATTERN } from "../storage/layout";
+import { idempotentSubmit } from "./idempotency";
 import { ErrorBody, newRouter } from "./openapi";
-import { jobUrl, presentJob } from "./present";
+import { jobPath, UrlTtl } from "./present";
 
 const SandboxParams = z.object({ sandboxId: SandboxId.openapi({ param: { name: "sandboxId", in: "path" }, example: "build-42" }) });
 
@@ -30,6 +31,7 @@ const listJobs = createRoute({
       status: JobStatus.optional(),
       limit: z.coerce.number().int().min(1).max(100).default(20),
       cursor: z.string().regex(JOB_ID_PATTERN, "cursor must be the nextCursor of a previous page").optional(),
+      urlTtl: UrlTtl,
     }),
   },
   responses: {
@@ -41,16 +43,19 @@ const listJobs = createRoute({
 export const sandboxJobsRouter = newRouter()
   .openapi(submitJob, async (c) => {
     const { sandboxId } = c.req.valid("param");
-    const record = await c.var.jobs.submit(sandboxId, c.req.valid("json"));
-    const origin = new URL(c.req.url).origin;
-    c.header("Location", `/v1/jobs/${record.id}`);
-    c.header("Content-Location", jobUrl(origin, record.id));
-    return c.json(presentJob(record, origin), 202);
+    const request = c.req.valid("json");
+    const { records, replayed } = await idempotentSubmit(c, request, async () => [await c.var.jobs.submit(sandboxId, request)]);
+    const record = records[0];
+    if (!record) throw new Error("a submit returned no job");
+    if (replayed) c.header("Idempotent-Replayed", "true");
+    c.header("Location", jobPath(record.id));
+    c.header("Content-Location", c.var.presenter.jobUrl(record.id));
+    return c.json(await c.var.presenter.present(record), 202);
   })
   .openapi(listJobs, async (c) => {
     const { sandboxId } = c.req.valid("param");
     const query = c.req.valid("query");
     const page = await c.var.jobs.store.listForSandbox(sandboxId, query);
-    const origin = new URL(c.req.url).origin;
-    return c.json({ jobs: page.jobs.map((record) => presentJob(record, origin)), nextCursor: page.nextCursor }, 200);
+    const presenter = query.urlTtl ? c.var.presenter.withTtl(query.urlTtl) : c.var.presenter;
+    return c.json({ jobs: await Promise.all(page.jobs.map((record) => presenter.present(record))), nextCursor: page.nextCursor }, 200);
   });

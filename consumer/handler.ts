@@ -10,8 +10,8 @@ import { finish } from "../runner/finish";
 import { KvCacheScheduler } from "../runner/kvCache";
 import { isTerminal } from "../schemas/job";
 import { type CacheMessage, QueueMessage, type RunMessage } from "../schemas/queueMessages";
-import { JobStore } from "../storage/jobStore";
-import { r2Keys } from "../storage/layout";
+import { type JobStores, jobStores } from "../storage/jobStore";
+import { r2Keys, tenantOf } from "../storage/layout";
 
 export interface ConsumerDeps {
   config: AppConfig;
@@ -24,8 +24,8 @@ interface Delivered<T> {
 }
 
 export async function handleJobBatch(batch: MessageBatch, env: Env, deps: ConsumerDeps): Promise<void> {
-  const store = new JobStore(env.JOB_STATUS, env.JOB_OUTPUT, deps.config.retentionSeconds);
-  const kvCache = KvCacheScheduler.overQueue(store, env.JOB_QUEUE);
+  const stores = jobStores(env.JOB_STATUS, env.JOB_OUTPUT, deps.config.retentionSeconds);
+  const kvCache = KvCacheScheduler.overQueue(stores, env.JOB_QUEUE);
 
   const runs: Delivered<RunMessage>[] = [];
   const cacheRefreshes: Delivered<CacheMessage>[] = [];
@@ -44,7 +44,7 @@ export async function handleJobBatch(batch: MessageBatch, env: Env, deps: Consum
 
   const handleRuns =
     batch.queue === deps.deadLetterQueue
-      ? runs.map((run) => failUndeliverable(env, store, kvCache, run))
+      ? runs.map((run) => failUndeliverable(env, stores, kvCache, run))
       : groupBySandbox(runs).map((group) => deliverToCoordinator(env, group));
   await Promise.all([
     ...handleRuns,
@@ -60,7 +60,7 @@ export async function handleJobBatch(batch: MessageBatch, env: Env, deps: Consum
 
 function groupBySandbox(runs: Delivered<RunMessage>[]): Delivered<RunMessage>[][] {
   const groups = new Map<string, Delivered<RunMessage>[]>();
-  for (const run of runs) groups.set(run.body.sandboxId, [...(groups.get(run.body.sandboxId) ?? []), run]);
+  for (const run of runs) groups.set(run.body.sandboxKey, [...(groups.get(run.body.sandboxKey) ?? []), run]);
   return [...groups.values()];
 }
 
@@ -69,19 +69,19 @@ async function deliverToCoordinator(env: Env, group: Delivered<RunMessage>[]): P
   const first = group[0];
   if (!first) return;
   try {
-    await coordinatorFor(env.SANDBOX_COORDINATOR, first.body.sandboxId).enqueue(
-      group.map(({ body }) => ({ jobId: body.jobId, sandboxId: body.sandboxId, kvWrittenAt: body.kvWrittenAt, request: body.request })),
+    await coordinatorFor(env.SANDBOX_COORDINATOR, first.body.sandboxKey).enqueue(
+      group.map(({ body }) => ({ jobId: body.jobId, sandboxKey: body.sandboxKey, kvWrittenAt: body.kvWrittenAt, request: body.request })),
     );
     for (const { message } of group) message.ack();
   } catch (error) {
-    console.warn(`sandbox ${first.body.sandboxId}: coordinator unreachable, retrying delivery`, error);
+    console.warn(`sandbox ${first.body.sandboxKey}: coordinator unreachable, retrying delivery`, error);
     for (const { message } of group) message.retry({ delaySeconds: 5 });
   }
 }
 
 /** A message that used up its retries: its job must not stay queued forever. */
-async function failUndeliverable(env: Env, store: JobStore, kvCache: KvCacheScheduler, { message, body }: Delivered<RunMessage>) {
-  const coordinator = coordinatorFor(env.SANDBOX_COORDINATOR, body.sandboxId);
+async function failUndeliverable(env: Env, stores: JobStores, kvCache: KvCacheScheduler, { message, body }: Delivered<RunMessage>) {
+  const coordinator = coordinatorFor(env.SANDBOX_COORDINATOR, body.sandboxKey);
   // The API handed the job over at submit: if the coordinator holds it, it will run. One that
   // cannot be asked now may hold it: ask again later rather than fail a job that would run.
   const held = await coordinator.holds(body.jobId).catch(() => undefined);
@@ -93,6 +93,7 @@ async function failUndeliverable(env: Env, store: JobStore, kvCache: KvCacheSche
     message.ack();
     return;
   }
+  const store = stores(tenantOf(body.sandboxKey));
   const current = await store.getVersioned(body.jobId);
   if (current && !isTerminal(current.record.status)) {
     const reason = current.record.error?.message ?? "the queue gave up delivering it";

@@ -33,7 +33,7 @@ export class JobQueue {
       const cursor = this.sql.exec(
         "INSERT OR IGNORE INTO jobs (job_id, sandbox_id, kv_written_at, request) VALUES (?, ?, ?, ?)",
         job.jobId,
-        job.sandboxId,
+        job.sandboxKey,
         job.kvWrittenAt,
         job.request === undefined ? null : JSON.stringify(job.request),
       );
@@ -52,7 +52,7 @@ export class JobQueue {
     const request = parsed.request === null ? undefined : JobRequest.safeParse(JSON.parse(parsed.request));
     return {
       jobId: parsed.job_id,
-      sandboxId: parsed.sandbox_id,
+      sandboxKey: parsed.sandbox_id,
       kvWrittenAt: parsed.kv_written_at,
       notBefore: parsed.not_before,
       // A request that no longer parses (a schema change) is read from R2, or reported missing.

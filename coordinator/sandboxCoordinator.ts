@@ -15,7 +15,8 @@ import { KvCacheScheduler } from "../runner/kvCache";
 import { LEASE_MS } from "../runner/lease";
 import { runJob } from "../runner/runJob";
 import { sandboxFactory } from "../sandbox/select";
-import { JobStore } from "../storage/jobStore";
+import { jobStores } from "../storage/jobStore";
+import { tenantOf } from "../storage/layout";
 import { JobQueue } from "./jobQueue";
 import { Signal } from "./signals";
 
@@ -130,8 +131,8 @@ export class SandboxCoordinator extends DurableObject<Env> {
   private async runHeldJobs(): Promise<void> {
     const startedAt = Date.now();
     const config = readConfig(this.env);
-    const store = new JobStore(this.env.JOB_STATUS, this.env.JOB_OUTPUT, config.retentionSeconds);
-    const kvCache = KvCacheScheduler.overQueue(store, this.env.JOB_QUEUE);
+    const stores = jobStores(this.env.JOB_STATUS, this.env.JOB_OUTPUT, config.retentionSeconds);
+    const kvCache = KvCacheScheduler.overQueue(stores, this.env.JOB_QUEUE);
     const sandboxFor = sandboxFactory(this.env);
     let jobsRun = 0;
     let watchdogAt = 0;
@@ -164,9 +165,9 @@ export class SandboxCoordinator extends DurableObject<Env> {
           await this.ctx.storage.setAlarm(watchdogAt);
         }
         const outcome: RunOutcome = await runJob(job, {
-          store,
+          store: stores(tenantOf(job.sandboxKey)),
           bucket: this.env.JOB_OUTPUT,
-          sandbox: sandboxFor(job.sandboxId),
+          sandbox: sandboxFor(job.sandboxKey),
           artifactLimits: { maxFiles: config.artifactMaxFiles, maxTotalBytes: config.artifactMaxTotalBytes },
           maxAttempts: config.maxJobAttempts,
           kvCache,
@@ -200,9 +201,7 @@ export class SandboxCoordinator extends DurableObject<Env> {
   }
 }
 
-export function coordinatorFor(
-  namespace: DurableObjectNamespace<SandboxCoordinator>,
-  sandboxId: string,
-): DurableObjectStub<SandboxCoordinator> {
-  return namespace.get(namespace.idFromName(sandboxId));
+/** A tenant's sandbox's coordinator, by the sandbox key (storage/layout.ts). */
+export function coordinatorFor(namespace: DurableObjectNamespace<SandboxCoordinator>, key: string): DurableObjectStub<SandboxCoordinator> {
+  return namespace.get(namespace.idFromName(key));
 }

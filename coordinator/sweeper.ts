@@ -6,7 +6,8 @@
  */
 import type { AppConfig } from "../config";
 import { isTerminal } from "../schemas/job";
-import { JobStore } from "../storage/jobStore";
+import { jobStores, listActiveEverywhere } from "../storage/jobStore";
+import { tenantOf } from "../storage/layout";
 import { coordinatorFor } from "./sandboxCoordinator";
 
 /** A job this young may still be on its way to its coordinator through the queue. */
@@ -21,17 +22,18 @@ export interface SweepReport {
 }
 
 export async function sweep(env: Env, config: AppConfig): Promise<SweepReport> {
-  const store = new JobStore(env.JOB_STATUS, env.JOB_OUTPUT, config.retentionSeconds);
+  const stores = jobStores(env.JOB_STATUS, env.JOB_OUTPUT, config.retentionSeconds);
   const report: SweepReport = { sandboxes: 0, jobsHeld: 0, redelivered: 0 };
   // Within an invocation's subrequest limit; a random order reaches every sandbox over a few runs.
-  const active = [...(await store.listActive())]
+  const active = [...(await listActiveEverywhere(env.JOB_OUTPUT))]
     .map((entry) => ({ entry, order: Math.random() }))
     .sort((a, b) => a.order - b.order)
     .map(({ entry }) => entry);
   let budget = SUBREQUEST_BUDGET - Math.ceil(active.length / 1000);
-  for (const [sandboxId, jobIds] of active) {
+  for (const [sandboxKey, jobIds] of active) {
     if (budget < 2) break;
-    const coordinator = coordinatorFor(env.SANDBOX_COORDINATOR, sandboxId);
+    const coordinator = coordinatorFor(env.SANDBOX_COORDINATOR, sandboxKey);
+    const store = stores(tenantOf(sandboxKey));
     report.sandboxes++;
     const candidates = await coordinator.notHeld(jobIds);
     budget -= 2;
@@ -47,7 +49,7 @@ export async function sweep(env: Env, config: AppConfig): Promise<SweepReport> {
       // Lost on its way (its hand-over failed and its message went with a restart): hand it over
       // again. Its request waits in R2 (a failed hand-over stores it); were it gone, the job would
       // fail with REQUEST_MISSING rather than stay queued forever.
-      await coordinator.enqueue([{ jobId, sandboxId, kvWrittenAt: 0 }]);
+      await coordinator.enqueue([{ jobId, sandboxKey, kvWrittenAt: 0 }]);
       report.redelivered++;
     }
     report.jobsHeld += await coordinator.kick();

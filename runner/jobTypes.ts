@@ -4,7 +4,8 @@ import type { JobRequest } from "../schemas/job";
 /** A job as its coordinator holds it. */
 export interface QueuedJob {
   jobId: string;
-  sandboxId: string;
+  /** The tenant's sandbox, by its platform-wide name (storage/layout.ts `sandboxKey`). */
+  sandboxKey: string;
   /** When the API wrote the record to KV: KV's next write to the key must wait a second from here. */
   kvWrittenAt: number;
   /** The request, unless it was too large to carry (then it waits in R2). */

@@ -6,7 +6,7 @@
 import type { JobRecord } from "../schemas/job";
 import { isTerminal } from "../schemas/job";
 import type { CacheMessage } from "../schemas/queueMessages";
-import { type JobStore, KV_WRITE_SPACING_MS } from "../storage/jobStore";
+import { type JobStores, KV_WRITE_SPACING_MS } from "../storage/jobStore";
 
 type PendingCopy = CacheMessage["jobs"][number];
 
@@ -24,13 +24,13 @@ export class KvCacheScheduler {
   private readonly pending: PendingCopy[] = [];
 
   constructor(
-    private readonly store: JobStore,
+    private readonly stores: JobStores,
     private readonly send: (message: CacheMessage, delaySeconds: number) => Promise<void>,
   ) {}
 
   /** The scheduler every caller uses: delayed copies go out as `cache` messages on the job queue. */
-  static overQueue(store: JobStore, queue: Queue): KvCacheScheduler {
-    return new KvCacheScheduler(store, async (message, delaySeconds) => {
+  static overQueue(stores: JobStores, queue: Queue): KvCacheScheduler {
+    return new KvCacheScheduler(stores, async (message, delaySeconds) => {
       await queue.send(message, { contentType: "json", delaySeconds });
     });
   }
@@ -39,7 +39,7 @@ export class KvCacheScheduler {
   async finished(record: JobRecord, kvWrittenAt: number): Promise<void> {
     if (Date.now() < kvWrittenAt + KV_WRITE_SPACING_MS) {
       const carried = jsonBytes(record) <= CARRIED_RECORD_MAX_BYTES;
-      this.pending.push({ jobId: record.id, kvWrittenAt, ...(carried ? { record } : {}) });
+      this.pending.push({ tenant: record.tenant, jobId: record.id, kvWrittenAt, ...(carried ? { record } : {}) });
       return;
     }
     await this.copy(record);
@@ -53,7 +53,7 @@ export class KvCacheScheduler {
           this.pending.push(job);
           return;
         }
-        const record = job.record ?? (await this.store.getVersioned(job.jobId))?.record;
+        const record = job.record ?? (await this.stores(job.tenant).getVersioned(job.jobId))?.record;
         if (record && isTerminal(record.status)) await this.copy(record);
       }),
     );
@@ -78,6 +78,8 @@ export class KvCacheScheduler {
 
   private async copy(record: JobRecord): Promise<void> {
     // Only a cache: if the write fails, R2 still answers every poll correctly.
-    await this.store.cacheFinished(record).catch((error: unknown) => console.warn(`job ${record.id}: KV cache write failed`, error));
+    await this.stores(record.tenant)
+      .cacheFinished(record)
+      .catch((error: unknown) => console.warn(`job ${record.id}: KV cache write failed`, error));
   }
 }

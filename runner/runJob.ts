@@ -82,7 +82,7 @@ export async function runJob(job: QueuedJob, deps: RunnerDeps): Promise<RunOutco
   try {
     const outcome = await executeJob(
       {
-        at: { jobId: job.jobId, attempt: claimed.record.attempts },
+        at: { tenant: store.tenant, jobId: job.jobId, attempt: claimed.record.attempts },
         sandbox: deps.sandbox,
         bucket: deps.bucket,
         artifactLimits: deps.artifactLimits,

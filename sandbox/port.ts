@@ -45,6 +45,8 @@ export interface SandboxPort {
   deleteFile(path: string): Promise<void>;
   /** Ends every command running in the sandbox, with its process tree (a job runs alone in its sandbox). */
   endCommands(): Promise<void>;
+  /** Empties the workspace and stops the container: what deleting a sandbox (or its idle expiry) does. */
+  destroy(): Promise<void>;
   /** Regular files below `dir`, recursively. */
   listFiles(dir: string): Promise<SandboxFileInfo[]>;
 }

@@ -28,6 +28,8 @@ export interface SdkSandboxStub {
   readFileStream(path: string): Promise<ReadableStream<Uint8Array>>;
   deleteFile(path: string): Promise<unknown>;
   killAllProcesses(): Promise<number>;
+  exec(command: string, options: { timeout: number }): Promise<{ exitCode: number; stderr: string }>;
+  destroy(): Promise<void>;
   listFiles(
     path: string,
     options: { recursive: boolean; includeHidden: boolean },
@@ -149,6 +151,25 @@ export class SdkSandbox implements SandboxPort {
   async endCommands(): Promise<void> {
     await this.sandbox.killAllProcesses().catch((error: unknown) => {
       throw toSandboxError(error, "killing the command");
+    });
+  }
+
+  async destroy(): Promise<void> {
+    await this.endCommands();
+    // Emptied first: a container's disk goes with it, but the local host keeps workspaces on disk.
+    // A process that outlived the kill may still be writing: go again until nothing is left.
+    let remaining = "";
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const wiped = await this.sandbox.exec(`find ${WORKSPACE_ROOT} -mindepth 1 -delete`, { timeout: 120_000 }).catch((error: unknown) => {
+        throw toSandboxError(error, "emptying the workspace");
+      });
+      remaining = wiped.exitCode === 0 ? "" : wiped.stderr.slice(0, 500) || `exit code ${wiped.exitCode}`;
+      if (!remaining) break;
+      await this.endCommands();
+    }
+    if (remaining) throw new SandboxOperationError("SANDBOX_ERROR", `Could not empty the workspace: ${remaining}`, true);
+    await this.sandbox.destroy().catch((error: unknown) => {
+      throw toSandboxError(error, "destroying the container");
     });
   }
 

@@ -3,7 +3,7 @@
  * local sandbox host. Rules follow the Cloudflare Sandbox SDK so an ID that works locally
  * works deployed.
  */
-import { z } from "zod";
+import { z } from "@hono/zod-openapi";
 
 export const WORKSPACE_ROOT = "/workspace";
 
@@ -20,6 +20,24 @@ export const SandboxId = z
     message: `Sandbox ID is reserved; avoid: ${[...RESERVED_SANDBOX_IDS].join(", ")}`,
   });
 export type SandboxId = z.infer<typeof SandboxId>;
+
+/**
+ * A tenant: the owner of API keys, sandboxes and jobs. No '.' is allowed, so a sandbox key
+ * (`{tenant}.{sandboxId}`, storage/layout.ts) always names its tenant unambiguously.
+ */
+export const TenantId = z
+  .string()
+  .regex(
+    /^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/,
+    "Tenant ID must be 1-32 characters of lowercase letters, digits and '-', not starting or ending with '-'",
+  );
+export type TenantId = z.infer<typeof TenantId>;
+
+/** A tenant's sandbox named across the platform, `{tenant}.{sandboxId}` (storage/layout.ts `sandboxKey`). */
+export const SandboxKey = z.string().regex(/^[a-z0-9-]{1,32}\.[a-z0-9-]{1,63}$/, "Not a sandbox key ({tenant}.{sandboxId})");
+
+/** The tenant of anonymous requests to a local stack (`npm run dev` without REQUIRE_API_KEYS=1). */
+export const LOCAL_TENANT = "local";
 
 /** Collapses repeated slashes and a trailing slash; `..` and `.` segments are refused, not resolved. */
 export function normalizeSlashes(path: string): string {

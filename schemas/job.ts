@@ -4,7 +4,7 @@
  * document is generated from them.
  */
 import { z } from "@hono/zod-openapi";
-import { SandboxId, WorkspaceDirPath, WorkspaceFilePath } from "./ids";
+import { SandboxId, TenantId, WorkspaceDirPath, WorkspaceFilePath } from "./ids";
 
 /**
  * A job runs inside one invocation of its sandbox coordinator's alarm, which Cloudflare limits to
@@ -150,6 +150,8 @@ export type SkippedArtifact = z.infer<typeof SkippedArtifact>;
 /** The job as stored (KV and R2). URLs are added when the API answers, from the request's origin. */
 export const JobRecord = z.object({
   id: z.string(),
+  /** The tenant whose API key submitted the job: only its keys reach the job. */
+  tenant: TenantId,
   sandboxId: SandboxId,
   type: z.enum(["run", "file"]),
   request: JobRequestSummary,
@@ -174,10 +176,17 @@ export const JobRecord = z.object({
 export type JobRecord = z.infer<typeof JobRecord>;
 
 /** A just-submitted job's record: queued, nothing run yet. */
-export function newJobRecord(id: string, sandboxId: string, request: JobRequest, now: number, retentionSeconds: number): JobRecord {
+export function newJobRecord(
+  id: string,
+  sandbox: { tenant: string; sandboxId: string },
+  request: JobRequest,
+  now: number,
+  retentionSeconds: number,
+): JobRecord {
   return {
     id,
-    sandboxId,
+    tenant: sandbox.tenant,
+    sandboxId: sandbox.sandboxId,
     type: request.type,
     request: summarizeRequest(request),
     status: "queued",
@@ -228,6 +237,8 @@ export const JobView = JobRecord.omit({ leaseUntil: true, stdout: true, stderr: 
     stdout: OutputRef.extend({ url: z.string() }).nullable(),
     stderr: OutputRef.extend({ url: z.string() }).nullable(),
     artifacts: z.array(ArtifactRef.extend({ url: z.string() })),
+    /** When the download URLs above stop working (they need no API key until then); null when they are unsigned. */
+    urlsExpireAt: z.string().nullable(),
   })
   .openapi("Job");
 export type JobView = z.infer<typeof JobView>;

@@ -3,7 +3,7 @@
  * message carries a request only when it is small, a cache message a bounded number of records.
  */
 import { z } from "zod";
-import { SandboxId } from "./ids";
+import { SandboxKey, TenantId } from "./ids";
 import { JobRecord, JobRequest } from "./job";
 
 /** Requests up to this size travel inside their queue message; larger ones wait in R2. */
@@ -18,7 +18,8 @@ const JobId = z.string().min(1).max(64);
 export const RunMessage = z.object({
   kind: z.literal("run"),
   jobId: JobId,
-  sandboxId: SandboxId,
+  /** The tenant's sandbox, by its platform-wide name (storage/layout.ts `sandboxKey`). */
+  sandboxKey: SandboxKey,
   /** When the API's KV write of the record had completed: KV's next write must wait a second from here. */
   kvWrittenAt: z.number().int(),
   request: JobRequest.optional(),
@@ -31,6 +32,7 @@ export const CacheMessage = z.object({
   jobs: z
     .array(
       z.object({
+        tenant: TenantId,
         jobId: JobId,
         kvWrittenAt: z.number().int(),
         /** The finished record itself when it fits; a finished record never changes. */

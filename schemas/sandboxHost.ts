@@ -5,7 +5,11 @@
 import { z } from "zod";
 
 /** A container's key: the sandbox ID, which also names its workspace directory on the host. */
-export const ContainerKey = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "Container key must be 1-63 characters of a-z, 0-9 and '-'");
+// A sandbox key, `{tenant}.{sandboxId}` (storage/layout.ts): the name the SDK gives the container.
+export const ContainerKey = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9.-]{0,62}$/, "Container key must be 1-63 characters of a-z, 0-9, '.' and '-'")
+  .refine((key) => !key.includes(".."), "Container key must not contain '..'");
 export type ContainerKey = z.infer<typeof ContainerKey>;
 
 /** The only port a local container listens on: the agent's copy of the SDK container API. */

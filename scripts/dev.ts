@@ -7,6 +7,21 @@
 import { HostStartError } from "../container/local/host";
 import { startLocalStack, waitUntilServing } from "./localStack";
 
+/** Worker settings a local run may change from its environment; anything else comes from wrangler.jsonc. */
+const OVERRIDABLE_VARS = ["ARTIFACT_MAX_TOTAL_BYTES", "SANDBOX_IDLE_TTL_SECONDS", "MAX_ACTIVE_JOBS_PER_TENANT", "MAX_SANDBOXES_PER_TENANT"];
+
+function workerVarsFromEnvironment(): Record<string, string> {
+  const vars: Record<string, string> = {
+    // Anonymous requests act as tenant "local", unless the developer asks for deployed behaviour.
+    REQUIRE_API_KEYS: process.env.REQUIRE_API_KEYS === "1" ? "1" : "0",
+  };
+  for (const name of OVERRIDABLE_VARS) {
+    const value = process.env[name];
+    if (value) vars[name] = value;
+  }
+  return vars;
+}
+
 async function main(): Promise<void> {
   const stack = await startLocalStack({
     apiPort: Number(process.env.PORT ?? 8787),
@@ -15,8 +30,7 @@ async function main(): Promise<void> {
     network: process.env.SANDBOX_NETWORK === "none" ? "none" : "outbound",
     // Every request is printed, as `wrangler dev` does; ARTIFACT_SANDBOX_LOG_LEVEL=warn for quiet.
     logLevel: process.env.ARTIFACT_SANDBOX_LOG_LEVEL === "warn" ? "warn" : "info",
-    // The one Worker limit a local run may need raised (the 1 GiB artifact test does).
-    workerVars: process.env.ARTIFACT_MAX_TOTAL_BYTES ? { ARTIFACT_MAX_TOTAL_BYTES: process.env.ARTIFACT_MAX_TOTAL_BYTES } : {},
+    workerVars: workerVarsFromEnvironment(),
     resourceLimits: {
       memoryBytes: Number(process.env.SANDBOX_MEMORY_MB ?? 2048) * 1024 * 1024,
       maxProcesses: Number(process.env.SANDBOX_MAX_PROCESSES ?? 1024),

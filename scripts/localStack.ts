@@ -4,6 +4,7 @@
  * dev`, the benchmark and the crash test.
  */
 import { createHash, randomBytes } from "node:crypto";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { unstable_startWorker } from "wrangler";
 import { startHost } from "../container/local/host";
@@ -62,6 +63,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     bindings: {
       ...Object.fromEntries(Object.entries(vars).map(([name, value]) => [name, { type: "plain_text" as const, value }])),
       LOCAL_SANDBOX_TOKEN: { type: "secret_text", value: token },
+      URL_SIGNING_KEYS: { type: "secret_text", value: await localSigningKeys(options.stateDir) },
     },
     // As `wrangler dev` derives it from the config's `nodejs_compat` flag.
     build: { nodejsCompatMode: (config) => (config.compatibility_flags.includes("nodejs_compat") ? "v2" : null) },
@@ -89,6 +91,20 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       await host.close();
     },
   };
+}
+
+/**
+ * The key that signs download URLs, kept with the state so URLs handed out stay valid across
+ * restarts; made on first start, readable only by its owner.
+ */
+async function localSigningKeys(stateDir: string): Promise<string> {
+  const path = join(stateDir, "url-signing-key");
+  const existing = await readFile(path, "utf8").catch(() => undefined);
+  if (existing?.trim()) return existing.trim();
+  const keys = `local:${randomBytes(32).toString("hex")}`;
+  await mkdir(stateDir, { recursive: true });
+  await writeFile(path, keys, { mode: 0o600 });
+  return keys;
 }
 
 /**

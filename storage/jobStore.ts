@@ -10,7 +10,7 @@
  * anything else is read from R2.
  */
 import { isTerminal, JobRecord, JobRequest, type JobStatus } from "../schemas/job";
-import { kvKeys, r2Keys } from "./layout";
+import { kvKeys, r2Keys, sandboxKey } from "./layout";
 
 /** KV's limit: one write per second to a key, plus a margin for clock skew between isolates. */
 export const KV_WRITE_SPACING_MS = 1100;
@@ -25,11 +25,20 @@ export interface JobPage {
   nextCursor: string | null;
 }
 
+/** Each tenant's job store, for the parts that serve every tenant (the consumer, the sweeper, the KV cache). */
+export type JobStores = (tenant: string) => JobStore;
+
+export function jobStores(kv: KVNamespace, bucket: R2Bucket, retentionSeconds: number): JobStores {
+  return (tenant) => new JobStore(kv, bucket, retentionSeconds, tenant);
+}
+
+/** One tenant's jobs: every key it reads or writes carries the tenant (storage/layout.ts). */
 export class JobStore {
   constructor(
     private readonly kv: KVNamespace,
     private readonly bucket: R2Bucket,
     private readonly retentionSeconds: number,
+    readonly tenant: string,
   ) {}
 
   /**
@@ -38,10 +47,10 @@ export class JobStore {
    */
   async create(record: JobRecord, requestToStore?: JobRequest): Promise<{ kvWrittenAt: number }> {
     await Promise.all([
-      this.kv.put(kvKeys.job(record.id), JSON.stringify(record), { expirationTtl: this.retentionSeconds }),
-      this.bucket.put(r2Keys.record(record.id), JSON.stringify(record)),
-      this.bucket.put(r2Keys.sandboxIndexEntry(record.sandboxId, record.id), ""),
-      this.bucket.put(r2Keys.activeEntry(record.sandboxId, record.id), ""),
+      this.kv.put(kvKeys.job(this.tenant, record.id), JSON.stringify(record), { expirationTtl: this.retentionSeconds }),
+      this.bucket.put(r2Keys.record(this.tenant, record.id), JSON.stringify(record)),
+      this.bucket.put(r2Keys.sandboxIndexEntry(this.tenant, record.sandboxId, record.id), ""),
+      this.bucket.put(r2Keys.activeEntry(sandboxKey(this.tenant, record.sandboxId), record.id), ""),
       requestToStore && this.saveRequest(record.id, requestToStore),
     ]);
     return { kvWrittenAt: Date.now() };
@@ -49,7 +58,7 @@ export class JobStore {
 
   /** The job as a client should see it, or undefined when unknown or past retention. */
   async get(jobId: string): Promise<JobRecord | undefined> {
-    const cached = parseRecord(await this.kv.get(kvKeys.job(jobId)));
+    const cached = parseRecord(await this.kv.get(kvKeys.job(this.tenant, jobId)));
     const record = cached && isTerminal(cached.status) ? cached : (await this.getVersioned(jobId))?.record;
     if (!record || Date.parse(record.expiresAt) <= Date.now()) return undefined;
     return record;
@@ -60,7 +69,7 @@ export class JobStore {
    * (no body comes back while the job is unchanged).
    */
   async getIfChanged(jobId: string, etag: string): Promise<VersionedRecord | "unchanged" | undefined> {
-    const object = await this.bucket.get(r2Keys.record(jobId), { onlyIf: { etagDoesNotMatch: etag } });
+    const object = await this.bucket.get(r2Keys.record(this.tenant, jobId), { onlyIf: { etagDoesNotMatch: etag } });
     if (!object) return undefined;
     if (!("body" in object)) return "unchanged";
     const record = parseRecord(await object.text());
@@ -68,7 +77,7 @@ export class JobStore {
   }
 
   async getVersioned(jobId: string): Promise<VersionedRecord | undefined> {
-    const object = await this.bucket.get(r2Keys.record(jobId));
+    const object = await this.bucket.get(r2Keys.record(this.tenant, jobId));
     if (!object) return undefined;
     const record = parseRecord(await object.text());
     if (!record) return undefined;
@@ -80,23 +89,25 @@ export class JobStore {
    * version, or undefined when another consumer got there first.
    */
   async replace(previous: VersionedRecord, record: JobRecord): Promise<VersionedRecord | undefined> {
-    const written = await this.bucket.put(r2Keys.record(record.id), JSON.stringify(record), { onlyIf: { etagMatches: previous.etag } });
+    const written = await this.bucket.put(r2Keys.record(this.tenant, record.id), JSON.stringify(record), {
+      onlyIf: { etagMatches: previous.etag },
+    });
     if (!written) return undefined;
     return { record, etag: written.etag };
   }
 
   /** Copies a finished record to KV; the caller keeps to KV's one write per second per key. */
   async cacheFinished(record: JobRecord): Promise<void> {
-    await this.kv.put(kvKeys.job(record.id), JSON.stringify(record), { expirationTtl: this.retentionSeconds });
+    await this.kv.put(kvKeys.job(this.tenant, record.id), JSON.stringify(record), { expirationTtl: this.retentionSeconds });
   }
 
   /** Stores a job's full request (env values, stdin, content) until the job ends. */
   async saveRequest(jobId: string, request: JobRequest): Promise<void> {
-    await this.bucket.put(r2Keys.request(jobId), JSON.stringify(request));
+    await this.bucket.put(r2Keys.request(this.tenant, jobId), JSON.stringify(request));
   }
 
   async readRequest(jobId: string): Promise<JobRequest | undefined> {
-    const object = await this.bucket.get(r2Keys.request(jobId));
+    const object = await this.bucket.get(r2Keys.request(this.tenant, jobId));
     if (!object) return undefined;
     const parsed = JobRequest.safeParse(JSON.parse(await object.text()));
     return parsed.success ? parsed.data : undefined;
@@ -104,34 +115,25 @@ export class JobStore {
 
   /** The request holds env values, stdin and file content: it is not kept once the job ends. */
   async deleteRequest(jobId: string): Promise<void> {
-    await this.bucket.delete(r2Keys.request(jobId));
+    await this.bucket.delete(r2Keys.request(this.tenant, jobId));
   }
 
   /** Takes a finished job off the sweeper's worklist. */
   async markInactive(record: JobRecord): Promise<void> {
-    await this.bucket.delete(r2Keys.activeEntry(record.sandboxId, record.id));
+    await this.bucket.delete(r2Keys.activeEntry(sandboxKey(this.tenant, record.sandboxId), record.id));
   }
 
-  /** Every unfinished job, grouped by sandbox: what the sweeper checks on. */
-  async listActive(): Promise<Map<string, string[]>> {
-    const bySandbox = new Map<string, string[]>();
-    let cursor: string | undefined;
-    do {
-      const listing = await this.bucket.list({ prefix: r2Keys.activePrefix, cursor, limit: 1000 });
-      for (const object of listing.objects) {
-        const [sandboxId, jobId] = object.key.slice(r2Keys.activePrefix.length).split("/");
-        if (!sandboxId || !jobId) continue;
-        bySandbox.set(sandboxId, [...(bySandbox.get(sandboxId) ?? []), jobId]);
-      }
-      cursor = listing.truncated ? listing.cursor : undefined;
-    } while (cursor);
-    return bySandbox;
+  /** How many of this tenant's jobs are queued or running, counting no further than `max`. */
+  async countActive(max: number): Promise<number> {
+    // Sandbox keys start with `{tenant}.`, and tenant IDs hold no '.', so this prefix is one tenant's.
+    const listing = await this.bucket.list({ prefix: `${r2Keys.activePrefix}${this.tenant}.`, limit: Math.min(max, 1000) });
+    return listing.objects.length;
   }
 
   /** A sandbox's jobs, newest first; `cursor` is the last job ID of the previous page. */
   async listForSandbox(sandboxId: string, options: { status?: JobStatus; limit: number; cursor?: string }): Promise<JobPage> {
-    const prefix = r2Keys.sandboxIndexPrefix(sandboxId);
-    let startAfter = options.cursor ? r2Keys.sandboxIndexEntry(sandboxId, options.cursor) : undefined;
+    const prefix = r2Keys.sandboxIndexPrefix(this.tenant, sandboxId);
+    let startAfter = options.cursor ? r2Keys.sandboxIndexEntry(this.tenant, sandboxId, options.cursor) : undefined;
     const jobs: JobRecord[] = [];
     // Bounded scan: with a status filter most entries may not match, so a page can come back short.
     for (let page = 0; page < 10; page++) {
@@ -158,4 +160,20 @@ function parseRecord(text: string | null): JobRecord | undefined {
   if (text === null) return undefined;
   const parsed = JobRecord.safeParse(JSON.parse(text));
   return parsed.success ? parsed.data : undefined;
+}
+
+/** Every unfinished job of every tenant, grouped by sandbox key: what the sweeper checks on. */
+export async function listActiveEverywhere(bucket: R2Bucket): Promise<Map<string, string[]>> {
+  const bySandbox = new Map<string, string[]>();
+  let cursor: string | undefined;
+  do {
+    const listing = await bucket.list({ prefix: r2Keys.activePrefix, cursor, limit: 1000 });
+    for (const object of listing.objects) {
+      const [key, jobId] = object.key.slice(r2Keys.activePrefix.length).split("/");
+      if (!key || !jobId) continue;
+      bySandbox.set(key, [...(bySandbox.get(key) ?? []), jobId]);
+    }
+    cursor = listing.truncated ? listing.cursor : undefined;
+  } while (cursor);
+  return bySandbox;
 }

@@ -1,18 +1,23 @@
 /**
- * Where everything about a job is stored: the one place that names KV keys and R2 keys.
+ * Where everything is stored: the one place that names KV keys, R2 keys and Durable Object
+ * names. Every one of them carries the tenant, so no lookup can reach another tenant's data.
  *
- * KV   job:{jobId}                           cached job record for fast polling
- * R2   jobs/{jobId}/record.json              the authoritative job record (strongly consistent)
- *      jobs/{jobId}/request.json             the full request (env, stdin, content), deleted once the job ends
- *      jobs/{jobId}/attempts/{n}/stdout, .../stderr       captured output of attempt n
- *      jobs/{jobId}/attempts/{n}/artifacts/{path}         its collected files, path relative to the job's cwd
+ * KV   job:{tenant}:{jobId}                          cached job record for fast polling
+ *      apikey:{sha256 of the key}                    the tenant and key ID an API key stands for
+ *      apikey-id:{keyId}                             the same key by its ID, for listing and revoking
+ * R2   tenants/{tenant}/jobs/{jobId}/record.json     the authoritative job record (strongly consistent)
+ *      tenants/{tenant}/jobs/{jobId}/request.json    the full request (env, stdin, content), deleted once the job ends
+ *      tenants/{tenant}/jobs/{jobId}/attempts/{n}/stdout, .../stderr       captured output of attempt n
+ *      tenants/{tenant}/jobs/{jobId}/attempts/{n}/artifacts/{path}         its collected files, path relative to cwd
  *        (only the attempt that writes the final record is published, so a stale attempt that
  *        outlived its lease can never overwrite what the record describes)
- *      sandboxes/{sandboxId}/jobs/{newestFirstId}   empty index entry per job, listed newest first
- *      active/{sandboxId}/{jobId}            empty entry while the job is unfinished: the sweeper's worklist
- *      workspaces/{sandboxId}/snapshot.tar.gz  the sandbox's /workspace, saved when its container went to sleep
- *      malformed-messages/{messageId}.json   queue messages that could not be parsed, kept for inspection
+ *      tenants/{tenant}/sandboxes/{sandboxId}/jobs/{newestFirstId}   empty index entry per job, newest first
+ *      active/{sandboxKey}/{jobId}                   empty entry while the job is unfinished: the sweeper's worklist
+ *      workspaces/{sandboxKey}/snapshot.tar.gz       the sandbox's /workspace, saved when its container went to sleep
+ *      malformed-messages/{messageId}.json           queue messages that could not be parsed, kept for inspection
+ * DO   Sandbox and SandboxCoordinator objects are named by sandbox key; TenantDirectory by tenant.
  */
+import { createHash } from "node:crypto";
 
 const ULID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 export const JOB_ID_PATTERN = /^[0-9A-HJKMNP-TV-Z]{26}$/;
@@ -24,20 +29,53 @@ function invertUlid(id: string): string {
   return out;
 }
 
+/** The SDK takes sandbox names of at most 63 characters. */
+const SANDBOX_KEY_MAX = 63;
+
+/**
+ * One tenant's sandbox, named across the platform: `{tenant}.{sandboxId}`, the name of its
+ * Sandbox and SandboxCoordinator objects and of its container. Tenant IDs hold no '.', so the
+ * tenant is always what precedes the first one. When the two IDs together are too long for the
+ * SDK, the end of the sandbox ID gives way to a hash of the whole.
+ */
+export function sandboxKey(tenant: string, sandboxId: string): string {
+  const plain = `${tenant}.${sandboxId}`;
+  if (plain.length <= SANDBOX_KEY_MAX) return plain;
+  const hash = createHash("sha256").update(`${tenant}/${sandboxId}`).digest("hex").slice(0, 16);
+  const kept = sandboxId.slice(0, SANDBOX_KEY_MAX - tenant.length - 1 - hash.length - 2).replace(/-+$/, "");
+  return `${tenant}.${kept}-x${hash}`;
+}
+
+/** The tenant a sandbox key belongs to. */
+export function tenantOf(key: string): string {
+  const dot = key.indexOf(".");
+  if (dot <= 0) throw new Error(`Not a sandbox key: ${key}`);
+  return key.slice(0, dot);
+}
+
 export const kvKeys = {
-  job: (jobId: string) => `job:${jobId}`,
+  job: (tenant: string, jobId: string) => `job:${tenant}:${jobId}`,
+  apiKey: (keyHash: string) => `apikey:${keyHash}`,
+  apiKeyIdPrefix: "apikey-id:",
+  apiKeyId: (keyId: string) => `apikey-id:${keyId}`,
 };
 
+const jobPrefix = (tenant: string, jobId: string) => `tenants/${tenant}/jobs/${jobId}`;
+
 export const r2Keys = {
-  record: (jobId: string) => `jobs/${jobId}/record.json`,
-  request: (jobId: string) => `jobs/${jobId}/request.json`,
-  output: (jobId: string, attempt: number, stream: "stdout" | "stderr") => `jobs/${jobId}/attempts/${attempt}/${stream}`,
-  artifact: (jobId: string, attempt: number, path: string) => `jobs/${jobId}/attempts/${attempt}/artifacts/${path}`,
-  workspaceSnapshot: (sandboxId: string) => `workspaces/${sandboxId}/snapshot.tar.gz`,
+  record: (tenant: string, jobId: string) => `${jobPrefix(tenant, jobId)}/record.json`,
+  request: (tenant: string, jobId: string) => `${jobPrefix(tenant, jobId)}/request.json`,
+  output: (tenant: string, jobId: string, attempt: number, stream: "stdout" | "stderr") =>
+    `${jobPrefix(tenant, jobId)}/attempts/${attempt}/${stream}`,
+  artifact: (tenant: string, jobId: string, attempt: number, path: string) =>
+    `${jobPrefix(tenant, jobId)}/attempts/${attempt}/artifacts/${path}`,
+  workspaceSnapshot: (key: string) => `workspaces/${key}/snapshot.tar.gz`,
   activePrefix: "active/",
-  activeEntry: (sandboxId: string, jobId: string) => `active/${sandboxId}/${jobId}`,
-  sandboxIndexPrefix: (sandboxId: string) => `sandboxes/${sandboxId}/jobs/`,
-  sandboxIndexEntry: (sandboxId: string, jobId: string) => `${r2Keys.sandboxIndexPrefix(sandboxId)}${invertUlid(jobId)}`,
+  activeEntry: (key: string, jobId: string) => `active/${key}/${jobId}`,
+  sandboxesPrefix: (tenant: string) => `tenants/${tenant}/sandboxes/`,
+  sandboxIndexPrefix: (tenant: string, sandboxId: string) => `tenants/${tenant}/sandboxes/${sandboxId}/jobs/`,
+  sandboxIndexEntry: (tenant: string, sandboxId: string, jobId: string) =>
+    `${r2Keys.sandboxIndexPrefix(tenant, sandboxId)}${invertUlid(jobId)}`,
   malformedMessage: (messageId: string) => `malformed-messages/${messageId}.json`,
   jobIdFromIndexEntry: (key: string) => invertUlid(key.slice(key.lastIndexOf("/") + 1)),
 };

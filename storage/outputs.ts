@@ -10,12 +10,15 @@ function toHex(buffer: ArrayBuffer): string {
 
 /** One attempt at a job: its outputs are stored apart from every other attempt's. */
 export interface JobAttempt {
+  tenant: string;
   jobId: string;
   attempt: number;
 }
 
 export async function putOutput(bucket: R2Bucket, at: JobAttempt, stream: "stdout" | "stderr", bytes: Uint8Array): Promise<void> {
-  await bucket.put(r2Keys.output(at.jobId, at.attempt, stream), bytes, { httpMetadata: { contentType: "text/plain; charset=utf-8" } });
+  await bucket.put(r2Keys.output(at.tenant, at.jobId, at.attempt, stream), bytes, {
+    httpMetadata: { contentType: "text/plain; charset=utf-8" },
+  });
 }
 
 /** Uploads `size` bytes from `body` and returns their SHA-256 (hex). */
@@ -42,7 +45,7 @@ export async function putArtifact(
   const sized = new FixedLengthStream(file.size);
   await Promise.all([
     file.body.pipeThrough(hashing).pipeTo(sized.writable),
-    bucket.put(r2Keys.artifact(at.jobId, at.attempt, path), sized.readable, { httpMetadata: { contentType } }),
+    bucket.put(r2Keys.artifact(at.tenant, at.jobId, at.attempt, path), sized.readable, { httpMetadata: { contentType } }),
   ]);
   return toHex(await digest.digest);
 }

@@ -2,12 +2,14 @@
  * The deployed code path, run as committed: `wrangler dev` with wrangler.jsonc and no overrides
  * (no local container host, containers disabled because there is no Docker engine). A run job
  * must travel API -> queue -> consumer -> SDK -> Sandbox Durable Object and fail there because
- * no container can start, never earlier with an RPC, serialization or type error.
+ * no container can start, never earlier with an RPC, serialization or type error. As deployed,
+ * every request needs an API key: one is made with `npm run keys` in the stack's local state.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { waitUntilServing } from "../../scripts/localStack";
@@ -24,13 +26,19 @@ describe("the committed configuration under `wrangler dev` (no overrides, no con
   let stateDir: string;
   let api: string;
   let output = "";
+  let headers: Record<string, string>;
 
   beforeAll(async () => {
     stateDir = await mkdtemp(join(tmpdir(), "deployed-path-"));
+    const created = await promisify(execFile)("node_modules/.bin/tsx", ["scripts/keys.ts", "create", "deployed"], {
+      env: { ...process.env, ARTIFACT_SANDBOX_STATE_DIR: stateDir },
+    });
+    headers = { "content-type": "application/json", authorization: `Bearer ${created.stdout.trim().split("\n").at(-1)}` };
     const port = await freePort();
     api = `http://127.0.0.1:${port}`;
     // Only where it listens and keeps state differ from a plain `npx wrangler dev`.
-    wrangler = spawn("node_modules/.bin/wrangler", ["dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", stateDir], {
+    const persistTo = join(stateDir, "state");
+    wrangler = spawn("node_modules/.bin/wrangler", ["dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persistTo], {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, CI: "true" },
     });
@@ -52,16 +60,25 @@ describe("the committed configuration under `wrangler dev` (no overrides, no con
     await rm(stateDir, { recursive: true, force: true });
   });
 
+  it("requires an API key", async () => {
+    const anonymous = await fetch(`${api}/v1/sandboxes/deployed-path/jobs`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ type: "run", command: "true" }),
+    });
+    expect(anonymous.status).toBe(401);
+  });
+
   it("fails a run job with SANDBOX_UNAVAILABLE saying no container could start", async () => {
     const submitted = await fetch(`${api}/v1/sandboxes/deployed-path/jobs`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers,
       body: JSON.stringify({ type: "run", command: "echo hello", artifacts: ["*.txt"] }),
     });
     expect(submitted.status).toBe(202);
     const { id } = JobAnswer.parse(await submitted.json());
 
-    let job = JobAnswer.parse(await (await fetch(`${api}/v1/jobs/${id}?wait=30`)).json());
+    let job = JobAnswer.parse(await (await fetch(`${api}/v1/jobs/${id}?wait=30`, { headers })).json());
     expect(job.status, output).toBe("failed");
     expect(job.error?.code).toBe("SANDBOX_UNAVAILABLE");
     expect(job.error?.message).toMatch(/No container could start/);
@@ -70,10 +87,10 @@ describe("the committed configuration under `wrangler dev` (no overrides, no con
     // A file job takes the same path.
     const read = await fetch(`${api}/v1/sandboxes/deployed-path/jobs`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers,
       body: JSON.stringify({ type: "file", op: "read", path: "/workspace/a.txt" }),
     });
-    job = JobAnswer.parse(await (await fetch(`${api}/v1/jobs/${JobAnswer.parse(await read.json()).id}?wait=30`)).json());
+    job = JobAnswer.parse(await (await fetch(`${api}/v1/jobs/${JobAnswer.parse(await read.json()).id}?wait=30`, { headers })).json());
     expect(job.error?.code).toBe("SANDBOX_UNAVAILABLE");
   }, 90_000);
 });

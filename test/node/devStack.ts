@@ -65,26 +65,31 @@ export async function submitBatch(apiUrl: string, jobs: { sandboxId: string; job
   return (await parsedJson(response, BatchView, "batch submit")).jobs;
 }
 
-export async function submitJob(apiUrl: string, sandboxId: string, job: JobSubmission): Promise<JobView> {
+/** The Authorization header for an API key, or none (a local stack lets anonymous requests in). */
+export function authHeaders(key?: string): Record<string, string> {
+  return key === undefined ? {} : { authorization: `Bearer ${key}` };
+}
+
+export async function submitJob(apiUrl: string, sandboxId: string, job: JobSubmission, key?: string): Promise<JobView> {
   const response = await fetch(`${apiUrl}/v1/sandboxes/${sandboxId}/jobs`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...authHeaders(key) },
     body: JSON.stringify(job),
   });
   return parsedJson(response, JobView, "submit");
 }
 
-export async function getJob(apiUrl: string, jobId: string, waitSeconds?: number): Promise<JobView> {
+export async function getJob(apiUrl: string, jobId: string, waitSeconds?: number, key?: string): Promise<JobView> {
   const query = waitSeconds === undefined ? "" : `?wait=${waitSeconds}`;
-  return parsedJson(await fetch(`${apiUrl}/v1/jobs/${jobId}${query}`), JobView, `job ${jobId}`);
+  return parsedJson(await fetch(`${apiUrl}/v1/jobs/${jobId}${query}`, { headers: authHeaders(key) }), JobView, `job ${jobId}`);
 }
 
 /** Long-polls until the job has finished, or throws after `timeoutMs`. */
-export async function awaitJob(apiUrl: string, jobId: string, timeoutMs: number): Promise<JobView> {
+export async function awaitJob(apiUrl: string, jobId: string, timeoutMs: number, key?: string): Promise<JobView> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const left = Math.ceil((deadline - Date.now()) / 1000);
-    const job = await getJob(apiUrl, jobId, Math.max(1, Math.min(30, left)));
+    const job = await getJob(apiUrl, jobId, Math.max(1, Math.min(30, left)), key);
     if (isTerminal(job.status)) return job;
     if (Date.now() >= deadline) throw new Error(`job ${jobId} still ${job.status} after ${timeoutMs} ms`);
   }

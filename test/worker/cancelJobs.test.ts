@@ -2,8 +2,9 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { JobView } from "../../schemas/job";
-import { r2Keys } from "../../storage/layout";
+import { r2Keys, sandboxKey } from "../../storage/layout";
 import { api, expectError, getJob, runJob, submit, uniqueSandbox, waitForJob } from "./client";
+import { TEST_TENANT } from "./support/jobs";
 
 function cancel(jobId: string): Promise<Response> {
   return api(`/v1/jobs/${jobId}/cancel`, { method: "POST" });
@@ -47,10 +48,10 @@ describe("cancelling jobs", () => {
     const first = await submit(sandbox, { type: "run", command: "sleep 2" });
     // Too large for its queue message: the request (with its env values) waits in R2.
     const second = await submit(sandbox, { type: "run", command: "true", env: { SECRET: "s".repeat(70_000) } });
-    expect(await env.JOB_OUTPUT.head(r2Keys.request(second.id))).not.toBeNull();
+    expect(await env.JOB_OUTPUT.head(r2Keys.request(TEST_TENANT, second.id))).not.toBeNull();
     expect((await cancel(second.id)).status).toBe(200);
-    expect(await env.JOB_OUTPUT.head(r2Keys.request(second.id))).toBeNull();
-    expect(await env.JOB_OUTPUT.head(r2Keys.activeEntry(sandbox, second.id))).toBeNull();
+    expect(await env.JOB_OUTPUT.head(r2Keys.request(TEST_TENANT, second.id))).toBeNull();
+    expect(await env.JOB_OUTPUT.head(r2Keys.activeEntry(sandboxKey(TEST_TENANT, sandbox), second.id))).toBeNull();
     expect((await waitForJob(first.id)).status).toBe("succeeded");
   });
 

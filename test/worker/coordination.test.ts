@@ -9,10 +9,10 @@ import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { coordinatorFor } from "../../coordinator/sandboxCoordinator";
 import { BatchView } from "../../schemas/job";
-import { r2Keys } from "../../storage/layout";
+import { r2Keys, sandboxKey } from "../../storage/layout";
 import worker from "../../worker";
 import { api, getJob, postJson, runJob, submit, uniqueSandbox, waitForJob } from "./client";
-import { deliver, JOB_QUEUE, jobStore, recordOnly } from "./support/jobs";
+import { deliver, JOB_QUEUE, jobStore, recordOnly, TEST_TENANT } from "./support/jobs";
 
 async function stdoutOf(jobId: string): Promise<string> {
   return (await api(`/v1/jobs/${jobId}/stdout`)).text();
@@ -48,7 +48,12 @@ describe("per-sandbox coordination", () => {
     const response = await postJson("/v1/jobs", { jobs: steps });
     expect(response.status).toBe(202);
     const jobs = BatchView.parse(await response.json()).jobs;
-    const messages = jobs.map((job) => ({ kind: "run", jobId: job.id, sandboxId: sandbox, kvWrittenAt: Date.now() }));
+    const messages = jobs.map((job) => ({
+      kind: "run",
+      jobId: job.id,
+      sandboxKey: sandboxKey(TEST_TENANT, sandbox),
+      kvWrittenAt: Date.now(),
+    }));
     // Duplicates of every message, in two opposite orders, through two concurrent invocations.
     await Promise.all([deliver(JOB_QUEUE, [...messages].reverse()), deliver(JOB_QUEUE, [...messages.slice(3), ...messages.slice(0, 3)])]);
 
@@ -88,8 +93,8 @@ describe("per-sandbox coordination", () => {
     expect(finished).toMatchObject({ status: "succeeded", attempts: 2 });
 
     // The dead attempt writes late: nothing the record describes changes.
-    await env.JOB_OUTPUT.put(r2Keys.output(message.jobId, 1, "stdout"), "stale\n");
-    await env.JOB_OUTPUT.put(r2Keys.artifact(message.jobId, 1, "out.txt"), "stale\n");
+    await env.JOB_OUTPUT.put(r2Keys.output(TEST_TENANT, message.jobId, 1, "stdout"), "stale\n");
+    await env.JOB_OUTPUT.put(r2Keys.artifact(TEST_TENANT, message.jobId, 1, "out.txt"), "stale\n");
     expect(await stdoutOf(message.jobId)).toBe("attempt-output\n");
     const artifact = await api(`/v1/jobs/${message.jobId}/artifacts/out.txt`);
     expect(await artifact.text()).toBe("attempt-output\n");
@@ -142,7 +147,7 @@ describe("per-sandbox coordination", () => {
     expect(finished.status).toBe("succeeded");
     expect(await stdoutOf(lost.jobId)).toBe("swept\n");
     // Once finished, it is off the sweeper's worklist.
-    expect(await env.JOB_OUTPUT.head(r2Keys.activeEntry(sandbox, lost.jobId))).toBeNull();
+    expect(await env.JOB_OUTPUT.head(r2Keys.activeEntry(sandboxKey(TEST_TENANT, sandbox), lost.jobId))).toBeNull();
   });
 
   it("leaves a young job nobody holds yet to the queue that is still delivering it", async () => {

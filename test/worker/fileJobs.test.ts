@@ -3,6 +3,7 @@ import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { r2Keys } from "../../storage/layout";
 import { api, runJob, sha256Hex, toBase64, uniqueSandbox } from "./client";
+import { TEST_TENANT } from "./support/jobs";
 
 describe("file jobs", () => {
   it("writes, reads back as an artifact, and deletes a file", async () => {
@@ -57,7 +58,7 @@ describe("file jobs", () => {
     });
     expect(write.status).toBe("succeeded");
     // Too large for its queue message, the request waited in R2, and is not kept once the job ended.
-    expect(await env.JOB_OUTPUT.head(r2Keys.request(write.id))).toBeNull();
+    expect(await env.JOB_OUTPUT.head(r2Keys.request(TEST_TENANT, write.id))).toBeNull();
     const read = await runJob(sandbox, { type: "file", op: "read", path: "/workspace/big.bin" });
     expect(read.artifacts[0]).toMatchObject({ size: bytes.length, sha256: await sha256Hex(bytes) });
     const download = await api(new URL(read.artifacts[0]?.url ?? "").pathname);

@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { JobRecord } from "../../schemas/job";
 import { kvKeys } from "../../storage/layout";
 import { runJob, uniqueSandbox } from "./client";
+import { TEST_TENANT } from "./support/jobs";
 
 describe("platform limits in the test environment", () => {
   it("KV rejects a second write to a key within a second", async () => {
@@ -27,7 +28,7 @@ describe("platform limits in the test environment", () => {
     let cached: JobRecord | undefined;
     for (let i = 0; i < 60 && cached?.status !== "succeeded"; i++) {
       await new Promise((resolve) => setTimeout(resolve, 100));
-      const text = await env.JOB_STATUS.get(kvKeys.job(job.id));
+      const text = await env.JOB_STATUS.get(kvKeys.job(TEST_TENANT, job.id));
       cached = text ? JobRecord.parse(JSON.parse(text)) : undefined;
     }
     expect(cached?.status).toBe("succeeded");

@@ -5,17 +5,18 @@ import type { JobRecord } from "../../schemas/job";
 import { JobStore } from "../../storage/jobStore";
 import { kvKeys } from "../../storage/layout";
 import { api, expectError, runJob, uniqueSandbox } from "./client";
+import { TEST_TENANT } from "./support/jobs";
 
 describe("retention", () => {
   it("answers 404 for a job whose retention has passed", async () => {
     const job = await runJob(uniqueSandbox("old"), { type: "run", command: "echo old" });
     // Wait for the finished record's KV copy, then for KV's one-write-per-second window.
-    for (let i = 0; i < 60 && !(await env.JOB_STATUS.get(kvKeys.job(job.id)))?.includes('"succeeded"'); i++) {
+    for (let i = 0; i < 60 && !(await env.JOB_STATUS.get(kvKeys.job(TEST_TENANT, job.id)))?.includes('"succeeded"'); i++) {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     await new Promise((resolve) => setTimeout(resolve, 1200));
     // Age both copies of the record as if its retention had run out.
-    const store = new JobStore(env.JOB_STATUS, env.JOB_OUTPUT, 60);
+    const store = new JobStore(env.JOB_STATUS, env.JOB_OUTPUT, 60, TEST_TENANT);
     const version = await store.getVersioned(job.id);
     expect(version).toBeDefined();
     if (!version) return;

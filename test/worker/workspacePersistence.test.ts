@@ -7,8 +7,9 @@
 import { env } from "cloudflare:test";
 import { getSandbox } from "@cloudflare/sandbox";
 import { describe, expect, it } from "vitest";
-import { r2Keys } from "../../storage/layout";
+import { r2Keys, sandboxKey } from "../../storage/layout";
 import { api, runJob, uniqueSandbox } from "./client";
+import { TEST_TENANT } from "./support/jobs";
 
 async function stdoutOf(sandboxId: string, command: string): Promise<string> {
   const job = await runJob(sandboxId, { type: "run", command });
@@ -20,12 +21,12 @@ async function stdoutOf(sandboxId: string, command: string): Promise<string> {
 describe("workspace persistence", () => {
   it("restores the saved workspace into a fresh container, and keeps a workspace that survived", async () => {
     const sandboxId = uniqueSandbox("persist");
-    const sandbox = getSandbox(env.Sandbox, sandboxId);
+    const sandbox = getSandbox(env.Sandbox, sandboxKey(TEST_TENANT, sandboxId));
     await stdoutOf(sandboxId, "echo v1 > kept.txt && mkdir -p deep/dir && printf '\\001\\002' > deep/dir/bin && echo h > .hidden");
 
     // What happens before a container goes to sleep.
     expect(await sandbox.saveWorkspace()).toBeGreaterThan(0);
-    expect(await env.JOB_OUTPUT.head(r2Keys.workspaceSnapshot(sandboxId))).not.toBeNull();
+    expect(await env.JOB_OUTPUT.head(r2Keys.workspaceSnapshot(sandboxKey(TEST_TENANT, sandboxId)))).not.toBeNull();
 
     // A newer change, then a container restart that keeps the disk: the newer file wins.
     await stdoutOf(sandboxId, "echo v2 > kept.txt");
@@ -41,13 +42,13 @@ describe("workspace persistence", () => {
   it("saves the workspace when the container goes to sleep", async () => {
     const sandboxId = uniqueSandbox("sleepy");
     // The job runner opens sandboxes with the default sleepAfter (10 minutes); this one sleeps sooner.
-    const sandbox = getSandbox(env.Sandbox, sandboxId, { sleepAfter: "2s" });
+    const sandbox = getSandbox(env.Sandbox, sandboxKey(TEST_TENANT, sandboxId), { sleepAfter: "2s" });
     await sandbox.writeFile("/workspace/note.txt", "before sleep");
     const deadline = Date.now() + 25_000;
-    let saved = await env.JOB_OUTPUT.head(r2Keys.workspaceSnapshot(sandboxId));
+    let saved = await env.JOB_OUTPUT.head(r2Keys.workspaceSnapshot(sandboxKey(TEST_TENANT, sandboxId)));
     while (!saved && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 250));
-      saved = await env.JOB_OUTPUT.head(r2Keys.workspaceSnapshot(sandboxId));
+      saved = await env.JOB_OUTPUT.head(r2Keys.workspaceSnapshot(sandboxKey(TEST_TENANT, sandboxId)));
     }
     expect(saved?.size).toBeGreaterThan(0);
   }, 30_000);

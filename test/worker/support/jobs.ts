@@ -7,16 +7,21 @@ import { createExecutionContext, createMessageBatch, env, getQueueResult } from 
 import { monotonicFactory } from "ulid";
 import { vi } from "vitest";
 import { readConfig } from "../../../config";
+import { LOCAL_TENANT } from "../../../schemas/ids";
 import { newJobRecord, RunJobRequest } from "../../../schemas/job";
 import type { RunMessage } from "../../../schemas/queueMessages";
 import { JobStore } from "../../../storage/jobStore";
+import { sandboxKey } from "../../../storage/layout";
 import worker from "../../../worker";
 
 export const JOB_QUEUE = "artifact-sandbox-jobs";
 export const DEAD_LETTER_QUEUE = "artifact-sandbox-jobs-dlq";
 
-export function jobStore(): JobStore {
-  return new JobStore(env.JOB_STATUS, env.JOB_OUTPUT, readConfig(env).retentionSeconds);
+/** The tests' API calls carry no key: the local stack serves them as this tenant. */
+export const TEST_TENANT = LOCAL_TENANT;
+
+export function jobStore(tenant = TEST_TENANT): JobStore {
+  return new JobStore(env.JOB_STATUS, env.JOB_OUTPUT, readConfig(env).retentionSeconds, tenant);
 }
 
 /** Monotonic across this test file: a later call's job sorts after an earlier one's. */
@@ -29,9 +34,9 @@ const newJobId = monotonicFactory();
 export async function recordOnly(sandboxId: string, job: Record<string, unknown>, ageMs = 0): Promise<RunMessage> {
   const request = RunJobRequest.parse({ type: "run", ...job });
   const now = Date.now() - ageMs;
-  const record = newJobRecord(newJobId(now), sandboxId, request, now, readConfig(env).retentionSeconds);
+  const record = newJobRecord(newJobId(now), { tenant: TEST_TENANT, sandboxId }, request, now, readConfig(env).retentionSeconds);
   const { kvWrittenAt } = await jobStore().create(record, request);
-  return { kind: "run", jobId: record.id, sandboxId, kvWrittenAt };
+  return { kind: "run", jobId: record.id, sandboxKey: sandboxKey(TEST_TENANT, sandboxId), kvWrittenAt };
 }
 
 /** Calls the Worker's queue handler with one batch; reports acks, retries and retry delays. */

@@ -1,0 +1,187 @@
+/**
+ * TenantDirectory: one Durable Object per tenant, the tenant's strongly consistent state. It
+ * keeps the tenant's sandboxes (for listing, the live-sandbox quota and the idle expiry, which
+ * its alarm carries out) and its idempotency keys (one object serialises a tenant's submits, so
+ * two identical requests at once create one job; KV, with no compare-and-set, could not).
+ */
+import { DurableObject } from "cloudflare:workers";
+import { z } from "zod";
+import { readConfig } from "../config";
+import { expireIdleSandbox } from "./sandboxLifecycle";
+
+/** Completed idempotency keys are answered from here this long (Stripe's 24 hours). */
+export const IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;
+/** A submit that neither completed nor failed in this time died mid-way: its key may be used again. */
+const IDEMPOTENCY_PENDING_MS = 60 * 1000;
+
+export type IdempotencyClaim =
+  | { state: "claimed" }
+  | { state: "replay"; response: string }
+  | { state: "mismatch" }
+  | { state: "in-progress" };
+
+export type Admission = { ok: true } | { ok: false; liveSandboxes: number };
+
+export interface SandboxEntry {
+  sandboxId: string;
+  createdAt: string;
+  lastActiveAt: string;
+}
+
+const SandboxRow = z.object({ sandbox_id: z.string(), created_at: z.number(), last_active_at: z.number() });
+const KeyRow = z.object({ fingerprint: z.string(), response: z.string().nullable(), created_at: z.number() });
+
+export class TenantDirectory extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS sandboxes (
+      sandbox_id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, last_active_at INTEGER NOT NULL)`);
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS idempotency_keys (
+      key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, response TEXT, created_at INTEGER NOT NULL)`);
+  }
+
+  /**
+   * Admits jobs to these sandboxes: known ones are marked active now; new ones are registered
+   * unless the tenant would then have more live sandboxes than `maxSandboxes`.
+   */
+  async admit(tenant: string, sandboxIds: string[], maxSandboxes: number): Promise<Admission> {
+    await this.rememberTenant(tenant);
+    const now = Date.now();
+    const unique = [...new Set(sandboxIds)];
+    const known = new Set(unique.filter((id) => this.sql.exec("SELECT 1 FROM sandboxes WHERE sandbox_id = ?", id).toArray().length > 0));
+    const live = this.count();
+    const added = unique.length - known.size;
+    if (added > 0 && live + added > maxSandboxes) return { ok: false, liveSandboxes: live };
+    for (const id of unique) {
+      this.sql.exec(
+        "INSERT INTO sandboxes (sandbox_id, created_at, last_active_at) VALUES (?, ?, ?) ON CONFLICT(sandbox_id) DO UPDATE SET last_active_at = excluded.last_active_at",
+        id,
+        now,
+        now,
+      );
+    }
+    await this.armAlarm();
+    return { ok: true };
+  }
+
+  async sandboxes(): Promise<SandboxEntry[]> {
+    return this.sql
+      .exec("SELECT sandbox_id, created_at, last_active_at FROM sandboxes ORDER BY sandbox_id")
+      .toArray()
+      .map((row) => SandboxRow.parse(row))
+      .map((row) => ({
+        sandboxId: row.sandbox_id,
+        createdAt: new Date(row.created_at).toISOString(),
+        lastActiveAt: new Date(row.last_active_at).toISOString(),
+      }));
+  }
+
+  async has(sandboxId: string): Promise<boolean> {
+    return this.sql.exec("SELECT 1 FROM sandboxes WHERE sandbox_id = ?", sandboxId).toArray().length > 0;
+  }
+
+  async forget(sandboxId: string): Promise<void> {
+    this.sql.exec("DELETE FROM sandboxes WHERE sandbox_id = ?", sandboxId);
+  }
+
+  /**
+   * Claims an idempotency key for a request with this fingerprint (a hash of its method, path
+   * and body): the first claim proceeds; a repeat with the same fingerprint is replayed once
+   * complete (in progress until then); a different fingerprint is a mismatch.
+   */
+  async claimIdempotencyKey(tenant: string, key: string, fingerprint: string): Promise<IdempotencyClaim> {
+    await this.rememberTenant(tenant);
+    const now = Date.now();
+    const row = this.sql.exec("SELECT fingerprint, response, created_at FROM idempotency_keys WHERE key = ?", key).toArray()[0];
+    const existing = row === undefined ? undefined : KeyRow.parse(row);
+    const expired =
+      existing !== undefined &&
+      (existing.response === null
+        ? now - existing.created_at > IDEMPOTENCY_PENDING_MS
+        : now - existing.created_at > IDEMPOTENCY_RETENTION_MS);
+    if (existing && !expired) {
+      if (existing.fingerprint !== fingerprint) return { state: "mismatch" };
+      return existing.response === null ? { state: "in-progress" } : { state: "replay", response: existing.response };
+    }
+    this.sql.exec(
+      "INSERT OR REPLACE INTO idempotency_keys (key, fingerprint, response, created_at) VALUES (?, ?, NULL, ?)",
+      key,
+      fingerprint,
+      now,
+    );
+    await this.armAlarm();
+    return { state: "claimed" };
+  }
+
+  /** The claimed request succeeded: repeats get this response. */
+  async completeIdempotencyKey(key: string, response: string): Promise<void> {
+    this.sql.exec("UPDATE idempotency_keys SET response = ? WHERE key = ?", response, key);
+  }
+
+  /** The claimed request failed before creating anything: the key may be used again at once. */
+  async releaseIdempotencyKey(key: string): Promise<void> {
+    this.sql.exec("DELETE FROM idempotency_keys WHERE key = ? AND response IS NULL", key);
+  }
+
+  /** Expires idle sandboxes (container and workspace destroyed) and old idempotency keys. */
+  override async alarm(): Promise<void> {
+    const tenant = await this.ctx.storage.get(TENANT_KEY);
+    const now = Date.now();
+    this.sql.exec("DELETE FROM idempotency_keys WHERE created_at < ?", now - IDEMPOTENCY_RETENTION_MS);
+    if (typeof tenant === "string") {
+      const idleBefore = now - readConfig(this.env).sandboxIdleTtlSeconds * 1000;
+      const idle = this.sql
+        .exec("SELECT sandbox_id, created_at, last_active_at FROM sandboxes WHERE last_active_at < ?", idleBefore)
+        .toArray()
+        .map((row) => SandboxRow.parse(row));
+      for (const { sandbox_id: sandboxId } of idle) {
+        const outcome = await expireIdleSandbox(this.env, tenant, sandboxId).catch((error: unknown) => {
+          console.warn(`sandbox ${tenant}.${sandboxId}: idle expiry failed, will try again`, error);
+          return "retry" as const;
+        });
+        if (outcome === "expired")
+          this.sql.exec("DELETE FROM sandboxes WHERE sandbox_id = ? AND last_active_at < ?", sandboxId, idleBefore);
+        else this.sql.exec("UPDATE sandboxes SET last_active_at = ? WHERE sandbox_id = ?", now, sandboxId);
+      }
+    }
+    await this.armAlarm();
+  }
+
+  private count(): number {
+    return z.object({ n: z.number() }).parse(this.sql.exec("SELECT COUNT(*) AS n FROM sandboxes").one()).n;
+  }
+
+  /** The alarm goes off when the first sandbox may be idle, or the first key may expire. */
+  private async armAlarm(): Promise<void> {
+    const ttlMs = readConfig(this.env).sandboxIdleTtlSeconds * 1000;
+    const oldest = z
+      .object({ sandbox: z.number().nullable(), key: z.number().nullable() })
+      .parse(
+        this.sql
+          .exec("SELECT (SELECT MIN(last_active_at) FROM sandboxes) AS sandbox, (SELECT MIN(created_at) FROM idempotency_keys) AS key")
+          .one(),
+      );
+    const due = [
+      oldest.sandbox === null ? undefined : oldest.sandbox + ttlMs,
+      oldest.key === null ? undefined : oldest.key + IDEMPOTENCY_RETENTION_MS,
+    ].filter((at): at is number => at !== undefined);
+    if (due.length === 0) return this.ctx.storage.deleteAlarm();
+    const next = Math.max(Date.now(), Math.min(...due));
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > next || current < Date.now()) await this.ctx.storage.setAlarm(next);
+  }
+
+  /** An alarm is not told the object's name: keep the tenant from a call that was. */
+  private async rememberTenant(tenant: string): Promise<void> {
+    if ((await this.ctx.storage.get(TENANT_KEY)) !== tenant) await this.ctx.storage.put(TENANT_KEY, tenant);
+  }
+}
+
+const TENANT_KEY = "tenant";
+
+export function tenantDirectoryFor(namespace: DurableObjectNamespace<TenantDirectory>, tenant: string): DurableObjectStub<TenantDirectory> {
+  return namespace.get(namespace.idFromName(tenant));
+}

@@ -1,0 +1,87 @@
+/**
+ * Who is calling: `Authorization: Bearer <API key>` (hono's bearerAuth) names the tenant every
+ * route then serves. A local stack lets anonymous requests in as the tenant `local`, so the
+ * quickstart and the original clients work as they are, unless REQUIRE_API_KEYS is set (as it is
+ * deployed). A signed download URL stands in for a key on the one object it names (signedUrls.ts).
+ */
+import type { MiddlewareHandler } from "hono";
+import { bearerAuth } from "hono/bearer-auth";
+import { looksLikeApiKey, type StoredApiKey, StoredApiKey as StoredApiKeySchema, sha256Hex } from "../access/apiKeys";
+import { readConfig } from "../config";
+import { LOCAL_TENANT } from "../schemas/ids";
+import { kvKeys } from "../storage/layout";
+import type { ApiEnv } from "./context";
+import { ApiError, ErrorCode } from "./errors";
+
+const CHALLENGE = { "www-authenticate": 'Bearer realm="artifact-sandbox"' };
+
+/**
+ * The stored key a presented key stands for, or undefined (unknown, revoked, or malformed).
+ * KV serves reads from a cache for up to 60 s, so deployed a revoked key stops working within
+ * about a minute; locally at once.
+ */
+export async function verifyApiKey(kv: KVNamespace, candidate: string): Promise<StoredApiKey | undefined> {
+  if (!(await looksLikeApiKey(candidate))) return undefined;
+  const hash = await sha256Hex(candidate);
+  const raw = await kv.get(kvKeys.apiKey(hash));
+  if (raw === null) return undefined;
+  const stored = StoredApiKeySchema.safeParse(JSON.parse(raw));
+  if (!stored.success) return undefined;
+  // Found by its hash already; comparing again in constant time keeps the timing flat should the
+  // store ever answer a near miss.
+  const presented = new TextEncoder().encode(hash);
+  const expected = new TextEncoder().encode(stored.data.hash);
+  return presented.byteLength === expected.byteLength && crypto.subtle.timingSafeEqual(presented, expected) ? stored.data : undefined;
+}
+
+const requireBearerKey = bearerAuth<ApiEnv>({
+  realm: "artifact-sandbox",
+  verifyToken: async (token, c) => {
+    const key = await verifyApiKey(c.env.JOB_STATUS, token);
+    if (key) c.set("tenant", key.tenant);
+    return key !== undefined;
+  },
+  noAuthenticationHeader: {
+    message: () => {
+      throw new ApiError(
+        401,
+        ErrorCode.UNAUTHENTICATED,
+        "Missing API key: send the header Authorization: Bearer <key>",
+        undefined,
+        CHALLENGE,
+      );
+    },
+  },
+  invalidAuthenticationHeader: {
+    message: () => {
+      throw new ApiError(
+        400,
+        ErrorCode.UNAUTHENTICATED,
+        "Malformed Authorization header: send Authorization: Bearer <key> (keys start with as_live_)",
+        undefined,
+        CHALLENGE,
+      );
+    },
+  },
+  invalidToken: {
+    message: () => {
+      throw new ApiError(
+        401,
+        ErrorCode.UNAUTHENTICATED,
+        "The API key is not valid (mistyped, or revoked); create one with `npm run keys -- create <tenant>`",
+        undefined,
+        CHALLENGE,
+      );
+    },
+  },
+});
+
+/** Sets the `tenant` variable, or answers 401; a request a signed URL already let in passes. */
+export const authenticate: MiddlewareHandler<ApiEnv> = async (c, next) => {
+  if (c.get("tenant") !== undefined) return next();
+  if (c.req.header("authorization") === undefined && !readConfig(c.env).requireApiKeys) {
+    c.set("tenant", LOCAL_TENANT);
+    return next();
+  }
+  return requireBearerKey(c, next);
+};

@@ -1,0 +1,69 @@
+/**
+ * `Idempotency-Key` on the submit routes (the IETF httpapi draft's semantics, Stripe's 24 hours):
+ * the same key with the same body answers with the job(s) it created the first time, never a
+ * second run; with a different body 422; while the first request is still being accepted 409.
+ * Keys are per tenant and claimed in the tenant's directory, a Durable Object, so two identical
+ * requests at once create one job.
+ */
+import type { Context } from "hono";
+import { z } from "zod";
+import { tenantDirectoryFor } from "../access/tenantDirectory";
+import type { JobRecord } from "../schemas/job";
+import type { ApiEnv } from "./context";
+import { ApiError, ErrorCode } from "./errors";
+
+const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+const Replay = z.object({ jobIds: z.array(z.string()) });
+
+async function fingerprint(method: string, path: string, body: unknown): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`${method} ${path}\n${JSON.stringify(body)}`));
+  return [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * Runs `submit` once per idempotency key (when the request has one) and returns its job records;
+ * a repeat gets the same jobs as they stand now, with `replayed` set.
+ */
+export async function idempotentSubmit(
+  c: Context<ApiEnv>,
+  body: unknown,
+  submit: () => Promise<JobRecord[]>,
+): Promise<{ records: JobRecord[]; replayed: boolean }> {
+  const key = c.req.header("idempotency-key");
+  if (key === undefined) return { records: await submit(), replayed: false };
+  if (!KEY_PATTERN.test(key)) {
+    throw new ApiError(400, ErrorCode.INVALID_REQUEST, "Idempotency-Key must be 1-255 visible ASCII characters (a UUID is a good choice)");
+  }
+  const directory = tenantDirectoryFor(c.env.TENANT_DIRECTORY, c.var.tenant);
+  const claim = await directory.claimIdempotencyKey(c.var.tenant, key, await fingerprint(c.req.method, c.req.path, body));
+  if (claim.state === "mismatch") {
+    throw new ApiError(
+      422,
+      ErrorCode.IDEMPOTENCY_KEY_REUSED,
+      "This Idempotency-Key was used with a different request; use a new key for a new request",
+    );
+  }
+  if (claim.state === "in-progress") {
+    throw new ApiError(
+      409,
+      ErrorCode.IDEMPOTENCY_KEY_IN_USE,
+      "A request with this Idempotency-Key is still being accepted; retry in a moment",
+      undefined,
+      {
+        "retry-after": "1",
+      },
+    );
+  }
+  if (claim.state === "replay") {
+    const { jobIds } = Replay.parse(JSON.parse(claim.response));
+    return { records: await Promise.all(jobIds.map((jobId) => c.var.jobs.get(jobId))), replayed: true };
+  }
+  try {
+    const records = await submit();
+    await directory.completeIdempotencyKey(key, JSON.stringify({ jobIds: records.map((record) => record.id) }));
+    return { records, replayed: false };
+  } catch (error) {
+    await directory.releaseIdempotencyKey(key).catch(() => undefined);
+    throw error;
+  }
+}

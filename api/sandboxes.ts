@@ -1,0 +1,72 @@
+/** `/v1/sandboxes`: the tenant's sandboxes, and deleting one (its jobs, container and workspace). */
+import { createRoute, z } from "@hono/zod-openapi";
+import { destroySandbox } from "../access/sandboxLifecycle";
+import { tenantDirectoryFor } from "../access/tenantDirectory";
+import { SandboxId } from "../schemas/ids";
+import { r2Keys, sandboxKey } from "../storage/layout";
+import { ErrorBody, newRouter } from "./openapi";
+
+const SandboxView = z
+  .object({
+    sandboxId: z.string(),
+    createdAt: z.string(),
+    /** When a job was last submitted to it; the idle expiry counts from here. */
+    lastActiveAt: z.string(),
+    /** When it will be destroyed if nothing is submitted to it meanwhile. */
+    expiresAt: z.string(),
+    /** Size of its saved workspace (deployed, saved when its container sleeps); null when none is saved. */
+    savedWorkspaceBytes: z.number().int().nullable(),
+  })
+  .openapi("Sandbox");
+
+const listSandboxes = createRoute({
+  method: "get",
+  path: "/v1/sandboxes",
+  summary: "The tenant's sandboxes, with their last activity",
+  responses: {
+    200: { description: "Every live sandbox", content: { "application/json": { schema: z.object({ sandboxes: z.array(SandboxView) }) } } },
+  },
+});
+
+const deleteSandbox = createRoute({
+  method: "delete",
+  path: "/v1/sandboxes/{sandboxId}",
+  summary: "Delete a sandbox: cancel its unfinished jobs, destroy its container and workspace (idempotent)",
+  request: { params: z.object({ sandboxId: SandboxId.openapi({ param: { name: "sandboxId", in: "path" }, example: "build-42" }) }) },
+  responses: {
+    200: {
+      description: "Deleted (or there was nothing to delete)",
+      content: {
+        "application/json": { schema: z.object({ sandboxId: z.string(), deleted: z.boolean(), cancelledJobs: z.number().int() }) },
+      },
+    },
+    400: { description: "Invalid sandbox ID", content: { "application/json": { schema: ErrorBody } } },
+  },
+});
+
+export const sandboxesRouter = newRouter()
+  .openapi(listSandboxes, async (c) => {
+    const { tenant } = c.var;
+    const ttlMs = c.var.jobs.config.sandboxIdleTtlSeconds * 1000;
+    const entries = await tenantDirectoryFor(c.env.TENANT_DIRECTORY, tenant).sandboxes();
+    const sandboxes = await Promise.all(
+      entries.map(async (entry) => {
+        const snapshot = await c.env.JOB_OUTPUT.head(r2Keys.workspaceSnapshot(sandboxKey(tenant, entry.sandboxId)));
+        return {
+          ...entry,
+          expiresAt: new Date(Date.parse(entry.lastActiveAt) + ttlMs).toISOString(),
+          savedWorkspaceBytes: snapshot?.size ?? null,
+        };
+      }),
+    );
+    return c.json({ sandboxes }, 200);
+  })
+  .openapi(deleteSandbox, async (c) => {
+    const { sandboxId } = c.req.valid("param");
+    const directory = tenantDirectoryFor(c.env.TENANT_DIRECTORY, c.var.tenant);
+    const known = await directory.has(sandboxId);
+    // Whether or not it is registered, whatever it left is destroyed: deleting twice is harmless.
+    const cancelledJobs = await destroySandbox(c.env, c.var.tenant, sandboxId);
+    await directory.forget(sandboxId);
+    return c.json({ sandboxId, deleted: known, cancelledJobs }, 200);
+  });

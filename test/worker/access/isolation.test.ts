@@ -1,0 +1,79 @@
+/**
+ * Two tenants with the same sandbox ID: different sandboxes, files and jobs. Every route that
+ * names a job or a sandbox answers the other tenant 404, never 403.
+ */
+import { describe, expect, it } from "vitest";
+import { BatchView, JobPageView } from "../../../schemas/job";
+import { expectError } from "../client";
+import { createKey, deployed, finishedAs, submitAs, uniqueTenant } from "./tenants";
+
+describe("tenant isolation", () => {
+  it("gives each tenant its own sandbox behind the same ID, and hides each one's jobs from the other", async () => {
+    const acme = await createKey(uniqueTenant("acme"));
+    const globex = await createKey(uniqueTenant("globex"));
+    const sandbox = "build";
+    const acmeJob = await submitAs(acme.key, sandbox, {
+      type: "run",
+      command: "echo acme-secret > owner.txt; cat owner.txt",
+      artifacts: ["owner.txt"],
+    });
+    const globexJob = await submitAs(globex.key, sandbox, { type: "run", command: "cat owner.txt 2>&1; echo globex > owner.txt" });
+    expect((await finishedAs(acme.key, acmeJob.id)).status).toBe("succeeded");
+    expect((await finishedAs(globex.key, globexJob.id)).status).toBe("succeeded");
+    // globex's sandbox "build" never saw acme's file.
+    const globexOut = await deployed(`/v1/jobs/${globexJob.id}/stdout`, { key: globex.key });
+    expect(await globexOut.text()).toContain("No such file");
+
+    // Every route that names acme's job answers globex 404.
+    for (const path of [
+      `/v1/jobs/${acmeJob.id}`,
+      `/v1/jobs/${acmeJob.id}/stdout`,
+      `/v1/jobs/${acmeJob.id}/stderr`,
+      `/v1/jobs/${acmeJob.id}/artifacts/owner.txt`,
+    ]) {
+      await expectError(await deployed(path, { key: globex.key }), 404, "JOB_NOT_FOUND");
+    }
+    await expectError(await deployed(`/v1/jobs/${acmeJob.id}/cancel`, { method: "POST", key: globex.key }), 404, "JOB_NOT_FOUND");
+    // Listing the same sandbox ID shows each tenant only its own jobs.
+    const listed = JobPageView.parse(await (await deployed(`/v1/sandboxes/${sandbox}/jobs`, { key: globex.key })).json());
+    expect(listed.jobs.map((job) => job.id)).toEqual([globexJob.id]);
+    // acme still reads its own artifact.
+    expect(await (await deployed(`/v1/jobs/${acmeJob.id}/artifacts/owner.txt`, { key: acme.key })).text()).toBe("acme-secret\n");
+  });
+
+  it("keeps batches and the original routes per tenant", async () => {
+    const acme = await createKey(uniqueTenant("acme"));
+    const globex = await createKey(uniqueTenant("globex"));
+    const sandbox = "shared-name";
+    const batch = await deployed("/v1/jobs", {
+      method: "POST",
+      key: acme.key,
+      body: JSON.stringify({
+        jobs: [{ sandboxId: sandbox, job: { type: "file", op: "write", path: "/workspace/a.txt", content: "acme" } }],
+      }),
+    });
+    expect(batch.status).toBe(202);
+    const [written] = BatchView.parse(await batch.json()).jobs;
+    if (!written) throw new Error("no job");
+    expect((await finishedAs(acme.key, written.id)).status).toBe("succeeded");
+
+    const readAs = (key: string) => deployed(`/file?path=/workspace/a.txt`, { key, headers: { "x-sandbox-id": sandbox } });
+    expect(await (await readAs(acme.key)).json()).toEqual({ path: "/workspace/a.txt", content: "acme" });
+    expect((await readAs(globex.key)).status).toBe(404);
+    const run = await deployed("/run", {
+      method: "POST",
+      key: globex.key,
+      headers: { "x-sandbox-id": sandbox },
+      body: JSON.stringify({ command: "ls /workspace" }),
+    });
+    expect(await run.json()).toMatchObject({ output: "", exitCode: 0, success: true });
+    // Without a key the original routes answer 401 in their own error shape.
+    const anonymous = await deployed("/run", {
+      method: "POST",
+      headers: { "x-sandbox-id": sandbox },
+      body: JSON.stringify({ command: "true" }),
+    });
+    expect(anonymous.status).toBe(401);
+    expect(await anonymous.json()).toMatchObject({ code: "UNAUTHENTICATED", error: expect.stringContaining("Authorization") });
+  });
+});
