@@ -16,6 +16,7 @@ const ConfigVars = z.object({
   OUTPUT_MAX_BYTES: PositiveInt,
   WORKSPACE_PERSISTENCE: z.enum(["on", "off"]),
   REQUIRE_API_KEYS: z.enum(["0", "1"]),
+  API_KEY_CACHE_SECONDS: z.coerce.number().int().min(0).max(60),
   SIGNED_URL_TTL_SECONDS: PositiveInt.max(MAX_SIGNED_URL_TTL_SECONDS),
   MAX_ACTIVE_JOBS_PER_TENANT: PositiveInt,
   MAX_SANDBOXES_PER_TENANT: PositiveInt,
@@ -57,6 +58,8 @@ export interface AppConfig {
   persistWorkspace: boolean;
   /** Refuse requests without an API key (deployed); a local stack may let them in as tenant `local`. */
   requireApiKeys: boolean;
+  /** How long an isolate trusts a key it verified: the local bound on revocation (deployed, KV adds up to 60 s). */
+  apiKeyCacheSeconds: number;
   signedUrls: {
     defaultTtlSeconds: number;
     /** The first signs; all verify, so a rotated-out key's URLs stay valid until they expire. */
@@ -90,6 +93,7 @@ function parseConfig(env: Env): AppConfig {
     outputMaxBytes: vars.OUTPUT_MAX_BYTES,
     persistWorkspace: vars.WORKSPACE_PERSISTENCE === "on",
     requireApiKeys: vars.REQUIRE_API_KEYS === "1",
+    apiKeyCacheSeconds: vars.API_KEY_CACHE_SECONDS,
     signedUrls: {
       defaultTtlSeconds: vars.SIGNED_URL_TTL_SECONDS,
       keys: SigningKeys.parse(vars.URL_SIGNING_KEYS ?? ""),

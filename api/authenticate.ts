@@ -15,14 +15,31 @@ import { ApiError, ErrorCode } from "./errors";
 
 const CHALLENGE = { "www-authenticate": 'Bearer realm="artifact-sandbox"' };
 
+/** Keys this isolate verified lately, by hash: a client's next request skips the KV read. */
+const recentlyVerified = new Map<string, { key: StoredApiKey; until: number }>();
+const RECENTLY_VERIFIED_MAX = 1000;
+
 /**
- * The stored key a presented key stands for, or undefined (unknown, revoked, or malformed).
- * KV serves reads from a cache for up to 60 s, so deployed a revoked key stops working within
- * about a minute; locally at once.
+ * The stored key a presented key stands for, or undefined (unknown, revoked, or malformed). A
+ * key found is trusted for `cacheSeconds` in this isolate; beyond that, KV serves reads from its
+ * own cache for up to 60 s. So a revoked key stops working within `cacheSeconds` locally and
+ * within about a minute deployed.
  */
-export async function verifyApiKey(kv: KVNamespace, candidate: string): Promise<StoredApiKey | undefined> {
+export async function verifyApiKey(kv: KVNamespace, candidate: string, cacheSeconds: number): Promise<StoredApiKey | undefined> {
   if (!(await looksLikeApiKey(candidate))) return undefined;
   const hash = await sha256Hex(candidate);
+  const cached = recentlyVerified.get(hash);
+  if (cached && cached.until > Date.now()) return cached.key;
+  recentlyVerified.delete(hash);
+  const found = await lookUp(kv, hash);
+  if (found && cacheSeconds > 0) {
+    if (recentlyVerified.size >= RECENTLY_VERIFIED_MAX) recentlyVerified.clear();
+    recentlyVerified.set(hash, { key: found, until: Date.now() + cacheSeconds * 1000 });
+  }
+  return found;
+}
+
+async function lookUp(kv: KVNamespace, hash: string): Promise<StoredApiKey | undefined> {
   const raw = await kv.get(kvKeys.apiKey(hash));
   if (raw === null) return undefined;
   const stored = StoredApiKeySchema.safeParse(JSON.parse(raw));
@@ -37,7 +54,7 @@ export async function verifyApiKey(kv: KVNamespace, candidate: string): Promise<
 const requireBearerKey = bearerAuth<ApiEnv>({
   realm: "artifact-sandbox",
   verifyToken: async (token, c) => {
-    const key = await verifyApiKey(c.env.JOB_STATUS, token);
+    const key = await verifyApiKey(c.env.JOB_STATUS, token, readConfig(c.env).apiKeyCacheSeconds);
     if (key) c.set("tenant", key.tenant);
     return key !== undefined;
   },

@@ -1,28 +1,123 @@
-/** `POST /v1/jobs`: submit many jobs at once, across sandboxes, in order. */
-import { createRoute } from "@hono/zod-openapi";
-import { BatchRequest, BatchView } from "../schemas/job";
+/**
+ * `/v1/jobs` and `/v1/batches/{id}`: submit up to 100 jobs across sandboxes at once, as a
+ * pipeline when they carry `name` and `needs`; follow the batch as a whole; cancel it.
+ */
+import { createRoute, z } from "@hono/zod-openapi";
+import { BatchRequest, BatchView, batchStatus, isTerminal, type JobRecord } from "../schemas/job";
+import { readBatch } from "../storage/batches";
+import type { ApiEnv } from "./context";
+import { ApiError, ErrorCode } from "./errors";
 import { idempotentSubmit } from "./idempotency";
+import { MAX_WAIT_SECONDS } from "./jobService";
 import { ErrorBody, newRouter } from "./openapi";
+import type { JobPresenter } from "./present";
 
 const submitBatch = createRoute({
   method: "post",
   path: "/v1/jobs",
-  summary: "Submit up to 100 jobs across sandboxes in one request; each sandbox runs its jobs in array order",
+  summary: "Submit up to 100 jobs across sandboxes in one request; each sandbox runs its jobs in array order, after the jobs they need",
   request: { body: { required: true, content: { "application/json": { schema: BatchRequest } } } },
   responses: {
     202: {
       description: "Every job recorded; any that could not be queued says so (status failed, error QUEUE_UNAVAILABLE)",
       content: { "application/json": { schema: BatchView } },
     },
-    400: { description: "A job in the batch is invalid; none was submitted", content: { "application/json": { schema: ErrorBody } } },
+    400: {
+      description: "A job in the batch is invalid, or its needs name an unknown job or form a cycle; none was submitted",
+      content: { "application/json": { schema: ErrorBody } },
+    },
   },
 });
 
-export const batchesRouter = newRouter().openapi(submitBatch, async (c) => {
-  const body = c.req.valid("json");
-  const { records, replayed } = await idempotentSubmit(c, body, () =>
-    c.var.jobs.submitMany(body.jobs.map(({ sandboxId, job }) => ({ sandboxId, request: job }))),
-  );
-  if (replayed) c.header("Idempotent-Replayed", "true");
-  return c.json({ jobs: await Promise.all(records.map((record) => c.var.presenter.present(record))) }, 202);
+const BatchParams = z.object({
+  batchId: z
+    .string()
+    .regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, "Batch IDs are 26-character ULIDs as returned by POST /v1/jobs")
+    .openapi({ param: { name: "batchId", in: "path" } }),
 });
+
+const getBatch = createRoute({
+  method: "get",
+  path: "/v1/batches/{batchId}",
+  summary: "A batch's jobs and its overall status; with ?wait=N, wait up to N seconds for all of them to finish",
+  request: {
+    params: BatchParams,
+    query: z.object({
+      wait: z.coerce.number().int().min(0).max(MAX_WAIT_SECONDS, `wait is at most ${MAX_WAIT_SECONDS} seconds`).optional(),
+    }),
+  },
+  responses: {
+    200: { description: "The batch", content: { "application/json": { schema: BatchView } } },
+    404: { description: "Unknown batch", content: { "application/json": { schema: ErrorBody } } },
+  },
+});
+
+const cancelBatch = createRoute({
+  method: "post",
+  path: "/v1/batches/{batchId}/cancel",
+  summary: "Cancel every job of the batch that has not finished",
+  request: { params: BatchParams },
+  responses: {
+    200: { description: "The batch after the cancels", content: { "application/json": { schema: BatchView } } },
+    404: { description: "Unknown batch", content: { "application/json": { schema: ErrorBody } } },
+  },
+});
+
+interface SubmittedBatch {
+  batchId: string;
+  createdAt: string;
+  records: JobRecord[];
+}
+
+async function present(presenter: JobPresenter, batch: SubmittedBatch): Promise<BatchView> {
+  return {
+    batchId: batch.batchId,
+    status: batchStatus(batch.records.map((record) => record.status)),
+    createdAt: batch.createdAt,
+    jobs: await Promise.all(batch.records.map((record) => presenter.present(record))),
+  };
+}
+
+/** The batch's manifest and its jobs as they stand; 404 for an unknown batch or another tenant's. */
+async function loadBatch(c: { env: Env; var: ApiEnv["Variables"] }, batchId: string): Promise<SubmittedBatch> {
+  const manifest = await readBatch(c.env.JOB_OUTPUT, c.var.tenant, batchId);
+  if (!manifest) throw new ApiError(404, ErrorCode.JOB_NOT_FOUND, `No batch ${batchId} (unknown, or past its retention)`);
+  const records = await Promise.all(manifest.jobs.map(({ jobId }) => c.var.jobs.get(jobId)));
+  return { batchId, createdAt: manifest.createdAt, records };
+}
+
+export const batchesRouter = newRouter()
+  .openapi(submitBatch, async (c) => {
+    const body = c.req.valid("json");
+    const { result, replayed } = await idempotentSubmit(
+      c,
+      body,
+      () => c.var.jobs.submitBatch(body.jobs),
+      (batch) => ({ jobIds: batch.records.map((record) => record.id), batchId: batch.batchId }),
+      (receipt) => loadBatch(c, receipt.batchId ?? ""),
+    );
+    if (replayed) c.header("Idempotent-Replayed", "true");
+    c.header("Location", `/v1/batches/${result.batchId}`);
+    return c.json(await present(c.var.presenter, result), 202);
+  })
+  .openapi(getBatch, async (c) => {
+    const { batchId } = c.req.valid("param");
+    const { wait } = c.req.valid("query");
+    const deadline = Date.now() + (wait ?? 0) * 1000;
+    let batch = await loadBatch(c, batchId);
+    // Waits on one unfinished job at a time: the batch is done when its last job is.
+    for (let next = batch.records.find((record) => !isTerminal(record.status)); next && Date.now() < deadline; ) {
+      await c.var.jobs.waitFor(next.id, deadline - Date.now());
+      batch = await loadBatch(c, batchId);
+      next = batch.records.find((record) => !isTerminal(record.status));
+    }
+    return c.json(await present(c.var.presenter, batch), 200);
+  })
+  .openapi(cancelBatch, async (c) => {
+    const { batchId } = c.req.valid("param");
+    const before = await loadBatch(c, batchId);
+    await Promise.all(
+      before.records.filter((record) => !isTerminal(record.status)).map((record) => c.var.jobs.cancel(record.id).catch(() => undefined)),
+    );
+    return c.json(await present(c.var.presenter, await loadBatch(c, batchId)), 200);
+  });

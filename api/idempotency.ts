@@ -8,12 +8,14 @@
 import type { Context } from "hono";
 import { z } from "zod";
 import { tenantDirectoryFor } from "../access/tenantDirectory";
-import type { JobRecord } from "../schemas/job";
 import type { ApiEnv } from "./context";
 import { ApiError, ErrorCode } from "./errors";
 
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
-const Replay = z.object({ jobIds: z.array(z.string()) });
+
+/** What a completed request left behind, enough to answer its repeats. */
+export const Receipt = z.object({ jobIds: z.array(z.string()), batchId: z.string().optional() });
+export type Receipt = z.infer<typeof Receipt>;
 
 async function fingerprint(method: string, path: string, body: unknown): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`${method} ${path}\n${JSON.stringify(body)}`));
@@ -21,16 +23,18 @@ async function fingerprint(method: string, path: string, body: unknown): Promise
 }
 
 /**
- * Runs `submit` once per idempotency key (when the request has one) and returns its job records;
- * a repeat gets the same jobs as they stand now, with `replayed` set.
+ * Runs `submit` once per idempotency key (when the request has one). A repeat gets `replay` of
+ * the first one's receipt (the same jobs as they stand now) and `replayed` set.
  */
-export async function idempotentSubmit(
+export async function idempotentSubmit<T>(
   c: Context<ApiEnv>,
   body: unknown,
-  submit: () => Promise<JobRecord[]>,
-): Promise<{ records: JobRecord[]; replayed: boolean }> {
+  submit: () => Promise<T>,
+  receiptOf: (result: T) => Receipt,
+  replay: (receipt: Receipt) => Promise<T>,
+): Promise<{ result: T; replayed: boolean }> {
   const key = c.req.header("idempotency-key");
-  if (key === undefined) return { records: await submit(), replayed: false };
+  if (key === undefined) return { result: await submit(), replayed: false };
   if (!KEY_PATTERN.test(key)) {
     throw new ApiError(400, ErrorCode.INVALID_REQUEST, "Idempotency-Key must be 1-255 visible ASCII characters (a UUID is a good choice)");
   }
@@ -54,14 +58,11 @@ export async function idempotentSubmit(
       },
     );
   }
-  if (claim.state === "replay") {
-    const { jobIds } = Replay.parse(JSON.parse(claim.response));
-    return { records: await Promise.all(jobIds.map((jobId) => c.var.jobs.get(jobId))), replayed: true };
-  }
+  if (claim.state === "replay") return { result: await replay(Receipt.parse(JSON.parse(claim.response))), replayed: true };
   try {
-    const records = await submit();
-    await directory.completeIdempotencyKey(key, JSON.stringify({ jobIds: records.map((record) => record.id) }));
-    return { records, replayed: false };
+    const result = await submit();
+    await directory.completeIdempotencyKey(key, JSON.stringify(receiptOf(result)));
+    return { result, replayed: false };
   } catch (error) {
     await directory.releaseIdempotencyKey(key).catch(() => undefined);
     throw error;

@@ -2,15 +2,18 @@
  * Submitting jobs and waiting for them: shared by the v1 routes and the original synchronous
  * routes, which are the same pipeline plus a wait.
  */
-import { monotonicFactory } from "ulid";
+import { monotonicFactory, ulid } from "ulid";
 import { tenantDirectoryFor } from "../access/tenantDirectory";
 import type { AppConfig } from "../config";
+import { wakeDependents } from "../coordinator/dependents";
 import { coordinatorFor } from "../coordinator/sandboxCoordinator";
-import { isTerminal, type JobRecord, type JobRequest, newJobRecord } from "../schemas/job";
+import { type BatchEntry, isTerminal, type JobRecord, type JobRequest, newJobRecord } from "../schemas/job";
 import { INLINE_REQUEST_MAX_BYTES, type RunMessage } from "../schemas/queueMessages";
+import { type BatchManifest, saveBatch } from "../storage/batches";
 import { JobStore, type VersionedRecord } from "../storage/jobStore";
 import { sandboxKey } from "../storage/layout";
 import { ApiError, ErrorCode } from "./errors";
+import { planBatch } from "./pipelinePlan";
 import { sendRunMessages } from "./queueSender";
 
 export const MAX_WAIT_SECONDS = 60;
@@ -30,7 +33,14 @@ export class JobService {
 
   /** Submits one job; answers 503 if it could not be queued (its record then says failed). */
   async submit(sandboxId: string, request: JobRequest): Promise<JobRecord> {
-    const [record] = await this.submitMany([{ sandboxId, request }]);
+    const now = Date.now();
+    const [record] = await this.createAndQueue([
+      {
+        sandboxId,
+        request,
+        record: newJobRecord(monotonicFactory()(now), { tenant: this.tenant, sandboxId }, request, now, this.config.retentionSeconds),
+      },
+    ]);
     if (!record || record.error?.code === ErrorCode.QUEUE_UNAVAILABLE) {
       throw new ApiError(503, ErrorCode.QUEUE_UNAVAILABLE, "The job queue is unavailable; nothing was run. Try again shortly.");
     }
@@ -38,26 +48,65 @@ export class JobService {
   }
 
   /**
-   * Records and queues several jobs, in order (job IDs follow the array, so a sandbox's jobs run
-   * in that order). Each job is handed to its sandbox's coordinator at once, so it knows the
-   * order before any queue message arrives, and then sent on the queue, the durable intake that
-   * delivers it should the hand-over have failed (its request then waits in R2, so the sweeper
-   * can hand it over too). Only a job that neither reached is failed, never lost.
+   * Submits a batch: its jobs in array order, except that a job comes after the jobs it needs
+   * (pipelinePlan.ts). Its manifest is stored before any job can run, for the wake-ups of the
+   * jobs that need another. Returns the records in the request's order.
    */
-  async submitMany(jobs: { sandboxId: string; request: JobRequest }[]): Promise<JobRecord[]> {
-    await this.admit(
-      jobs.map(({ sandboxId }) => sandboxId),
-      jobs.length,
-    );
+  async submitBatch(entries: BatchEntry[]): Promise<{ batchId: string; createdAt: string; records: JobRecord[] }> {
+    const plan = planBatch(entries);
     const now = Date.now();
+    const batchId = ulid(now);
     // Monotonic within this call only: a batch keeps its order, while IDs from separate requests
     // share no sequence that one tenant could use to guess another's job IDs.
     const newJobId = monotonicFactory();
-    const prepared = jobs.map(({ sandboxId, request }) => ({
-      sandboxId,
-      request,
-      record: newJobRecord(newJobId(now), { tenant: this.tenant, sandboxId }, request, now, this.config.retentionSeconds),
-    }));
+    const ids = new Map(plan.order.map((index) => [index, newJobId(now)]));
+    const idOf = (index: number) => ids.get(index) ?? "";
+    const manifest: BatchManifest = {
+      batchId,
+      createdAt: new Date(now).toISOString(),
+      jobs: entries.map((entry, index) => ({
+        jobId: idOf(index),
+        sandboxId: entry.sandboxId,
+        name: entry.name ?? null,
+        needs: (plan.needs[index] ?? []).map(idOf),
+      })),
+    };
+    await saveBatch(this.env.JOB_OUTPUT, this.tenant, manifest);
+    const prepared = plan.order.map((index) => {
+      const entry = entries[index];
+      const planned = manifest.jobs[index];
+      if (!entry || !planned) throw new Error(`batch plan names job ${index}, which is not in the batch`);
+      const pipeline = { batchId, name: planned.name, needs: planned.needs };
+      return {
+        sandboxId: entry.sandboxId,
+        request: entry.job,
+        record: newJobRecord(
+          planned.jobId,
+          { tenant: this.tenant, sandboxId: entry.sandboxId },
+          entry.job,
+          now,
+          this.config.retentionSeconds,
+          pipeline,
+        ),
+      };
+    });
+    const created = new Map((await this.createAndQueue(prepared)).map((record) => [record.id, record]));
+    const records = manifest.jobs.map(({ jobId }) => created.get(jobId)).filter((record): record is JobRecord => record !== undefined);
+    return { batchId, createdAt: manifest.createdAt, records };
+  }
+
+  /**
+   * Records and queues jobs, in order (job IDs follow it, so a sandbox's jobs run in that order).
+   * Each job is handed to its sandbox's coordinator at once, so it knows the order before any
+   * queue message arrives, and then sent on the queue, the durable intake that delivers it
+   * should the hand-over have failed (its request then waits in R2, so the sweeper can hand it
+   * over too). Only a job that neither reached is failed, never lost.
+   */
+  private async createAndQueue(prepared: { sandboxId: string; request: JobRequest; record: JobRecord }[]): Promise<JobRecord[]> {
+    await this.admit(
+      prepared.map(({ sandboxId }) => sandboxId),
+      prepared.length,
+    );
     const messages = await Promise.all(
       prepared.map(async ({ sandboxId, request, record }) => {
         const inline = new TextEncoder().encode(JSON.stringify(request)).byteLength <= INLINE_REQUEST_MAX_BYTES;
@@ -187,6 +236,7 @@ export class JobService {
           this.store.deleteRequest(jobId),
           this.store.markInactive(cancelled),
           coordinator.jobFinished(jobId).catch(() => {}),
+          wakeDependents(this.env, cancelled),
         ]);
         return { record: cancelled, outcome: "cancelled" };
       }

@@ -44,9 +44,13 @@ export const sandboxJobsRouter = newRouter()
   .openapi(submitJob, async (c) => {
     const { sandboxId } = c.req.valid("param");
     const request = c.req.valid("json");
-    const { records, replayed } = await idempotentSubmit(c, request, async () => [await c.var.jobs.submit(sandboxId, request)]);
-    const record = records[0];
-    if (!record) throw new Error("a submit returned no job");
+    const { result: record, replayed } = await idempotentSubmit(
+      c,
+      request,
+      () => c.var.jobs.submit(sandboxId, request),
+      (submitted) => ({ jobIds: [submitted.id] }),
+      ({ jobIds: [jobId] }) => c.var.jobs.get(jobId ?? ""),
+    );
     if (replayed) c.header("Idempotent-Replayed", "true");
     c.header("Location", jobPath(record.id));
     c.header("Content-Location", c.var.presenter.jobUrl(record.id));

@@ -26,10 +26,11 @@ async function parseAnswer(response: Response, expectedStatus: number, what: str
   return parsed.data;
 }
 
-export async function submitJob(apiUrl: string, sandboxId: string, job: JobSubmission): Promise<BenchJob> {
+/** Submits a job, anonymously (the local stack's tenant `local`) or with an API key. */
+export async function submitJob(apiUrl: string, sandboxId: string, job: JobSubmission, apiKey?: string): Promise<BenchJob> {
   const response = await fetch(`${apiUrl}/v1/sandboxes/${sandboxId}/jobs`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}) },
     body: JSON.stringify({ type: "run", ...job }),
   });
   return parseAnswer(response, 202, `submit to ${sandboxId}`);

@@ -37,6 +37,30 @@ export async function throughput(apiUrl: string, count: number, concurrency: num
   return { jobs, submits };
 }
 
+export interface AuthRun {
+  anonymous: number[];
+  withKey: number[];
+}
+
+/**
+ * Submit latency one at a time with an API key, beside the same submit without one (the local
+ * stack's anonymous tenant): alternated, so both see the same load. The jobs run meanwhile.
+ */
+export async function submitLatencyWithKey(apiUrl: string, apiKey: string, samples: number): Promise<AuthRun> {
+  const run: AuthRun = { anonymous: [], withKey: [] };
+  for (let i = 0; i < samples; i++) {
+    for (const [key, into] of [
+      [undefined, run.anonymous],
+      [apiKey, run.withKey],
+    ] as const) {
+      const started = performance.now();
+      await submitJob(apiUrl, "bench-auth", TRIVIAL, key);
+      into.push(performance.now() - started);
+    }
+  }
+  return run;
+}
+
 /**
  * The floor of a submit: a request the Worker answers without touching storage (an unknown route's
  * 404), through the same `wrangler dev` at the same concurrency.

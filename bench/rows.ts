@@ -4,7 +4,7 @@ import type { CrashRun } from "./crash";
 import type { HostAloneRuns } from "./hostAlone";
 import { mib, type StackMemory } from "./memory";
 import type { BenchOptions } from "./options";
-import type { ThroughputRun } from "./pipeline";
+import type { AuthRun, ThroughputRun } from "./pipeline";
 import { mebibytes, ms, type Row, rate, seconds } from "./report";
 import { type PoolRun, percentile, perSecond } from "./stats";
 
@@ -14,6 +14,7 @@ export interface Measurements {
   bwrapParallel: PoolRun;
   throughput: ThroughputRun;
   requests: PoolRun;
+  auth: AuthRun;
   holFloor: PoolRun;
   hol: PoolRun;
   memory: StackMemory;
@@ -52,6 +53,12 @@ export function buildRows(m: Measurements, options: BenchOptions): Row[] {
       value: ms(p(m.throughput.submits, 99)),
       floor: { what: `404 request p99, ${c} at once`, value: ms(p(m.requests, 99)) },
       reference: "200-720 ms",
+    },
+    {
+      measure: "submit latency p50, one at a time, with an API key",
+      value: ms(p(m.auth.withKey, 50)),
+      floor: { what: "the same submit without a key", value: ms(p(m.auth.anonymous, 50)) },
+      reference: "within 1 ms of no key",
     },
     {
       measure: `local host alone: exec p50 at concurrency ${c}`,

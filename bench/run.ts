@@ -4,10 +4,12 @@
  * floor measured in the same run at the same concurrency, and their ratio. Asserts no timing;
  * exits non-zero only when a job or a call fails. Options: --jobs, --concurrency, --quick, --verbose, --artifact-mib.
  */
+import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { startDevProcess } from "../scripts/devProcess";
 import { measureArtifact } from "./artifact";
 import { bubblewrapFloor } from "./bubblewrap";
@@ -16,7 +18,7 @@ import { measureCrashRecovery } from "./crash";
 import { measureHostAlone } from "./hostAlone";
 import { stackMemory } from "./memory";
 import { parseBenchOptions } from "./options";
-import { endToEndLatency, headOfLine, headOfLineFloor, requestFloor, throughput, warmUp } from "./pipeline";
+import { endToEndLatency, headOfLine, headOfLineFloor, requestFloor, submitLatencyWithKey, throughput, warmUp } from "./pipeline";
 import { progress } from "./progress";
 import { renderTable } from "./report";
 import { buildRows, type Measurements } from "./rows";
@@ -28,6 +30,16 @@ const PORTS = { api: 18787, host: 18788, hostAlone: 18789, crashApi: 18797, cras
  * no line printed per request (its output goes nowhere; printing costs the Worker's thread).
  */
 const STACK_ENV = { ARTIFACT_MAX_TOTAL_BYTES: String(2 * 1024 * 1024 * 1024), ARTIFACT_SANDBOX_LOG_LEVEL: "warn" };
+
+/** An API key for tenant `bench`, made as a user makes one (`npm run keys`), in the stack's state. */
+async function createBenchKey(stateDir: string): Promise<string> {
+  const { stdout } = await promisify(execFile)("node_modules/.bin/tsx", ["scripts/keys.ts", "create", "bench"], {
+    env: { ...process.env, ARTIFACT_SANDBOX_STATE_DIR: stateDir },
+  });
+  const key = stdout.trim().split("\n").at(-1);
+  if (!key?.startsWith("as_live_")) throw new Error(`npm run keys printed no key: ${stdout}`);
+  return key;
+}
 
 async function measurePipeline(
   stateDir: string,
@@ -61,6 +73,9 @@ async function measurePipeline(
     progress(`floor: ${jobs} storage-free requests (404) at concurrency ${concurrency}...`);
     const requests = await requestFloor(api, jobs, concurrency);
 
+    progress(`submit latency with an API key: ${options.latencySamples} submits with a key, alternated with as many without...`);
+    const auth = await submitLatencyWithKey(api, await createBenchKey(stateDir), options.latencySamples);
+
     progress(`head-of-line floor: ${options.headOfLineSamples} trivial jobs in sandbox B, nothing else running...`);
     const holFloor = await headOfLineFloor(api, options.headOfLineSamples);
     progress(`head-of-line: the same while sandbox A runs \`sleep 60\`...`);
@@ -69,7 +84,7 @@ async function measurePipeline(
     const memory = stackMemory(stackPid);
     progress(`artifact: a ${options.artifactBytes / 2 ** 20} MiB file, created alone and then collected as an artifact...`);
     const artifact = await measureArtifact(api, stackPid, stateDir, options.artifactBytes, options.artifactWaitMs);
-    return { bwrapSequential, endToEnd, bwrapParallel, throughput: tp, requests, holFloor, hol, memory, artifact };
+    return { bwrapSequential, endToEnd, bwrapParallel, throughput: tp, requests, auth, holFloor, hol, memory, artifact };
   } finally {
     await stopStack(stack);
   }

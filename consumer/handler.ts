@@ -5,6 +5,7 @@
  * turns messages that used up their retries into failed jobs.
  */
 import type { AppConfig } from "../config";
+import { wakeDependents } from "../coordinator/dependents";
 import { coordinatorFor } from "../coordinator/sandboxCoordinator";
 import { finish } from "../runner/finish";
 import { KvCacheScheduler } from "../runner/kvCache";
@@ -97,10 +98,22 @@ async function failUndeliverable(env: Env, stores: JobStores, kvCache: KvCacheSc
   const current = await store.getVersioned(body.jobId);
   if (current && !isTerminal(current.record.status)) {
     const reason = current.record.error?.message ?? "the queue gave up delivering it";
-    await finish({ store, kvCache, announceFinished: (record) => coordinator.jobFinished(record.id) }, current, body, {
-      status: "failed",
-      error: { code: "DELIVERY_FAILED", message: `Job could not be run after repeated attempts: ${reason}` },
-    });
+    await finish(
+      {
+        store,
+        kvCache,
+        announceFinished: async (record) => {
+          await coordinator.jobFinished(record.id);
+          await wakeDependents(env, record);
+        },
+      },
+      current,
+      body,
+      {
+        status: "failed",
+        error: { code: "DELIVERY_FAILED", message: `Job could not be run after repeated attempts: ${reason}` },
+      },
+    );
   }
   message.ack();
 }

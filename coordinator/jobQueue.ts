@@ -24,6 +24,11 @@ export class JobQueue {
       request TEXT,
       not_before INTEGER NOT NULL DEFAULT 0
     )`);
+    // Added with pipelines: a job held back until the jobs it needs have finished.
+    const columns = sql.exec("PRAGMA table_info(jobs)").toArray();
+    if (!columns.some((column) => column.name === "waiting_for_needs")) {
+      sql.exec("ALTER TABLE jobs ADD COLUMN waiting_for_needs INTEGER NOT NULL DEFAULT 0");
+    }
   }
 
   /** Adds jobs not already held; a duplicate delivery changes nothing. Returns how many were new. */
@@ -63,6 +68,16 @@ export class JobQueue {
   /** Holds the job back until `notBefore` (it stays first in line: later jobs wait for it). */
   deferUntil(jobId: string, notBefore: number): void {
     this.sql.exec("UPDATE jobs SET not_before = ? WHERE job_id = ?", notBefore, jobId);
+  }
+
+  /** Holds the job back until the jobs it needs have finished (`releaseWaiting`), or until `recheckAt`. */
+  waitForNeeds(jobId: string, recheckAt: number): void {
+    this.sql.exec("UPDATE jobs SET not_before = ?, waiting_for_needs = 1 WHERE job_id = ?", recheckAt, jobId);
+  }
+
+  /** A job that others need has finished: those waiting may look again now. */
+  releaseWaiting(): number {
+    return this.sql.exec("UPDATE jobs SET not_before = 0, waiting_for_needs = 0 WHERE waiting_for_needs = 1").rowsWritten;
   }
 
   has(jobId: string): boolean {

@@ -17,6 +17,7 @@ import { runJob } from "../runner/runJob";
 import { sandboxFactory } from "../sandbox/select";
 import { jobStores } from "../storage/jobStore";
 import { tenantOf } from "../storage/layout";
+import { wakeDependents } from "./dependents";
 import { JobQueue } from "./jobQueue";
 import { Signal } from "./signals";
 
@@ -30,6 +31,8 @@ const JOB_OVERHEAD_MS = 60 * 1000;
  * collected artifacts, the coordinator carries on in a fresh invocation.
  */
 const JOBS_PER_INVOCATION = 8;
+/** How often a job waiting for the jobs it needs looks again, should their wake-up be lost. */
+const NEEDS_RECHECK_MS = 30 * 1000;
 /** A job that ran this long renewed its lease often enough to count as heavy, too. */
 const HEAVY_JOB_MS = 60 * 1000;
 
@@ -69,6 +72,11 @@ export class SandboxCoordinator extends DurableObject<Env> {
   /** Of these jobs, those this coordinator does not hold: the sweeper's candidates to hand over again. */
   async notHeld(jobIds: string[]): Promise<string[]> {
     return jobIds.filter((jobId) => !this.queue.has(jobId));
+  }
+
+  /** A job that some of this sandbox's jobs need has finished: they check their needs again now. */
+  async needsSettled(): Promise<void> {
+    if (this.queue.releaseWaiting() > 0) await this.wake();
   }
 
   /** Called by the API after it stored a cancel on a running job's record: ends it now. */
@@ -171,7 +179,10 @@ export class SandboxCoordinator extends DurableObject<Env> {
           artifactLimits: { maxFiles: config.artifactMaxFiles, maxTotalBytes: config.artifactMaxTotalBytes },
           maxAttempts: config.maxJobAttempts,
           kvCache,
-          announceFinished: async (record) => this.finished.raise(record.id),
+          announceFinished: async (record) => {
+            this.finished.raise(record.id);
+            await wakeDependents(this.env, record);
+          },
           cancelSignal: cancel.signal,
           onLeaseRenewed: async (leaseUntil) => {
             watchdogAt = leaseUntil;
@@ -184,6 +195,13 @@ export class SandboxCoordinator extends DurableObject<Env> {
         this.running = undefined;
         // A request stored in R2 is a large file write, which collects nothing.
         heavyJobRun = (job.request?.type === "run" && job.request.artifacts.length > 0) || Date.now() - jobStartedAt > HEAVY_JOB_MS;
+        if (outcome.kind === "wait") {
+          // First in line and held: this sandbox's later jobs wait too, keeping the order. A
+          // finishing job it needs wakes it (needsSettled); the recheck covers a lost wake-up.
+          this.queue.waitForNeeds(job.jobId, Date.now() + NEEDS_RECHECK_MS);
+          await this.ctx.storage.setAlarm(Date.now() + NEEDS_RECHECK_MS);
+          return;
+        }
         if (outcome.kind === "retry") {
           // The job stays first in line: later jobs of this sandbox wait for it, keeping the order.
           this.queue.deferUntil(job.jobId, Date.now() + outcome.delayMs);

@@ -12,5 +12,11 @@ export interface QueuedJob {
   request?: JobRequest;
 }
 
-/** Done: drop the job from the sandbox's queue. Retry: keep it first in line and try again later. */
-export type RunOutcome = { kind: "done"; reason: string } | { kind: "retry"; delayMs: number; reason: string };
+/**
+ * Done: drop the job from the sandbox's queue. Retry: keep it first in line and try again later.
+ * Wait: keep it first in line until the jobs it needs have finished.
+ */
+export type RunOutcome =
+  | { kind: "done"; reason: string }
+  | { kind: "retry"; delayMs: number; reason: string }
+  | { kind: "wait"; reason: string };

@@ -14,6 +14,7 @@ import { executeJob } from "./executeJob";
 import { type FinishDeps, finish } from "./finish";
 import type { QueuedJob, RunOutcome } from "./jobTypes";
 import { JobLease, LEASE_MS } from "./lease";
+import { checkNeeds, skippedError } from "./needs";
 
 export interface RunnerDeps extends FinishDeps {
   bucket: R2Bucket;
@@ -58,6 +59,11 @@ export async function runJob(job: QueuedJob, deps: RunnerDeps): Promise<RunOutco
     }
   }
   if (current.record.cancelRequested) return finish(deps, current, job, CANCELLED);
+  if (current.record.status === "queued") {
+    const verdict = await checkNeeds(store, current.record);
+    if (verdict.kind === "wait") return { kind: "wait", reason: `waiting for ${verdict.waitingFor.join(", ")}` };
+    if (verdict.kind === "skip") return finish(deps, current, job, { status: "skipped", error: skippedError(verdict.because) });
+  }
 
   const request = job.request ?? (await store.readRequest(job.jobId));
   if (!request) {

@@ -94,19 +94,38 @@ export type JobRequest = z.infer<typeof JobRequest>;
 
 /** Many jobs in one request, across sandboxes: what a CI pipeline submits for a whole build. */
 export const MAX_JOBS_PER_BATCH = 100;
+
+/** A job's name within its batch, for `needs`. */
+export const JobName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "Job names are 1-64 letters, digits, '_', '.' and '-', starting with a letter or digit");
+
+export const BatchEntry = z
+  .object({
+    sandboxId: SandboxId,
+    job: JobRequest,
+    /** Names this job for the `needs` of others in the batch. */
+    name: JobName.optional(),
+    /** Jobs of this batch that must succeed before this one starts; if one does not, this one is skipped. */
+    needs: z.array(JobName).max(MAX_JOBS_PER_BATCH).default([]),
+  })
+  .strict();
+export type BatchEntry = z.infer<typeof BatchEntry>;
+
 export const BatchRequest = z
   .object({
     jobs: z
-      .array(z.object({ sandboxId: SandboxId, job: JobRequest }).strict())
+      .array(BatchEntry)
       .min(1, "jobs must hold at least one job")
       .max(MAX_JOBS_PER_BATCH, `At most ${MAX_JOBS_PER_BATCH} jobs per batch`),
   })
   .strict()
   .openapi("BatchRequest");
 
-export const JobStatus = z.enum(["queued", "running", "succeeded", "failed", "timed_out"]);
+/** `skipped`: a job it needs did not succeed, so it never ran. */
+export const JobStatus = z.enum(["queued", "running", "succeeded", "failed", "timed_out", "skipped"]);
 export type JobStatus = z.infer<typeof JobStatus>;
-export const TERMINAL_STATUSES: readonly JobStatus[] = ["succeeded", "failed", "timed_out"];
+export const TERMINAL_STATUSES: readonly JobStatus[] = ["succeeded", "failed", "timed_out", "skipped"];
 export const isTerminal = (status: JobStatus): boolean => TERMINAL_STATUSES.includes(status);
 
 /** What the record repeats of the request: never env values, stdin or file content. */
@@ -172,6 +191,10 @@ export const JobRecord = z.object({
   leaseUntil: z.string().nullable(),
   /** Set by a cancel while the job runs; checked when it is claimed, while it runs and when it finishes. */
   cancelRequested: z.boolean().default(false),
+  /** The batch (`POST /v1/jobs`) the job came in, its name there, and the IDs of the jobs it needs. */
+  batchId: z.string().nullable().default(null),
+  name: z.string().nullable().default(null),
+  needs: z.array(z.string()).default([]),
 });
 export type JobRecord = z.infer<typeof JobRecord>;
 
@@ -182,6 +205,7 @@ export function newJobRecord(
   request: JobRequest,
   now: number,
   retentionSeconds: number,
+  pipeline: Pick<JobRecord, "batchId" | "name" | "needs"> = { batchId: null, name: null, needs: [] },
 ): JobRecord {
   return {
     id,
@@ -204,6 +228,7 @@ export function newJobRecord(
     expiresAt: new Date(now + retentionSeconds * 1000).toISOString(),
     leaseUntil: null,
     cancelRequested: false,
+    ...pipeline,
   };
 }
 
@@ -244,4 +269,18 @@ export const JobView = JobRecord.omit({ leaseUntil: true, stdout: true, stderr: 
 export type JobView = z.infer<typeof JobView>;
 
 export const JobPageView = z.object({ jobs: z.array(JobView), nextCursor: z.string().nullable() }).openapi("JobPage");
-export const BatchView = z.object({ jobs: z.array(JobView) }).openapi("Batch");
+/** A batch as a whole: `succeeded` once every job has, `failed` once all have finished and one did not. */
+export const BatchStatus = z.enum(["queued", "running", "succeeded", "failed"]);
+export type BatchStatus = z.infer<typeof BatchStatus>;
+
+export const BatchView = z
+  .object({ batchId: z.string(), status: BatchStatus, createdAt: z.string(), jobs: z.array(JobView) })
+  .openapi("Batch");
+export type BatchView = z.infer<typeof BatchView>;
+
+/** A batch's overall status from its jobs'. */
+export function batchStatus(statuses: JobStatus[]): BatchStatus {
+  if (statuses.every((status) => status === "succeeded")) return "succeeded";
+  if (statuses.every(isTerminal)) return "failed";
+  return statuses.every((status) => status === "queued") ? "queued" : "running";
+}

@@ -12,6 +12,7 @@
  *        (only the attempt that writes the final record is published, so a stale attempt that
  *        outlived its lease can never overwrite what the record describes)
  *      tenants/{tenant}/sandboxes/{sandboxId}/jobs/{newestFirstId}   empty index entry per job, newest first
+ *      tenants/{tenant}/batches/{batchId}.json       a batch's jobs and what each needs
  *      active/{sandboxKey}/{jobId}                   empty entry while the job is unfinished: the sweeper's worklist
  *      workspaces/{sandboxKey}/snapshot.tar.gz       the sandbox's /workspace, saved when its container went to sleep
  *      malformed-messages/{messageId}.json           queue messages that could not be parsed, kept for inspection
@@ -69,6 +70,7 @@ export const r2Keys = {
     `${jobPrefix(tenant, jobId)}/attempts/${attempt}/${stream}`,
   artifact: (tenant: string, jobId: string, attempt: number, path: string) =>
     `${jobPrefix(tenant, jobId)}/attempts/${attempt}/artifacts/${path}`,
+  batch: (tenant: string, batchId: string) => `tenants/${tenant}/batches/${batchId}.json`,
   workspaceSnapshot: (key: string) => `workspaces/${key}/snapshot.tar.gz`,
   activePrefix: "active/",
   activeEntry: (key: string, jobId: string) => `active/${key}/${jobId}`,

@@ -66,6 +66,8 @@ describe("tenants on the local stack", () => {
     expect((await stdout.text()).trim()).toBe("0");
 
     expect(await keys("revoke", keyId)).toContain("Revoked");
+    // Within API_KEY_CACHE_SECONDS (5 s) the Worker stops trusting the key it had verified.
+    await new Promise((resolve) => setTimeout(resolve, 5_500));
     expect((await fetch(`${apiUrl}/v1/sandboxes`, { headers: authHeaders(key) })).status).toBe(401);
   });
 });

@@ -37,6 +37,9 @@ describe("API keys", () => {
     const job = await submitAs(created.key, "build", { type: "run", command: "true" });
     expect(job.tenant).toBe(tenant);
     await revokeKey(created);
+    // This isolate trusts a key it verified for API_KEY_CACHE_SECONDS (5 s), then asks KV again.
+    expect((await deployed(`/v1/jobs/${job.id}`, { key: created.key })).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 5_100));
     await expectError(await deployed(`/v1/jobs/${job.id}`, { key: created.key }), 401, "UNAUTHENTICATED");
   });
 

@@ -1,0 +1,29 @@
+/**
+ * The gate of a pipeline job (one with `needs`): it runs only once every job it needs has
+ * succeeded, and is skipped as soon as one of them ends any other way.
+ */
+import type { JobRecord } from "../schemas/job";
+import { isTerminal } from "../schemas/job";
+import type { JobStore } from "../storage/jobStore";
+
+export type NeedsVerdict = { kind: "run" } | { kind: "wait"; waitingFor: string[] } | { kind: "skip"; because: JobRecord[] };
+
+export async function checkNeeds(store: JobStore, record: JobRecord): Promise<NeedsVerdict> {
+  if (record.needs.length === 0) return { kind: "run" };
+  const needed = await Promise.all(record.needs.map(async (jobId) => ({ jobId, record: (await store.getVersioned(jobId))?.record })));
+  const failed = needed.flatMap(({ record: need }) => (need && isTerminal(need.status) && need.status !== "succeeded" ? [need] : []));
+  if (failed.length > 0) return { kind: "skip", because: failed };
+  // A needed job that is gone (past its retention) can never succeed now.
+  if (needed.some(({ record: need }) => need === undefined)) return { kind: "skip", because: [] };
+  const unfinished = needed.filter(({ record: need }) => need && !isTerminal(need.status)).map(({ jobId }) => jobId);
+  return unfinished.length > 0 ? { kind: "wait", waitingFor: unfinished } : { kind: "run" };
+}
+
+/** The record's error for a skipped job, naming what it needed. */
+export function skippedError(because: JobRecord[]): { code: string; message: string } {
+  const names = because.map((need) => `${need.name ?? need.id} (${need.status}${need.error ? `: ${need.error.code}` : ""})`);
+  return {
+    code: "SKIPPED",
+    message: names.length > 0 ? `Not run: it needs ${names.join(", ")}, which did not succeed` : "Not run: a job it needs is gone",
+  };
+}

@@ -1,0 +1,71 @@
+/**
+ * Unit test of R2 presigned artifact URLs (R2 has no S3 endpoint locally, so the URL itself is
+ * what can be checked here): signed for the bucket's S3 endpoint, for the object's key, for the
+ * asked lifetime, saved under the artifact's name.
+ */
+import { describe, expect, it } from "vitest";
+import { presignR2Get } from "../../../access/signedUrls";
+import { JobPresenter } from "../../../api/present";
+import type { JobRecord } from "../../../schemas/job";
+
+const credentials = {
+  accessKeyId: "AKIDEXAMPLE",
+  secretAccessKey: "secret-example",
+  accountId: "0123abcd",
+  bucket: "artifact-sandbox-output",
+};
+
+describe("R2 presigned URLs", () => {
+  it("signs a GET of the object for the asked lifetime", async () => {
+    const url = new URL(
+      await presignR2Get(credentials, "tenants/acme/jobs/J/attempts/1/artifacts/dist/app 1.js", 600, 'attachment; filename="app 1.js"'),
+    );
+    expect(url.host).toBe("0123abcd.r2.cloudflarestorage.com");
+    expect(decodeURIComponent(url.pathname)).toBe("/artifact-sandbox-output/tenants/acme/jobs/J/attempts/1/artifacts/dist/app 1.js");
+    expect(url.searchParams.get("X-Amz-Expires")).toBe("600");
+    expect(url.searchParams.get("X-Amz-Credential")).toMatch(/^AKIDEXAMPLE\/\d{8}\/auto\/s3\/aws4_request$/);
+    expect(url.searchParams.get("X-Amz-Signature")).toMatch(/^[0-9a-f]{64}$/);
+    expect(url.searchParams.get("response-content-disposition")).toContain("app 1.js");
+  });
+
+  it("is what a job's artifact URLs become once R2 credentials are configured", async () => {
+    const presenter = new JobPresenter("https://api.example", {
+      defaultTtlSeconds: 3600,
+      keys: [{ id: "k1", secret: "x".repeat(32) }],
+      r2: credentials,
+    });
+    const record: JobRecord = {
+      id: "01J0000000000000000000000A",
+      tenant: "acme",
+      sandboxId: "build",
+      type: "run",
+      request: { type: "run", command: "true", cwd: "/workspace", envKeys: [], stdinBytes: 0, timeoutMs: 1000, artifacts: ["a.txt"] },
+      status: "succeeded",
+      exitCode: 0,
+      createdAt: new Date().toISOString(),
+      startedAt: null,
+      finishedAt: null,
+      durationMs: null,
+      attempts: 2,
+      error: null,
+      stdout: { size: 3, truncated: false, droppedBytes: 0 },
+      stderr: null,
+      artifacts: [{ path: "a.txt", size: 1, contentType: "text/plain", sha256: "0".repeat(64) }],
+      skippedArtifacts: [],
+      expiresAt: new Date(Date.now() + 60_000).toISOString(),
+      leaseUntil: null,
+      cancelRequested: false,
+      batchId: null,
+      name: null,
+      needs: [],
+    };
+    const view = await presenter.present(record);
+    expect(new URL(view.artifacts[0]?.url ?? "").pathname).toBe(
+      "/artifact-sandbox-output/tenants/acme/jobs/01J0000000000000000000000A/attempts/2/artifacts/a.txt",
+    );
+    // Output stays behind the Worker's own signature.
+    expect(view.stdout?.url).toMatch(
+      /^https:\/\/api\.example\/v1\/jobs\/01J0000000000000000000000A\/stdout\?tenant=acme&expires=\d+&kid=k1&sig=/,
+    );
+  });
+});

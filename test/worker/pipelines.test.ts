@@ -1,0 +1,111 @@
+/**
+ * Pipelines in one batch: `name` and `needs` across sandboxes. A job starts only after what it
+ * needs has succeeded; when one fails or is cancelled, everything that needs it is skipped.
+ */
+import { describe, expect, it } from "vitest";
+import { BatchView, type JobView } from "../../schemas/job";
+import { api, expectError, postJson, uniqueSandbox } from "./client";
+
+async function submitPipeline(jobs: unknown[]): Promise<BatchView> {
+  const response = await postJson("/v1/jobs", { jobs });
+  expect(response.status, await response.clone().text()).toBe(202);
+  return BatchView.parse(await response.json());
+}
+
+async function finishedBatch(batchId: string): Promise<BatchView> {
+  for (;;) {
+    const batch = BatchView.parse(await (await api(`/v1/batches/${batchId}?wait=20`)).json());
+    if (batch.status === "succeeded" || batch.status === "failed") return batch;
+  }
+}
+
+function byName(batch: BatchView): Record<string, JobView> {
+  return Object.fromEntries(batch.jobs.map((job) => [job.name ?? job.id, job]));
+}
+
+const run = (command: string) => ({ type: "run", command });
+
+describe("pipelines", () => {
+  it("skips everything below a failing job, transitively, while an independent branch succeeds", async () => {
+    const app = uniqueSandbox("pipe-app");
+    const docs = uniqueSandbox("pipe-docs");
+    const submitted = await submitPipeline([
+      { name: "build", sandboxId: app, job: run("echo built > built.txt") },
+      { name: "test", sandboxId: app, needs: ["build"], job: run("test -f built.txt && exit 3") },
+      { name: "coverage", sandboxId: app, needs: ["test"], job: run("echo coverage") },
+      { name: "report", sandboxId: docs, needs: ["coverage"], job: run("echo report") },
+      { name: "lint", sandboxId: docs, job: run("echo lint") },
+      { name: "site", sandboxId: docs, needs: ["lint", "build"], job: run("echo site") },
+    ]);
+    expect(submitted.status).toBe("queued");
+    const batch = await finishedBatch(submitted.batchId);
+    const jobs = byName(batch);
+    expect(Object.fromEntries(Object.entries(jobs).map(([name, job]) => [name, job.status]))).toEqual({
+      build: "succeeded",
+      test: "failed",
+      coverage: "skipped",
+      report: "skipped",
+      lint: "succeeded",
+      site: "succeeded",
+    });
+    expect(jobs.test?.exitCode).toBe(3);
+    expect(jobs.coverage?.error?.code).toBe("SKIPPED");
+    expect(jobs.coverage?.error?.message).toContain("test");
+    expect(jobs.report?.startedAt).toBeNull();
+    expect(batch.status).toBe("failed");
+  });
+
+  it("starts a job only after what it needs has finished, across sandboxes and whatever the array order", async () => {
+    const first = uniqueSandbox("pipe-first");
+    const second = uniqueSandbox("pipe-second");
+    const batch = await finishedBatch(
+      (
+        await submitPipeline([
+          // Listed first, in the same sandbox as what it needs: it still runs after it.
+          { name: "package", sandboxId: first, needs: ["compile", "fetch"], job: run("cat out.txt") },
+          { name: "compile", sandboxId: first, job: run("sleep 1; echo compiled > out.txt") },
+          { name: "fetch", sandboxId: second, job: run("sleep 1.5") },
+        ])
+      ).batchId,
+    );
+    const jobs = byName(batch);
+    expect(batch.status).toBe("succeeded");
+    for (const need of [jobs.compile, jobs.fetch]) {
+      expect(Date.parse(jobs.package?.startedAt ?? "")).toBeGreaterThanOrEqual(Date.parse(need?.finishedAt ?? ""));
+    }
+    expect(await (await api(`/v1/jobs/${jobs.package?.id}/stdout`)).text()).toBe("compiled\n");
+  });
+
+  it("refuses unknown names and cycles, naming them, and submits nothing", async () => {
+    const sandboxId = uniqueSandbox("pipe-bad");
+    const unknown = await postJson("/v1/jobs", { jobs: [{ name: "a", sandboxId, needs: ["nope"], job: run("true") }] });
+    expect(await expectError(unknown, 400, "INVALID_REQUEST")).toContain("nope");
+    const cycle = await postJson("/v1/jobs", {
+      jobs: [
+        { name: "a", sandboxId, needs: ["b"], job: run("true") },
+        { name: "b", sandboxId, needs: ["a"], job: run("true") },
+        { name: "c", sandboxId, job: run("true") },
+      ],
+    });
+    const message = await expectError(cycle, 400, "INVALID_REQUEST");
+    expect(message).toContain("cycle");
+    expect(message).toContain("a, b");
+    const listed = await (await api(`/v1/sandboxes/${sandboxId}/jobs`)).json();
+    expect(listed).toMatchObject({ jobs: [] });
+  });
+
+  it("cancels what has not finished when the batch is cancelled; what needed it is skipped", async () => {
+    const sandboxId = uniqueSandbox("pipe-cancel");
+    const submitted = await submitPipeline([
+      { name: "long", sandboxId, job: run("sleep 30") },
+      { name: "after", sandboxId, needs: ["long"], job: run("echo never") },
+    ]);
+    const cancel = await api(`/v1/batches/${submitted.batchId}/cancel`, { method: "POST" });
+    expect(cancel.status).toBe(200);
+    const jobs = byName(await finishedBatch(submitted.batchId));
+    expect(jobs.long?.error?.code).toBe("CANCELLED");
+    expect(jobs.after?.status === "skipped" || jobs.after?.error?.code === "CANCELLED").toBe(true);
+    expect(jobs.after?.startedAt).toBeNull();
+    await expectError(await api("/v1/batches/01ARZ3NDEKTSV4RRFFQ69G5FAV"), 404, "JOB_NOT_FOUND");
+  });
+});
