@@ -14,6 +14,7 @@ import type { ApiEnv } from "./context";
 import { ApiError, ErrorCode, errorBody } from "./errors";
 import { JobService } from "./jobService";
 import { jobsRouter } from "./jobs";
+import { logsRoute, logsRouter } from "./logs";
 import { JobPresenter } from "./present";
 import { rateLimit } from "./rateLimit";
 import { sandboxesRouter } from "./sandboxes";
@@ -85,7 +86,9 @@ export function createApp(): OpenAPIHono<ApiEnv> {
   app.route("/", sandboxesRouter);
   app.route("/", batchesRouter);
   app.route("/", jobsRouter);
+  app.route("/", logsRouter);
   app.route("/", compatRouter);
+  app.openAPIRegistry.registerPath(logsRoute);
 
   app.doc31(OPENAPI_PATH, {
     openapi: "3.1.0",

@@ -1,7 +1,8 @@
 /** `/v1/jobs/{jobId}`: poll a job (optionally long-poll), download its output and artifacts. */
 import { createRoute, z } from "@hono/zod-openapi";
+import { coordinatorFor } from "../coordinator/sandboxCoordinator";
 import { isTerminal, type JobRecord, JobView } from "../schemas/job";
-import { JOB_ID_PATTERN, r2Keys } from "../storage/layout";
+import { JOB_ID_PATTERN, r2Keys, sandboxKey } from "../storage/layout";
 import { serveObject } from "./downloads";
 import { ApiError, ErrorCode } from "./errors";
 import { MAX_WAIT_SECONDS } from "./jobService";
@@ -37,7 +38,7 @@ function assertFinished(record: JobRecord, what: string): void {
     throw new ApiError(
       409,
       ErrorCode.OUTPUT_NOT_READY,
-      `Job ${record.id} is ${record.status}; its ${what} is available once it finishes (poll with ?wait=30)`,
+      `Job ${record.id} is ${record.status}; its ${what} is available once it runs (follow GET /v1/jobs/${record.id}/logs, or poll with ?wait=30)`,
     );
   }
 }
@@ -75,7 +76,7 @@ jobsRouter.openapi(cancelJob, async (c) => {
   return outcome === "cancelled" ? c.json(body, 200) : c.json(body, 202);
 });
 
-function parseJobId(raw: string): string {
+export function parseJobId(raw: string): string {
   const jobId = JobParams.shape.jobId.safeParse(raw);
   if (!jobId.success) throw new ApiError(400, ErrorCode.INVALID_REQUEST, "Job IDs are 26-character ULIDs as returned by the submit call");
   return jobId.data;
@@ -86,6 +87,12 @@ for (const stream of ["stdout", "stderr"] as const) {
   jobsRouter.get(`/v1/jobs/:jobId/${stream}`, async (c) => {
     const jobId = parseJobId(c.req.param("jobId"));
     const record = await c.var.jobs.get(jobId);
+    if (record.status === "running") {
+      // What the command has written so far, live from its sandbox's coordinator.
+      const coordinator = coordinatorFor(c.env.SANDBOX_COORDINATOR, sandboxKey(record.tenant, record.sandboxId));
+      const soFar = await coordinator.outputSoFar(jobId, stream);
+      if (soFar) return c.body(new Uint8Array(soFar), 200, { "content-type": "text/plain; charset=utf-8", "x-job-status": "running" });
+    }
     assertFinished(record, stream);
     const output = record[stream];
     if (!output) throw new ApiError(404, ErrorCode.FILE_NOT_FOUND, `Job ${jobId} is a file job and has no ${stream}`);

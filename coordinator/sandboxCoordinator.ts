@@ -19,6 +19,7 @@ import { jobStores } from "../storage/jobStore";
 import { tenantOf } from "../storage/layout";
 import { wakeDependents } from "./dependents";
 import { JobQueue } from "./jobQueue";
+import { LiveLog, type Offsets, type OutputStream } from "./liveLog";
 import { Signal } from "./signals";
 
 /** Cloudflare gives an alarm invocation 15 minutes of wall clock; jobs start only if they fit. */
@@ -39,8 +40,10 @@ const HEAVY_JOB_MS = 60 * 1000;
 export class SandboxCoordinator extends DurableObject<Env> {
   private readonly queue: JobQueue;
   private readonly finished = new Signal();
-  /** The job this object is running now, and how to cancel it. */
-  private running: { jobId: string; cancel: AbortController } | undefined;
+  /** The job this object is running now, how to cancel it, and its output so far. */
+  private running: { jobId: string; cancel: AbortController; log: LiveLog } | undefined;
+  /** Raised when a job starts running here: wakes followers of its logs that came early. */
+  private readonly started = new Signal();
   private draining: Promise<void> | undefined;
   private drainStartedAt = 0;
   /** Jobs arrived while draining: look again before letting the alarm go. */
@@ -82,6 +85,22 @@ export class SandboxCoordinator extends DurableObject<Env> {
   /** Called by the API after it stored a cancel on a running job's record: ends it now. */
   async cancelJob(jobId: string): Promise<void> {
     if (this.running?.jobId === jobId) this.running.cancel.abort(new Error("cancelled"));
+  }
+
+  /**
+   * The running job's output from `from` on, as Server-Sent Events, live until its command ends
+   * or `maxMs` passes; a job about to start is waited for up to `maxMs`. Null when this object is
+   * not running the job (it has finished, or has not started in that time).
+   */
+  async followLogs(jobId: string, from: Offsets, maxMs: number): Promise<ReadableStream<Uint8Array> | null> {
+    if (this.running?.jobId !== jobId) await this.started.wait(jobId, maxMs);
+    const running = this.running;
+    return running?.jobId === jobId ? running.log.follow(from, maxMs) : null;
+  }
+
+  /** What the running job has written to one stream so far; null when this object is not running it. */
+  async outputSoFar(jobId: string, stream: OutputStream): Promise<Uint8Array | null> {
+    return this.running?.jobId === jobId ? this.running.log.snapshot(stream) : null;
   }
 
   /** Resolves true once the job has finished, or false after `timeoutMs`. */
@@ -165,7 +184,9 @@ export class SandboxCoordinator extends DurableObject<Env> {
         jobsRun++;
         const jobStartedAt = Date.now();
         const cancel = new AbortController();
-        this.running = { jobId: job.jobId, cancel };
+        const log = new LiveLog();
+        this.running = { jobId: job.jobId, cancel, log };
+        this.started.raise(job.jobId);
         // Should this object die mid-job, the alarm fires again once the lease has lapsed. One
         // watchdog covers a run of quick jobs; lease renewals keep it ahead of a long one.
         if (watchdogAt - Date.now() < LEASE_MS / 2) {
@@ -188,10 +209,12 @@ export class SandboxCoordinator extends DurableObject<Env> {
             watchdogAt = leaseUntil;
             await this.ctx.storage.setAlarm(leaseUntil);
           },
+          onOutput: (stream, text) => log.append(stream, text),
         }).catch((error: unknown): RunOutcome => {
           console.error(`job ${job.jobId}: storage error, will retry`, error);
           return { kind: "retry", delayMs: 5000, reason: "storage error" };
         });
+        log.close();
         this.running = undefined;
         // A request stored in R2 is a large file write, which collects nothing.
         heavyJobRun = (job.request?.type === "run" && job.request.artifacts.length > 0) || Date.now() - jobStartedAt > HEAVY_JOB_MS;

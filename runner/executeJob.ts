@@ -4,7 +4,7 @@
  */
 
 import type { CapturedOutput } from "../sandbox/cappedOutput";
-import { SandboxOperationError, type SandboxPort } from "../sandbox/port";
+import { type ExecRequest, SandboxOperationError, type SandboxPort } from "../sandbox/port";
 import { relativeTo, WORKSPACE_ROOT } from "../schemas/ids";
 import {
   decodeFileContent,
@@ -29,6 +29,8 @@ export interface ExecuteContext {
   artifactLimits: ArtifactLimits;
   /** Aborted when the job is cancelled while its command runs. */
   signal?: AbortSignal;
+  /** Receives the command's output as it is written (live logs). */
+  onOutput?: ExecRequest["onOutput"];
 }
 
 export async function executeJob(context: ExecuteContext, request: JobRequest): Promise<JobOutcome> {
@@ -49,6 +51,7 @@ async function executeRun(context: ExecuteContext, request: RunJobRequest): Prom
     stdin: request.stdin,
     timeoutMs: request.timeoutMs,
     signal: context.signal,
+    onOutput: context.onOutput,
   });
   // Empty output is not stored: its size in the record says it all.
   await Promise.all([

@@ -25,6 +25,8 @@ export interface RunnerDeps extends FinishDeps {
   cancelSignal: AbortSignal;
   /** Called with each renewed lease's end, so a crashed runner's job is found once it lapses. */
   onLeaseRenewed: (leaseUntil: number) => Promise<void>;
+  /** Receives the command's output as it is written (the coordinator serves it as live logs). */
+  onOutput?: (stream: "stdout" | "stderr", text: string) => void;
 }
 
 const CANCELLED: Pick<JobRecord, "status" | "error"> = {
@@ -93,6 +95,7 @@ export async function runJob(job: QueuedJob, deps: RunnerDeps): Promise<RunOutco
         bucket: deps.bucket,
         artifactLimits: deps.artifactLimits,
         signal: stop,
+        onOutput: deps.onOutput,
       },
       request,
     );

@@ -13,6 +13,8 @@ export interface ExecRequest {
   timeoutMs: number;
   /** Aborting it (the job was cancelled) ends the command; exec then throws CANCELLED. */
   signal?: AbortSignal;
+  /** Called with each piece of output as the command writes it (live logs). */
+  onOutput?: (stream: "stdout" | "stderr", text: string) => void;
 }
 
 export interface ExecResult {

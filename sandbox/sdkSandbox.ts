@@ -72,9 +72,11 @@ export class SdkSandbox implements SandboxPort {
       if (stop.aborted) onStop();
       else stop.addEventListener("abort", onStop, { once: true });
       for await (const event of parseSSEStream<ExecEvent>(stream, cutStream.signal)) {
-        if (event.type === "stdout") stdout.push(event.data ?? "");
-        else if (event.type === "stderr") stderr.push(event.data ?? "");
-        else if (event.type === "complete") exitCode = event.exitCode ?? event.result?.exitCode ?? null;
+        if (event.type === "stdout" || event.type === "stderr") {
+          const text = event.data ?? "";
+          (event.type === "stdout" ? stdout : stderr).push(text);
+          request.onOutput?.(event.type, text);
+        } else if (event.type === "complete") exitCode = event.exitCode ?? event.result?.exitCode ?? null;
         else if (event.type === "error") {
           throw new SandboxOperationError("SANDBOX_ERROR", `Command failed in the sandbox: ${event.error ?? "unknown error"}`, true);
         }

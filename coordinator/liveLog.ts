@@ -1,0 +1,132 @@
+/**
+ * The output of the job a coordinator is running, as it is written: kept in order across stdout
+ * and stderr (the most recent LIVE_LOG_MAX_BYTES of it), and served to followers as
+ * Server-Sent Events. Every event's `id` is where the two streams stand after it, as
+ * `{stdout bytes}.{stderr bytes}`, so a client that reconnects with that Last-Event-ID resumes
+ * exactly.
+ */
+export type OutputStream = "stdout" | "stderr";
+export interface Offsets {
+  stdout: number;
+  stderr: number;
+}
+
+/** Output kept for followers; older output is in the job's stored stdout and stderr once it ends. */
+const LIVE_LOG_MAX_BYTES = 4 * 1024 * 1024;
+
+interface Entry {
+  stream: OutputStream;
+  /** Byte offset in its stream where this chunk starts. */
+  offset: number;
+  bytes: Uint8Array;
+}
+
+const encoder = new TextEncoder();
+
+export function parseOffsets(lastEventId: string | undefined | null): Offsets {
+  const match = /^(\d+)\.(\d+)$/.exec(lastEventId ?? "");
+  return match ? { stdout: Number(match[1]), stderr: Number(match[2]) } : { stdout: 0, stderr: 0 };
+}
+
+export function formatEvent(event: string, data: unknown, id?: Offsets): Uint8Array {
+  const idLine = id ? `id: ${id.stdout}.${id.stderr}\n` : "";
+  return encoder.encode(`${idLine}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+}
+
+export class LiveLog {
+  private readonly entries: Entry[] = [];
+  private keptBytes = 0;
+  private readonly totals: Offsets = { stdout: 0, stderr: 0 };
+  private closed = false;
+  private readonly listeners = new Set<() => void>();
+
+  append(stream: OutputStream, text: string): void {
+    const bytes = encoder.encode(text);
+    if (bytes.byteLength === 0) return;
+    this.entries.push({ stream, offset: this.totals[stream], bytes });
+    this.totals[stream] += bytes.byteLength;
+    this.keptBytes += bytes.byteLength;
+    while (this.keptBytes > LIVE_LOG_MAX_BYTES && this.entries.length > 1) {
+      const dropped = this.entries.shift();
+      this.keptBytes -= dropped?.bytes.byteLength ?? 0;
+    }
+    this.notify();
+  }
+
+  /** The command has ended: followers get what is left, then their stream ends. */
+  close(): void {
+    this.closed = true;
+    this.notify();
+  }
+
+  /** One stream's output so far (what is still kept of it). */
+  snapshot(stream: OutputStream): Uint8Array {
+    const parts = this.entries.filter((entry) => entry.stream === stream).map((entry) => entry.bytes);
+    const out = new Uint8Array(parts.reduce((sum, part) => sum + part.byteLength, 0));
+    let at = 0;
+    for (const part of parts) {
+      out.set(part, at);
+      at += part.byteLength;
+    }
+    return out;
+  }
+
+  /** The output after `from` as events, then new output as it comes, until the command ends or `untilMs`. */
+  follow(from: Offsets, untilMs: number): ReadableStream<Uint8Array> {
+    const position: Offsets = { ...from };
+    const deadline = Date.now() + untilMs;
+    return new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        for (;;) {
+          const pending = this.eventsAfter(position);
+          if (pending.length > 0) {
+            for (const chunk of pending) controller.enqueue(chunk);
+            return;
+          }
+          if (this.closed || Date.now() >= deadline) {
+            controller.close();
+            return;
+          }
+          await this.changeOrTimeout(deadline - Date.now());
+        }
+      },
+    });
+  }
+
+  private eventsAfter(position: Offsets): Uint8Array[] {
+    const events: Uint8Array[] = [];
+    const oldest = { stdout: this.totals.stdout, stderr: this.totals.stderr };
+    for (const entry of this.entries) oldest[entry.stream] = Math.min(oldest[entry.stream], entry.offset);
+    for (const stream of ["stdout", "stderr"] as const) {
+      if (position[stream] < oldest[stream]) {
+        events.push(formatEvent("gap", { stream, droppedBytes: oldest[stream] - position[stream] }));
+        position[stream] = oldest[stream];
+      }
+    }
+    for (const entry of this.entries) {
+      const end = entry.offset + entry.bytes.byteLength;
+      if (end <= position[entry.stream]) continue;
+      const bytes = entry.bytes.subarray(Math.max(0, position[entry.stream] - entry.offset));
+      position[entry.stream] = end;
+      // The id is where this follower now stands in both streams: resuming from it skips nothing.
+      events.push(formatEvent(entry.stream, { text: new TextDecoder().decode(bytes) }, { ...position }));
+    }
+    return events;
+  }
+
+  private changeOrTimeout(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.listeners.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(0, ms));
+      this.listeners.add(done);
+    });
+  }
+
+  private notify(): void {
+    for (const listener of [...this.listeners]) listener();
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * Live logs: a running job's output reaches an event-stream client before the job ends, a
+ * reconnect with Last-Event-ID resumes exactly, and a finished job's stored output is served the
+ * same way, ending with its status.
+ */
+import { describe, expect, it } from "vitest";
+import { api, expectError, getJob, submit, uniqueSandbox, waitForJob } from "./client";
+
+interface LogEvent {
+  event: string;
+  id?: string;
+  data: unknown;
+}
+
+/** Reads events from an SSE response until `stopAt` returns true or the stream ends. */
+async function readEvents(response: Response, stopAt: (events: LogEvent[]) => boolean = () => false): Promise<LogEvent[]> {
+  expect(response.headers.get("content-type")).toContain("text/event-stream");
+  const reader = response.body?.getReader();
+  if (!reader) throw new Error("no body");
+  const decoder = new TextDecoder();
+  const events: LogEvent[] = [];
+  let buffer = "";
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let end = buffer.indexOf("\n\n");
+    while (end >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const fields = Object.fromEntries(
+        block.split("\n").map((line) => [line.slice(0, line.indexOf(":")), line.slice(line.indexOf(":") + 2)]),
+      );
+      if (fields.event) events.push({ event: fields.event, id: fields.id, data: JSON.parse(fields.data ?? "null") });
+      end = buffer.indexOf("\n\n");
+    }
+    if (stopAt(events)) {
+      await reader.cancel();
+      break;
+    }
+  }
+  return events;
+}
+
+const textOf = (events: LogEvent[], stream: string) =>
+  events
+    .filter((event) => event.event === stream)
+    .map((event) => (event.data as { text: string }).text)
+    .join("");
+
+describe("live logs", () => {
+  it("streams a line before the job ends, resumes from Last-Event-ID, and ends with the status", async () => {
+    const sandboxId = uniqueSandbox("live");
+    const job = await submit(sandboxId, { type: "run", command: "echo first; echo warn >&2; sleep 3; echo second" });
+
+    const early = await readEvents(await api(`/v1/jobs/${job.id}/logs`), (events) => textOf(events, "stdout").includes("first"));
+    expect(textOf(early, "stdout")).toBe("first\n");
+    // The line arrived while the command was still running.
+    expect((await getJob(job.id)).status).toBe("running");
+    // Plain GET of a running job's stdout: what is there so far.
+    const soFar = await api(`/v1/jobs/${job.id}/stdout`);
+    expect(soFar.status).toBe(200);
+    expect(await soFar.text()).toBe("first\n");
+
+    const lastId = early.at(-1)?.id ?? "";
+    expect(lastId).toBe("6.0");
+    const resumed = await readEvents(await api(`/v1/jobs/${job.id}/logs`, { headers: { "last-event-id": lastId } }));
+    expect(textOf(resumed, "stdout")).toBe("second\n");
+    expect(textOf(resumed, "stderr")).toBe("warn\n");
+    expect(resumed.at(-1)).toMatchObject({ event: "status", data: { status: "succeeded", exitCode: 0 } });
+  });
+
+  it("serves a finished job's stored output as events, from an offset too", async () => {
+    const job = await submit(uniqueSandbox("stored-logs"), { type: "run", command: "printf 'abcdef'; printf 'err' >&2; exit 4" });
+    await waitForJob(job.id);
+    const all = await readEvents(await api(`/v1/jobs/${job.id}/logs`));
+    expect(textOf(all, "stdout")).toBe("abcdef");
+    expect(textOf(all, "stderr")).toBe("err");
+    expect(all.at(-1)).toMatchObject({ event: "status", data: { status: "failed", exitCode: 4 } });
+    const tail = await readEvents(await api(`/v1/jobs/${job.id}/logs?from=4.3`));
+    expect(textOf(tail, "stdout")).toBe("ef");
+    expect(textOf(tail, "stderr")).toBe("");
+  });
+
+  it("answers 409 for the stdout of a job still queued behind another", async () => {
+    const sandboxId = uniqueSandbox("queued-out");
+    await submit(sandboxId, { type: "run", command: "sleep 3" });
+    const queued = await submit(sandboxId, { type: "run", command: "true" });
+    await expectError(await api(`/v1/jobs/${queued.id}/stdout`), 409, "OUTPUT_NOT_READY");
+  });
+});
