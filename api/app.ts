@@ -7,6 +7,7 @@ import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { readConfig } from "../config";
 import { MAX_REQUEST_BODY_BYTES } from "../schemas/job";
+import { archiveRoute, archivesRouter } from "./archives";
 import { authenticate } from "./authenticate";
 import { batchesRouter } from "./batches";
 import { COMPAT_PATHS, compatRouter } from "./compat";
@@ -53,19 +54,18 @@ const OPENAPI_PATH = "/v1/openapi.json";
 export function createApp(): OpenAPIHono<ApiEnv> {
   const app = new OpenAPIHono<ApiEnv>();
 
-  app.use(
-    "*",
-    bodyLimit({
-      maxSize: MAX_REQUEST_BODY_BYTES,
-      onError: () => {
-        throw new ApiError(
-          413,
-          ErrorCode.BODY_TOO_LARGE,
-          `Request body is over ${MAX_REQUEST_BODY_BYTES} bytes; split the upload into several files`,
-        );
-      },
-    }),
-  );
+  const jsonBodyLimit = bodyLimit({
+    maxSize: MAX_REQUEST_BODY_BYTES,
+    onError: () => {
+      throw new ApiError(
+        413,
+        ErrorCode.BODY_TOO_LARGE,
+        `Request body is over ${MAX_REQUEST_BODY_BYTES} bytes; split the upload into several files, or upload a .tar.gz with PUT /v1/sandboxes/{id}/archive`,
+      );
+    },
+  });
+  // An archive upload streams to R2 and has its own, larger limit (archives.ts).
+  app.use("*", (c, next) => (c.req.method === "PUT" && c.req.path.endsWith("/archive") ? next() : jsonBodyLimit(c, next)));
   app.use("/v1/jobs/:jobId/*", signedDownload);
   app.use("*", async (c, next) => {
     // The API's description is public; everything else serves the caller's tenant.
@@ -84,11 +84,13 @@ export function createApp(): OpenAPIHono<ApiEnv> {
 
   app.route("/", sandboxJobsRouter);
   app.route("/", sandboxesRouter);
+  app.route("/", archivesRouter);
   app.route("/", batchesRouter);
   app.route("/", jobsRouter);
   app.route("/", logsRouter);
   app.route("/", compatRouter);
   app.openAPIRegistry.registerPath(logsRoute);
+  app.openAPIRegistry.registerPath(archiveRoute);
 
   app.doc31(OPENAPI_PATH, {
     openapi: "3.1.0",

@@ -5,6 +5,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { BatchRequest, BatchView, batchStatus, isTerminal, type JobRecord } from "../schemas/job";
 import { readBatch } from "../storage/batches";
+import { refuseExtractInJson } from "./archives";
 import type { ApiEnv } from "./context";
 import { ApiError, ErrorCode } from "./errors";
 import { idempotentSubmit } from "./idempotency";
@@ -89,6 +90,7 @@ async function loadBatch(c: { env: Env; var: ApiEnv["Variables"] }, batchId: str
 export const batchesRouter = newRouter()
   .openapi(submitBatch, async (c) => {
     const body = c.req.valid("json");
+    for (const entry of body.jobs) refuseExtractInJson(entry.job);
     const { result, replayed } = await idempotentSubmit(
       c,
       body,

@@ -11,7 +11,7 @@ import { type BatchEntry, isTerminal, type JobRecord, type JobRequest, newJobRec
 import { INLINE_REQUEST_MAX_BYTES, type RunMessage } from "../schemas/queueMessages";
 import { type BatchManifest, saveBatch } from "../storage/batches";
 import { JobStore, type VersionedRecord } from "../storage/jobStore";
-import { sandboxKey } from "../storage/layout";
+import { r2Keys, sandboxKey } from "../storage/layout";
 import { ApiError, ErrorCode } from "./errors";
 import { planBatch } from "./pipelinePlan";
 import { sendRunMessages } from "./queueSender";
@@ -31,14 +31,35 @@ export class JobService {
     this.store = new JobStore(env.JOB_STATUS, env.JOB_OUTPUT, config.retentionSeconds, tenant);
   }
 
+  /**
+   * Submits an archive upload: the body goes to R2 (streamed, `bytes` long) before the job that
+   * unpacks it exists, so the job can never run without it.
+   */
+  async submitUpload(sandboxId: string, dir: string, body: ReadableStream<Uint8Array>, bytes: number): Promise<JobRecord> {
+    const jobId = monotonicFactory()(Date.now());
+    const sized = new FixedLengthStream(bytes);
+    await Promise.all([body.pipeTo(sized.writable), this.env.JOB_OUTPUT.put(r2Keys.upload(this.tenant, jobId), sized.readable)]).catch(
+      () => {
+        throw new ApiError(400, ErrorCode.INVALID_REQUEST, `The upload ended before its Content-Length (${bytes} bytes) arrived`);
+      },
+    );
+    return this.submit(sandboxId, { type: "file", op: "extract", path: dir, archiveBytes: bytes }, jobId);
+  }
+
   /** Submits one job; answers 503 if it could not be queued (its record then says failed). */
-  async submit(sandboxId: string, request: JobRequest): Promise<JobRecord> {
+  async submit(sandboxId: string, request: JobRequest, jobId?: string): Promise<JobRecord> {
     const now = Date.now();
     const [record] = await this.createAndQueue([
       {
         sandboxId,
         request,
-        record: newJobRecord(monotonicFactory()(now), { tenant: this.tenant, sandboxId }, request, now, this.config.retentionSeconds),
+        record: newJobRecord(
+          jobId ?? monotonicFactory()(now),
+          { tenant: this.tenant, sandboxId },
+          request,
+          now,
+          this.config.retentionSeconds,
+        ),
       },
     ]);
     if (!record || record.error?.code === ErrorCode.QUEUE_UNAVAILABLE) {

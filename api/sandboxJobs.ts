@@ -3,11 +3,12 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { SandboxId } from "../schemas/ids";
 import { JobPageView, JobRequest, JobStatus, JobView } from "../schemas/job";
 import { JOB_ID_PATTERN } from "../storage/layout";
+import { refuseExtractInJson } from "./archives";
 import { idempotentSubmit } from "./idempotency";
 import { ErrorBody, newRouter } from "./openapi";
 import { jobPath, UrlTtl } from "./present";
 
-const SandboxParams = z.object({ sandboxId: SandboxId.openapi({ param: { name: "sandboxId", in: "path" }, example: "build-42" }) });
+export const SandboxParams = z.object({ sandboxId: SandboxId.openapi({ param: { name: "sandboxId", in: "path" }, example: "build-42" }) });
 
 const submitJob = createRoute({
   method: "post",
@@ -44,6 +45,7 @@ export const sandboxJobsRouter = newRouter()
   .openapi(submitJob, async (c) => {
     const { sandboxId } = c.req.valid("param");
     const request = c.req.valid("json");
+    refuseExtractInJson(request);
     const { result: record, replayed } = await idempotentSubmit(
       c,
       request,

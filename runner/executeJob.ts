@@ -7,6 +7,7 @@ import type { CapturedOutput } from "../sandbox/cappedOutput";
 import { type ExecRequest, SandboxOperationError, type SandboxPort } from "../sandbox/port";
 import { relativeTo, WORKSPACE_ROOT } from "../schemas/ids";
 import {
+  type ArchiveExtractRequest,
   decodeFileContent,
   type FileJobRequest,
   type JobError,
@@ -15,11 +16,14 @@ import {
   type OutputRef,
   type RunJobRequest,
 } from "../schemas/job";
+import { r2Keys } from "../storage/layout";
 import { type JobAttempt, putArtifact, putOutput } from "../storage/outputs";
 import { type ArtifactLimits, collectArtifacts, contentTypeFor } from "./artifacts";
+import { planExtraction, unpackInSandbox } from "./extractArchive";
 
 /** The fields of the record that running a job decides. */
-export type JobOutcome = Pick<JobRecord, "status" | "exitCode" | "error" | "stdout" | "stderr" | "artifacts" | "skippedArtifacts">;
+export type JobOutcome = Pick<JobRecord, "status" | "exitCode" | "error" | "stdout" | "stderr" | "artifacts" | "skippedArtifacts"> &
+  Partial<Pick<JobRecord, "extracted">>;
 
 export interface ExecuteContext {
   /** The job and the attempt this run is: outputs are stored under it. */
@@ -84,6 +88,29 @@ async function executeRun(context: ExecuteContext, request: RunJobRequest): Prom
   };
 }
 
+/** An uploaded archive (in R2 since its PUT) checked, copied into the sandbox and unpacked. */
+async function executeExtract(context: ExecuteContext, request: ArchiveExtractRequest): Promise<JobOutcome> {
+  const key = r2Keys.upload(context.at.tenant, context.at.jobId);
+  const forPlan = await context.bucket.get(key);
+  if (!forPlan) {
+    return fileOutcome({ status: "failed", error: { code: "UPLOAD_MISSING", message: "The uploaded archive is gone; upload it again" } });
+  }
+  let plan: Awaited<ReturnType<typeof planExtraction>>;
+  try {
+    plan = await planExtraction(forPlan.body);
+  } catch (error) {
+    const message = `Not a readable .tar.gz: ${error instanceof Error ? error.message : String(error)}`;
+    return fileOutcome({ status: "failed", error: { code: "INVALID_ARCHIVE", message } });
+  }
+  const forCopy = await context.bucket.get(key);
+  if (!forCopy) throw new SandboxOperationError("SANDBOX_ERROR", "The uploaded archive vanished while it was unpacked", true);
+  const archivePath = `/tmp/.upload-${context.at.jobId}.tar.gz`;
+  await context.sandbox.writeFileFromStream(archivePath, forCopy.body);
+  await unpackInSandbox(context.sandbox, archivePath, request.path, plan.members);
+  await context.bucket.delete(key);
+  return { ...fileOutcome({ status: "succeeded" }), extracted: plan.extracted };
+}
+
 function outputRef(output: CapturedOutput): OutputRef {
   return { size: output.bytes.byteLength, truncated: output.droppedBytes > 0, droppedBytes: output.droppedBytes };
 }
@@ -93,8 +120,10 @@ async function executeFileOp(context: ExecuteContext, request: FileJobRequest): 
   try {
     if (request.op === "write") {
       await sandbox.writeFile(request.path, decodeFileContent(request));
+      if (request.mode) await sandbox.setMode(request.path, request.mode);
       return fileOutcome({ status: "succeeded" });
     }
+    if (request.op === "extract") return await executeExtract(context, request);
     if (request.op === "delete") {
       await sandbox.deleteFile(request.path);
       return fileOutcome({ status: "succeeded" });

@@ -45,6 +45,12 @@ export interface SandboxPort {
   /** Streams the file so files beyond the SDK's 32 MiB encoded limit still arrive whole. */
   readFile(path: string): Promise<FileStream>;
   deleteFile(path: string): Promise<void>;
+  /** Writes a file of any size from a stream, in pieces (the SDK's writes take whole strings). */
+  writeFileFromStream(path: string, body: ReadableStream<Uint8Array>): Promise<void>;
+  /** Sets a file's permission bits (octal, such as "755"). */
+  setMode(path: string, mode: string): Promise<void>;
+  /** Runs a short housekeeping command (not a job's), failing on a non-zero exit. */
+  run(command: string): Promise<{ stdout: string; stderr: string }>;
   /** Ends every command running in the sandbox, with its process tree (a job runs alone in its sandbox). */
   endCommands(): Promise<void>;
   /** Empties the workspace and stops the container: what deleting a sandbox (or its idle expiry) does. */

@@ -28,12 +28,38 @@ export interface SdkSandboxStub {
   readFileStream(path: string): Promise<ReadableStream<Uint8Array>>;
   deleteFile(path: string): Promise<unknown>;
   killAllProcesses(): Promise<number>;
-  exec(command: string, options: { timeout: number }): Promise<{ exitCode: number; stderr: string }>;
+  exec(command: string, options: { timeout: number }): Promise<{ exitCode: number; stdout: string; stderr: string }>;
   destroy(): Promise<void>;
   listFiles(
     path: string,
     options: { recursive: boolean; includeHidden: boolean },
   ): Promise<{ files: { absolutePath: string; type: string; size: number }[] }>;
+}
+
+/** Bytes per SDK write when a file comes in pieces (base64 makes each a third larger). */
+const WRITE_PIECE_BYTES = 8 * 1024 * 1024;
+/** Housekeeping commands (joining pieces, chmod, unpacking an upload) get this long. */
+const HOUSEKEEPING_TIMEOUT_MS = 5 * 60 * 1000;
+
+/** Re-cuts a byte stream into pieces of `size` bytes (the last one shorter). */
+async function* inPieces(body: ReadableStream<Uint8Array>, size: number): AsyncGenerator<Uint8Array> {
+  let piece = new Uint8Array(size);
+  let filled = 0;
+  for await (const chunk of body) {
+    let offset = 0;
+    while (offset < chunk.byteLength) {
+      const take = Math.min(size - filled, chunk.byteLength - offset);
+      piece.set(chunk.subarray(offset, offset + take), filled);
+      filled += take;
+      offset += take;
+      if (filled === size) {
+        yield piece;
+        piece = new Uint8Array(size);
+        filled = 0;
+      }
+    }
+  }
+  if (filled > 0) yield piece.subarray(0, filled);
 }
 
 /** How long an ended command's stream may take to close before this side cuts it. */
@@ -154,6 +180,35 @@ export class SdkSandbox implements SandboxPort {
     await this.sandbox.killAllProcesses().catch((error: unknown) => {
       throw toSandboxError(error, "killing the command");
     });
+  }
+
+  async writeFileFromStream(path: string, body: ReadableStream<Uint8Array>): Promise<void> {
+    const prefix = `/tmp/.part-${crypto.randomUUID()}-`;
+    let index = 0;
+    for await (const piece of inPieces(body, WRITE_PIECE_BYTES)) {
+      const part = `${prefix}${String(index++).padStart(6, "0")}`;
+      await this.sandbox.writeFile(part, toBase64(piece), { encoding: "base64" }).catch((error: unknown) => {
+        throw toSandboxError(error, path);
+      });
+    }
+    const target = shellQuote(path);
+    await this.run(
+      `mkdir -p -- "$(dirname -- ${target})" && { cat ${prefix}* 2>/dev/null || true; } > ${target}; status=$?; rm -f ${prefix}*; exit $status`,
+    );
+  }
+
+  async setMode(path: string, mode: string): Promise<void> {
+    await this.run(`chmod ${/^[0-7]{3,4}$/.test(mode) ? mode : "644"} -- ${shellQuote(path)}`);
+  }
+
+  async run(command: string): Promise<{ stdout: string; stderr: string }> {
+    const result = await this.sandbox.exec(command, { timeout: HOUSEKEEPING_TIMEOUT_MS }).catch((error: unknown) => {
+      throw toSandboxError(error, "a housekeeping command");
+    });
+    if (result.exitCode !== 0) {
+      throw new SandboxOperationError("SANDBOX_ERROR", `${result.stderr.trim().slice(0, 500) || `exit code ${result.exitCode}`}`, false);
+    }
+    return { stdout: result.stdout, stderr: result.stderr };
   }
 
   async destroy(): Promise<void> {

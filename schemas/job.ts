@@ -70,6 +70,8 @@ export type RunJobRequest = z.infer<typeof RunJobRequest>;
 
 export const FileEncoding = z.enum(["utf-8", "base64"]);
 
+export const FileMode = z.string().regex(/^0?[0-7]{3}$/, 'mode is octal permission bits, such as "644" or "755"');
+
 const FileWriteRequest = z
   .object({
     type: z.literal("file"),
@@ -77,6 +79,8 @@ const FileWriteRequest = z
     path: WorkspaceFilePath,
     content: z.string({ error: 'content is required for a write (use "" for an empty file)' }),
     encoding: FileEncoding.default("utf-8"),
+    /** Permission bits in octal, such as "755" for a script. */
+    mode: FileMode.optional(),
   })
   .strict()
   .refine((job) => job.encoding !== "base64" || /^[A-Za-z0-9+/]*={0,2}$/.test(job.content), {
@@ -85,8 +89,18 @@ const FileWriteRequest = z
   });
 const FileReadRequest = z.object({ type: z.literal("file"), op: z.literal("read"), path: WorkspaceFilePath }).strict();
 const FileDeleteRequest = z.object({ type: z.literal("file"), op: z.literal("delete"), path: WorkspaceFilePath }).strict();
+/**
+ * Extracts the archive uploaded with `PUT /v1/sandboxes/{id}/archive` into `path`. Only that
+ * route creates it (the archive travels in the request body, not in JSON).
+ */
+export const ArchiveExtractRequest = z
+  .object({ type: z.literal("file"), op: z.literal("extract"), path: WorkspaceDirPath, archiveBytes: z.number().int().min(0) })
+  .strict();
+export type ArchiveExtractRequest = z.infer<typeof ArchiveExtractRequest>;
 
-export const FileJobRequest = z.discriminatedUnion("op", [FileWriteRequest, FileReadRequest, FileDeleteRequest]).openapi("FileJobRequest");
+export const FileJobRequest = z
+  .discriminatedUnion("op", [FileWriteRequest, FileReadRequest, FileDeleteRequest, ArchiveExtractRequest])
+  .openapi("FileJobRequest");
 export type FileJobRequest = z.infer<typeof FileJobRequest>;
 
 export const JobRequest = z.discriminatedUnion("type", [RunJobRequest, FileJobRequest]).openapi("JobRequest");
@@ -141,9 +155,10 @@ export const JobRequestSummary = z.union([
   }),
   z.object({
     type: z.literal("file"),
-    op: z.enum(["write", "read", "delete"]),
+    op: z.enum(["write", "read", "delete", "extract"]),
     path: z.string(),
     contentBytes: z.number().int().optional(),
+    archiveBytes: z.number().int().optional(),
   }),
 ]);
 export type JobRequestSummary = z.infer<typeof JobRequestSummary>;
@@ -165,6 +180,14 @@ export type ArtifactRef = z.infer<typeof ArtifactRef>;
 
 export const SkippedArtifact = z.object({ path: z.string(), reason: z.string() });
 export type SkippedArtifact = z.infer<typeof SkippedArtifact>;
+
+/** Entries an archive upload wrote (paths relative to its directory, at most 1,000 listed) and refused. */
+export const Extracted = z.object({
+  entries: z.number().int(),
+  written: z.array(z.string()),
+  refused: z.array(z.object({ path: z.string(), reason: z.string() })),
+});
+export type Extracted = z.infer<typeof Extracted>;
 
 /** The job as stored (KV and R2). URLs are added when the API answers, from the request's origin. */
 export const JobRecord = z.object({
@@ -191,6 +214,8 @@ export const JobRecord = z.object({
   leaseUntil: z.string().nullable(),
   /** Set by a cancel while the job runs; checked when it is claimed, while it runs and when it finishes. */
   cancelRequested: z.boolean().default(false),
+  /** What an archive upload wrote into the sandbox, and the entries it refused. */
+  extracted: Extracted.nullable().default(null),
   /** The batch (`POST /v1/jobs`) the job came in, its name there, and the IDs of the jobs it needs. */
   batchId: z.string().nullable().default(null),
   name: z.string().nullable().default(null),
@@ -228,6 +253,7 @@ export function newJobRecord(
     expiresAt: new Date(now + retentionSeconds * 1000).toISOString(),
     leaseUntil: null,
     cancelRequested: false,
+    extracted: null,
     ...pipeline,
   };
 }
@@ -247,6 +273,7 @@ export function summarizeRequest(request: JobRequest): JobRequestSummary {
   if (request.op === "write") {
     return { type: "file", op: "write", path: request.path, contentBytes: decodeFileContent(request).byteLength };
   }
+  if (request.op === "extract") return { type: "file", op: "extract", path: request.path, archiveBytes: request.archiveBytes };
   return { type: "file", op: request.op, path: request.path };
 }
 

@@ -7,6 +7,7 @@
  *      apikey-id:{keyId}                             the same key by its ID, for listing and revoking
  * R2   tenants/{tenant}/jobs/{jobId}/record.json     the authoritative job record (strongly consistent)
  *      tenants/{tenant}/jobs/{jobId}/request.json    the full request (env, stdin, content), deleted once the job ends
+ *      tenants/{tenant}/jobs/{jobId}/upload.tar.gz   an uploaded source archive, deleted once unpacked
  *      tenants/{tenant}/jobs/{jobId}/attempts/{n}/stdout, .../stderr       captured output of attempt n
  *      tenants/{tenant}/jobs/{jobId}/attempts/{n}/artifacts/{path}         its collected files, path relative to cwd
  *        (only the attempt that writes the final record is published, so a stale attempt that
@@ -70,6 +71,7 @@ export const r2Keys = {
     `${jobPrefix(tenant, jobId)}/attempts/${attempt}/${stream}`,
   artifact: (tenant: string, jobId: string, attempt: number, path: string) =>
     `${jobPrefix(tenant, jobId)}/attempts/${attempt}/artifacts/${path}`,
+  upload: (tenant: string, jobId: string) => `${jobPrefix(tenant, jobId)}/upload.tar.gz`,
   batch: (tenant: string, batchId: string) => `tenants/${tenant}/batches/${batchId}.json`,
   workspaceSnapshot: (key: string) => `workspaces/${key}/snapshot.tar.gz`,
   activePrefix: "active/",

@@ -58,6 +58,7 @@ describe("R2 presigned URLs", () => {
       batchId: null,
       name: null,
       needs: [],
+      extracted: null,
     };
     const view = await presenter.present(record);
     expect(new URL(view.artifacts[0]?.url ?? "").pathname).toBe(
