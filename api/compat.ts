@@ -16,6 +16,8 @@ export const COMPAT_PATHS = ["/run", "/file"];
 
 /** Extra wait beyond the job's own timeout for queueing and uploads. */
 const QUEUE_ALLOWANCE_MS = 30_000;
+/** Job errors that are the command's own failure: the original API answered them with the exit code. */
+const COMMAND_FAILURES = ["NONZERO_EXIT", "KILLED_BY_SIGNAL"];
 
 const RunBody = z.object({ command: z.string().optional() });
 const WriteBody = z.object({ path: z.string().optional(), content: z.string().optional() });
@@ -63,7 +65,7 @@ async function runToCompletion(c: { var: ApiEnv["Variables"] }, sandboxId: strin
   if (record.status === "failed" && record.error?.code === "FILE_NOT_FOUND" && request.type === "file") {
     throw new ApiError(404, ErrorCode.FILE_NOT_FOUND, `File not found: ${request.path}`);
   }
-  if (record.status === "failed" && record.error && record.error.code !== "NONZERO_EXIT") {
+  if (record.status === "failed" && record.error && !COMMAND_FAILURES.includes(record.error.code)) {
     const status = record.error.code === "IS_DIRECTORY" ? 400 : 502;
     throw new ApiError(status, ErrorCode.JOB_FAILED, `${record.error.message} (job ${record.id})`);
   }
@@ -85,6 +87,7 @@ compatRouter.post("/run", async (c) => {
     cwd: "/workspace",
     env: {},
     timeoutMs: DEFAULT_TIMEOUT_MS,
+    retries: 0,
     artifacts: [],
   });
   const [output, error] = await Promise.all([

@@ -15,6 +15,7 @@ import { KvCacheScheduler } from "../runner/kvCache";
 import { LEASE_MS } from "../runner/lease";
 import { runJob } from "../runner/runJob";
 import { sandboxFactory } from "../sandbox/select";
+import { commandBudgetMs } from "../schemas/job";
 import { jobStores } from "../storage/jobStore";
 import { tenantOf } from "../storage/layout";
 import { wakeDependents } from "./dependents";
@@ -172,10 +173,10 @@ export class SandboxCoordinator extends DurableObject<Env> {
           await this.ctx.storage.setAlarm(job.notBefore);
           return;
         }
-        const timeoutMs = job.request?.type === "run" ? job.request.timeoutMs : 60_000;
-        // The first job of an invocation always fits (the longest timeout plus the overhead is the
-        // budget); a later one only if what is left of the budget allows.
-        const outOfTime = jobsRun > 0 && Date.now() - startedAt + timeoutMs + JOB_OVERHEAD_MS > ALARM_BUDGET_MS;
+        const budgetMs = job.request?.type === "run" ? commandBudgetMs(job.request) : 60_000;
+        // The first job of an invocation always fits (the longest allowed tries plus the overhead
+        // is the budget); a later one only if what is left of the budget allows.
+        const outOfTime = jobsRun > 0 && Date.now() - startedAt + budgetMs + JOB_OVERHEAD_MS > ALARM_BUDGET_MS;
         if (outOfTime || jobsRun >= JOBS_PER_INVOCATION || heavyJobRun) {
           // Not enough of this invocation left (time or subrequests): carry on in a fresh one.
           await this.ctx.storage.setAlarm(Date.now());

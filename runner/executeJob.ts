@@ -4,13 +4,12 @@
  */
 
 import type { CapturedOutput } from "../sandbox/cappedOutput";
-import { type ExecRequest, SandboxOperationError, type SandboxPort } from "../sandbox/port";
+import { type ExecRequest, type ExecResult, SandboxOperationError, type SandboxPort } from "../sandbox/port";
 import { relativeTo, WORKSPACE_ROOT } from "../schemas/ids";
 import {
   type ArchiveExtractRequest,
   decodeFileContent,
   type FileJobRequest,
-  type JobError,
   type JobRecord,
   type JobRequest,
   type OutputRef,
@@ -19,10 +18,14 @@ import {
 import { r2Keys } from "../storage/layout";
 import { type JobAttempt, putArtifact, putOutput } from "../storage/outputs";
 import { type ArtifactLimits, collectArtifacts, contentTypeFor } from "./artifacts";
+import { runCommandTries, succeeded } from "./commandTries";
 import { planExtraction, unpackInSandbox } from "./extractArchive";
 
 /** The fields of the record that running a job decides. */
-export type JobOutcome = Pick<JobRecord, "status" | "exitCode" | "error" | "stdout" | "stderr" | "artifacts" | "skippedArtifacts"> &
+export type JobOutcome = Pick<
+  JobRecord,
+  "status" | "exitCode" | "signal" | "tries" | "error" | "stdout" | "stderr" | "artifacts" | "skippedArtifacts"
+> &
   Partial<Pick<JobRecord, "extracted">>;
 
 export interface ExecuteContext {
@@ -43,20 +46,22 @@ export async function executeJob(context: ExecuteContext, request: JobRequest): 
 }
 
 function fileOutcome(fields: Partial<JobOutcome> & Pick<JobOutcome, "status">): JobOutcome {
-  return { exitCode: null, error: null, stdout: null, stderr: null, artifacts: [], skippedArtifacts: [], ...fields };
+  return {
+    exitCode: null,
+    signal: null,
+    tries: [],
+    error: null,
+    stdout: null,
+    stderr: null,
+    artifacts: [],
+    skippedArtifacts: [],
+    ...fields,
+  };
 }
 
 async function executeRun(context: ExecuteContext, request: RunJobRequest): Promise<JobOutcome> {
   const { at, sandbox, bucket } = context;
-  const result = await sandbox.exec({
-    command: request.command,
-    cwd: request.cwd,
-    env: request.env,
-    stdin: request.stdin,
-    timeoutMs: request.timeoutMs,
-    signal: context.signal,
-    onOutput: context.onOutput,
-  });
+  const { last: result, tries } = await runCommandTries(sandbox, request, context.signal, context.onOutput);
   // Empty output is not stored: its size in the record says it all.
   await Promise.all([
     result.stdout.bytes.byteLength > 0 && putOutput(bucket, at, "stdout", result.stdout.bytes),
@@ -64,28 +69,47 @@ async function executeRun(context: ExecuteContext, request: RunJobRequest): Prom
   ]);
   // Artifacts are collected whatever the exit status: a failing test run's report is what you want.
   const collected = await collectArtifacts(sandbox, bucket, { at, cwd: request.cwd, patterns: request.artifacts }, context.artifactLimits);
-
-  let error: JobError | null = null;
-  let status: JobOutcome["status"] = "succeeded";
-  if (result.timedOut) {
-    status = "timed_out";
-    error = {
-      code: "TIMEOUT",
-      message: `Command ran longer than timeoutMs (${request.timeoutMs} ms) and was killed with its whole process tree`,
-    };
-  } else if (result.exitCode !== 0) {
-    status = "failed";
-    error = { code: "NONZERO_EXIT", message: `Command exited with code ${result.exitCode}` };
-  }
   return {
-    status,
+    ...runStatus(result, request, tries.length),
     exitCode: result.exitCode,
-    error,
+    signal: result.signal,
+    tries,
     stdout: outputRef(result.stdout),
     stderr: outputRef(result.stderr),
     artifacts: collected.artifacts,
     skippedArtifacts: collected.skipped,
   };
+}
+
+/** The job's status and error from its last try. */
+function runStatus(result: ExecResult, request: RunJobRequest, tryCount: number): Pick<JobOutcome, "status" | "error"> {
+  if (succeeded(result)) return { status: "succeeded", error: null };
+  if (result.timedOut) {
+    return {
+      status: "timed_out",
+      error: {
+        code: "TIMEOUT",
+        message: `Command ran longer than timeoutMs (${request.timeoutMs} ms) and was killed with its whole process tree${afterTries(tryCount)}`,
+      },
+    };
+  }
+  if (result.signal !== null) {
+    return {
+      status: "failed",
+      error: {
+        code: "KILLED_BY_SIGNAL",
+        message: `Command was killed by ${result.signal} (exit code ${result.exitCode})${afterTries(tryCount)}`,
+      },
+    };
+  }
+  return {
+    status: "failed",
+    error: { code: "NONZERO_EXIT", message: `Command exited with code ${result.exitCode}${afterTries(tryCount)}` },
+  };
+}
+
+function afterTries(tryCount: number): string {
+  return tryCount > 1 ? ` (the last of ${tryCount} tries)` : "";
 }
 
 /** An uploaded archive (in R2 since its PUT) checked, copied into the sandbox and unpacked. */

@@ -20,6 +20,8 @@ export interface ExecRequest {
 export interface ExecResult {
   /** Null when the command was killed on timeout. */
   exitCode: number | null;
+  /** The signal that killed the command (exit code 128 + its number), e.g. "SIGSEGV"; else null. */
+  signal: string | null;
   timedOut: boolean;
   durationMs: number;
   stdout: CapturedOutput;

@@ -19,6 +19,7 @@ import {
   SandboxOperationError,
   type SandboxPort,
 } from "./port";
+import { signalFromExitCode } from "./signals";
 
 /** The part of the SDK's sandbox stub this adapter uses. */
 export interface SdkSandboxStub {
@@ -125,6 +126,8 @@ export class SdkSandbox implements SandboxPort {
     }
     return {
       exitCode: timedOut ? null : exitCode,
+      // A timed-out command was ended by this side: that is its timeout, not a signal to report.
+      signal: timedOut ? null : signalFromExitCode(exitCode),
       timedOut,
       durationMs: Date.now() - started,
       stdout: stdout.result(),

@@ -12,6 +12,8 @@ import { SandboxId, TenantId, WorkspaceDirPath, WorkspaceFilePath } from "./ids"
  */
 export const MAX_TIMEOUT_MS = 14 * 60 * 1000;
 export const DEFAULT_TIMEOUT_MS = 60 * 1000;
+/** A run job's command runs at most this many more times after a failed try. */
+export const MAX_RETRIES = 5;
 /** Largest request body the API accepts: a file write's content travels through R2, not the queue. */
 export const MAX_REQUEST_BODY_BYTES = 32 * 1024 * 1024;
 
@@ -51,6 +53,13 @@ export const RunJobRequest = z
         "timeoutMs is at most 840000 (14 minutes: a job, its uploads included, must fit in the 15 minutes its runner is given)",
       )
       .default(DEFAULT_TIMEOUT_MS),
+    /** Runs again after a non-zero exit or a kill by signal (never after a timeout), in the same sandbox. */
+    retries: z
+      .number()
+      .int()
+      .min(0)
+      .max(MAX_RETRIES, `retries is at most ${MAX_RETRIES} (each retry runs the command again in the same sandbox)`)
+      .default(0),
     artifacts: z.array(GlobPattern).max(64, "At most 64 artifact patterns").default([]),
     /**
      * Kept so that older clients' requests still validate: every sandbox has outbound network (a
@@ -65,8 +74,18 @@ export const RunJobRequest = z
       .optional(),
   })
   .strict()
+  // Every try may use all of timeoutMs, and all of them must fit in the runner's 14 minutes.
+  .refine((job) => commandBudgetMs(job) <= MAX_TIMEOUT_MS, {
+    message: `(retries + 1) * timeoutMs is at most ${MAX_TIMEOUT_MS} (14 minutes: every try may use all of timeoutMs, and all of them must fit in the 15 minutes a job's runner is given)`,
+    path: ["retries"],
+  })
   .openapi("RunJobRequest");
 export type RunJobRequest = z.infer<typeof RunJobRequest>;
+
+/** The longest a run job's command may take over all its tries. */
+export function commandBudgetMs(job: { timeoutMs: number; retries: number }): number {
+  return (job.retries + 1) * job.timeoutMs;
+}
 
 export const FileEncoding = z.enum(["utf-8", "base64"]);
 
@@ -151,6 +170,7 @@ export const JobRequestSummary = z.union([
     envKeys: z.array(z.string()),
     stdinBytes: z.number().int(),
     timeoutMs: z.number().int(),
+    retries: z.number().int().default(0),
     artifacts: z.array(z.string()),
   }),
   z.object({
@@ -178,6 +198,15 @@ export const ArtifactRef = z.object({
 });
 export type ArtifactRef = z.infer<typeof ArtifactRef>;
 
+/** One run of a job's command; `signal` names the signal that killed it (exit code 128 + its number). */
+export const CommandTry = z.object({
+  exitCode: z.number().int().nullable(),
+  signal: z.string().nullable(),
+  durationMs: z.number().int(),
+  timedOut: z.boolean(),
+});
+export type CommandTry = z.infer<typeof CommandTry>;
+
 export const SkippedArtifact = z.object({ path: z.string(), reason: z.string() });
 export type SkippedArtifact = z.infer<typeof SkippedArtifact>;
 
@@ -199,6 +228,10 @@ export const JobRecord = z.object({
   request: JobRequestSummary,
   status: JobStatus,
   exitCode: z.number().int().nullable(),
+  /** The signal that killed the last try's command, e.g. "SIGSEGV"; null when it exited by itself. */
+  signal: z.string().nullable().default(null),
+  /** Every run of a run job's command, in order; outputs and artifacts are the last one's. Empty for file jobs. */
+  tries: z.array(CommandTry).default([]),
   createdAt: z.string(),
   startedAt: z.string().nullable(),
   finishedAt: z.string().nullable(),
@@ -240,6 +273,8 @@ export function newJobRecord(
     request: summarizeRequest(request),
     status: "queued",
     exitCode: null,
+    signal: null,
+    tries: [],
     createdAt: new Date(now).toISOString(),
     startedAt: null,
     finishedAt: null,
@@ -267,6 +302,7 @@ export function summarizeRequest(request: JobRequest): JobRequestSummary {
       envKeys: Object.keys(request.env).sort(),
       stdinBytes: new TextEncoder().encode(request.stdin ?? "").byteLength,
       timeoutMs: request.timeoutMs,
+      retries: request.retries,
       artifacts: request.artifacts,
     };
   }

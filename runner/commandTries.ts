@@ -1,0 +1,42 @@
+/**
+ * Runs a run job's command, and again after each failed try (a non-zero exit or a kill by
+ * signal) up to the job's `retries`, in the same sandbox within the same claim of the job, so
+ * the lease's heartbeat covers every try. A timeout is not retried: a hung command tends to
+ * hang again, and each retry would cost a whole `timeoutMs`. A cancel ends the tries at once.
+ */
+import { cancelledError, type ExecRequest, type ExecResult, type SandboxPort } from "../sandbox/port";
+import type { CommandTry, RunJobRequest } from "../schemas/job";
+
+export interface CommandTries {
+  /** The last try, whose outputs the job keeps. */
+  last: ExecResult;
+  tries: CommandTry[];
+}
+
+export function succeeded(result: ExecResult): boolean {
+  return !result.timedOut && result.exitCode === 0;
+}
+
+export async function runCommandTries(
+  sandbox: SandboxPort,
+  request: RunJobRequest,
+  signal?: AbortSignal,
+  onOutput?: ExecRequest["onOutput"],
+): Promise<CommandTries> {
+  const tries: CommandTry[] = [];
+  for (;;) {
+    const last = await sandbox.exec({
+      command: request.command,
+      cwd: request.cwd,
+      env: request.env,
+      stdin: request.stdin,
+      timeoutMs: request.timeoutMs,
+      signal,
+      onOutput,
+    });
+    tries.push({ exitCode: last.exitCode, signal: last.signal, durationMs: last.durationMs, timedOut: last.timedOut });
+    if (succeeded(last) || last.timedOut || tries.length > request.retries) return { last, tries };
+    // A cancel (or another runner taking the job over) that came as the try ended starts no other.
+    if (signal?.aborted) throw cancelledError();
+  }
+}
