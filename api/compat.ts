@@ -88,6 +88,7 @@ compatRouter.post("/run", async (c) => {
     env: {},
     timeoutMs: DEFAULT_TIMEOUT_MS,
     retries: 0,
+    inputs: [],
     artifacts: [],
   });
   const [output, error] = await Promise.all([

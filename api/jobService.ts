@@ -11,7 +11,7 @@ import { type BatchEntry, isTerminal, type JobRecord, type JobRequest, newJobRec
 import { INLINE_REQUEST_MAX_BYTES, type RunMessage } from "../schemas/queueMessages";
 import { type BatchManifest, saveBatch } from "../storage/batches";
 import { JobStore, type VersionedRecord } from "../storage/jobStore";
-import { r2Keys, sandboxKey } from "../storage/layout";
+import { JOB_ID_PATTERN, r2Keys, sandboxKey } from "../storage/layout";
 import { ApiError, ErrorCode } from "./errors";
 import { planBatch } from "./pipelinePlan";
 import { sendRunMessages } from "./queueSender";
@@ -47,8 +47,10 @@ export class JobService {
   }
 
   /** Submits one job; answers 503 if it could not be queued (its record then says failed). */
-  async submit(sandboxId: string, request: JobRequest, jobId?: string): Promise<JobRecord> {
+  async submit(sandboxId: string, submitted: JobRequest, jobId?: string): Promise<JobRecord> {
     const now = Date.now();
+    const { request, needs } = resolveInputs(submitted, () => undefined);
+    const pipeline = { batchId: null, name: null, needs };
     const [record] = await this.createAndQueue([
       {
         sandboxId,
@@ -59,6 +61,7 @@ export class JobService {
           request,
           now,
           this.config.retentionSeconds,
+          pipeline,
         ),
       },
     ]);
@@ -82,6 +85,8 @@ export class JobService {
     const newJobId = monotonicFactory();
     const ids = new Map(plan.order.map((index) => [index, newJobId(now)]));
     const idOf = (index: number) => ids.get(index) ?? "";
+    const byName = new Map(entries.flatMap((entry, index) => (entry.name === undefined ? [] : [[entry.name, idOf(index)] as const])));
+    const resolved = entries.map((entry) => resolveInputs(entry.job, (name) => byName.get(name)));
     const manifest: BatchManifest = {
       batchId,
       createdAt: new Date(now).toISOString(),
@@ -89,22 +94,23 @@ export class JobService {
         jobId: idOf(index),
         sandboxId: entry.sandboxId,
         name: entry.name ?? null,
-        needs: (plan.needs[index] ?? []).map(idOf),
+        needs: [...new Set([...(plan.needs[index] ?? []).map(idOf), ...(resolved[index]?.needs ?? [])])],
       })),
     };
     await saveBatch(this.env.JOB_OUTPUT, this.tenant, manifest);
     const prepared = plan.order.map((index) => {
       const entry = entries[index];
       const planned = manifest.jobs[index];
-      if (!entry || !planned) throw new Error(`batch plan names job ${index}, which is not in the batch`);
+      const request = resolved[index]?.request;
+      if (!entry || !planned || !request) throw new Error(`batch plan names job ${index}, which is not in the batch`);
       const pipeline = { batchId, name: planned.name, needs: planned.needs };
       return {
         sandboxId: entry.sandboxId,
-        request: entry.job,
+        request,
         record: newJobRecord(
           planned.jobId,
           { tenant: this.tenant, sandboxId: entry.sandboxId },
-          entry.job,
+          request,
           now,
           this.config.retentionSeconds,
           pipeline,
@@ -300,4 +306,20 @@ export class JobService {
     }
     return record;
   }
+}
+
+/**
+ * A run job's inputs with each `from` as a job ID (a name of this batch resolved), and the IDs
+ * they come from: the job needs those to succeed first. A `from` that is neither is a 400.
+ */
+function resolveInputs(request: JobRequest, idOfName: (name: string) => string | undefined): { request: JobRequest; needs: string[] } {
+  if (request.type !== "run" || request.inputs.length === 0) return { request, needs: [] };
+  const inputs = request.inputs.map((input) => {
+    const from = idOfName(input.from) ?? (JOB_ID_PATTERN.test(input.from) ? input.from : undefined);
+    if (from === undefined) {
+      throw new ApiError(400, ErrorCode.INVALID_REQUEST, `inputs: from "${input.from}" is neither a job of this batch nor a job ID`);
+    }
+    return { ...input, from };
+  });
+  return { request: { ...request, inputs }, needs: [...new Set(inputs.map((input) => input.from))] };
 }

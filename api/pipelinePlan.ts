@@ -26,8 +26,11 @@ export function planBatch(entries: BatchEntry[]): BatchPlan {
   const unknown = new Set(entries.flatMap((entry) => entry.needs.filter((name) => !byName.has(name))));
   if (unknown.size > 0) throw invalid(`needs names no job of this batch: ${[...unknown].join(", ")}`);
   const needs = entries.map((entry, index) => {
-    if (entry.name !== undefined && entry.needs.includes(entry.name)) throw invalid(`Job ${entry.name} needs itself`);
-    return [...new Set(entry.needs.map((name) => byName.get(name) ?? index))];
+    // A job whose artifacts are an input is needed too: they are copied once it has succeeded.
+    const inputNames = inputSources(entry).filter((from) => byName.has(from));
+    const named = [...entry.needs, ...inputNames];
+    if (entry.name !== undefined && named.includes(entry.name)) throw invalid(`Job ${entry.name} needs itself`);
+    return [...new Set(named.map((name) => byName.get(name) ?? index))];
   });
 
   // Kahn's algorithm, always taking the earliest ready job, so independent jobs keep array order.
@@ -54,6 +57,11 @@ export function planBatch(entries: BatchEntry[]): BatchPlan {
     throw invalid(`needs form a cycle among: ${cycle.join(", ")}`);
   }
   return { order, needs };
+}
+
+/** The `from` of a job's inputs: names of this batch's jobs, or job IDs. */
+export function inputSources(entry: Pick<BatchEntry, "job">): string[] {
+  return entry.job.type === "run" ? entry.job.inputs.map((input) => input.from) : [];
 }
 
 function invalid(message: string): ApiError {

@@ -20,6 +20,7 @@ import { type JobAttempt, putArtifact, putOutput } from "../storage/outputs";
 import { type ArtifactLimits, collectArtifacts, contentTypeFor } from "./artifacts";
 import { runCommandTries, succeeded } from "./commandTries";
 import { planExtraction, unpackInSandbox } from "./extractArchive";
+import { copyInputs, type InputContext } from "./inputs";
 
 /** The fields of the record that running a job decides. */
 export type JobOutcome = Pick<
@@ -38,6 +39,8 @@ export interface ExecuteContext {
   signal?: AbortSignal;
   /** Receives the command's output as it is written (live logs). */
   onOutput?: ExecRequest["onOutput"];
+  /** Reads a job of the same tenant: the source of an input. */
+  readJob: InputContext["readJob"];
 }
 
 export async function executeJob(context: ExecuteContext, request: JobRequest): Promise<JobOutcome> {
@@ -61,6 +64,8 @@ function fileOutcome(fields: Partial<JobOutcome> & Pick<JobOutcome, "status">): 
 
 async function executeRun(context: ExecuteContext, request: RunJobRequest): Promise<JobOutcome> {
   const { at, sandbox, bucket } = context;
+  const inputError = await copyInputs(context, request.inputs);
+  if (inputError) return fileOutcome({ status: "failed", error: inputError });
   const { last: result, tries } = await runCommandTries(sandbox, request, context.signal, context.onOutput);
   // Empty output is not stored: its size in the record says it all.
   await Promise.all([

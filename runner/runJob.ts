@@ -96,6 +96,7 @@ export async function runJob(job: QueuedJob, deps: RunnerDeps): Promise<RunOutco
         artifactLimits: deps.artifactLimits,
         signal: stop,
         onOutput: deps.onOutput,
+        readJob: async (jobId) => (await store.getVersioned(jobId))?.record,
       },
       request,
     );

@@ -37,6 +37,19 @@ const GlobPattern = z
     message: "Artifact patterns are relative to cwd and must not contain '..'",
   });
 
+/**
+ * Artifacts of another job of the same tenant, copied in before the command runs: `from` is a
+ * job of the same batch by name, or any job by ID; it must have succeeded.
+ */
+export const JobInput = z
+  .object({
+    from: z.string().min(1).max(64),
+    artifacts: z.array(GlobPattern).min(1).max(64).default(["**"]),
+    path: WorkspaceDirPath.default("/workspace"),
+  })
+  .strict();
+export type JobInput = z.infer<typeof JobInput>;
+
 export const RunJobRequest = z
   .object({
     type: z.literal("run"),
@@ -61,6 +74,8 @@ export const RunJobRequest = z
       .max(MAX_RETRIES, `retries is at most ${MAX_RETRIES} (each retry runs the command again in the same sandbox)`)
       .default(0),
     artifacts: z.array(GlobPattern).max(64, "At most 64 artifact patterns").default([]),
+    /** Artifacts of finished jobs copied into this job's sandbox before its command runs. */
+    inputs: z.array(JobInput).max(16, "At most 16 inputs").default([]),
     /**
      * Kept so that older clients' requests still validate: every sandbox has outbound network (a
      * Cloudflare container always does), so only `true` is accepted.
@@ -172,6 +187,7 @@ export const JobRequestSummary = z.union([
     timeoutMs: z.number().int(),
     retries: z.number().int().default(0),
     artifacts: z.array(z.string()),
+    inputs: z.array(z.object({ from: z.string(), artifacts: z.array(z.string()), path: z.string() })).default([]),
   }),
   z.object({
     type: z.literal("file"),
@@ -304,6 +320,7 @@ export function summarizeRequest(request: JobRequest): JobRequestSummary {
       timeoutMs: request.timeoutMs,
       retries: request.retries,
       artifacts: request.artifacts,
+      inputs: request.inputs,
     };
   }
   if (request.op === "write") {

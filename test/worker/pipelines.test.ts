@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { BatchView, type JobView } from "../../schemas/job";
-import { api, expectError, postJson, uniqueSandbox } from "./client";
+import { api, expectError, postJson, runJob, uniqueSandbox } from "./client";
 
 async function submitPipeline(jobs: unknown[]): Promise<BatchView> {
   const response = await postJson("/v1/jobs", { jobs });
@@ -107,5 +107,47 @@ describe("pipelines", () => {
     expect(jobs.after?.status === "skipped" || jobs.after?.error?.code === "CANCELLED").toBe(true);
     expect(jobs.after?.startedAt).toBeNull();
     await expectError(await api("/v1/batches/01ARZ3NDEKTSV4RRFFQ69G5FAV"), 404, "JOB_NOT_FOUND");
+  });
+
+  it("passes artifacts between sandboxes: by name in a batch, by job ID later", async () => {
+    const builder = uniqueSandbox("pipe-build");
+    const user = uniqueSandbox("pipe-use");
+    const batch = await finishedBatch(
+      (
+        await submitPipeline([
+          {
+            name: "build",
+            sandboxId: builder,
+            job: { type: "run", command: "mkdir -p dist && echo app > dist/app.js && echo notes > dist/notes.md", artifacts: ["dist/**"] },
+          },
+          {
+            name: "use",
+            sandboxId: user,
+            job: {
+              type: "run",
+              command: "cat in/dist/app.js; ls in/dist",
+              inputs: [{ from: "build", artifacts: ["dist/*.js"], path: "/workspace/in" }],
+            },
+          },
+        ])
+      ).batchId,
+    );
+    const jobs = byName(batch);
+    expect(batch.status).toBe("succeeded");
+    expect(jobs.use?.needs).toEqual([jobs.build?.id]);
+    expect(await (await api(`/v1/jobs/${jobs.use?.id}/stdout`)).text()).toBe("app\napp.js\n");
+
+    const later = await runJob(uniqueSandbox("pipe-later"), {
+      type: "run",
+      command: "cat dist/notes.md",
+      inputs: [{ from: jobs.build?.id }],
+    });
+    expect(later.status).toBe("succeeded");
+    expect(await (await api(`/v1/jobs/${later.id}/stdout`)).text()).toBe("notes\n");
+
+    const unknown = await postJson("/v1/jobs", {
+      jobs: [{ sandboxId: user, job: { type: "run", command: "true", inputs: [{ from: "nope" }] } }],
+    });
+    expect(await expectError(unknown, 400, "INVALID_REQUEST")).toContain("nope");
   });
 });

@@ -9,7 +9,16 @@ function message(index: number, commandBytes: number): RunMessage {
     jobId: `01ARZ3NDEKTSV4RRFFQ69G${String(index).padStart(4, "0")}`,
     sandboxKey: "local.s",
     kvWrittenAt: 0,
-    request: { type: "run", command: "x".repeat(commandBytes), cwd: "/workspace", env: {}, timeoutMs: 1000, retries: 0, artifacts: [] },
+    request: {
+      type: "run",
+      command: "x".repeat(commandBytes),
+      cwd: "/workspace",
+      env: {},
+      timeoutMs: 1000,
+      retries: 0,
+      inputs: [],
+      artifacts: [],
+    },
   };
 }
 

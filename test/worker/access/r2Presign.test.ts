@@ -47,6 +47,7 @@ describe("R2 presigned URLs", () => {
         stdinBytes: 0,
         timeoutMs: 1000,
         retries: 0,
+        inputs: [],
         artifacts: ["a.txt"],
       },
       status: "succeeded",
