@@ -3,11 +3,12 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { coordinatorFor } from "../coordinator/sandboxCoordinator";
 import { isTerminal, type JobRecord, JobView } from "../schemas/job";
 import { JOB_ID_PATTERN, r2Keys, sandboxKey } from "../storage/layout";
+import { serveArtifactArchive } from "./artifactArchive";
 import { serveObject } from "./downloads";
 import { ApiError, ErrorCode } from "./errors";
 import { MAX_WAIT_SECONDS } from "./jobService";
 import { ErrorBody, newRouter } from "./openapi";
-import { UrlTtl } from "./present";
+import { ARCHIVE_PATH_SUFFIX, UrlTtl } from "./present";
 
 const JobParams = z.object({
   jobId: z
@@ -144,5 +145,30 @@ jobsRouter.openAPIRegistry.registerPath({
     200: { description: "The file's bytes" },
     206: { description: "Part of the file" },
     404: { description: "No such job or artifact", content: { "application/json": { schema: ErrorBody } } },
+  },
+});
+
+// `artifacts.tar.gz` is one path segment, so it never meets the `artifacts/{path}` route above.
+jobsRouter.get(`/v1/jobs/:jobId/${ARCHIVE_PATH_SUFFIX}`, async (c) => {
+  const jobId = parseJobId(c.req.param("jobId"));
+  const record = await c.var.jobs.get(jobId);
+  assertFinished(record, "artifact archive");
+  return serveArtifactArchive(c.env.JOB_OUTPUT, record);
+});
+
+jobsRouter.openAPIRegistry.registerPath({
+  method: "get",
+  path: `/v1/jobs/{jobId}/${ARCHIVE_PATH_SUFFIX}`,
+  summary:
+    "Every artifact of a finished job as one gzip-compressed tar (paths relative to the job's cwd, file modes kept; " +
+    "a job without artifacts gives an empty archive), streamed as it is built",
+  request: { params: JobParams },
+  responses: {
+    200: {
+      description: "The archive, saved as {jobId}-artifacts.tar.gz",
+      content: { "application/gzip": { schema: z.string().openapi({ format: "binary" }) } },
+    },
+    404: { description: "Unknown job", content: { "application/json": { schema: ErrorBody } } },
+    409: { description: "The job has not finished yet", content: { "application/json": { schema: ErrorBody } } },
   },
 });

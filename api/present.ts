@@ -19,6 +19,13 @@ export function artifactPath(jobId: string, path: string): string {
   return `${jobPath(jobId)}/artifacts/${path.split("/").map(encodeURIComponent).join("/")}`;
 }
 
+/** The archive route's last segment, after `/v1/jobs/{jobId}/`. */
+export const ARCHIVE_PATH_SUFFIX = "artifacts.tar.gz";
+
+export function archivePath(jobId: string): string {
+  return `${jobPath(jobId)}/${ARCHIVE_PATH_SUFFIX}`;
+}
+
 /** `?urlTtl=N`: how long the download URLs in an answer stay valid, in seconds (up to 7 days). */
 export const UrlTtl = z.coerce
   .number()
@@ -62,6 +69,8 @@ export class JobPresenter {
       stdout: record.stdout && { ...record.stdout, url: await downloadUrl(`${jobPath(record.id)}/stdout`) },
       stderr: record.stderr && { ...record.stderr, url: await downloadUrl(`${jobPath(record.id)}/stderr`) },
       artifacts: await Promise.all(record.artifacts.map(async (artifact) => ({ ...artifact, url: await artifactUrl(artifact.path) }))),
+      // Built by the Worker as it downloads, so always Worker-signed, even when artifacts go straight to R2.
+      archiveUrl: await downloadUrl(archivePath(record.id)),
       urlsExpireAt: signable ? new Date(expires * 1000).toISOString() : null,
     };
   }

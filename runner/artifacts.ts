@@ -112,7 +112,7 @@ export async function collectArtifacts(
     try {
       const stream = await sandbox.readFile(sandboxPath);
       const sha256 = await putArtifact(bucket, job.at, path, stream, contentType);
-      return { artifact: { path, size: stream.size, contentType, sha256 } };
+      return { artifact: { path, size: stream.size, contentType, sha256, mode: stream.mode } };
     } catch (error) {
       // A file that vanished or changed size mid-upload is reported, not fatal to the job.
       return { skipped: { path, reason: `could not be uploaded: ${error instanceof Error ? error.message : String(error)}` } };

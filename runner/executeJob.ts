@@ -162,7 +162,7 @@ async function executeFileOp(context: ExecuteContext, request: FileJobRequest): 
     const path = relativeTo(WORKSPACE_ROOT, request.path) ?? request.path;
     const contentType = contentTypeFor(path);
     const sha256 = await putArtifact(context.bucket, context.at, path, file, contentType);
-    return fileOutcome({ status: "succeeded", artifacts: [{ path, size: file.size, contentType, sha256 }] });
+    return fileOutcome({ status: "succeeded", artifacts: [{ path, size: file.size, contentType, sha256, mode: file.mode }] });
   } catch (error) {
     if (error instanceof SandboxOperationError && !error.retryable) {
       return fileOutcome({ status: "failed", error: { code: error.code, message: error.message } });

@@ -1,7 +1,7 @@
 /**
  * A run job's inputs: artifacts of other jobs of the same tenant (its needs, so finished by now)
  * streamed from R2 into this job's sandbox before its command runs, byte-exact, under each
- * input's `path` with the artifact's own relative path.
+ * input's `path` with the artifact's own relative path and permission bits.
  */
 import picomatch from "picomatch";
 import type { SandboxPort } from "../sandbox/port";
@@ -31,6 +31,7 @@ export async function copyInputs(context: InputContext, inputs: JobInput[]): Pro
       if (!object) return { code: "INPUT_UNAVAILABLE", message: `Artifact ${artifact.path} of job ${source.id} is gone` };
       const target = `${input.path === "/" ? "" : input.path}/${artifact.path}`;
       await context.sandbox.writeFileFromStream(target, object.body);
+      await context.sandbox.setMode(target, artifact.mode.toString(8).padStart(3, "0"));
     }
   }
   return undefined;

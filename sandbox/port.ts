@@ -36,6 +36,8 @@ export interface SandboxFileInfo {
 
 export interface FileStream {
   size: number;
+  /** Permission bits (0o755 for an executable script), as the container lists them. */
+  mode: number;
   body: ReadableStream<Uint8Array>;
 }
 

@@ -6,6 +6,7 @@
  */
 import { type ExecEvent, parseSSEStream } from "@cloudflare/sandbox";
 import { WORKSPACE_ROOT } from "../schemas/ids";
+import { DEFAULT_ARTIFACT_MODE } from "../schemas/job";
 import { toBase64 } from "./base64";
 import { CappedOutput } from "./cappedOutput";
 import { toSandboxError } from "./errors";
@@ -34,7 +35,16 @@ export interface SdkSandboxStub {
   listFiles(
     path: string,
     options: { recursive: boolean; includeHidden: boolean },
-  ): Promise<{ files: { absolutePath: string; type: string; size: number }[] }>;
+  ): Promise<{ files: { absolutePath: string; type: string; size: number; mode: string }[] }>;
+}
+
+/** The SDK container's `mode` is `ls`-style, the nine permission bits only (`rwxr-xr-x`). */
+const LISTED_MODE = /^[r-][w-][x-][r-][w-][x-][r-][w-][x-]$/;
+
+/** `rwxr-xr-x` as 0o755; a mode the container did not spell as expected counts as plain 0o644. */
+function parseListedMode(mode: string): number {
+  if (!LISTED_MODE.test(mode)) return DEFAULT_ARTIFACT_MODE;
+  return [...mode].reduce((bits, ch) => (bits << 1) | (ch === "-" ? 0 : 1), 0);
 }
 
 /** Bytes per SDK write when a file comes in pieces (base64 makes each a third larger). */
@@ -148,7 +158,7 @@ export class SdkSandbox implements SandboxPort {
   }
 
   async readFile(path: string): Promise<FileStream> {
-    // The listing gives the size to stream against (and tells a directory from a missing file).
+    // The listing gives the size to stream against and the mode (and tells a directory from a missing file).
     const dir = path.slice(0, path.lastIndexOf("/")) || "/";
     const entry = (await this.listEntries(dir, false)).find((file) => file.absolutePath === path);
     if (!entry) throw new SandboxOperationError("FILE_NOT_FOUND", `File not found: ${path}`, false);
@@ -158,7 +168,7 @@ export class SdkSandbox implements SandboxPort {
     });
     // Chunked over SSE, so files beyond the 32 MiB encoded-read limit still arrive whole.
     const body = decodeFileStream(sse);
-    return { size: entry.size, body };
+    return { size: entry.size, mode: parseListedMode(entry.mode), body };
   }
 
   async deleteFile(path: string): Promise<void> {

@@ -206,11 +206,18 @@ export type JobError = z.infer<typeof JobError>;
 export const OutputRef = z.object({ size: z.number().int(), truncated: z.boolean(), droppedBytes: z.number().int().default(0) });
 export type OutputRef = z.infer<typeof OutputRef>;
 
+/** What a regular file's permission bits default to: records written before modes were kept have none. */
+export const DEFAULT_ARTIFACT_MODE = 0o644;
+
 export const ArtifactRef = z.object({
   path: z.string(),
   size: z.number().int(),
   contentType: z.string(),
   sha256: z.string(),
+  /** Permission bits as a number (493 is 0o755); the archive download writes them into its tar headers. */
+  mode: z.number().int().min(0).max(0o7777).default(DEFAULT_ARTIFACT_MODE).openapi({
+    description: "Permission bits as a number (493 is 0o755, an executable); 420 (0o644) for jobs recorded before modes were kept",
+  }),
 });
 export type ArtifactRef = z.infer<typeof ArtifactRef>;
 
@@ -342,6 +349,8 @@ export const JobView = JobRecord.omit({ leaseUntil: true, stdout: true, stderr: 
     stdout: OutputRef.extend({ url: z.string() }).nullable(),
     stderr: OutputRef.extend({ url: z.string() }).nullable(),
     artifacts: z.array(ArtifactRef.extend({ url: z.string() })),
+    /** Every artifact as one .tar.gz (an empty archive when there are none); 409 until the job finishes. */
+    archiveUrl: z.string(),
     /** When the download URLs above stop working (they need no API key until then); null when they are unsigned. */
     urlsExpireAt: z.string().nullable(),
   })

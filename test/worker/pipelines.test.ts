@@ -118,7 +118,12 @@ describe("pipelines", () => {
           {
             name: "build",
             sandboxId: builder,
-            job: { type: "run", command: "mkdir -p dist && echo app > dist/app.js && echo notes > dist/notes.md", artifacts: ["dist/**"] },
+            job: {
+              type: "run",
+              command:
+                "mkdir -p dist && echo app > dist/app.js && echo notes > dist/notes.md && printf '#!/bin/sh\\necho ran\\n' > dist/run.sh && chmod 755 dist/run.sh",
+              artifacts: ["dist/**"],
+            },
           },
           {
             name: "use",

@@ -62,7 +62,7 @@ describe("R2 presigned URLs", () => {
       error: null,
       stdout: { size: 3, truncated: false, droppedBytes: 0 },
       stderr: null,
-      artifacts: [{ path: "a.txt", size: 1, contentType: "text/plain", sha256: "0".repeat(64) }],
+      artifacts: [{ path: "a.txt", size: 1, contentType: "text/plain", sha256: "0".repeat(64), mode: 0o644 }],
       skippedArtifacts: [],
       expiresAt: new Date(Date.now() + 60_000).toISOString(),
       leaseUntil: null,
