@@ -16,26 +16,33 @@ export interface CapturedOutput {
 const encoder = new TextEncoder();
 
 export class CappedOutput {
-  private readonly head: Uint8Array;
+  private readonly headSize: number;
+  /**
+   * The first `headSize` bytes, in a buffer that grows (doubling, up to `headSize`) as output
+   * arrives: most commands write little or nothing, and zeroing the whole cap for every command
+   * cost the runner's thread more than anything else it did.
+   */
+  private head = new Uint8Array(0);
   private headLength = 0;
-  /** A ring buffer holding the most recent bytes once the head is full. */
-  private readonly tail: Uint8Array;
+  private readonly tailSize: number;
+  /** A ring buffer holding the most recent bytes once the head is full; allocated on first use. */
+  private tail: Uint8Array | undefined;
   private tailStart = 0;
   private tailLength = 0;
   private total = 0;
 
   constructor(limit: number) {
-    const headSize = Math.ceil(limit / 2);
-    this.head = new Uint8Array(headSize);
-    this.tail = new Uint8Array(limit - headSize);
+    this.headSize = Math.ceil(limit / 2);
+    this.tailSize = limit - this.headSize;
   }
 
   push(chunk: Uint8Array | string): void {
     let bytes = typeof chunk === "string" ? encoder.encode(chunk) : chunk;
     this.total += bytes.byteLength;
-    const headRoom = this.head.byteLength - this.headLength;
-    if (headRoom > 0) {
+    const headRoom = this.headSize - this.headLength;
+    if (headRoom > 0 && bytes.byteLength > 0) {
       const part = bytes.subarray(0, headRoom);
+      this.reserveHead(this.headLength + part.byteLength);
       this.head.set(part, this.headLength);
       this.headLength += part.byteLength;
       bytes = bytes.subarray(part.byteLength);
@@ -54,9 +61,17 @@ export class CappedOutput {
     return { bytes, totalBytes: this.total, droppedBytes };
   }
 
+  private reserveHead(needed: number): void {
+    if (needed <= this.head.byteLength) return;
+    const grown = new Uint8Array(Math.min(this.headSize, Math.max(needed, 2 * this.head.byteLength, 4096)));
+    grown.set(this.head.subarray(0, this.headLength));
+    this.head = grown;
+  }
+
   private pushTail(bytes: Uint8Array): void {
-    const capacity = this.tail.byteLength;
+    const capacity = this.tailSize;
     if (capacity === 0 || bytes.byteLength === 0) return;
+    this.tail ??= new Uint8Array(capacity);
     // Only the last `capacity` bytes of a large chunk can survive.
     const kept = bytes.byteLength > capacity ? bytes.subarray(bytes.byteLength - capacity) : bytes;
     // Write at the ring's end, wrapping once at most; then drop the oldest bytes beyond capacity.
@@ -70,6 +85,7 @@ export class CappedOutput {
   }
 
   private orderedTail(): Uint8Array {
+    if (this.tail === undefined) return new Uint8Array();
     const capacity = this.tail.byteLength;
     const out = new Uint8Array(this.tailLength);
     const first = Math.min(this.tailLength, capacity - this.tailStart);
