@@ -15,6 +15,8 @@ const Row = z.object({
   not_before: z.number(),
 });
 
+const NotBeforeRow = z.object({ not_before: z.number() });
+
 export class JobQueue {
   constructor(private readonly sql: SqlStorage) {
     sql.exec(`CREATE TABLE IF NOT EXISTS jobs (
@@ -63,6 +65,15 @@ export class JobQueue {
       // A request that no longer parses (a schema change) is read from R2, or reported missing.
       ...(request?.success ? { request: request.data } : {}),
     };
+  }
+
+  /**
+   * When the first job in line may run, or undefined when none is held: what setting the alarm
+   * needs, without reading and validating the job's request as `next` does.
+   */
+  firstNotBefore(): number | undefined {
+    const row = this.sql.exec("SELECT not_before FROM jobs ORDER BY job_id LIMIT 1").toArray()[0];
+    return row === undefined ? undefined : NotBeforeRow.parse(row).not_before;
   }
 
   /** Holds the job back until `notBefore` (it stays first in line: later jobs wait for it). */

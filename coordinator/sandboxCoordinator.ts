@@ -130,10 +130,10 @@ export class SandboxCoordinator extends DurableObject<Env> {
    * crash, a restart) is taken over at once: this object is not draining, so that runner is gone.
    */
   private async wake(): Promise<void> {
-    const next = this.queue.next();
-    if (!next) return;
+    const notBefore = this.queue.firstNotBefore();
+    if (notBefore === undefined) return;
     if (this.drainIsAlive()) this.arrivedWhileDraining = true;
-    else await this.ctx.storage.setAlarm(Math.max(Date.now(), next.notBefore));
+    else await this.ctx.storage.setAlarm(Math.max(Date.now(), notBefore));
   }
 
   /** A drain older than an alarm invocation may live was cut off without this object being reset. */
