@@ -137,12 +137,13 @@ export class JobService {
     const messages = await Promise.all(
       prepared.map(async ({ sandboxId, request, record }) => {
         const inline = new TextEncoder().encode(JSON.stringify(request)).byteLength <= INLINE_REQUEST_MAX_BYTES;
-        const { kvWrittenAt } = await this.store.create(record, inline ? undefined : request);
+        await this.store.create(record, inline ? undefined : request);
+        // Submit writes nothing to KV, so the finished record may go there at once.
         const message: RunMessage = {
           kind: "run",
           jobId: record.id,
           sandboxKey: sandboxKey(this.tenant, sandboxId),
-          kvWrittenAt,
+          kvWrittenAt: 0,
           ...(inline ? { request } : {}),
         };
         return message;

@@ -6,7 +6,7 @@ export interface QueuedJob {
   jobId: string;
   /** The tenant's sandbox, by its platform-wide name (storage/layout.ts `sandboxKey`). */
   sandboxKey: string;
-  /** When the API wrote the record to KV: KV's next write to the key must wait a second from here. */
+  /** When the API wrote the record to KV (0: it did not): KV's next write to the key must wait a second from here. */
   kvWrittenAt: number;
   /** The request, unless it was too large to carry (then it waits in R2). */
   request?: JobRequest;

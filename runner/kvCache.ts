@@ -1,7 +1,8 @@
 /**
  * Copies finished job records to KV without breaking KV's one-write-per-second-per-key limit.
- * The API wrote the key at submit; a job that finishes within the second gets its copy from
- * one delayed queue message per batch instead of a consumer that waits.
+ * The API writes nothing to KV at submit, so the copy is made at once; a job submitted by an API
+ * that did write the key then (its messages carry when) and finishing within the second gets its
+ * copy from one delayed queue message per batch instead of a consumer that waits.
  */
 import type { JobRecord } from "../schemas/job";
 import { isTerminal } from "../schemas/job";

@@ -20,7 +20,11 @@ export const RunMessage = z.object({
   jobId: JobId,
   /** The tenant's sandbox, by its platform-wide name (storage/layout.ts `sandboxKey`). */
   sandboxKey: SandboxKey,
-  /** When the API's KV write of the record had completed: KV's next write must wait a second from here. */
+  /**
+   * When the API's KV write of the record had completed: KV's next write must wait a second from
+   * here. 0 when the API wrote nothing to KV (as it does now; a message from an API that did
+   * write at submit still spaces the finished record's copy).
+   */
   kvWrittenAt: z.number().int(),
   request: JobRequest.optional(),
 });

@@ -3,11 +3,10 @@
  *
  * R2 holds the authoritative record: strongly consistent, so a finished job reads as finished
  * at once, and conditional puts let exactly one consumer move a job forward. KV caches the
- * record for fast polling and is written twice per job at most: once at submit and once when
- * the job ends, at least a second later (KV takes one write per second per key; the runner
- * schedules that; a job cancelled while queued or dead-lettered keeps its first copy, and its
- * polls read R2). A poll trusts KV only for a finished record, which can never change again;
- * anything else is read from R2.
+ * finished record for fast polling: a poll trusts KV only for a finished record, which can never
+ * change again, and reads anything else from R2. So KV is written once per job, when it ends
+ * (an unfinished record there would never be trusted; a job cancelled while queued has none,
+ * and its polls read R2), well within KV's one write per second per key.
  */
 import { isTerminal, JobRecord, JobRequest, type JobStatus } from "../schemas/job";
 import { kvKeys, r2Keys, sandboxKey } from "./layout";
@@ -43,17 +42,15 @@ export class JobStore {
 
   /**
    * Records a new job, and its request when that is too large to travel in the queue message.
-   * Returns when the KV write had certainly completed, for spacing the next one.
+   * Nothing goes to KV: a poll would not trust an unfinished record there (see above).
    */
-  async create(record: JobRecord, requestToStore?: JobRequest): Promise<{ kvWrittenAt: number }> {
+  async create(record: JobRecord, requestToStore?: JobRequest): Promise<void> {
     await Promise.all([
-      this.kv.put(kvKeys.job(this.tenant, record.id), JSON.stringify(record), { expirationTtl: this.retentionSeconds }),
       this.bucket.put(r2Keys.record(this.tenant, record.id), JSON.stringify(record)),
       this.bucket.put(r2Keys.sandboxIndexEntry(this.tenant, record.sandboxId, record.id), ""),
       this.bucket.put(r2Keys.activeEntry(sandboxKey(this.tenant, record.sandboxId), record.id), ""),
       requestToStore && this.saveRequest(record.id, requestToStore),
     ]);
-    return { kvWrittenAt: Date.now() };
   }
 
   /** The job as a client should see it, or undefined when unknown or past retention. */

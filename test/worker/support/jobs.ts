@@ -28,15 +28,15 @@ export function jobStore(tenant = TEST_TENANT): JobStore {
 const newJobId = monotonicFactory();
 
 /**
- * Records a queued run job in R2 and KV, with its request stored in R2, and hands it to nobody.
+ * Records a queued run job in R2 (as the API does: nothing in KV), with its request stored in R2, and hands it to nobody.
  * `ageMs` backdates it (the sweeper leaves young jobs to the queue).
  */
 export async function recordOnly(sandboxId: string, job: Record<string, unknown>, ageMs = 0): Promise<RunMessage> {
   const request = RunJobRequest.parse({ type: "run", ...job });
   const now = Date.now() - ageMs;
   const record = newJobRecord(newJobId(now), { tenant: TEST_TENANT, sandboxId }, request, now, readConfig(env).retentionSeconds);
-  const { kvWrittenAt } = await jobStore().create(record, request);
-  return { kind: "run", jobId: record.id, sandboxKey: sandboxKey(TEST_TENANT, sandboxId), kvWrittenAt };
+  await jobStore().create(record, request);
+  return { kind: "run", jobId: record.id, sandboxKey: sandboxKey(TEST_TENANT, sandboxId), kvWrittenAt: 0 };
 }
 
 /** Calls the Worker's queue handler with one batch; reports acks, retries and retry delays. */
