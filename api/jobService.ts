@@ -280,8 +280,9 @@ export class JobService {
 
   /**
    * Waits until the job has finished or `waitMs` has passed. The sandbox's coordinator wakes
-   * the wait when the consumer announces the job; the record is then re-read from R2 (the
-   * source of truth). Waits come in slices, so a lost wake-up costs one slice at most.
+   * the wait when the job finishes; the wake-up of its runner carries the final record it wrote
+   * to R2 (a finished record never changes), any other is followed by reading R2 (the source of
+   * truth). Waits come in slices, so a lost wake-up costs one slice at most.
    */
   async waitFor(jobId: string, waitMs: number): Promise<JobRecord> {
     const deadline = Date.now() + waitMs;
@@ -294,10 +295,13 @@ export class JobService {
     const coordinator = coordinatorFor(this.env.SANDBOX_COORDINATOR, sandboxKey(this.tenant, record.sandboxId));
     while (!isTerminal(record.status) && Date.now() < deadline) {
       const slice = Math.min(WAIT_SLICE_MS, deadline - Date.now());
-      await coordinator.waitForJob(jobId, slice).catch(async (error: unknown) => {
+      const woken = await coordinator.waitForJob(jobId, slice).catch(async (error: unknown) => {
         console.warn(`job ${jobId}: coordinator unavailable, polling`, error);
         await new Promise((resolve) => setTimeout(resolve, Math.min(250, slice)));
+        return undefined;
       });
+      const carried = woken?.raised ? woken.value : undefined;
+      if (carried?.id === jobId && isTerminal(carried.status)) return carried;
       const latest: VersionedRecord | "unchanged" | undefined = await this.store.getIfChanged(jobId, etag);
       if (latest === undefined) throw new ApiError(404, ErrorCode.JOB_NOT_FOUND, `No job ${jobId} (unknown, or past its retention)`);
       if (latest !== "unchanged") {

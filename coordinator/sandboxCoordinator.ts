@@ -15,13 +15,13 @@ import { KvCacheScheduler } from "../runner/kvCache";
 import { LEASE_MS } from "../runner/lease";
 import { runJob } from "../runner/runJob";
 import { sandboxFactory } from "../sandbox/select";
-import { commandBudgetMs } from "../schemas/job";
+import { commandBudgetMs, type JobRecord } from "../schemas/job";
 import { jobStores } from "../storage/jobStore";
 import { tenantOf } from "../storage/layout";
 import { wakeDependents } from "./dependents";
 import { JobQueue } from "./jobQueue";
 import { LiveLog, type Offsets, type OutputStream } from "./liveLog";
-import { Signal } from "./signals";
+import { Signal, type WaitResult } from "./signals";
 
 /** Cloudflare gives an alarm invocation 15 minutes of wall clock; jobs start only if they fit. */
 const ALARM_BUDGET_MS = 15 * 60 * 1000;
@@ -40,11 +40,12 @@ const HEAVY_JOB_MS = 60 * 1000;
 
 export class SandboxCoordinator extends DurableObject<Env> {
   private readonly queue: JobQueue;
-  private readonly finished = new Signal();
+  /** Raised when a job finishes; a run's signal carries the final record as written to R2. */
+  private readonly finished = new Signal<JobRecord>();
   /** The job this object is running now, how to cancel it, and its output so far. */
   private running: { jobId: string; cancel: AbortController; log: LiveLog } | undefined;
   /** Raised when a job starts running here: wakes followers of its logs that came early. */
-  private readonly started = new Signal();
+  private readonly started = new Signal<true>();
   private draining: Promise<void> | undefined;
   private drainStartedAt = 0;
   /** Jobs arrived while draining: look again before letting the alarm go. */
@@ -104,8 +105,12 @@ export class SandboxCoordinator extends DurableObject<Env> {
     return this.running?.jobId === jobId ? this.running.log.snapshot(stream) : null;
   }
 
-  /** Resolves true once the job has finished, or false after `timeoutMs`. */
-  async waitForJob(jobId: string, timeoutMs: number): Promise<boolean> {
+  /**
+   * Resolves once the job has finished, or after `timeoutMs` (not raised). A waiter woken by its
+   * runner gets the final record the runner wrote to R2 (a finished record never changes), so
+   * it need not read R2 again; one that came later, or was woken by a cancel, reads it.
+   */
+  async waitForJob(jobId: string, timeoutMs: number): Promise<WaitResult<JobRecord>> {
     return this.finished.wait(jobId, timeoutMs);
   }
 
@@ -202,7 +207,7 @@ export class SandboxCoordinator extends DurableObject<Env> {
           maxAttempts: config.maxJobAttempts,
           kvCache,
           announceFinished: async (record) => {
-            this.finished.raise(record.id);
+            this.finished.raise(record.id, record);
             await wakeDependents(this.env, record);
           },
           cancelSignal: cancel.signal,

@@ -2,23 +2,28 @@
  * In-memory signals a coordinator raises for waiters ("job finished" wakes long-polls). They
  * only signal: R2 stays the source of truth, and a waiter re-reads the record after every
  * wake-up or time slice, so a lost signal (an evicted object) costs one slice, never a wrong answer.
+ * A signal may hand its waiters a value (the finished record, as written to R2), kept only for
+ * those waiting at that moment; a later waiter learns that the signal was raised and reads R2.
  */
 
 /** Finished job IDs remembered for waiters that arrive just after the signal. */
 const REMEMBERED_JOBS = 1000;
 
-/** Job IDs that got a signal, remembered for waiters that arrive just after it. */
-export class Signal {
-  private readonly raised = new Set<string>();
-  private readonly waiters = new Map<string, Set<(raised: boolean) => void>>();
+/** What a wait ends with: whether the signal was raised, and the value it carried to the waiters of that moment. */
+export type WaitResult<T> = { raised: false } | { raised: true; value?: T };
 
-  raise(jobId: string): void {
+/** Job IDs that got a signal, remembered for waiters that arrive just after it. */
+export class Signal<T> {
+  private readonly raised = new Set<string>();
+  private readonly waiters = new Map<string, Set<(result: WaitResult<T>) => void>>();
+
+  raise(jobId: string, value?: T): void {
     this.raised.add(jobId);
     if (this.raised.size > REMEMBERED_JOBS) {
       const oldest = this.raised.values().next().value;
       if (oldest !== undefined) this.raised.delete(oldest);
     }
-    this.settle(jobId, true);
+    this.settle(jobId, value === undefined ? { raised: true } : { raised: true, value });
   }
 
   /** Whether the job's signal was raised recently (within the last REMEMBERED_JOBS). */
@@ -26,25 +31,25 @@ export class Signal {
     return this.raised.has(jobId);
   }
 
-  /** Ends every wait for the job without the signal (its waiters stop listening). */
-  settle(jobId: string, raised: boolean): void {
-    for (const wake of this.waiters.get(jobId) ?? []) wake(raised);
+  /** Ends every wait for the job with `result` (without the signal: its waiters stop listening). */
+  settle(jobId: string, result: WaitResult<T>): void {
+    for (const wake of this.waiters.get(jobId) ?? []) wake(result);
     this.waiters.delete(jobId);
   }
 
-  /** Resolves true once the signal is raised, false after `timeoutMs` or when settled without it. */
-  wait(jobId: string, timeoutMs: number): Promise<boolean> {
-    if (this.raised.has(jobId)) return Promise.resolve(true);
+  /** Resolves raised once the signal is raised, not raised after `timeoutMs` or when settled without it. */
+  wait(jobId: string, timeoutMs: number): Promise<WaitResult<T>> {
+    if (this.raised.has(jobId)) return Promise.resolve({ raised: true });
     return new Promise((resolve) => {
-      const waiting = this.waiters.get(jobId) ?? new Set<(raised: boolean) => void>();
-      const wake = (raised: boolean) => {
+      const waiting = this.waiters.get(jobId) ?? new Set<(result: WaitResult<T>) => void>();
+      const wake = (result: WaitResult<T>) => {
         clearTimeout(timer);
-        resolve(raised);
+        resolve(result);
       };
       const timer = setTimeout(() => {
         waiting.delete(wake);
         if (waiting.size === 0) this.waiters.delete(jobId);
-        resolve(false);
+        resolve({ raised: false });
       }, timeoutMs);
       waiting.add(wake);
       this.waiters.set(jobId, waiting);
