@@ -134,10 +134,11 @@ export class JobService {
       prepared.map(({ sandboxId }) => sandboxId),
       prepared.length,
     );
+    const created = new Map<string, VersionedRecord>();
     const messages = await Promise.all(
       prepared.map(async ({ sandboxId, request, record }) => {
         const inline = new TextEncoder().encode(JSON.stringify(request)).byteLength <= INLINE_REQUEST_MAX_BYTES;
-        await this.store.create(record, inline ? undefined : request);
+        created.set(record.id, await this.store.create(record, inline ? undefined : request));
         // Submit writes nothing to KV, so the finished record may go there at once.
         const message: RunMessage = {
           kind: "run",
@@ -149,7 +150,7 @@ export class JobService {
         return message;
       }),
     );
-    const handedOver = await this.handOver(messages);
+    const handedOver = await this.handOver(messages, created);
     const toQueue = await Promise.all(
       messages.map(async (message) => {
         if (handedOver.has(message.jobId) || message.request === undefined) return message;
@@ -193,8 +194,11 @@ export class JobService {
     }
   }
 
-  /** Gives each sandbox's coordinator its new jobs, one call per sandbox; returns the job IDs it took. */
-  private async handOver(messages: RunMessage[]): Promise<Set<string>> {
+  /**
+   * Gives each sandbox's coordinator its new jobs (with their records as created, so the first
+   * claim need not read them back), one call per sandbox; returns the job IDs it took.
+   */
+  private async handOver(messages: RunMessage[], created: Map<string, VersionedRecord>): Promise<Set<string>> {
     const bySandbox = new Map<string, RunMessage[]>();
     for (const message of messages) bySandbox.set(message.sandboxKey, [...(bySandbox.get(message.sandboxKey) ?? []), message]);
     const taken = new Set<string>();
@@ -202,7 +206,7 @@ export class JobService {
       [...bySandbox].map(async ([key, group]) => {
         try {
           await coordinatorFor(this.env.SANDBOX_COORDINATOR, key).enqueue(
-            group.map(({ jobId, kvWrittenAt, request }) => ({ jobId, sandboxKey: key, kvWrittenAt, request })),
+            group.map(({ jobId, kvWrittenAt, request }) => ({ jobId, sandboxKey: key, kvWrittenAt, request, created: created.get(jobId) })),
           );
           for (const { jobId } of group) taken.add(jobId);
         } catch (error) {

@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import type { QueuedJob } from "../runner/jobTypes";
-import { JobRequest } from "../schemas/job";
+import { JobRecord, JobRequest } from "../schemas/job";
 
 const Row = z.object({
   job_id: z.string(),
@@ -13,7 +13,10 @@ const Row = z.object({
   kv_written_at: z.number(),
   request: z.string().nullable(),
   not_before: z.number(),
+  created: z.string().nullable(),
 });
+
+const Created = z.object({ record: JobRecord, etag: z.string() });
 
 const NotBeforeRow = z.object({ not_before: z.number() });
 
@@ -24,10 +27,13 @@ export class JobQueue {
       sandbox_id TEXT NOT NULL,
       kv_written_at INTEGER NOT NULL,
       request TEXT,
-      not_before INTEGER NOT NULL DEFAULT 0
+      not_before INTEGER NOT NULL DEFAULT 0,
+      created TEXT
     )`);
-    // Added with pipelines: a job held back until the jobs it needs have finished.
+    // Columns added since the table was first made: a table made before gets them.
     const columns = sql.exec("PRAGMA table_info(jobs)").toArray();
+    if (!columns.some((column) => column.name === "created")) sql.exec("ALTER TABLE jobs ADD COLUMN created TEXT");
+    // Pipelines: a job held back until the jobs it needs have finished.
     if (!columns.some((column) => column.name === "waiting_for_needs")) {
       sql.exec("ALTER TABLE jobs ADD COLUMN waiting_for_needs INTEGER NOT NULL DEFAULT 0");
     }
@@ -38,11 +44,12 @@ export class JobQueue {
     let added = 0;
     for (const job of jobs) {
       const cursor = this.sql.exec(
-        "INSERT OR IGNORE INTO jobs (job_id, sandbox_id, kv_written_at, request) VALUES (?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO jobs (job_id, sandbox_id, kv_written_at, request, created) VALUES (?, ?, ?, ?, ?)",
         job.jobId,
         job.sandboxKey,
         job.kvWrittenAt,
         job.request === undefined ? null : JSON.stringify(job.request),
+        job.created === undefined ? null : JSON.stringify(job.created),
       );
       added += cursor.rowsWritten;
     }
@@ -52,11 +59,12 @@ export class JobQueue {
   /** The job submitted first among those still held, and when it may run (a retry's backoff). */
   next(): (QueuedJob & { notBefore: number }) | undefined {
     const row = this.sql
-      .exec("SELECT job_id, sandbox_id, kv_written_at, request, not_before FROM jobs ORDER BY job_id LIMIT 1")
+      .exec("SELECT job_id, sandbox_id, kv_written_at, request, not_before, created FROM jobs ORDER BY job_id LIMIT 1")
       .toArray()[0];
     if (row === undefined) return undefined;
     const parsed = Row.parse(row);
     const request = parsed.request === null ? undefined : JobRequest.safeParse(JSON.parse(parsed.request));
+    const created = parsed.created === null ? undefined : Created.safeParse(JSON.parse(parsed.created));
     return {
       jobId: parsed.job_id,
       sandboxKey: parsed.sandbox_id,
@@ -64,6 +72,8 @@ export class JobQueue {
       notBefore: parsed.not_before,
       // A request that no longer parses (a schema change) is read from R2, or reported missing.
       ...(request?.success ? { request: request.data } : {}),
+      // Only a shortcut for the first claim: without it the record is read from R2.
+      ...(created?.success ? { created: created.data } : {}),
     };
   }
 
@@ -76,9 +86,12 @@ export class JobQueue {
     return row === undefined ? undefined : NotBeforeRow.parse(row).not_before;
   }
 
-  /** Holds the job back until `notBefore` (it stays first in line: later jobs wait for it). */
+  /**
+   * Holds the job back until `notBefore` (it stays first in line: later jobs wait for it). Its
+   * record has moved on since it was created, so the next claim reads it.
+   */
   deferUntil(jobId: string, notBefore: number): void {
-    this.sql.exec("UPDATE jobs SET not_before = ? WHERE job_id = ?", notBefore, jobId);
+    this.sql.exec("UPDATE jobs SET not_before = ?, created = NULL WHERE job_id = ?", notBefore, jobId);
   }
 
   /** Holds the job back until the jobs it needs have finished (`releaseWaiting`), or until `recheckAt`. */

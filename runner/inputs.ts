@@ -19,7 +19,7 @@ export interface InputContext {
 export async function copyInputs(context: InputContext, inputs: JobInput[]): Promise<JobError | undefined> {
   for (const input of inputs) {
     const source = await context.readJob(input.from);
-    if (!source || source.status !== "succeeded") {
+    if (source?.status !== "succeeded") {
       return {
         code: "INPUT_UNAVAILABLE",
         message: `Input from job ${input.from} is not available: ${source ? `that job ${source.status}` : "no such job (or past its retention)"}`,

@@ -1,5 +1,6 @@
 /** The shapes a sandbox's coordinator and its job runner share. */
 import type { JobRequest } from "../schemas/job";
+import type { VersionedRecord } from "../storage/jobStore";
 
 /** A job as its coordinator holds it. */
 export interface QueuedJob {
@@ -10,6 +11,11 @@ export interface QueuedJob {
   kvWrittenAt: number;
   /** The request, unless it was too large to carry (then it waits in R2). */
   request?: JobRequest;
+  /**
+   * The record as the API created it, with its R2 etag (handed over at submit only, and dropped
+   * once a run was tried): its first claim compares against it instead of reading R2 first.
+   */
+  created?: VersionedRecord;
 }
 
 /**

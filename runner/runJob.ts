@@ -7,7 +7,7 @@
  * finished it (each attempt stores its outputs apart; the final record names its attempt).
  */
 import { SandboxOperationError, type SandboxPort } from "../sandbox/port";
-import { isTerminal, type JobError, type JobRecord } from "../schemas/job";
+import { isTerminal, type JobError, type JobRecord, type JobRequest } from "../schemas/job";
 import type { VersionedRecord } from "../storage/jobStore";
 import type { ArtifactLimits } from "./artifacts";
 import { executeJob } from "./executeJob";
@@ -38,8 +38,28 @@ export function retryDelayMs(attempt: number): number {
   return Math.min(2 ** attempt, 300) * 1000;
 }
 
+/** The record as a runner claims it: running, as the next attempt, under a fresh lease. */
+function claimedRecord(record: JobRecord): JobRecord {
+  return {
+    ...record,
+    status: "running",
+    startedAt: new Date().toISOString(),
+    attempts: record.attempts + 1,
+    error: null,
+    leaseUntil: new Date(Date.now() + LEASE_MS).toISOString(),
+  };
+}
+
 export async function runJob(job: QueuedJob, deps: RunnerDeps): Promise<RunOutcome> {
   const { store } = deps;
+  if (job.created && job.request && job.created.record.needs.length === 0) {
+    // Handed over at submit: claimed against the record as created, without reading it first.
+    // If nobody changed it since, it is queued, never ran and has no cancel, so the checks below
+    // would pass; if anybody did, the compare-and-swap fails and the record is read as usual.
+    // (A job that needs others always takes the long way: its needs are checked first.)
+    const claimed = await store.replace(job.created, claimedRecord(job.created.record));
+    if (claimed) return runClaimed(job, job.request, claimed, deps);
+  }
   const current = await store.getVersioned(job.jobId);
   if (!current) return { kind: "done", reason: "job record not found (expired or never created)" };
   if (isTerminal(current.record.status)) return { kind: "done", reason: "the job has already finished" };
@@ -75,17 +95,15 @@ export async function runJob(job: QueuedJob, deps: RunnerDeps): Promise<RunOutco
     });
   }
 
-  const claimed = await store.replace(current, {
-    ...current.record,
-    status: "running",
-    startedAt: new Date().toISOString(),
-    attempts: current.record.attempts + 1,
-    error: null,
-    leaseUntil: new Date(Date.now() + LEASE_MS).toISOString(),
-  });
+  const claimed = await store.replace(current, claimedRecord(current.record));
   if (!claimed) return { kind: "retry", delayMs: 0, reason: "job record changed while claiming it" };
+  return runClaimed(job, request, claimed, deps);
+}
 
-  const lease = new JobLease(store, claimed, deps.onLeaseRenewed);
+/** Runs a claimed job under its lease and publishes the outcome (unless another runner took it over). */
+async function runClaimed(job: QueuedJob, request: JobRequest, claimed: VersionedRecord, deps: RunnerDeps): Promise<RunOutcome> {
+  const { store } = deps;
+  const lease = new JobLease(deps.store, claimed, deps.onLeaseRenewed);
   const stop = AbortSignal.any([deps.cancelSignal, lease.cancelled, lease.lost]);
   try {
     const outcome = await executeJob(

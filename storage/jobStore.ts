@@ -42,15 +42,19 @@ export class JobStore {
 
   /**
    * Records a new job, and its request when that is too large to travel in the queue message.
-   * Nothing goes to KV: a poll would not trust an unfinished record there (see above).
+   * Nothing goes to KV: a poll would not trust an unfinished record there (see above). Returns
+   * the record's version, which its first claim can compare against.
    */
-  async create(record: JobRecord, requestToStore?: JobRequest): Promise<void> {
-    await Promise.all([
+  async create(record: JobRecord, requestToStore?: JobRequest): Promise<VersionedRecord> {
+    const [written] = await Promise.all([
       this.bucket.put(r2Keys.record(this.tenant, record.id), JSON.stringify(record)),
       this.bucket.put(r2Keys.sandboxIndexEntry(this.tenant, record.sandboxId, record.id), ""),
       this.bucket.put(r2Keys.activeEntry(sandboxKey(this.tenant, record.sandboxId), record.id), ""),
       requestToStore && this.saveRequest(record.id, requestToStore),
     ]);
+    // An unconditional put answers with the object; null is only a failed condition.
+    if (!written) throw new Error(`R2 did not store job ${record.id}'s record`);
+    return { record, etag: written.etag };
   }
 
   /** The job as a client should see it, or undefined when unknown or past retention. */
