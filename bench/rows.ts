@@ -1,5 +1,6 @@
 /** Turns the benchmark's measurements into the table's rows, each figure beside its floor. */
 import type { ArtifactRun } from "./artifact";
+import type { UploadRun } from "./ciFeatures";
 import type { CrashRun } from "./crash";
 import type { HostAloneRuns } from "./hostAlone";
 import { mib, type StackMemory } from "./memory";
@@ -15,6 +16,9 @@ export interface Measurements {
   throughput: ThroughputRun;
   requests: PoolRun;
   auth: AuthRun;
+  upload: UploadRun;
+  /** Milliseconds from a log line being written to a follower receiving it. */
+  logLatency: number[];
   holFloor: PoolRun;
   hol: PoolRun;
   memory: StackMemory;
@@ -59,6 +63,21 @@ export function buildRows(m: Measurements, options: BenchOptions): Row[] {
       value: ms(p(m.auth.withKey, 50)),
       floor: { what: "the same submit without a key", value: ms(p(m.auth.anonymous, 50)) },
       reference: "within 1 ms of no key",
+    },
+    {
+      measure: `upload and unpack a ${(m.upload.bytes / MB).toFixed(1)} MB tree (200 files)`,
+      value: ms(m.upload.uploadMs),
+      floor: { what: "tar xzf of the same archive", value: ms(m.upload.rawExtractMs) },
+    },
+    {
+      measure: "live log line, written to received, p50",
+      value: ms(p(m.logLatency, 50)),
+      floor: { what: `404 request p50, ${c} at once`, value: ms(p(m.requests, 50)) },
+    },
+    {
+      measure: "live log line, written to received, p99",
+      value: ms(p(m.logLatency, 99)),
+      floor: { what: `404 request p99, ${c} at once`, value: ms(p(m.requests, 99)) },
     },
     {
       measure: `local host alone: exec p50 at concurrency ${c}`,

@@ -13,6 +13,7 @@ import { promisify } from "node:util";
 import { startDevProcess } from "../scripts/devProcess";
 import { measureArtifact } from "./artifact";
 import { bubblewrapFloor } from "./bubblewrap";
+import { measureLogLatency, measureUpload } from "./ciFeatures";
 import { stopStack, track } from "./cleanup";
 import { measureCrashRecovery } from "./crash";
 import { measureHostAlone } from "./hostAlone";
@@ -81,10 +82,28 @@ async function measurePipeline(
     progress(`head-of-line: the same while sandbox A runs \`sleep 60\`...`);
     const hol = await headOfLine(api, options.headOfLineSamples);
 
+    progress("upload: a 10 MB tree of 200 files as a .tar.gz, unpacked into a sandbox...");
+    const upload = await measureUpload(api, stateDir, 10 * 1000 * 1000);
+    progress("live logs: a job printing its clock every 50 ms, followed through GET /v1/jobs/{id}/logs...");
+    const logLatency = await measureLogLatency(api, 100);
+
     const memory = stackMemory(stackPid);
     progress(`artifact: a ${options.artifactBytes / 2 ** 20} MiB file, created alone and then collected as an artifact...`);
     const artifact = await measureArtifact(api, stackPid, stateDir, options.artifactBytes, options.artifactWaitMs);
-    return { bwrapSequential, endToEnd, bwrapParallel, throughput: tp, requests, auth, holFloor, hol, memory, artifact };
+    return {
+      bwrapSequential,
+      endToEnd,
+      bwrapParallel,
+      throughput: tp,
+      requests,
+      auth,
+      upload,
+      logLatency,
+      holFloor,
+      hol,
+      memory,
+      artifact,
+    };
   } finally {
     await stopStack(stack);
   }
