@@ -28,9 +28,10 @@ logsRouter.get("/v1/jobs/:jobId/logs", async (c) => {
   const from = parseOffsets(c.req.header("last-event-id") ?? c.req.query("from"));
   const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
   c.executionCtx.waitUntil(
-    streamLogs(c.env, c.var.jobs, record, from, writable.getWriter()).catch((error: unknown) =>
-      console.warn(`job ${jobId}: log stream ended early`, error),
-    ),
+    streamLogs(c.env, c.var.jobs, record, from, writable.getWriter()).catch((error: unknown) => {
+      // A client that leaves cancels the stream (the write fails without an error): nothing to report.
+      if (error instanceof Error) console.warn(`job ${jobId}: log stream ended early`, error);
+    }),
   );
   return new Response(readable, {
     headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", "x-accel-buffering": "no" },
