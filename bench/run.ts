@@ -7,6 +7,7 @@
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
+import { createConnection } from "node:net";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -86,6 +87,7 @@ async function measurePipeline(
     const upload = await measureUpload(api, stateDir, 10 * 1000 * 1000);
     progress("live logs: a job printing its clock every 50 ms, followed through GET /v1/jobs/{id}/logs...");
     const logLatency = await measureLogLatency(api, 100);
+    const requestOneAtATime = await requestFloor(api, options.latencySamples, 1);
 
     const memory = stackMemory(stackPid);
     progress(`artifact: a ${options.artifactBytes / 2 ** 20} MiB file, created alone and then collected as an artifact...`);
@@ -96,6 +98,7 @@ async function measurePipeline(
       bwrapParallel,
       throughput: tp,
       requests,
+      requestOneAtATime,
       auth,
       upload,
       logLatency,
@@ -109,8 +112,24 @@ async function measurePipeline(
   }
 }
 
+/** Refuses to start beside another benchmark or stack on the same ports: their figures would mix. */
+async function assertPortsFree(): Promise<void> {
+  for (const port of Object.values(PORTS)) {
+    const inUse = await new Promise<boolean>((resolve) => {
+      const socket = createConnection({ port, host: "127.0.0.1" });
+      socket.once("connect", () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once("error", () => resolve(false));
+    });
+    if (inUse) throw new Error(`Port ${port} is in use: is another \`npm run bench\` (or a stack on its ports) running? Stop it first.`);
+  }
+}
+
 async function main(): Promise<void> {
   const options = parseBenchOptions(process.argv.slice(2));
+  await assertPortsFree();
   // Local state (miniflare's KV/R2/queue files and the workspaces) goes on tmpfs when there is
   // one: the benchmark measures the service, not this machine's disk flushes.
   const stateRoot = existsSync("/dev/shm") ? "/dev/shm" : tmpdir();
