@@ -30,6 +30,8 @@ describe("tenant isolation", () => {
       `/v1/jobs/${acmeJob.id}/stdout`,
       `/v1/jobs/${acmeJob.id}/stderr`,
       `/v1/jobs/${acmeJob.id}/artifacts/owner.txt`,
+      `/v1/jobs/${acmeJob.id}/artifacts.tar.gz`,
+      `/v1/jobs/${acmeJob.id}/logs`,
     ]) {
       await expectError(await deployed(path, { key: globex.key }), 404, "JOB_NOT_FOUND");
     }
@@ -37,6 +39,11 @@ describe("tenant isolation", () => {
     // Listing the same sandbox ID shows each tenant only its own jobs.
     const listed = JobPageView.parse(await (await deployed(`/v1/sandboxes/${sandbox}/jobs`, { key: globex.key })).json());
     expect(listed.jobs.map((job) => job.id)).toEqual([globexJob.id]);
+    // Deleting "build" as globex deletes globex's sandbox only: acme's file is still there.
+    expect((await deployed(`/v1/sandboxes/${sandbox}`, { method: "DELETE", key: globex.key })).status).toBe(200);
+    const check = await submitAs(acme.key, sandbox, { type: "run", command: "cat owner.txt" });
+    expect((await finishedAs(acme.key, check.id)).status).toBe("succeeded");
+    expect(await (await deployed(`/v1/jobs/${check.id}/stdout`, { key: acme.key })).text()).toBe("acme-secret\n");
     // acme still reads its own artifact.
     expect(await (await deployed(`/v1/jobs/${acmeJob.id}/artifacts/owner.txt`, { key: acme.key })).text()).toBe("acme-secret\n");
   });
@@ -53,8 +60,13 @@ describe("tenant isolation", () => {
       }),
     });
     expect(batch.status).toBe(202);
-    const [written] = BatchView.parse(await batch.json()).jobs;
+    const {
+      batchId,
+      jobs: [written],
+    } = BatchView.parse(await batch.json());
     if (!written) throw new Error("no job");
+    await expectError(await deployed(`/v1/batches/${batchId}`, { key: globex.key }), 404, "JOB_NOT_FOUND");
+    await expectError(await deployed(`/v1/batches/${batchId}/cancel`, { method: "POST", key: globex.key }), 404, "JOB_NOT_FOUND");
     expect((await finishedAs(acme.key, written.id)).status).toBe("succeeded");
 
     const readAs = (key: string) => deployed(`/file?path=/workspace/a.txt`, { key, headers: { "x-sandbox-id": sandbox } });
