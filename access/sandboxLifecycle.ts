@@ -13,8 +13,14 @@ import { r2Keys, sandboxKey } from "../storage/layout";
 const RUNNER_STOP_WAIT_MS = 15_000;
 
 async function activeJobIds(bucket: R2Bucket, key: string): Promise<string[]> {
-  const listing = await bucket.list({ prefix: `${r2Keys.activePrefix}${key}/`, limit: 1000 });
-  return listing.objects.map((object) => object.key.slice(object.key.lastIndexOf("/") + 1));
+  const ids: string[] = [];
+  let cursor: string | undefined;
+  do {
+    const listing = await bucket.list({ prefix: `${r2Keys.activePrefix}${key}/`, cursor, limit: 1000 });
+    ids.push(...listing.objects.map((object) => object.key.slice(object.key.lastIndexOf("/") + 1)));
+    cursor = listing.truncated ? listing.cursor : undefined;
+  } while (cursor);
+  return ids;
 }
 
 async function destroyContainerAndWorkspace(env: Env, key: string): Promise<void> {

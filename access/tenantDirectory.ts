@@ -7,7 +7,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import { readConfig } from "../config";
-import { expireIdleSandbox } from "./sandboxLifecycle";
+import { destroySandbox, expireIdleSandbox } from "./sandboxLifecycle";
 
 /** Completed idempotency keys are answered from here this long (Stripe's 24 hours). */
 export const IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;
@@ -15,12 +15,12 @@ export const IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;
 const IDEMPOTENCY_PENDING_MS = 60 * 1000;
 
 export type IdempotencyClaim =
-  | { state: "claimed" }
+  | { state: "claimed"; claim: string }
   | { state: "replay"; response: string }
   | { state: "mismatch" }
   | { state: "in-progress" };
 
-export type Admission = { ok: true } | { ok: false; liveSandboxes: number };
+export type Admission = { ok: true } | { ok: false; liveSandboxes: number } | { ok: false; ending: string };
 
 export interface SandboxEntry {
   sandboxId: string;
@@ -39,8 +39,26 @@ export class TenantDirectory extends DurableObject<Env> {
     this.sql = ctx.storage.sql;
     this.sql.exec(`CREATE TABLE IF NOT EXISTS sandboxes (
       sandbox_id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, last_active_at INTEGER NOT NULL)`);
+    // Set while the sandbox is being deleted or expired: no job is admitted to it meanwhile.
+    if (
+      !this.sql
+        .exec("PRAGMA table_info(sandboxes)")
+        .toArray()
+        .some((column) => column.name === "ending")
+    ) {
+      this.sql.exec("ALTER TABLE sandboxes ADD COLUMN ending INTEGER NOT NULL DEFAULT 0");
+    }
     this.sql.exec(`CREATE TABLE IF NOT EXISTS idempotency_keys (
       key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, response TEXT, created_at INTEGER NOT NULL)`);
+    // Which claim holds a pending key: only its own request may complete or release it.
+    if (
+      !this.sql
+        .exec("PRAGMA table_info(idempotency_keys)")
+        .toArray()
+        .some((column) => column.name === "claim")
+    ) {
+      this.sql.exec("ALTER TABLE idempotency_keys ADD COLUMN claim TEXT");
+    }
   }
 
   /**
@@ -51,6 +69,10 @@ export class TenantDirectory extends DurableObject<Env> {
     await this.rememberTenant(tenant);
     const now = Date.now();
     const unique = [...new Set(sandboxIds)];
+    const ending = unique.find(
+      (id) => this.sql.exec("SELECT 1 FROM sandboxes WHERE sandbox_id = ? AND ending = 1", id).toArray().length > 0,
+    );
+    if (ending !== undefined) return { ok: false, ending };
     const known = new Set(unique.filter((id) => this.sql.exec("SELECT 1 FROM sandboxes WHERE sandbox_id = ?", id).toArray().length > 0));
     const live = this.count();
     const added = unique.length - known.size;
@@ -79,12 +101,21 @@ export class TenantDirectory extends DurableObject<Env> {
       }));
   }
 
-  async has(sandboxId: string): Promise<boolean> {
-    return this.sql.exec("SELECT 1 FROM sandboxes WHERE sandbox_id = ?", sandboxId).toArray().length > 0;
-  }
-
-  async forget(sandboxId: string): Promise<void> {
-    this.sql.exec("DELETE FROM sandboxes WHERE sandbox_id = ?", sandboxId);
+  /**
+   * Deletes a sandbox: no job is admitted to it while its jobs are cancelled and its container
+   * and workspace destroyed (a submit meanwhile gets a 409 to retry). One never used is left alone.
+   */
+  async deleteSandbox(tenant: string, sandboxId: string): Promise<{ deleted: boolean; cancelledJobs: number }> {
+    const marked = this.sql.exec("UPDATE sandboxes SET ending = 1 WHERE sandbox_id = ?", sandboxId).rowsWritten;
+    if (marked === 0) return { deleted: false, cancelledJobs: 0 };
+    try {
+      const cancelledJobs = await destroySandbox(this.env, tenant, sandboxId);
+      this.sql.exec("DELETE FROM sandboxes WHERE sandbox_id = ?", sandboxId);
+      return { deleted: true, cancelledJobs };
+    } catch (error) {
+      this.sql.exec("UPDATE sandboxes SET ending = 0 WHERE sandbox_id = ?", sandboxId);
+      throw error;
+    }
   }
 
   /**
@@ -106,24 +137,26 @@ export class TenantDirectory extends DurableObject<Env> {
       if (existing.fingerprint !== fingerprint) return { state: "mismatch" };
       return existing.response === null ? { state: "in-progress" } : { state: "replay", response: existing.response };
     }
+    const claim = crypto.randomUUID();
     this.sql.exec(
-      "INSERT OR REPLACE INTO idempotency_keys (key, fingerprint, response, created_at) VALUES (?, ?, NULL, ?)",
+      "INSERT OR REPLACE INTO idempotency_keys (key, fingerprint, response, created_at, claim) VALUES (?, ?, NULL, ?, ?)",
       key,
       fingerprint,
       now,
+      claim,
     );
     await this.armAlarm();
-    return { state: "claimed" };
+    return { state: "claimed", claim };
   }
 
   /** The claimed request succeeded: repeats get this response. */
-  async completeIdempotencyKey(key: string, response: string): Promise<void> {
-    this.sql.exec("UPDATE idempotency_keys SET response = ? WHERE key = ?", response, key);
+  async completeIdempotencyKey(key: string, claim: string, response: string): Promise<void> {
+    this.sql.exec("UPDATE idempotency_keys SET response = ? WHERE key = ? AND claim = ?", response, key, claim);
   }
 
   /** The claimed request failed before creating anything: the key may be used again at once. */
-  async releaseIdempotencyKey(key: string): Promise<void> {
-    this.sql.exec("DELETE FROM idempotency_keys WHERE key = ? AND response IS NULL", key);
+  async releaseIdempotencyKey(key: string, claim: string): Promise<void> {
+    this.sql.exec("DELETE FROM idempotency_keys WHERE key = ? AND claim = ? AND response IS NULL", key, claim);
   }
 
   /** Expires idle sandboxes (container and workspace destroyed) and old idempotency keys. */
@@ -138,13 +171,20 @@ export class TenantDirectory extends DurableObject<Env> {
         .toArray()
         .map((row) => SandboxRow.parse(row));
       for (const { sandbox_id: sandboxId } of idle) {
+        // Marked first, and only if still idle: a submit admitted meanwhile keeps it alive, and
+        // none is admitted while it is destroyed.
+        const marked = this.sql.exec("UPDATE sandboxes SET ending = 1 WHERE sandbox_id = ? AND last_active_at < ?", sandboxId, idleBefore);
+        if (marked.rowsWritten === 0) continue;
         const outcome = await expireIdleSandbox(this.env, tenant, sandboxId).catch((error: unknown) => {
           console.warn(`sandbox ${tenant}.${sandboxId}: idle expiry failed, will try again`, error);
           return "retry" as const;
         });
-        if (outcome === "expired")
-          this.sql.exec("DELETE FROM sandboxes WHERE sandbox_id = ? AND last_active_at < ?", sandboxId, idleBefore);
-        else this.sql.exec("UPDATE sandboxes SET last_active_at = ? WHERE sandbox_id = ?", now, sandboxId);
+        if (outcome === "expired") this.sql.exec("DELETE FROM sandboxes WHERE sandbox_id = ?", sandboxId);
+        // Busy (a job of its own still runs): a full TTL from now. Failed: again in a minute.
+        else {
+          const retryAt = outcome === "busy" ? now : now - readConfig(this.env).sandboxIdleTtlSeconds * 1000 + 60_000;
+          this.sql.exec("UPDATE sandboxes SET ending = 0, last_active_at = ? WHERE sandbox_id = ?", retryAt, sandboxId);
+        }
       }
     }
     await this.armAlarm();

@@ -36,6 +36,7 @@ export const ErrorCode = {
   IDEMPOTENCY_KEY_REUSED: "IDEMPOTENCY_KEY_REUSED",
   IDEMPOTENCY_KEY_IN_USE: "IDEMPOTENCY_KEY_IN_USE",
   SANDBOX_NOT_FOUND: "SANDBOX_NOT_FOUND",
+  SANDBOX_BUSY: "SANDBOX_BUSY",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

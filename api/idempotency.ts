@@ -59,12 +59,18 @@ export async function idempotentSubmit<T>(
     );
   }
   if (claim.state === "replay") return { result: await replay(Receipt.parse(JSON.parse(claim.response))), replayed: true };
+  let result: T;
   try {
-    const result = await submit();
-    await directory.completeIdempotencyKey(key, JSON.stringify(receiptOf(result)));
-    return { result, replayed: false };
+    result = await submit();
   } catch (error) {
-    await directory.releaseIdempotencyKey(key).catch(() => undefined);
+    // Nothing was created: the key may be used again at once.
+    await directory.releaseIdempotencyKey(key, claim.claim).catch(() => undefined);
     throw error;
   }
+  // The jobs exist: a failure to record that must not free the key for a second run. (Left
+  // pending, the key answers 409 until its pending window passes.)
+  await directory
+    .completeIdempotencyKey(key, claim.claim, JSON.stringify(receiptOf(result)))
+    .catch((error: unknown) => console.warn("could not record an idempotent submit's result", error));
+  return { result, replayed: false };
 }

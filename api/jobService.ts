@@ -2,7 +2,7 @@
  * Submitting jobs and waiting for them: shared by the v1 routes and the original synchronous
  * routes, which are the same pipeline plus a wait.
  */
-import { monotonicFactory, ulid } from "ulid";
+import { decodeTime, monotonicFactory, ulid } from "ulid";
 import { tenantDirectoryFor } from "../access/tenantDirectory";
 import type { AppConfig } from "../config";
 import { wakeDependents } from "../coordinator/dependents";
@@ -13,7 +13,7 @@ import { type BatchManifest, saveBatch } from "../storage/batches";
 import { JobStore, type VersionedRecord } from "../storage/jobStore";
 import { JOB_ID_PATTERN, r2Keys, sandboxKey } from "../storage/layout";
 import { ApiError, ErrorCode } from "./errors";
-import { planBatch } from "./pipelinePlan";
+import { inputSources, planBatch } from "./pipelinePlan";
 import { sendRunMessages } from "./queueSender";
 
 export const MAX_WAIT_SECONDS = 60;
@@ -56,7 +56,7 @@ export class JobService {
         sandboxId,
         request,
         record: newJobRecord(
-          jobId ?? monotonicFactory()(now),
+          jobId ?? monotonicFactory()(idTimeAfter(now, needs)),
           { tenant: this.tenant, sandboxId },
           request,
           now,
@@ -83,7 +83,10 @@ export class JobService {
     // Monotonic within this call only: a batch keeps its order, while IDs from separate requests
     // share no sequence that one tenant could use to guess another's job IDs.
     const newJobId = monotonicFactory();
-    const ids = new Map(plan.order.map((index) => [index, newJobId(now)]));
+    const named = new Set(entries.flatMap((entry) => (entry.name === undefined ? [] : [entry.name])));
+    const outside = entries.flatMap((entry) => inputSources(entry).filter((from) => !named.has(from) && JOB_ID_PATTERN.test(from)));
+    const idTime = idTimeAfter(now, outside);
+    const ids = new Map(plan.order.map((index) => [index, newJobId(idTime)]));
     const idOf = (index: number) => ids.get(index) ?? "";
     const byName = new Map(entries.flatMap((entry, index) => (entry.name === undefined ? [] : [[entry.name, idOf(index)] as const])));
     const resolved = entries.map((entry) => resolveInputs(entry.job, (name) => byName.get(name)));
@@ -176,6 +179,15 @@ export class JobService {
       this.store.countActive(maxActiveJobs + 1),
       tenantDirectoryFor(this.env.TENANT_DIRECTORY, this.tenant).admit(this.tenant, sandboxIds, maxSandboxes),
     ]);
+    if (!admission.ok && "ending" in admission) {
+      throw new ApiError(
+        409,
+        ErrorCode.SANDBOX_BUSY,
+        `Sandbox ${admission.ending} is being deleted; submit again in a few seconds (it starts empty)`,
+        undefined,
+        { "retry-after": "5" },
+      );
+    }
     if (!admission.ok) {
       throw new ApiError(
         429,
@@ -331,4 +343,14 @@ function resolveInputs(request: JobRequest, idOfName: (name: string) => string |
     return { ...input, from };
   });
   return { request: { ...request, inputs }, needs: [...new Set(inputs.map((input) => input.from))] };
+}
+
+/**
+ * The time to mint new job IDs from: now, or later than every job they need, so that in a
+ * sandbox's line (ordered by ID) a job never stands before one it waits for.
+ */
+function idTimeAfter(now: number, neededIds: string[]): number {
+  // An ID from the future names no job there can be (it is skipped when it runs): ignored here.
+  const times = neededIds.map((jobId) => decodeTime(jobId) + 1).filter((time) => time <= now + 60_000);
+  return Math.max(now, ...times);
 }

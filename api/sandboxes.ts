@@ -1,6 +1,5 @@
 /** `/v1/sandboxes`: the tenant's sandboxes, and deleting one (its jobs, container and workspace). */
 import { createRoute, z } from "@hono/zod-openapi";
-import { destroySandbox } from "../access/sandboxLifecycle";
 import { tenantDirectoryFor } from "../access/tenantDirectory";
 import { SandboxId } from "../schemas/ids";
 import { r2Keys, sandboxKey } from "../storage/layout";
@@ -63,10 +62,9 @@ export const sandboxesRouter = newRouter()
   })
   .openapi(deleteSandbox, async (c) => {
     const { sandboxId } = c.req.valid("param");
-    const directory = tenantDirectoryFor(c.env.TENANT_DIRECTORY, c.var.tenant);
-    const known = await directory.has(sandboxId);
-    // Whether or not it is registered, whatever it left is destroyed: deleting twice is harmless.
-    const cancelledJobs = await destroySandbox(c.env, c.var.tenant, sandboxId);
-    await directory.forget(sandboxId);
-    return c.json({ sandboxId, deleted: known, cancelledJobs }, 200);
+    const { deleted, cancelledJobs } = await tenantDirectoryFor(c.env.TENANT_DIRECTORY, c.var.tenant).deleteSandbox(
+      c.var.tenant,
+      sandboxId,
+    );
+    return c.json({ sandboxId, deleted, cancelledJobs }, 200);
   });

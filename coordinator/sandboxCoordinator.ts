@@ -43,7 +43,7 @@ export class SandboxCoordinator extends DurableObject<Env> {
   /** Raised when a job finishes; a run's signal carries the final record as written to R2. */
   private readonly finished = new Signal<JobRecord>();
   /** The job this object is running now, how to cancel it, and its output so far. */
-  private running: { jobId: string; cancel: AbortController; log: LiveLog } | undefined;
+  private running: { jobId: string; cancel: AbortController; log: LiveLog; claimed: boolean } | undefined;
   /** Raised when a job starts running here: wakes followers of its logs that came early. */
   private readonly started = new Signal<true>();
   private draining: Promise<void> | undefined;
@@ -95,9 +95,9 @@ export class SandboxCoordinator extends DurableObject<Env> {
    * not running the job (it has finished, or has not started in that time).
    */
   async followLogs(jobId: string, from: Offsets, maxMs: number): Promise<ReadableStream<Uint8Array> | null> {
-    if (this.running?.jobId !== jobId) await this.started.wait(jobId, maxMs);
-    const running = this.running;
-    return running?.jobId === jobId ? running.log.follow(from, maxMs) : null;
+    const runningIt = () => (this.running?.jobId === jobId && this.running.claimed ? this.running : undefined);
+    if (!runningIt()) await this.started.wait(jobId, maxMs);
+    return runningIt()?.log.follow(from, maxMs) ?? null;
   }
 
   /** What the running job has written to one stream so far; null when this object is not running it. */
@@ -191,8 +191,8 @@ export class SandboxCoordinator extends DurableObject<Env> {
         const jobStartedAt = Date.now();
         const cancel = new AbortController();
         const log = new LiveLog();
-        this.running = { jobId: job.jobId, cancel, log };
-        this.started.raise(job.jobId);
+        const running = { jobId: job.jobId, cancel, log, claimed: false };
+        this.running = running;
         // Should this object die mid-job, the alarm fires again once the lease has lapsed. One
         // watchdog covers a run of quick jobs; lease renewals keep it ahead of a long one.
         if (watchdogAt - Date.now() < LEASE_MS / 2) {
@@ -214,6 +214,10 @@ export class SandboxCoordinator extends DurableObject<Env> {
           onLeaseRenewed: async (leaseUntil) => {
             watchdogAt = leaseUntil;
             await this.ctx.storage.setAlarm(leaseUntil);
+          },
+          onClaimed: () => {
+            running.claimed = true;
+            this.started.raise(job.jobId);
           },
           onOutput: (stream, text) => log.append(stream, text),
         }).catch((error: unknown): RunOutcome => {

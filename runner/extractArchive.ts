@@ -17,55 +17,98 @@ export interface ExtractionPlan {
   extracted: Extracted;
 }
 
-/** Why an entry may not be unpacked, or undefined when it may. */
-export function refusal(header: Pick<TarHeader, "name" | "type" | "linkname">): string | undefined {
-  const name = header.name;
-  if (name.startsWith("/")) return "absolute path";
-  const segments = name.split("/").filter((segment) => segment !== "" && segment !== ".");
+type EntryHeader = Pick<TarHeader, "name" | "type" | "linkname">;
+
+/**
+ * The tree the archive would make, as far as links go: where each planned symlink points,
+ * resolved, so that a path through one (`a -> .` then `a/b -> ..`) is judged by where it lands.
+ */
+class PlannedLinks {
+  private readonly links = new Map<string, string[]>();
+
+  /** Where a path lands below the directory (its segments), or undefined when it leaves it. */
+  resolve(segments: string[], hops = 0): string[] | undefined {
+    const landed: string[] = [];
+    for (const segment of segments) {
+      if (segment === "" || segment === ".") continue;
+      if (segment === "..") {
+        if (landed.length === 0) return undefined;
+        landed.pop();
+        continue;
+      }
+      landed.push(segment);
+      const target = this.links.get(landed.join("/"));
+      if (target) {
+        if (hops > 40) return undefined;
+        const followed = this.resolve(target, hops + 1);
+        if (!followed) return undefined;
+        landed.splice(0, landed.length, ...followed);
+      }
+    }
+    return landed;
+  }
+
+  add(at: string[], target: string[]): void {
+    this.links.set(at.join("/"), target);
+  }
+}
+
+function segmentsOf(path: string): string[] {
+  return path.split("/").filter((segment) => segment !== "" && segment !== ".");
+}
+
+/** Why an entry may not be unpacked (judged with the links planned before it), or undefined. */
+function refusal(header: EntryHeader, links: PlannedLinks): string | undefined {
+  if (header.name.startsWith("/")) return "absolute path";
+  const segments = segmentsOf(header.name);
   if (segments.includes("..")) return "path contains '..'";
   const type = header.type ?? "file";
-  if (type === "symlink" || type === "link") {
-    const target = header.linkname ?? "";
-    if (target.startsWith("/")) return `${type === "symlink" ? "symlink" : "hard link"} to an absolute path`;
-    // A symlink resolves from its own directory; a hard link names another member of the archive.
-    const base = type === "symlink" ? segments.slice(0, -1) : [];
-    if (escapes([...base, ...target.split("/")])) return `${type === "symlink" ? "symlink" : "hard link"} points outside the directory`;
-    return undefined;
-  }
-  if (type !== "file" && type !== "directory") return `unsupported entry type ${type}`;
+  const parent = links.resolve(segments.slice(0, -1));
+  if (!parent) return "lands outside the directory through a symlink";
+  if (type === "file" || type === "directory") return undefined;
+  if (type !== "symlink" && type !== "link") return `unsupported entry type ${type}`;
+  const kind = type === "symlink" ? "symlink" : "hard link";
+  const target = header.linkname ?? "";
+  if (target.startsWith("/")) return `${kind} to an absolute path`;
+  // A symlink resolves from its own directory; a hard link names another member of the archive.
+  const resolved = links.resolve(type === "symlink" ? [...parent, ...target.split("/")] : target.split("/"));
+  if (!resolved) return `${kind} points outside the directory`;
+  if (type === "symlink") links.add([...parent, segments.at(-1) ?? ""], resolved);
   return undefined;
 }
 
-/** Whether a relative path walks above its starting directory. */
-function escapes(segments: string[]): boolean {
-  let depth = 0;
-  for (const segment of segments) {
-    if (segment === "..") depth--;
-    else if (segment !== "" && segment !== ".") depth++;
-    if (depth < 0) return true;
-  }
-  return false;
-}
-
-/** Reads the archive's headers (skipping every body) and decides entry by entry. */
+/**
+ * Reads the archive's headers (skipping every body) and decides entry by entry. tar extracts by
+ * name, so a path that appears more than once (a file, then a symlink of the same name) is
+ * refused in every one of its entries: none of them could be told apart.
+ */
 export async function planExtraction(archive: ReadableStream<Uint8Array>): Promise<ExtractionPlan> {
+  const headers: EntryHeader[] = [];
+  const tar = archive.pipeThrough(new DecompressionStream("gzip")).pipeThrough(createTarDecoder());
+  for await (const entry of tar) {
+    await entry.body.cancel();
+    headers.push({ name: entry.header.name, type: entry.header.type, linkname: entry.header.linkname });
+  }
+  const seen = new Map<string, number>();
+  for (const header of headers) {
+    const path = segmentsOf(header.name).join("/");
+    seen.set(path, (seen.get(path) ?? 0) + 1);
+  }
+  const links = new PlannedLinks();
   const members: string[] = [];
   const written: string[] = [];
   const refused: Extracted["refused"] = [];
-  let entries = 0;
-  const tar = archive.pipeThrough(new DecompressionStream("gzip")).pipeThrough(createTarDecoder());
-  for await (const entry of tar) {
-    entries++;
-    await entry.body.cancel();
-    const reason = refusal(entry.header);
+  for (const header of headers) {
+    const path = segmentsOf(header.name).join("/");
+    const reason = (seen.get(path) ?? 0) > 1 && path !== "" ? "appears more than once in the archive" : refusal(header, links);
     if (reason) {
-      refused.push({ path: entry.header.name, reason });
+      refused.push({ path: header.name, reason });
       continue;
     }
-    members.push(entry.header.name);
-    if (written.length < LISTED_MAX) written.push(entry.header.name.replace(/^\.\//, ""));
+    members.push(header.name);
+    if (written.length < LISTED_MAX) written.push(header.name.replace(/^\.\//, ""));
   }
-  return { members, extracted: { entries, written, refused } };
+  return { members, extracted: { entries: headers.length, written, refused } };
 }
 
 /** Unpacks the planned members of the archive (already in the sandbox at `archivePath`) into `dir`. */

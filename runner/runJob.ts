@@ -25,6 +25,8 @@ export interface RunnerDeps extends FinishDeps {
   cancelSignal: AbortSignal;
   /** Called with each renewed lease's end, so a crashed runner's job is found once it lapses. */
   onLeaseRenewed: (leaseUntil: number) => Promise<void>;
+  /** Called once the job is claimed and about to run (not when it only waits for its needs). */
+  onClaimed?: () => void;
   /** Receives the command's output as it is written (the coordinator serves it as live logs). */
   onOutput?: (stream: "stdout" | "stderr", text: string) => void;
 }
@@ -103,6 +105,7 @@ export async function runJob(job: QueuedJob, deps: RunnerDeps): Promise<RunOutco
 /** Runs a claimed job under its lease and publishes the outcome (unless another runner took it over). */
 async function runClaimed(job: QueuedJob, request: JobRequest, claimed: VersionedRecord, deps: RunnerDeps): Promise<RunOutcome> {
   const { store } = deps;
+  deps.onClaimed?.();
   const lease = new JobLease(deps.store, claimed, deps.onLeaseRenewed);
   const stop = AbortSignal.any([deps.cancelSignal, lease.cancelled, lease.lost]);
   try {

@@ -205,9 +205,9 @@ export class SdkSandbox implements SandboxPort {
       });
     }
     const target = shellQuote(path);
-    await this.run(
-      `mkdir -p -- "$(dirname -- ${target})" && { cat ${prefix}* 2>/dev/null || true; } > ${target}; status=$?; rm -f ${prefix}*; exit $status`,
-    );
+    // No pieces: an empty file. Otherwise a failed join fails the write (never a short file).
+    const join = index === 0 ? ": >" : `cat ${prefix}* >`;
+    await this.run(`mkdir -p -- "$(dirname -- ${target})" && ${join} ${target}; status=$?; rm -f ${prefix}*; exit $status`);
   }
 
   async setMode(path: string, mode: string): Promise<void> {

@@ -127,8 +127,18 @@ export class JobStore {
   /** How many of this tenant's jobs are queued or running, counting no further than `max`. */
   async countActive(max: number): Promise<number> {
     // Sandbox keys start with `{tenant}.`, and tenant IDs hold no '.', so this prefix is one tenant's.
-    const listing = await this.bucket.list({ prefix: `${r2Keys.activePrefix}${this.tenant}.`, limit: Math.min(max, 1000) });
-    return listing.objects.length;
+    let count = 0;
+    let cursor: string | undefined;
+    do {
+      const listing = await this.bucket.list({
+        prefix: `${r2Keys.activePrefix}${this.tenant}.`,
+        cursor,
+        limit: Math.min(max - count, 1000),
+      });
+      count += listing.objects.length;
+      cursor = listing.truncated ? listing.cursor : undefined;
+    } while (cursor && count < max);
+    return count;
   }
 
   /** A sandbox's jobs, newest first; `cursor` is the last job ID of the previous page. */

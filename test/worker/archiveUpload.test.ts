@@ -52,6 +52,28 @@ describe("source upload", () => {
     expect(await stdoutOf(sandboxId, "ls -A /workspace; ls -A /workspace/src | sort | tr '\\n' ' '")).toBe("src\nbuild.sh latest lib ");
   });
 
+  it("judges links by where they land, and refuses a path the archive names twice", async () => {
+    const sandboxId = uniqueSandbox("upload-tricky");
+    const job = await upload(sandboxId, "/workspace", [
+      { header: { name: "foo", size: 3, type: "file" }, body: "ok\n" },
+      { header: { name: "foo", size: 0, type: "symlink", linkname: "/etc" } },
+      { header: { name: "a", size: 0, type: "symlink", linkname: "." } },
+      { header: { name: "a/b", size: 0, type: "symlink", linkname: ".." } },
+      { header: { name: "a/c", size: 0, type: "symlink", linkname: "foo" } },
+      { header: { name: "pipe", size: 0, type: "fifo" } },
+    ]);
+    const done = await waitForJob(job.id);
+    expect(done.status, JSON.stringify(done.error)).toBe("succeeded");
+    expect(done.extracted?.written.sort()).toEqual(["a", "a/c"]);
+    expect(done.extracted?.refused.map((entry) => `${entry.path}: ${entry.reason}`).sort()).toEqual([
+      "a/b: symlink points outside the directory",
+      "foo: appears more than once in the archive",
+      "foo: appears more than once in the archive",
+      "pipe: unsupported entry type fifo",
+    ]);
+    expect(await stdoutOf(sandboxId, "ls -A /workspace | sort | tr '\\n' ' '; readlink c")).toBe("a c foo\n");
+  });
+
   it("refuses a bad path, a missing body, and the extract op in JSON", async () => {
     const sandboxId = uniqueSandbox("upload-bad");
     await expectError(await api(`/v1/sandboxes/${sandboxId}/archive?path=/etc`, { method: "PUT", body: "x" }), 400, "INVALID_PATH");
