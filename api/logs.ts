@@ -10,6 +10,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { formatEvent, type Offsets, parseOffsets } from "../coordinator/liveLog";
 import { coordinatorFor } from "../coordinator/sandboxCoordinator";
+import type { LogStatusData } from "../schemas/api";
 import { isTerminal, type JobRecord } from "../schemas/job";
 import { r2Keys, sandboxKey } from "../storage/layout";
 import type { ApiEnv } from "./context";
@@ -57,7 +58,8 @@ async function streamLogs(
     if (!isTerminal(latest.status)) return;
     position = await sendStored(env.JOB_OUTPUT, latest, "stdout", position, writer);
     await sendStored(env.JOB_OUTPUT, latest, "stderr", position, writer);
-    await writer.write(formatEvent("status", { status: latest.status, exitCode: latest.exitCode, error: latest.error }));
+    const status: LogStatusData = { status: latest.status, exitCode: latest.exitCode, error: latest.error };
+    await writer.write(formatEvent("status", status));
   } finally {
     await writer.close().catch(() => undefined);
   }

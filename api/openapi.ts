@@ -1,11 +1,10 @@
 /** Pieces every OpenAPI router shares: the error schema and one validation hook. */
-import { OpenAPIHono, z } from "@hono/zod-openapi";
+import { OpenAPIHono } from "@hono/zod-openapi";
 import type { ApiEnv } from "./context";
 import { ErrorCode, validationError } from "./errors";
 
-export const ErrorBody = z
-  .object({ error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }) })
-  .openapi("Error");
+// Declared with the other answers the client parses too.
+export { ErrorBody } from "../schemas/api";
 
 /** A router whose every validation failure becomes one ApiError: all 400s share a shape. */
 export function newRouter(): OpenAPIHono<ApiEnv> {

@@ -1,29 +1,17 @@
 /** `/v1/sandboxes`: the tenant's sandboxes, and deleting one (its jobs, container and workspace). */
 import { createRoute, z } from "@hono/zod-openapi";
 import { tenantDirectoryFor } from "../access/tenantDirectory";
+import { DeletedSandbox, SandboxList } from "../schemas/api";
 import { SandboxId } from "../schemas/ids";
 import { r2Keys, sandboxKey } from "../storage/layout";
 import { ErrorBody, newRouter } from "./openapi";
-
-const SandboxView = z
-  .object({
-    sandboxId: z.string(),
-    createdAt: z.string(),
-    /** When a job was last submitted to it; the idle expiry counts from here. */
-    lastActiveAt: z.string(),
-    /** When it will be destroyed if nothing is submitted to it meanwhile. */
-    expiresAt: z.string(),
-    /** Size of its saved workspace (deployed, saved when its container sleeps); null when none is saved. */
-    savedWorkspaceBytes: z.number().int().nullable(),
-  })
-  .openapi("Sandbox");
 
 const listSandboxes = createRoute({
   method: "get",
   path: "/v1/sandboxes",
   summary: "The tenant's sandboxes, with their last activity",
   responses: {
-    200: { description: "Every live sandbox", content: { "application/json": { schema: z.object({ sandboxes: z.array(SandboxView) }) } } },
+    200: { description: "Every live sandbox", content: { "application/json": { schema: SandboxList } } },
   },
 });
 
@@ -36,7 +24,7 @@ const deleteSandbox = createRoute({
     200: {
       description: "Deleted (or there was nothing to delete)",
       content: {
-        "application/json": { schema: z.object({ sandboxId: z.string(), deleted: z.boolean(), cancelledJobs: z.number().int() }) },
+        "application/json": { schema: DeletedSandbox },
       },
     },
     400: { description: "Invalid sandbox ID", content: { "application/json": { schema: ErrorBody } } },

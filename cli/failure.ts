@@ -1,0 +1,37 @@
+/**
+ * Turning any error into one line on stderr that says what to do, and the exit code for it.
+ */
+import { ApiError, ConnectionError, UnexpectedResponseError } from "../client";
+import { ExitCode } from "./exitCodes";
+
+/** A mistake in how the CLI was called (a bad flag value, a bad pipeline file). */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+export function describeFailure(error: unknown): { message: string; exitCode: number } {
+  if (error instanceof UsageError) return { message: error.message, exitCode: ExitCode.USAGE };
+  if (error instanceof ConnectionError) {
+    return {
+      message: `${error.message}\nIs the service running (\`npm run dev\` locally)? Set ARTIFACT_SANDBOX_URL to its address.`,
+      exitCode: ExitCode.SERVICE_ERROR,
+    };
+  }
+  if (error instanceof ApiError) {
+    const hint = HINTS[error.status];
+    return {
+      message: `${error.code} (HTTP ${error.status}): ${error.message}${hint ? `\n${hint}` : ""}`,
+      exitCode: ExitCode.SERVICE_ERROR,
+    };
+  }
+  if (error instanceof UnexpectedResponseError) return { message: error.message, exitCode: ExitCode.SERVICE_ERROR };
+  if (error instanceof Error && error.name === "ZodError") return { message: `Invalid job: ${error.message}`, exitCode: ExitCode.USAGE };
+  return { message: error instanceof Error ? error.message : String(error), exitCode: ExitCode.SERVICE_ERROR };
+}
+
+const HINTS: Record<number, string> = {
+  401: "Set ARTIFACT_SANDBOX_KEY to an API key (`npm run keys -- create <tenant>` makes one).",
+  403: "The signed URL is invalid or has expired: fetch the job again for fresh URLs.",
+  404: "Check the ID; jobs and sandboxes of another tenant (another key) are not visible.",
+  429: "Too many requests or over a quota: wait a little and try again.",
+};

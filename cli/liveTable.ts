@@ -1,0 +1,61 @@
+/**
+ * The jobs of a running pipeline and their states: a table redrawn in place on a terminal
+ * (log-update), one plain line per change otherwise (CI logs, pipes), never escape codes there.
+ */
+import logUpdate from "log-update";
+import type { JobView } from "../client";
+import { formatDuration } from "./output";
+
+export interface JobBoard {
+  update(jobs: JobView[]): void;
+  /** Leaves the last table on screen. */
+  done(): void;
+}
+
+export function jobBoard(stream: NodeJS.WriteStream): JobBoard {
+  // A terminal that reports no size (some CI pseudo-terminals) would have log-update clip the table away.
+  return stream.isTTY && stream.rows > 0 && stream.columns > 0 ? new TableBoard() : new LineBoard(stream);
+}
+
+const label = (job: JobView) => job.name ?? job.id;
+
+function detail(job: JobView): string {
+  const parts: string[] = [];
+  if (job.exitCode !== null) parts.push(`exit ${job.exitCode}`);
+  if (job.durationMs !== null) parts.push(formatDuration(job.durationMs));
+  if (job.error) parts.push(job.error.code);
+  return parts.join(", ");
+}
+
+class TableBoard implements JobBoard {
+  update(jobs: JobView[]): void {
+    const nameWidth = Math.max(4, ...jobs.map((job) => label(job).length));
+    const sandboxWidth = Math.max(7, ...jobs.map((job) => job.sandboxId.length));
+    const row = (name: string, sandbox: string, status: string, rest: string) =>
+      `${name.padEnd(nameWidth)}  ${sandbox.padEnd(sandboxWidth)}  ${status.padEnd(9)}  ${rest}`.trimEnd();
+    logUpdate(
+      [row("JOB", "SANDBOX", "STATUS", ""), ...jobs.map((job) => row(label(job), job.sandboxId, job.status, detail(job)))].join("\n"),
+    );
+  }
+
+  done(): void {
+    logUpdate.done();
+  }
+}
+
+class LineBoard implements JobBoard {
+  private readonly seen = new Map<string, string>();
+
+  constructor(private readonly stream: NodeJS.WriteStream) {}
+
+  update(jobs: JobView[]): void {
+    for (const job of jobs) {
+      if (this.seen.get(job.id) === job.status) continue;
+      this.seen.set(job.id, job.status);
+      const rest = detail(job);
+      this.stream.write(`${label(job)}: ${job.status}${rest ? ` (${rest})` : ""}\n`);
+    }
+  }
+
+  done(): void {}
+}

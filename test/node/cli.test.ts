@@ -1,0 +1,194 @@
+/**
+ * The `artifact-sandbox` CLI as CI runs it: a subprocess against a real `npm run dev` stack (one
+ * for the whole file), its output read from its pipes (not a terminal, as in CI), and what it
+ * claims checked through the typed client.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ArtifactSandboxClient } from "../../client";
+import { BatchView, JobView } from "../../schemas/job";
+import { type DevProcess, startDevProcess } from "../../scripts/devProcess";
+import { freePort, tempStateDir } from "./devStack";
+
+const BIN = join(process.cwd(), "bin/artifact-sandbox.mjs");
+// Any escape sequence: what a live table or a colour would leave in a CI log.
+const ANSI_ESCAPE = new RegExp(`${String.fromCharCode(0x1b)}\\[`);
+
+interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+let stack: DevProcess | undefined;
+let stateDir: string | undefined;
+let workDir = "";
+let client: ArtifactSandboxClient;
+
+function startCli(args: string[], env: Record<string, string> = {}): ChildProcess {
+  return spawn(process.execPath, [BIN, ...args], {
+    env: { ...process.env, ARTIFACT_SANDBOX_URL: stack?.apiUrl ?? "", ARTIFACT_SANDBOX_KEY: "", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+}
+
+function finished(child: ChildProcess): Promise<CliResult> {
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  return new Promise((resolve) => child.once("close", (code) => resolve({ code, stdout, stderr })));
+}
+
+const cli = (args: string[], env?: Record<string, string>) => finished(startCli(args, env));
+
+const sha256 = async (path: string) =>
+  createHash("sha256")
+    .update(await readFile(path))
+    .digest("hex");
+
+beforeAll(async () => {
+  stateDir = await tempStateDir("cli-");
+  workDir = await mkdtemp(join(tmpdir(), "cli-work-"));
+  stack = await startDevProcess({
+    apiPort: await freePort(),
+    hostPort: await freePort(),
+    stateDir,
+    env: { ARTIFACT_SANDBOX_LOG_LEVEL: "warn" },
+  });
+  client = new ArtifactSandboxClient({ baseUrl: stack.apiUrl });
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.kill();
+  if (stateDir) await rm(stateDir, { recursive: true, force: true });
+  if (workDir) await rm(workDir, { recursive: true, force: true });
+});
+
+describe("artifact-sandbox run", () => {
+  it("exits with the command's own code: 0, the command's non-zero code, 124 on timeout", { timeout: 60_000 }, async () => {
+    const [ok, three, timedOut] = await Promise.all([
+      cli(["run", "exit-ok", "--", "echo fine"]),
+      cli(["run", "exit-three", "--", "echo failing >&2; exit 3"]),
+      cli(["run", "exit-timeout", "--timeout", "1000", "--", "sleep 20"]),
+    ]);
+    expect(ok).toMatchObject({ code: 0, stdout: "fine\n" });
+    expect(three.code).toBe(3);
+    expect(three.stderr).toContain("failing\n");
+    expect(three.stderr).toContain("NONZERO_EXIT");
+    expect(timedOut.code).toBe(124);
+    expect(timedOut.stderr).toContain("TIMEOUT");
+  });
+
+  it("prints the command's output while the job is still running", { timeout: 60_000 }, async () => {
+    const child = startCli(["run", "live", "--", "echo first; sleep 3; echo second"]);
+    const result = finished(child);
+    await new Promise<void>((resolve, reject) => {
+      let seen = "";
+      child.stdout?.on("data", (chunk: Buffer) => {
+        seen += chunk.toString();
+        if (seen.includes("first")) resolve();
+      });
+      child.once("close", () => reject(new Error(`the CLI ended before printing "first": ${seen}`)));
+    });
+    // "first" has arrived: the service must still be running the job, and "second" not printed yet.
+    const [job] = (await client.listJobs("live", { limit: 1 })).jobs;
+    expect(job?.status).toBe("running");
+    const { code, stdout } = await result;
+    expect(code).toBe(0);
+    expect(stdout).toBe("first\nsecond\n");
+  });
+
+  it("saves the artifacts byte for byte at their relative paths, and --json prints the record", { timeout: 60_000 }, async () => {
+    const out = join(workDir, "run-out");
+    const command = "mkdir -p out/nested && head -c 300000 /dev/urandom > out/random.bin && printf 'x' > out/nested/x.txt";
+    const { code, stdout, stderr } = await cli(["run", "artifacts", "--artifacts", "out/**", "--out", out, "--json", "--", command]);
+    expect(stderr).not.toMatch(ANSI_ESCAPE);
+    expect(code).toBe(0);
+    const job = JobView.parse(JSON.parse(stdout));
+    expect(job.artifacts.map((artifact) => artifact.path).sort()).toEqual(["out/nested/x.txt", "out/random.bin"]);
+    for (const artifact of job.artifacts) expect(await sha256(join(out, artifact.path))).toBe(artifact.sha256);
+
+    // `download` with a glob takes only what matches, from the same record.
+    const only = join(workDir, "download-out");
+    const downloaded = await cli(["download", job.id, "out/nested/**", "--out", only]);
+    expect(downloaded.code).toBe(0);
+    expect(await readFile(join(only, "out/nested/x.txt"), "utf8")).toBe("x");
+    await expect(readFile(join(only, "out/random.bin"))).rejects.toThrow();
+
+    const status = await cli(["status", job.id, "--json"]);
+    expect(JobView.parse(JSON.parse(status.stdout)).status).toBe("succeeded");
+  });
+});
+
+describe("artifact-sandbox pipeline run", () => {
+  it("fails when a step fails, names it in the summary with its output, skips what needs it, in plain lines", {
+    timeout: 60_000,
+  }, async () => {
+    const file = join(workDir, "pipeline.yaml");
+    await writeFile(
+      file,
+      [
+        "jobs:",
+        "  - name: build",
+        "    sandbox: pipe-app",
+        "    command: mkdir -p dist && echo built > dist/app.txt",
+        "    artifacts: [dist/**]",
+        "  - name: unit-tests",
+        "    sandbox: pipe-app",
+        "    needs: [build]",
+        "    command: echo 'expected 1 to be 2' >&2; exit 4",
+        "  - name: publish",
+        "    sandbox: pipe-pub",
+        "    needs: [unit-tests]",
+        "    command: echo never",
+        "",
+      ].join("\n"),
+    );
+    const out = join(workDir, "pipeline-out");
+    const { code, stdout } = await cli(["pipeline", "run", file, "--out", out]);
+    expect(code).toBe(1);
+    expect(stdout).not.toMatch(ANSI_ESCAPE);
+    // One line per change, as a CI log wants it.
+    expect(stdout).toContain("build: succeeded");
+    expect(stdout).toContain("unit-tests: failed");
+    expect(stdout).toContain("publish: skipped");
+    const summary = stdout.slice(stdout.indexOf("Pipeline failed"));
+    expect(summary).toMatch(/FAILED \S+ {2}unit-tests \(pipe-app\) {2}failed {2}exit 4/);
+    expect(summary).toContain("expected 1 to be 2");
+    expect(await readFile(join(out, "build/dist/app.txt"), "utf8")).toBe("built\n");
+
+    // --json: the batch record, parsed with the API's schema.
+    const json = await cli(["pipeline", "run", file, "--json"]);
+    expect(json.code).toBe(1);
+    const batch = BatchView.parse(JSON.parse(json.stdout));
+    expect(Object.fromEntries(batch.jobs.map((job) => [job.name, job.status]))).toEqual({
+      build: "succeeded",
+      "unit-tests": "failed",
+      publish: "skipped",
+    });
+  });
+});
+
+describe("errors", () => {
+  it("exits 125 and says what to set when nothing listens at ARTIFACT_SANDBOX_URL", async () => {
+    const { code, stderr } = await cli(["sandboxes", "--json"], { ARTIFACT_SANDBOX_URL: `http://127.0.0.1:${await freePort()}` });
+    expect(code).toBe(125);
+    expect(stderr).toContain("npm run dev");
+    expect(stderr).toContain("ARTIFACT_SANDBOX_URL");
+  });
+
+  it("lists sandboxes as JSON", async () => {
+    const { code, stdout } = await cli(["sandboxes", "--json"]);
+    expect(code).toBe(0);
+    expect(JSON.parse(stdout)).toEqual(expect.arrayContaining([expect.objectContaining({ sandboxId: "artifacts" })]));
+  });
+});
