@@ -1,6 +1,7 @@
 /**
  * Turning any error into one line on stderr that says what to do, and the exit code for it.
  */
+import { z } from "zod";
 import { ApiError, ConnectionError, UnexpectedResponseError } from "../client";
 import { ExitCode } from "./exitCodes";
 
@@ -25,7 +26,8 @@ export function describeFailure(error: unknown): { message: string; exitCode: nu
     };
   }
   if (error instanceof UnexpectedResponseError) return { message: error.message, exitCode: ExitCode.SERVICE_ERROR };
-  if (error instanceof Error && error.name === "ZodError") return { message: `Invalid job: ${error.message}`, exitCode: ExitCode.USAGE };
+  // The client checks a job with the API's schema before sending it.
+  if (error instanceof z.ZodError) return { message: `Invalid job: ${z.prettifyError(error)}`, exitCode: ExitCode.USAGE };
   return { message: error instanceof Error ? error.message : String(error), exitCode: ExitCode.SERVICE_ERROR };
 }
 

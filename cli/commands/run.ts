@@ -97,5 +97,3 @@ function cancelOnInterrupt(client: ArtifactSandboxClient, jobId: string): () => 
   process.on("SIGINT", onInterrupt);
   return () => process.off("SIGINT", onInterrupt);
 }
-
-export { finish as finishJob };

@@ -178,6 +178,40 @@ describe("artifact-sandbox pipeline run", () => {
   });
 });
 
+describe("the client", () => {
+  it("waitForJob rides out a service that refuses connections, then answers 503, for a while", { timeout: 30_000 }, async () => {
+    const job = await client.submit("restart", { type: "run", command: "sleep 1" });
+    // Only the transport is replaced: the first polls meet a stack that is down, then one coming back up.
+    let polls = 0;
+    const flaky = new ArtifactSandboxClient({
+      baseUrl: stack?.apiUrl ?? "",
+      fetch: async (input, init) => {
+        polls += 1;
+        if (polls <= 2) throw new TypeError("fetch failed", { cause: new Error("connect ECONNREFUSED") });
+        if (polls === 3) return new Response("starting", { status: 503 });
+        return fetch(input, init);
+      },
+    });
+    const done = await flaky.waitForJob(job.id, { retry: { toleranceMs: 10_000, initialDelayMs: 50, maxDelayMs: 200 } });
+    expect(done.status).toBe("succeeded");
+    expect(polls).toBeGreaterThan(3);
+
+    const refusing = new ArtifactSandboxClient({
+      baseUrl: stack?.apiUrl ?? "",
+      fetch: async () => {
+        throw new TypeError("fetch failed");
+      },
+    });
+    await expect(refusing.waitForJob(job.id, { retry: { toleranceMs: 300, initialDelayMs: 50, maxDelayMs: 100 } })).rejects.toThrow(
+      /Could not reach/,
+    );
+  });
+
+  it("throws ApiError with the API's status, code and message", async () => {
+    await expect(client.getJob("01KB7Z0Q6X2V4X1T2B9S9YQ0QK")).rejects.toMatchObject({ status: 404, code: "JOB_NOT_FOUND" });
+  });
+});
+
 describe("errors", () => {
   it("exits 125 and says what to set when nothing listens at ARTIFACT_SANDBOX_URL", async () => {
     const { code, stderr } = await cli(["sandboxes", "--json"], { ARTIFACT_SANDBOX_URL: `http://127.0.0.1:${await freePort()}` });
