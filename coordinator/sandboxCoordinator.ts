@@ -228,6 +228,11 @@ export class SandboxCoordinator extends DurableObject<Env> {
         this.running = undefined;
         // A request stored in R2 is a large file write, which collects nothing.
         heavyJobRun = (job.request?.type === "run" && job.request.artifacts.length > 0) || Date.now() - jobStartedAt > HEAVY_JOB_MS;
+        if (outcome.kind === "wait" && this.finished.wasRaised(job.jobId)) {
+          // Cancelled while its needs were checked: it is finished, and its line goes on now.
+          this.queue.remove(job.jobId);
+          continue;
+        }
         if (outcome.kind === "wait") {
           // First in line and held: this sandbox's later jobs wait too, keeping the order. A
           // finishing job it needs wakes it (needsSettled); the recheck covers a lost wake-up.

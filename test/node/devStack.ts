@@ -1,15 +1,16 @@
 /**
  * Helpers for the tests that drive the whole local stack (`npm run dev` as a child process group):
- * free ports, submitting and polling jobs through the public API (answers parsed with the API's
- * own zod schemas), streaming downloads, and the stack's memory read from /proc.
+ * free ports, submitting and polling jobs through the typed client the CLI uses (answers parsed
+ * with the API's own zod schemas), streaming downloads, and the stack's memory read from /proc.
  */
 import { createHash } from "node:crypto";
 import { chmod, mkdtemp } from "node:fs/promises";
 import { createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { z } from "zod";
-import { BatchView, isTerminal, type JobRequest, JobView } from "../../schemas/job";
+import type { z } from "zod";
+import { ArtifactSandboxClient } from "../../client";
+import type { JobRequest, JobView } from "../../schemas/job";
 import { descendantsOf, processes } from "../../scripts/processes";
 
 /** A job as a client writes it: defaults may be left out. */
@@ -50,19 +51,13 @@ export async function tempStateDir(prefix: string): Promise<string> {
   return dir;
 }
 
-async function parsedJson<T>(response: Response, schema: z.ZodType<T>, what: string): Promise<T> {
-  const text = await response.text();
-  if (!response.ok) throw new Error(`${what}: HTTP ${response.status}: ${text.slice(0, 500)}`);
-  return schema.parse(JSON.parse(text));
+/** The typed client (client/) the CLI uses too, for a stack's API, with an API key or anonymously. */
+export function apiClient(apiUrl: string, key?: string): ArtifactSandboxClient {
+  return new ArtifactSandboxClient({ baseUrl: apiUrl, apiKey: key });
 }
 
 export async function submitBatch(apiUrl: string, jobs: { sandboxId: string; job: JobSubmission }[]): Promise<JobView[]> {
-  const response = await fetch(`${apiUrl}/v1/jobs`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ jobs }),
-  });
-  return (await parsedJson(response, BatchView, "batch submit")).jobs;
+  return (await apiClient(apiUrl).submitBatch(jobs)).jobs;
 }
 
 /** The Authorization header for an API key, or none (a local stack lets anonymous requests in). */
@@ -70,40 +65,22 @@ export function authHeaders(key?: string): Record<string, string> {
   return key === undefined ? {} : { authorization: `Bearer ${key}` };
 }
 
-export async function submitJob(apiUrl: string, sandboxId: string, job: JobSubmission, key?: string): Promise<JobView> {
-  const response = await fetch(`${apiUrl}/v1/sandboxes/${sandboxId}/jobs`, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...authHeaders(key) },
-    body: JSON.stringify(job),
-  });
-  return parsedJson(response, JobView, "submit");
+export function submitJob(apiUrl: string, sandboxId: string, job: JobSubmission, key?: string): Promise<JobView> {
+  return apiClient(apiUrl, key).submit(sandboxId, job);
 }
 
-export async function getJob(apiUrl: string, jobId: string, waitSeconds?: number, key?: string): Promise<JobView> {
-  const query = waitSeconds === undefined ? "" : `?wait=${waitSeconds}`;
-  return parsedJson(await fetch(`${apiUrl}/v1/jobs/${jobId}${query}`, { headers: authHeaders(key) }), JobView, `job ${jobId}`);
+export function getJob(apiUrl: string, jobId: string, waitSeconds?: number, key?: string): Promise<JobView> {
+  return apiClient(apiUrl, key).getJob(jobId, { wait: waitSeconds });
 }
 
 /** Long-polls until the job has finished, or throws after `timeoutMs`. */
-export async function awaitJob(apiUrl: string, jobId: string, timeoutMs: number, key?: string): Promise<JobView> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const left = Math.ceil((deadline - Date.now()) / 1000);
-    const job = await getJob(apiUrl, jobId, Math.max(1, Math.min(30, left)), key);
-    if (isTerminal(job.status)) return job;
-    if (Date.now() >= deadline) throw new Error(`job ${jobId} still ${job.status} after ${timeoutMs} ms`);
-  }
+export function awaitJob(apiUrl: string, jobId: string, timeoutMs: number, key?: string): Promise<JobView> {
+  return apiClient(apiUrl, key).waitForJob(jobId, { timeoutMs });
 }
-
-const SandboxPage = z.object({ jobs: z.array(JobView) });
 
 /** Every job of the sandboxes, newest first per sandbox: one request per sandbox, not per job. */
 export async function listJobs(apiUrl: string, sandboxIds: string[]): Promise<JobView[]> {
-  const pages = await Promise.all(
-    sandboxIds.map(async (sandboxId) =>
-      parsedJson(await fetch(`${apiUrl}/v1/sandboxes/${sandboxId}/jobs?limit=100`), SandboxPage, `jobs of ${sandboxId}`),
-    ),
-  );
+  const pages = await Promise.all(sandboxIds.map((sandboxId) => apiClient(apiUrl).listJobs(sandboxId, { limit: 100 })));
   return pages.flatMap((page) => page.jobs);
 }
 
