@@ -1,11 +1,12 @@
 /**
- * A small client for the Worker under test: real HTTP requests through SELF, parsed with the
- * API's own schemas so a shape drift fails the test.
+ * The Worker under test, reached through SELF: the typed client (client/, the CLI's) for jobs,
+ * and raw requests for the tests that look at statuses and error bodies themselves.
  */
 import { SELF } from "cloudflare:test";
 import { expect } from "vitest";
 import { z } from "zod";
-import { JobPageView, JobView } from "../../schemas/job";
+import { ArtifactSandboxClient } from "../../client";
+import { JobPageView, JobRequest, type JobView } from "../../schemas/job";
 
 export const BASE = "http://sandbox.test";
 
@@ -19,24 +20,20 @@ export function postJson(path: string, body: unknown, method = "POST"): Promise<
   return api(path, { method, headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
 }
 
-export async function submit(sandboxId: string, job: Record<string, unknown>): Promise<JobView> {
-  const response = await postJson(`/v1/sandboxes/${sandboxId}/jobs`, job);
-  expect(response.status, await response.clone().text()).toBe(202);
-  return JobView.parse(await response.json());
+/** The typed client over SELF: answers parsed with the API's own schemas, errors thrown with their code. */
+export const sandboxClient = new ArtifactSandboxClient({ baseUrl: BASE, fetch: (input, init) => SELF.fetch(input, init) });
+
+export function submit(sandboxId: string, job: Record<string, unknown>): Promise<JobView> {
+  return sandboxClient.submit(sandboxId, JobRequest.parse(job));
 }
 
-export async function getJob(jobId: string, waitSeconds?: number): Promise<JobView> {
-  const response = await api(`/v1/jobs/${jobId}${waitSeconds === undefined ? "" : `?wait=${waitSeconds}`}`);
-  expect(response.status).toBe(200);
-  return JobView.parse(await response.json());
+export function getJob(jobId: string, waitSeconds?: number): Promise<JobView> {
+  return sandboxClient.getJob(jobId, { wait: waitSeconds });
 }
 
 /** Long-polls until the job is finished (or the test's own timeout hits). */
-export async function waitForJob(jobId: string): Promise<JobView> {
-  for (;;) {
-    const job = await getJob(jobId, 10);
-    if (!["queued", "running"].includes(job.status)) return job;
-  }
+export function waitForJob(jobId: string): Promise<JobView> {
+  return sandboxClient.waitForJob(jobId);
 }
 
 export async function runJob(sandboxId: string, job: Record<string, unknown>): Promise<JobView> {
