@@ -36,6 +36,8 @@ export class JobService {
    * unpacks it exists, so the job can never run without it.
    */
   async submitUpload(sandboxId: string, dir: string, body: ReadableStream<Uint8Array>, bytes: number): Promise<JobRecord> {
+    // Quotas first: a refused upload is not stored at all.
+    await this.admit([sandboxId], 1);
     const jobId = monotonicFactory()(Date.now());
     const sized = new FixedLengthStream(bytes);
     await Promise.all([body.pipeTo(sized.writable), this.env.JOB_OUTPUT.put(r2Keys.upload(this.tenant, jobId), sized.readable)]).catch(
