@@ -91,7 +91,8 @@ export class JobQueue {
    * record has moved on since it was created, so the next claim reads it.
    */
   deferUntil(jobId: string, notBefore: number): void {
-    this.sql.exec("UPDATE jobs SET not_before = ?, created = NULL WHERE job_id = ?", notBefore, jobId);
+    // A backoff, not a wait for needs: a finishing job it needed must not cut it short.
+    this.sql.exec("UPDATE jobs SET not_before = ?, created = NULL, waiting_for_needs = 0 WHERE job_id = ?", notBefore, jobId);
   }
 
   /** Holds the job back until the jobs it needs have finished (`releaseWaiting`), or until `recheckAt`. */
