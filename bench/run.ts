@@ -7,11 +7,11 @@
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
-import { createConnection } from "node:net";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { startDevProcess } from "../scripts/devProcess";
+import { portAcceptsConnections } from "../scripts/processes";
 import { measureArtifact } from "./artifact";
 import { bubblewrapFloor } from "./bubblewrap";
 import { measureLogLatency, measureUpload } from "./ciFeatures";
@@ -115,15 +115,8 @@ async function measurePipeline(
 /** Refuses to start beside another benchmark or stack on the same ports: their figures would mix. */
 async function assertPortsFree(): Promise<void> {
   for (const port of Object.values(PORTS)) {
-    const inUse = await new Promise<boolean>((resolve) => {
-      const socket = createConnection({ port, host: "127.0.0.1" });
-      socket.once("connect", () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once("error", () => resolve(false));
-    });
-    if (inUse) throw new Error(`Port ${port} is in use: is another \`npm run bench\` (or a stack on its ports) running? Stop it first.`);
+    if (await portAcceptsConnections(port))
+      throw new Error(`Port ${port} is in use: is another \`npm run bench\` (or a stack on its ports) running? Stop it first.`);
   }
 }
 

@@ -11,6 +11,7 @@ import { toBase64 } from "./base64";
 import { CappedOutput } from "./cappedOutput";
 import { toSandboxError } from "./errors";
 import { decodeFileStream } from "./fileStream";
+import { inPieces } from "./pieces";
 import {
   cancelledError,
   type ExecRequest,
@@ -51,27 +52,6 @@ function parseListedMode(mode: string): number {
 const WRITE_PIECE_BYTES = 8 * 1024 * 1024;
 /** Housekeeping commands (joining pieces, chmod, unpacking an upload) get this long. */
 const HOUSEKEEPING_TIMEOUT_MS = 5 * 60 * 1000;
-
-/** Re-cuts a byte stream into pieces of `size` bytes (the last one shorter). */
-async function* inPieces(body: ReadableStream<Uint8Array>, size: number): AsyncGenerator<Uint8Array> {
-  let piece = new Uint8Array(size);
-  let filled = 0;
-  for await (const chunk of body) {
-    let offset = 0;
-    while (offset < chunk.byteLength) {
-      const take = Math.min(size - filled, chunk.byteLength - offset);
-      piece.set(chunk.subarray(offset, offset + take), filled);
-      filled += take;
-      offset += take;
-      if (filled === size) {
-        yield piece;
-        piece = new Uint8Array(size);
-        filled = 0;
-      }
-    }
-  }
-  if (filled > 0) yield piece.subarray(0, filled);
-}
 
 /** How long an ended command's stream may take to close before this side cuts it. */
 const STREAM_DRAIN_MS = 5_000;

@@ -8,6 +8,7 @@
 import { r2Keys } from "../storage/layout";
 import { toBase64 } from "./base64";
 import { decodeFileStream } from "./fileStream";
+import { inPieces } from "./pieces";
 
 /** The SDK calls a snapshot needs: the Sandbox object's own methods. */
 export interface SnapshotSandbox {
@@ -64,29 +65,8 @@ export async function restoreWorkspaceIfFresh(sandbox: SnapshotSandbox, bucket: 
 }
 
 async function uploadInParts(sandbox: SnapshotSandbox, body: ReadableStream<Uint8Array>): Promise<void> {
-  const reader = body.getReader();
-  let part = new Uint8Array(PART_BYTES);
-  let filled = 0;
   let index = 0;
-  const flush = async () => {
-    if (filled === 0) return;
-    await sandbox.writeFile(`${PART_PREFIX}${String(index++).padStart(6, "0")}`, toBase64(part.subarray(0, filled)), {
-      encoding: "base64",
-    });
-    part = new Uint8Array(PART_BYTES);
-    filled = 0;
-  };
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    let offset = 0;
-    while (offset < value.byteLength) {
-      const take = Math.min(PART_BYTES - filled, value.byteLength - offset);
-      part.set(value.subarray(offset, offset + take), filled);
-      filled += take;
-      offset += take;
-      if (filled === PART_BYTES) await flush();
-    }
+  for await (const piece of inPieces(body, PART_BYTES)) {
+    await sandbox.writeFile(`${PART_PREFIX}${String(index++).padStart(6, "0")}`, toBase64(piece), { encoding: "base64" });
   }
-  await flush();
 }

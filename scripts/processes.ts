@@ -1,8 +1,10 @@
 /**
  * The machine's processes and their memory, read from /proc (Linux only, like the local host):
- * how the benchmark and the memory tests measure the stack.
+ * how the benchmark and the memory tests measure the stack; and whether a port is taken.
  */
+
 import { readdirSync, readFileSync } from "node:fs";
+import { createConnection } from "node:net";
 
 export interface ProcessInfo {
   pid: number;
@@ -42,4 +44,16 @@ export function descendantsOf(rootPid: number, all: ProcessInfo[]): ProcessInfo[
     frontier = children.map((child) => child.pid);
   }
   return found;
+}
+
+/** Whether something accepts TCP connections on 127.0.0.1:`port` now. */
+export function portAcceptsConnections(port: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const socket = createConnection({ port, host: "127.0.0.1" });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
 }

@@ -5,13 +5,13 @@
  */
 import { createHash } from "node:crypto";
 import { chmod, mkdtemp } from "node:fs/promises";
-import { createConnection, createServer } from "node:net";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { z } from "zod";
 import { ArtifactSandboxClient } from "../../client";
 import type { JobRequest, JobView } from "../../schemas/job";
-import { descendantsOf, processes } from "../../scripts/processes";
+import { descendantsOf, portAcceptsConnections, processes } from "../../scripts/processes";
 
 /** A job as a client writes it: defaults may be left out. */
 export type JobSubmission = z.input<typeof JobRequest>;
@@ -30,15 +30,7 @@ export async function freePort(): Promise<number> {
 export async function waitUntilClosed(port: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = createConnection({ port, host: "127.0.0.1" });
-      socket.once("connect", () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once("error", () => resolve(false));
-    });
-    if (!open) return;
+    if (!(await portAcceptsConnections(port))) return;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new Error(`port ${port} still accepts connections after ${timeoutMs} ms`);
