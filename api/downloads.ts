@@ -26,17 +26,15 @@ export async function serveObject(bucket: R2Bucket, key: string, request: Reques
     // R2 rejects a range that starts past the end of the object.
     const head = await bucket.head(key);
     if (!head) throw new ApiError(404, ErrorCode.FILE_NOT_FOUND, `No stored object for ${options.filename}`);
-    return new Response(
-      JSON.stringify({
-        error: { code: ErrorCode.RANGE_NOT_SATISFIABLE, message: `Range not satisfiable; the object is ${head.size} bytes` },
-      }),
-      {
-        status: 416,
-        headers: { "content-type": "application/json", "content-range": `bytes */${head.size}` },
-      },
-    );
+    return rangeNotSatisfiable(head.size);
   }
   if (!object) throw new ApiError(404, ErrorCode.FILE_NOT_FOUND, `No stored object for ${options.filename}`);
+  // Some R2 implementations answer a range that starts past the end with the whole object.
+  const rangeStart = /^bytes=(\d+)-/.exec(request.headers.get("range") ?? "")?.[1];
+  if (rangeStart !== undefined && Number(rangeStart) >= object.size) {
+    if ("body" in object) await object.body.cancel();
+    return rangeNotSatisfiable(object.size);
+  }
 
   const headers = new Headers();
   object.writeHttpMetadata(headers);
@@ -69,4 +67,11 @@ function resolveRange(range: R2Range, size: number): { offset: number; length: n
   const offset = "offset" in range && range.offset !== undefined ? range.offset : 0;
   const length = "length" in range && range.length !== undefined ? range.length : size - offset;
   return { offset, length: Math.min(length, size - offset) };
+}
+
+function rangeNotSatisfiable(size: number): Response {
+  return new Response(
+    JSON.stringify({ error: { code: ErrorCode.RANGE_NOT_SATISFIABLE, message: `Range not satisfiable; the object is ${size} bytes` } }),
+    { status: 416, headers: { "content-type": "application/json", "content-range": `bytes */${size}` } },
+  );
 }

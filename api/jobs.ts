@@ -77,6 +77,14 @@ jobsRouter.openapi(cancelJob, async (c) => {
   return outcome === "cancelled" ? c.json(body, 200) : c.json(body, 202);
 });
 
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new ApiError(400, ErrorCode.INVALID_PATH, `Malformed percent-encoding in the artifact path: ${segment}`);
+  }
+}
+
 export function parseJobId(raw: string): string {
   const jobId = JobParams.shape.jobId.safeParse(raw);
   if (!jobId.success) throw new ApiError(400, ErrorCode.INVALID_REQUEST, "Job IDs are 26-character ULIDs as returned by the submit call");
@@ -118,7 +126,10 @@ for (const stream of ["stdout", "stderr"] as const) {
 
 jobsRouter.get("/v1/jobs/:jobId/artifacts/:path{.+}", async (c) => {
   const jobId = parseJobId(c.req.param("jobId"));
-  const path = c.req.param("path").split("/").map(decodeURIComponent).join("/");
+  // From the raw URL, each segment decoded once: hono's param is decoded already, and decoding
+  // it again would turn a file named `%41.txt` into `A.txt`.
+  const rawPath = new URL(c.req.url).pathname.slice(`/v1/jobs/${jobId}/artifacts/`.length);
+  const path = rawPath.split("/").map(decodeSegment).join("/");
   const record = await c.var.jobs.get(jobId);
   const artifact = record.artifacts.find((candidate) => candidate.path === path);
   if (!artifact) {

@@ -8,7 +8,7 @@ export const ExitCode = {
   OK: 0,
   /** `pipeline run`: at least one job did not succeed. */
   PIPELINE_FAILED: 1,
-  /** Bad arguments or a bad pipeline file. */
+  /** Bad arguments, a bad pipeline file, or a job the service refused as invalid (400, 422). */
   USAGE: 2,
   /** The job ran out of its timeout (timeout(1) exits 124 too). */
   TIMED_OUT: 124,

@@ -22,7 +22,8 @@ export function describeFailure(error: unknown): { message: string; exitCode: nu
     const hint = HINTS[error.status];
     return {
       message: `${error.code} (HTTP ${error.status}): ${error.message}${hint ? `\n${hint}` : ""}`,
-      exitCode: ExitCode.SERVICE_ERROR,
+      // The service refused what we sent (a bad job, a pipeline with a cycle): fix it, do not retry it.
+      exitCode: error.status === 400 || error.status === 422 ? ExitCode.USAGE : ExitCode.SERVICE_ERROR,
     };
   }
   if (error instanceof UnexpectedResponseError) return { message: error.message, exitCode: ExitCode.SERVICE_ERROR };

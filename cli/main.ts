@@ -24,6 +24,12 @@ const program = new Command("artifact-sandbox")
     process.exit(error.exitCode === 0 ? 0 : ExitCode.USAGE);
   });
 
+// A reader that stops early (`| head`) is not an error: stop quietly, as Unix tools do.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(process.exitCode ?? 0);
+  throw error;
+});
+
 registerRun(program);
 registerJobCommands(program);
 registerSandboxCommands(program);

@@ -57,6 +57,8 @@ async function runCommand(client: ArtifactSandboxClient, sandboxId: string, comm
     },
     { idempotencyKey: options.idempotencyKey },
   );
+  // The job's ID at once, so another shell can follow it (`logs --follow`, `status`, `cancel`).
+  process.stderr.write(`artifact-sandbox: job ${submitted.id} in sandbox ${sandboxId}\n`);
   const stopCancelling = cancelOnInterrupt(client, submitted.id);
   try {
     // With --json stdout carries only the record, so the command's output all goes to stderr.

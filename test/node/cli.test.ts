@@ -130,6 +130,22 @@ describe("artifact-sandbox run", () => {
 });
 
 describe("artifact-sandbox pipeline run", () => {
+  it("exits 2 for a pipeline file the service refuses (a cycle), saying why", async () => {
+    const file = join(workDir, "cycle.yaml");
+    await writeFile(
+      file,
+      [
+        "jobs:",
+        "  - { name: a, sandbox: pipe-cycle, needs: [b], command: 'true' }",
+        "  - { name: b, sandbox: pipe-cycle, needs: [a], command: 'true' }",
+        "",
+      ].join("\n"),
+    );
+    const { code, stderr } = await cli(["pipeline", "run", file]);
+    expect(code).toBe(2);
+    expect(stderr).toContain("cycle");
+  });
+
   it("fails when a step fails, names it in the summary with its output, skips what needs it, in plain lines", {
     timeout: 60_000,
   }, async () => {
