@@ -2,15 +2,18 @@
  * Runs a run job's command, and again after each failed try (a non-zero exit or a kill by
  * signal) up to the job's `retries`, in the same sandbox within the same claim of the job, so
  * the lease's heartbeat covers every try. A timeout is not retried: a hung command tends to
- * hang again, and each retry would cost a whole `timeoutMs`. A cancel ends the tries at once.
+ * hang again, and each retry would cost a whole `timeoutMs`. A cancel ends the tries at once,
+ * keeping what the ended try wrote.
  */
-import { cancelledError, type ExecRequest, type ExecResult, type SandboxPort } from "../sandbox/port";
+import { CancelledError, type ExecRequest, type ExecResult, type SandboxPort } from "../sandbox/port";
 import type { CommandTry, RunJobRequest } from "../schemas/job";
 
 export interface CommandTries {
   /** The last try, whose outputs the job keeps. */
   last: ExecResult;
   tries: CommandTry[];
+  /** The last try was ended by a cancel (its output is what it wrote until then). */
+  cancelled: boolean;
 }
 
 export function succeeded(result: ExecResult): boolean {
@@ -25,18 +28,27 @@ export async function runCommandTries(
 ): Promise<CommandTries> {
   const tries: CommandTry[] = [];
   for (;;) {
-    const last = await sandbox.exec({
-      command: request.command,
-      cwd: request.cwd,
-      env: request.env,
-      stdin: request.stdin,
-      timeoutMs: request.timeoutMs,
-      signal,
-      onOutput,
-    });
+    let last: ExecResult;
+    try {
+      last = await sandbox.exec({
+        command: request.command,
+        cwd: request.cwd,
+        env: request.env,
+        stdin: request.stdin,
+        timeoutMs: request.timeoutMs,
+        signal,
+        onOutput,
+      });
+    } catch (error) {
+      // Ended by a cancel: what it wrote until then is kept, as a CI log should be.
+      if (!(error instanceof CancelledError) || !error.partial) throw error;
+      const partial = error.partial;
+      tries.push({ exitCode: null, signal: null, durationMs: partial.durationMs, timedOut: false });
+      return { last: partial, tries, cancelled: true };
+    }
     tries.push({ exitCode: last.exitCode, signal: last.signal, durationMs: last.durationMs, timedOut: last.timedOut });
-    if (succeeded(last) || last.timedOut || tries.length > request.retries) return { last, tries };
+    if (succeeded(last) || last.timedOut || tries.length > request.retries) return { last, tries, cancelled: false };
     // A cancel (or another runner taking the job over) that came as the try ended starts no other.
-    if (signal?.aborted) throw cancelledError();
+    if (signal?.aborted) return { last, tries, cancelled: true };
   }
 }

@@ -66,12 +66,24 @@ async function executeRun(context: ExecuteContext, request: RunJobRequest): Prom
   const { at, sandbox, bucket } = context;
   const inputError = await copyInputs(context, request.inputs);
   if (inputError) return fileOutcome({ status: "failed", error: inputError });
-  const { last: result, tries } = await runCommandTries(sandbox, request, context.signal, context.onOutput);
+  const { last: result, tries, cancelled } = await runCommandTries(sandbox, request, context.signal, context.onOutput);
   // Empty output is not stored: its size in the record says it all.
   await Promise.all([
     result.stdout.bytes.byteLength > 0 && putOutput(bucket, at, "stdout", result.stdout.bytes),
     result.stderr.bytes.byteLength > 0 && putOutput(bucket, at, "stderr", result.stderr.bytes),
   ]);
+  if (cancelled) {
+    // Its output so far, no artifacts: a cancelled job is not asked for more work.
+    return {
+      ...fileOutcome({
+        status: "failed",
+        error: { code: "CANCELLED", message: "The job was cancelled while it ran; its command was ended" },
+      }),
+      tries,
+      stdout: outputRef(result.stdout),
+      stderr: outputRef(result.stderr),
+    };
+  }
   // Artifacts are collected whatever the exit status: a failing test run's report is what you want.
   const collected = await collectArtifacts(sandbox, bucket, { at, cwd: request.cwd, patterns: request.artifacts }, context.artifactLimits);
   return {

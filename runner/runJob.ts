@@ -121,9 +121,16 @@ async function runClaimed(job: QueuedJob, request: JobRequest, claimed: Versione
       },
       request,
     );
-    const latest = await lease.end();
+    let latest = await lease.end();
     if (!latest) return { kind: "done", reason: "another runner took the job over; this attempt is not published" };
-    return finish(deps, latest, job, latest.record.cancelRequested ? CANCELLED : outcome);
+    if (deps.cancelSignal.aborted && !latest.record.cancelRequested) {
+      // The cancel came straight from the API, which stored it on the record after the lease last
+      // read it: read it again, so that this attempt still publishes what the command wrote.
+      const fresh = await store.getVersioned(job.jobId);
+      if (fresh?.record.status === "running" && fresh.record.attempts === claimed.record.attempts) latest = fresh;
+    }
+    // A cancel that came as the job ended still ends it cancelled, with whatever output it had.
+    return finish(deps, latest, job, latest.record.cancelRequested ? { ...outcome, ...CANCELLED } : outcome);
   } catch (error) {
     const latest = await lease.end();
     if (!latest) return { kind: "done", reason: "another runner took the job over; this attempt is not published" };

@@ -11,7 +11,7 @@ export interface ExecRequest {
   env: Record<string, string>;
   stdin?: string;
   timeoutMs: number;
-  /** Aborting it (the job was cancelled) ends the command; exec then throws CANCELLED. */
+  /** Aborting it (the job was cancelled) ends the command; exec then throws a CancelledError with its output so far. */
   signal?: AbortSignal;
   /** Called with each piece of output as the command writes it (live logs). */
   onOutput?: (stream: "stdout" | "stderr", text: string) => void;
@@ -69,10 +69,6 @@ export interface SandboxPort {
  */
 export type SandboxErrorCode = "FILE_NOT_FOUND" | "PATH_REFUSED" | "IS_DIRECTORY" | "SANDBOX_UNAVAILABLE" | "SANDBOX_ERROR" | "CANCELLED";
 
-export function cancelledError(): SandboxOperationError {
-  return new SandboxOperationError("CANCELLED", "The job was cancelled while it ran; its command was ended", false);
-}
-
 export class SandboxOperationError extends Error {
   constructor(
     readonly code: SandboxErrorCode,
@@ -83,4 +79,16 @@ export class SandboxOperationError extends Error {
     super(message, options);
     this.name = "SandboxOperationError";
   }
+}
+
+/** A command ended by a cancel; `partial` is what it wrote until then, when there was a command. */
+export class CancelledError extends SandboxOperationError {
+  constructor(readonly partial?: ExecResult) {
+    super("CANCELLED", "The job was cancelled while it ran; its command was ended", false);
+    this.name = "CancelledError";
+  }
+}
+
+export function cancelledError(partial?: ExecResult): CancelledError {
+  return new CancelledError(partial);
 }

@@ -108,7 +108,16 @@ export class SdkSandbox implements SandboxPort {
       await ending;
       // The command's own clean-up did not run: its stdin (which may hold secrets) goes now.
       if (stdinPath) await this.sandbox.deleteFile(stdinPath).catch(() => undefined);
-      if (request.signal?.aborted) throw cancelledError();
+      if (request.signal?.aborted) {
+        throw cancelledError({
+          exitCode: null,
+          signal: null,
+          timedOut: false,
+          durationMs: Date.now() - started,
+          stdout: stdout.result(),
+          stderr: stderr.result(),
+        });
+      }
     }
     const timedOut = deadline.aborted;
     if (!timedOut && exitCode === null) {

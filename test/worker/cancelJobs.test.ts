@@ -14,7 +14,12 @@ describe("cancelling jobs", () => {
   it("ends a running command and frees its sandbox for the next job", async () => {
     const sandbox = uniqueSandbox("cancel-run");
     const job = await submit(sandbox, { type: "run", command: "echo started; sleep 30", timeoutMs: 60_000 });
-    while ((await getJob(job.id)).status === "queued") await new Promise((resolve) => setTimeout(resolve, 20));
+    // Running, and its first line written (live output so far).
+    for (;;) {
+      const output = await api(`/v1/jobs/${job.id}/stdout`);
+      if (output.status === 200 && (await output.text()) === "started\n") break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
 
     const response = await cancel(job.id);
     expect(response.status).toBe(202);
@@ -24,6 +29,9 @@ describe("cancelling jobs", () => {
     expect(ended.status).toBe("failed");
     expect(ended.error?.code).toBe("CANCELLED");
     expect(ended.durationMs).toBeLessThan(20_000);
+    // What it wrote before the cancel is kept, as a CI log should be.
+    expect(ended.tries, JSON.stringify(ended)).toHaveLength(1);
+    expect(await (await api(`/v1/jobs/${job.id}/stdout`)).text()).toBe("started\n");
     // Had the 30 s sleep survived, this job would wait behind it and the test would time out.
     const next = await runJob(sandbox, { type: "run", command: "echo next" });
     expect(next.status).toBe("succeeded");
