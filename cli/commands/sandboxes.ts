@@ -1,10 +1,12 @@
 /** Commands on sandboxes: list them, delete one, upload a directory into one. */
 
 import { stat } from "node:fs/promises";
+import { relative, sep } from "node:path";
 import { buffer } from "node:stream/consumers";
 import { gzipSync } from "node:zlib";
 import type { Command } from "commander";
 import { packTar } from "modern-tar/fs";
+import picomatch from "picomatch";
 import { z } from "zod";
 import { clientFromEnvironment } from "../context";
 import { ExitCode } from "../exitCodes";
@@ -12,7 +14,21 @@ import { UsageError } from "../failure";
 import { jobLine, printJson } from "../output";
 
 const JsonOption = z.object({ json: z.boolean().default(false) });
-const UploadOptions = z.object({ to: z.string().default("/workspace"), json: z.boolean().default(false) });
+const UploadOptions = z.object({
+  to: z.string().default("/workspace"),
+  exclude: z.array(z.string()).default([]),
+  json: z.boolean().default(false),
+});
+
+/** Leaves out `.git` always, and whatever matches the --exclude globs (relative to the directory). */
+function uploadFilter(dir: string, exclude: string[]): (path: string) => boolean {
+  const excluded = exclude.length > 0 ? picomatch(exclude, { dot: true }) : () => false;
+  return (path) => {
+    const inside = relative(dir, path);
+    if (inside === "") return true;
+    return inside.split(sep)[0] !== ".git" && !excluded(inside.split(sep).join("/"));
+  };
+}
 
 export function registerSandboxCommands(program: Command): void {
   program
@@ -46,12 +62,13 @@ export function registerSandboxCommands(program: Command): void {
     .argument("<sandbox>", "sandbox ID")
     .argument("<dir>", "local directory whose contents are uploaded")
     .option("--to <path>", "directory inside the sandbox", "/workspace")
+    .option("--exclude <glob...>", "leave out what matches (globs relative to <dir>, e.g. node_modules 'dist/**'); .git is always left out")
     .option("--json", "print the extract job's record as JSON")
     .action(async (sandboxId: string, dir: string, raw: unknown) => {
       const options = UploadOptions.parse(raw);
       if (!(await stat(dir).catch(() => undefined))?.isDirectory()) throw new UsageError(`${dir} is not a directory`);
       // Packed in memory: the API takes at most 100 MiB and needs the length before the body.
-      const archive = new Uint8Array(gzipSync(await buffer(packTar(dir))));
+      const archive = new Uint8Array(gzipSync(await buffer(packTar(dir, { filter: uploadFilter(dir, options.exclude) }))));
       const client = clientFromEnvironment();
       const submitted = await client.uploadArchive(sandboxId, archive, { path: options.to });
       const job = await client.waitForJob(submitted.id);

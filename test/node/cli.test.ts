@@ -5,7 +5,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -234,6 +234,20 @@ describe("errors", () => {
     expect(code).toBe(125);
     expect(stderr).toContain("npm run dev");
     expect(stderr).toContain("ARTIFACT_SANDBOX_URL");
+  });
+
+  it("uploads a directory without .git and what --exclude names, keeping an executable script", async () => {
+    const tree = join(workDir, "tree");
+    await mkdir(join(tree, ".git"), { recursive: true });
+    await mkdir(join(tree, "node_modules", "dep"), { recursive: true });
+    await writeFile(join(tree, ".git", "config"), "[core]\n");
+    await writeFile(join(tree, "node_modules", "dep", "index.js"), "big\n");
+    await writeFile(join(tree, "build.sh"), "#!/bin/sh\necho built\n", { mode: 0o755 });
+    const upload = await cli(["upload", "up", tree, "--to", "/workspace/src", "--exclude", "node_modules"]);
+    expect(upload.code, upload.stderr).toBe(0);
+    const listed = await cli(["run", "up", "--", "cd src && ls -A && ./build.sh"]);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout).toBe("build.sh\nbuilt\n");
   });
 
   it("lists sandboxes as JSON", async () => {
