@@ -7,6 +7,7 @@
 import { ulid } from "ulid";
 import { z } from "zod";
 import { TenantId } from "../schemas/ids";
+import { hex, sha256Hex } from "../storage/hex";
 
 export const API_KEY_PREFIX = "as_live_";
 const RANDOM_BYTES = 24;
@@ -25,14 +26,6 @@ export const StoredApiKey = z.object({
   hint: z.string(),
 });
 export type StoredApiKey = z.infer<typeof StoredApiKey>;
-
-function hex(bytes: ArrayBuffer | Uint8Array): string {
-  return [...new Uint8Array(bytes)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
-}
-
-export async function sha256Hex(text: string): Promise<string> {
-  return hex(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
-}
 
 async function checksum(body: string): Promise<string> {
   return (await sha256Hex(`${API_KEY_PREFIX}${body}`)).slice(0, CHECKSUM_HEX);

@@ -37,28 +37,13 @@ export class TenantDirectory extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
+    // `ending`: set while the sandbox is being deleted or expired, when no job is admitted to it.
     this.sql.exec(`CREATE TABLE IF NOT EXISTS sandboxes (
-      sandbox_id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, last_active_at INTEGER NOT NULL)`);
-    // Set while the sandbox is being deleted or expired: no job is admitted to it meanwhile.
-    if (
-      !this.sql
-        .exec("PRAGMA table_info(sandboxes)")
-        .toArray()
-        .some((column) => column.name === "ending")
-    ) {
-      this.sql.exec("ALTER TABLE sandboxes ADD COLUMN ending INTEGER NOT NULL DEFAULT 0");
-    }
+      sandbox_id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, last_active_at INTEGER NOT NULL,
+      ending INTEGER NOT NULL DEFAULT 0)`);
+    // `claim`: which request holds a pending key; only it may complete or release the key.
     this.sql.exec(`CREATE TABLE IF NOT EXISTS idempotency_keys (
-      key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, response TEXT, created_at INTEGER NOT NULL)`);
-    // Which claim holds a pending key: only its own request may complete or release it.
-    if (
-      !this.sql
-        .exec("PRAGMA table_info(idempotency_keys)")
-        .toArray()
-        .some((column) => column.name === "claim")
-    ) {
-      this.sql.exec("ALTER TABLE idempotency_keys ADD COLUMN claim TEXT");
-    }
+      key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, response TEXT, created_at INTEGER NOT NULL, claim TEXT)`);
   }
 
   /**

@@ -6,9 +6,10 @@
  */
 import type { MiddlewareHandler } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
-import { looksLikeApiKey, type StoredApiKey, StoredApiKey as StoredApiKeySchema, sha256Hex } from "../access/apiKeys";
+import { looksLikeApiKey, type StoredApiKey, StoredApiKey as StoredApiKeySchema } from "../access/apiKeys";
 import { readConfig } from "../config";
 import { LOCAL_TENANT } from "../schemas/ids";
+import { sha256Hex } from "../storage/hex";
 import { kvKeys } from "../storage/layout";
 import type { ApiEnv } from "./context";
 import { ApiError, ErrorCode } from "./errors";

@@ -5,6 +5,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { BatchRequest, BatchView, batchStatus, isTerminal, type JobRecord } from "../schemas/job";
 import { readBatch } from "../storage/batches";
+import { JOB_ID_PATTERN } from "../storage/layout";
 import { refuseExtractInJson } from "./archives";
 import type { ApiEnv } from "./context";
 import { ApiError, ErrorCode } from "./errors";
@@ -33,7 +34,7 @@ const submitBatch = createRoute({
 const BatchParams = z.object({
   batchId: z
     .string()
-    .regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, "Batch IDs are 26-character ULIDs as returned by POST /v1/jobs")
+    .regex(JOB_ID_PATTERN, "Batch IDs are 26-character ULIDs as returned by POST /v1/jobs")
     .openapi({ param: { name: "batchId", in: "path" } }),
 });
 

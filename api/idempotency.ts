@@ -8,6 +8,7 @@
 import type { Context } from "hono";
 import { z } from "zod";
 import { tenantDirectoryFor } from "../access/tenantDirectory";
+import { sha256Hex } from "../storage/hex";
 import type { ApiEnv } from "./context";
 import { ApiError, ErrorCode } from "./errors";
 
@@ -17,9 +18,9 @@ const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 export const Receipt = z.object({ jobIds: z.array(z.string()), batchId: z.string().optional() });
 export type Receipt = z.infer<typeof Receipt>;
 
-async function fingerprint(method: string, path: string, body: unknown): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`${method} ${path}\n${JSON.stringify(body)}`));
-  return [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
+function fingerprint(method: string, path: string, body: unknown): Promise<string> {
+  return sha256Hex(`${method} ${path}
+${JSON.stringify(body)}`);
 }
 
 /**

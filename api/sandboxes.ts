@@ -1,10 +1,10 @@
 /** `/v1/sandboxes`: the tenant's sandboxes, and deleting one (its jobs, container and workspace). */
-import { createRoute, z } from "@hono/zod-openapi";
+import { createRoute } from "@hono/zod-openapi";
 import { tenantDirectoryFor } from "../access/tenantDirectory";
 import { DeletedSandbox, SandboxList } from "../schemas/api";
-import { SandboxId } from "../schemas/ids";
 import { r2Keys, sandboxKey } from "../storage/layout";
 import { ErrorBody, newRouter } from "./openapi";
+import { SandboxParams } from "./sandboxJobs";
 
 const listSandboxes = createRoute({
   method: "get",
@@ -19,7 +19,7 @@ const deleteSandbox = createRoute({
   method: "delete",
   path: "/v1/sandboxes/{sandboxId}",
   summary: "Delete a sandbox: cancel its unfinished jobs, destroy its container and workspace (idempotent)",
-  request: { params: z.object({ sandboxId: SandboxId.openapi({ param: { name: "sandboxId", in: "path" }, example: "build-42" }) }) },
+  request: { params: SandboxParams },
   responses: {
     200: {
       description: "Deleted (or there was nothing to delete)",

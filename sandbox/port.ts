@@ -88,7 +88,3 @@ export class CancelledError extends SandboxOperationError {
     this.name = "CancelledError";
   }
 }
-
-export function cancelledError(partial?: ExecResult): CancelledError {
-  return new CancelledError(partial);
-}

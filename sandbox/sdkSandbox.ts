@@ -13,7 +13,7 @@ import { toSandboxError } from "./errors";
 import { decodeFileStream } from "./fileStream";
 import { inPieces } from "./pieces";
 import {
-  cancelledError,
+  CancelledError,
   type ExecRequest,
   type ExecResult,
   type FileStream,
@@ -109,7 +109,7 @@ export class SdkSandbox implements SandboxPort {
       // The command's own clean-up did not run: its stdin (which may hold secrets) goes now.
       if (stdinPath) await this.sandbox.deleteFile(stdinPath).catch(() => undefined);
       if (request.signal?.aborted) {
-        throw cancelledError({
+        throw new CancelledError({
           exitCode: null,
           signal: null,
           timedOut: false,

@@ -2,11 +2,8 @@
  * Writing job output and artifacts to R2. Streams are uploaded as they are read, hashed on
  * the way, so a large artifact never sits whole in the Worker's memory.
  */
+import { hex } from "./hex";
 import { r2Keys } from "./layout";
-
-function toHex(buffer: ArrayBuffer): string {
-  return [...new Uint8Array(buffer)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
-}
 
 /** One attempt at a job: its outputs are stored apart from every other attempt's. */
 export interface JobAttempt {
@@ -47,5 +44,5 @@ export async function putArtifact(
     file.body.pipeThrough(hashing).pipeTo(sized.writable),
     bucket.put(r2Keys.artifact(at.tenant, at.jobId, at.attempt, path), sized.readable, { httpMetadata: { contentType } }),
   ]);
-  return toHex(await digest.digest);
+  return hex(await digest.digest);
 }
