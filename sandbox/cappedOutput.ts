@@ -50,6 +50,20 @@ export class CappedOutput {
     this.pushTail(bytes);
   }
 
+  /**
+   * How many of `upcoming` bytes, not yet read, could never be kept: once the head is full only
+   * the last tail's worth of the output survives, so a reader may skip the rest unread.
+   */
+  unneeded(upcoming: number): number {
+    if (this.headLength < this.headSize) return 0;
+    return Math.max(0, upcoming - this.tailSize);
+  }
+
+  /** Counts bytes skipped unread (see `unneeded`) as written and dropped. */
+  skip(count: number): void {
+    this.total += count;
+  }
+
   result(): CapturedOutput {
     const tail = this.orderedTail();
     const droppedBytes = this.total - this.headLength - tail.byteLength;

@@ -1,14 +1,15 @@
 /**
  * The sandbox port over the Cloudflare Sandbox SDK: the only adapter, deployed and local alike.
  * Every call is RPC into the sandbox's Durable Object, so only serializable values cross: no
- * AbortSignal. Commands run through `execStream`; to cancel or time out a command this side
- * drops the stream and ends the sandbox's processes with `killAllProcesses`.
+ * AbortSignal. Only the SDK's plain `exec` and file calls are used: a job's command runs as a
+ * child process of its own with its output in files (childCommand.ts), so the container's
+ * session shell, which `exit` or `kill $$` would end, never runs a job's text itself.
  */
-import { type ExecEvent, parseSSEStream } from "@cloudflare/sandbox";
 import { WORKSPACE_ROOT } from "../schemas/ids";
 import { DEFAULT_ARTIFACT_MODE } from "../schemas/job";
 import { toBase64 } from "./base64";
 import { CappedOutput } from "./cappedOutput";
+import { endAllScript, endScript, PollReportError, parsePollReport, pollScript, startScript, stdinPath } from "./childCommand";
 import { toSandboxError } from "./errors";
 import { decodeFileStream } from "./fileStream";
 import { inPieces } from "./pieces";
@@ -21,12 +22,12 @@ import {
   SandboxOperationError,
   type SandboxPort,
 } from "./port";
+import { inSubshell, shellQuote } from "./shell";
 import { signalFromExitCode } from "./signals";
 
 /** The part of the SDK's sandbox stub this adapter uses. */
 export interface SdkSandboxStub {
   prepareWorkspace(): Promise<unknown>;
-  execStream(command: string, options: { cwd: string; env: Record<string, string>; timeout: number }): Promise<ReadableStream<Uint8Array>>;
   writeFile(path: string, content: string, options?: { encoding?: string }): Promise<unknown>;
   readFileStream(path: string): Promise<ReadableStream<Uint8Array>>;
   deleteFile(path: string): Promise<unknown>;
@@ -53,11 +54,59 @@ const WRITE_PIECE_BYTES = 8 * 1024 * 1024;
 /** Housekeeping commands (joining pieces, chmod, unpacking an upload) get this long. */
 const HOUSEKEEPING_TIMEOUT_MS = 5 * 60 * 1000;
 
-/** How long an ended command's stream may take to close before this side cuts it. */
-const STREAM_DRAIN_MS = 5_000;
+/** Output read per stream per round trip (it travels as base64 in the exec's answer). */
+const SLICE_BYTES = 1024 * 1024;
+/** The round trip that starts a command waits this long for it to end, so a quick one needs no other. */
+const FIRST_WAIT_MS = 1_000;
+/** Later round trips wait in the sandbox up to this long for new output. */
+const POLL_WAIT_MS = 500;
+/** While a killed command's session is being ended. */
+const END_POLL_WAIT_MS = 200;
+/** A sandbox that has not answered a round trip in this long has stopped responding. */
+const ANSWER_MS = 20_000;
+/** The first round trip may include starting the container (Cloudflare allows 90 s for its port). */
+const START_ANSWER_MS = 120_000;
+/** After its deadline or a cancel, a command has this long to be gone before its container is destroyed. */
+const END_GRACE_MS = 10_000;
 
-function shellQuote(value: string): string {
-  return `'${value.replaceAll("'", `'"'"'`)}'`;
+/** One output stream of a running command: what is kept of it, and how far it has been read. */
+class ReadPosition {
+  readonly output: CappedOutput;
+  offset = 0;
+  private latest: Uint8Array = new Uint8Array();
+  private readonly decoder = new TextDecoder();
+
+  constructor(maxBytes: number) {
+    this.output = new CappedOutput(maxBytes);
+  }
+
+  /** Keeps a slice read at the offset; returns how much of the file's `size` is still unread. */
+  take(bytes: Uint8Array, size: number): number {
+    this.output.push(bytes);
+    this.offset += bytes.byteLength;
+    this.latest = bytes;
+    // Past the kept head only the tail survives: the middle of a huge output is never fetched.
+    const skipped = this.output.unneeded(size - this.offset);
+    if (skipped > 0) {
+      this.output.skip(skipped);
+      this.offset += skipped;
+    }
+    return Math.max(0, size - this.offset);
+  }
+
+  /** The last slice as text for live logs (a character split across slices is joined). */
+  decodeLatest(): string {
+    return this.decoder.decode(this.latest, { stream: true });
+  }
+}
+
+function parseReport(stdout: string): ReturnType<typeof parsePollReport> {
+  try {
+    return parsePollReport(stdout);
+  } catch (error) {
+    if (error instanceof PollReportError) throw new SandboxOperationError("SANDBOX_ERROR", error.message, true);
+    throw error;
+  }
 }
 
 export class SdkSandbox implements SandboxPort {
@@ -66,72 +115,117 @@ export class SdkSandbox implements SandboxPort {
     private readonly maxOutputBytes: number,
   ) {}
 
+  /**
+   * Runs the command as a child of its own (childCommand.ts) and reads its output in slices until
+   * it has ended. This side keeps the clock: at the deadline or on a cancel it kills the command's
+   * session, and a sandbox that stops answering (a command may stop or kill everything in its
+   * container) has its container destroyed so that the job ends and the next one starts fresh.
+   */
   async exec(request: ExecRequest): Promise<ExecResult> {
-    const { command, stdinPath } = await this.prepareCommand(request);
+    const runId = crypto.randomUUID();
     const started = Date.now();
-    const stdout = new CappedOutput(this.maxOutputBytes);
-    const stderr = new CappedOutput(this.maxOutputBytes);
-    // The container applies no timeout to a streamed command and keeps it running when its
-    // stream is dropped: this side keeps the deadline, and ends the command itself.
-    const deadline = AbortSignal.timeout(request.timeoutMs);
-    const stop = request.signal ? AbortSignal.any([deadline, request.signal]) : deadline;
-    // Once the command is ended its stream closes by itself; cutting it is the last resort.
-    const cutStream = new AbortController();
-    let ending: Promise<void> | undefined;
-    let cutTimer: ReturnType<typeof setTimeout> | null = null;
-    const onStop = () => {
-      ending = this.endCommands();
-      cutTimer = setTimeout(() => cutStream.abort(), STREAM_DRAIN_MS);
-    };
-    let exitCode: number | null = null;
-    try {
-      const stream = await this.sandbox.execStream(command, { cwd: WORKSPACE_ROOT, env: request.env, timeout: request.timeoutMs });
-      if (stop.aborted) onStop();
-      else stop.addEventListener("abort", onStop, { once: true });
-      for await (const event of parseSSEStream<ExecEvent>(stream, cutStream.signal)) {
-        if (event.type === "stdout" || event.type === "stderr") {
-          const text = event.data ?? "";
-          (event.type === "stdout" ? stdout : stderr).push(text);
-          request.onOutput?.(event.type, text);
-        } else if (event.type === "complete") exitCode = event.exitCode ?? event.result?.exitCode ?? null;
-        else if (event.type === "error") {
-          throw new SandboxOperationError("SANDBOX_ERROR", `Command failed in the sandbox: ${event.error ?? "unknown error"}`, true);
-        }
-      }
-    } catch (error) {
-      if (!stop.aborted) throw toSandboxError(error, "exec");
-    } finally {
-      stop.removeEventListener("abort", onStop);
-      if (cutTimer !== null) clearTimeout(cutTimer);
-    }
-    if (stop.aborted) {
-      await ending;
-      // The command's own clean-up did not run: its stdin (which may hold secrets) goes now.
-      if (stdinPath) await this.sandbox.deleteFile(stdinPath).catch(() => undefined);
-      if (request.signal?.aborted) {
-        throw new CancelledError({
-          exitCode: null,
-          signal: null,
-          timedOut: false,
-          durationMs: Date.now() - started,
-          stdout: stdout.result(),
-          stderr: stderr.result(),
-        });
-      }
-    }
-    const timedOut = deadline.aborted;
-    if (!timedOut && exitCode === null) {
-      throw new SandboxOperationError("SANDBOX_ERROR", "The sandbox ended the command's output without an exit code", true);
-    }
-    return {
-      exitCode: timedOut ? null : exitCode,
-      // A timed-out command was ended by this side: that is its timeout, not a signal to report.
-      signal: timedOut ? null : signalFromExitCode(exitCode),
+    const deadlineAt = started + request.timeoutMs;
+    const streams = { stdout: new ReadPosition(this.maxOutputBytes), stderr: new ReadPosition(this.maxOutputBytes) };
+    const outputSoFar = (timedOut: boolean): ExecResult => ({
+      exitCode: null,
+      signal: null,
       timedOut,
       durationMs: Date.now() - started,
-      stdout: stdout.result(),
-      stderr: stderr.result(),
-    };
+      stdout: streams.stdout.output.result(),
+      stderr: streams.stderr.output.result(),
+    });
+    if (request.stdin !== undefined) {
+      await this.writeFileFromStream(stdinPath(runId), new Blob([request.stdin]).stream());
+    }
+    const child = { command: request.command, cwd: request.cwd, env: request.env };
+    let script = startScript(runId, child, request.stdin !== undefined, Math.min(FIRST_WAIT_MS, request.timeoutMs), SLICE_BYTES);
+    let answerWithinMs = START_ANSWER_MS;
+    let ending: { reason: "timeout" | "cancel"; at: number } | undefined;
+    for (;;) {
+      const answer = await this.answerWithin(this.sandbox.exec(script, { timeout: answerWithinMs }), answerWithinMs);
+      if (answer === "no answer" || (ending !== undefined && Date.now() - ending.at > END_GRACE_MS)) {
+        // Stopped, ptraced, or its server killed: nothing in the container can be trusted to end the command.
+        await this.abandonContainer();
+        if (ending?.reason === "cancel" || request.signal?.aborted) throw new CancelledError(outputSoFar(false));
+        if (ending?.reason === "timeout" || Date.now() >= deadlineAt) return outputSoFar(true);
+        throw new SandboxOperationError(
+          "SANDBOX_ERROR",
+          `The sandbox stopped responding for ${Math.round(answerWithinMs / 1000)} s while the command ran; its container was destroyed, and the sandbox's next job starts on a fresh one`,
+          false,
+        );
+      }
+      if (answer.exitCode !== 0) {
+        throw new SandboxOperationError(
+          "SANDBOX_ERROR",
+          `The sandbox could not run the command: ${answer.stderr.trim().slice(0, 500)}`,
+          true,
+        );
+      }
+      const report = parseReport(answer.stdout);
+      if (report.kind === "missing") {
+        throw new SandboxOperationError(
+          "SANDBOX_ERROR",
+          "The command's run vanished from the sandbox (its container was replaced while it ran)",
+          true,
+        );
+      }
+      const pending = streams.stdout.take(report.stdout, report.stdoutSize) + streams.stderr.take(report.stderr, report.stderrSize);
+      if (request.onOutput) {
+        for (const name of ["stdout", "stderr"] as const) {
+          const text = streams[name].decodeLatest();
+          if (text) request.onOutput(name, text);
+        }
+      }
+      if (report.exitCode !== null && pending === 0) {
+        if (ending?.reason === "cancel") throw new CancelledError(outputSoFar(false));
+        const timedOut = ending?.reason === "timeout";
+        return {
+          exitCode: timedOut ? null : report.exitCode,
+          // A timed-out command was ended by this side: that is its timeout, not a signal to report.
+          signal: timedOut ? null : signalFromExitCode(report.exitCode),
+          timedOut,
+          durationMs: Date.now() - started,
+          stdout: streams.stdout.output.result(),
+          stderr: streams.stderr.output.result(),
+        };
+      }
+      if (ending === undefined) {
+        const reason = request.signal?.aborted ? "cancel" : Date.now() >= deadlineAt ? "timeout" : undefined;
+        if (reason) {
+          ending = { reason, at: Date.now() };
+          const ended = await this.answerWithin(this.sandbox.exec(endScript(runId), { timeout: ANSWER_MS }), ANSWER_MS);
+          if (ended === "no answer") ending.at = 0; // Give up at the next round.
+        }
+      }
+      // Output still to read is fetched at once; otherwise wait in the sandbox, never past the deadline.
+      const waitMs = pending > 0 ? 0 : ending ? END_POLL_WAIT_MS : Math.max(0, Math.min(POLL_WAIT_MS, deadlineAt - Date.now()));
+      script = pollScript(runId, { stdout: streams.stdout.offset, stderr: streams.stderr.offset }, waitMs, SLICE_BYTES);
+      answerWithinMs = ANSWER_MS;
+    }
+  }
+
+  /** The call's answer, or "no answer" once `ms` have passed (the call is then left to itself). */
+  private async answerWithin<T>(call: Promise<T>, ms: number): Promise<T | "no answer"> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<"no answer">((resolve) => {
+      timer = setTimeout(() => resolve("no answer"), ms);
+    });
+    try {
+      return await Promise.race([
+        call.catch((error: unknown) => {
+          throw toSandboxError(error, "running the command");
+        }),
+        late,
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Destroys the container without asking anything of it (its disk goes with it deployed). */
+  private async abandonContainer(): Promise<void> {
+    const destroyed = await this.answerWithin(this.sandbox.destroy(), ANSWER_MS).catch((error: unknown) => error);
+    if (destroyed !== undefined) console.error("could not destroy an unresponsive container", destroyed);
   }
 
   async prepareWorkspace(): Promise<void> {
@@ -179,24 +273,36 @@ export class SdkSandbox implements SandboxPort {
   }
 
   async endCommands(): Promise<void> {
+    await this.run(endAllScript());
+    // Processes started through the SDK's own process API, should anything have started one.
     await this.sandbox.killAllProcesses().catch((error: unknown) => {
       throw toSandboxError(error, "killing the command");
     });
   }
 
   async writeFileFromStream(path: string, body: ReadableStream<Uint8Array>): Promise<void> {
+    const pieces = inPieces(body, WRITE_PIECE_BYTES);
+    const first = await pieces.next();
+    const second = first.done ? first : await pieces.next();
+    if (second.done) {
+      // One piece (or none): written where it belongs, the container making its directories.
+      await this.writeFile(path, first.done ? new Uint8Array() : first.value);
+      return;
+    }
     const prefix = `/tmp/.part-${crypto.randomUUID()}-`;
     let index = 0;
-    for await (const piece of inPieces(body, WRITE_PIECE_BYTES)) {
+    const writePiece = async (piece: Uint8Array) => {
       const part = `${prefix}${String(index++).padStart(6, "0")}`;
       await this.sandbox.writeFile(part, toBase64(piece), { encoding: "base64" }).catch((error: unknown) => {
         throw toSandboxError(error, path);
       });
-    }
+    };
+    await writePiece(first.value);
+    await writePiece(second.value);
+    for await (const piece of pieces) await writePiece(piece);
     const target = shellQuote(path);
-    // No pieces: an empty file. Otherwise a failed join fails the write (never a short file).
-    const join = index === 0 ? ": >" : `cat ${prefix}* >`;
-    await this.run(`mkdir -p -- "$(dirname -- ${target})" && ${join} ${target}; status=$?; rm -f ${prefix}*; exit $status`);
+    // A failed join fails the write (never a short file); the pieces go either way.
+    await this.run(`mkdir -p -- "$(dirname -- ${target})" && cat ${prefix}* > ${target}; status=$?; rm -f ${prefix}*; exit $status`);
   }
 
   async setMode(path: string, mode: string): Promise<void> {
@@ -204,7 +310,7 @@ export class SdkSandbox implements SandboxPort {
   }
 
   async run(command: string): Promise<{ stdout: string; stderr: string }> {
-    const result = await this.sandbox.exec(command, { timeout: HOUSEKEEPING_TIMEOUT_MS }).catch((error: unknown) => {
+    const result = await this.sandbox.exec(inSubshell(command), { timeout: HOUSEKEEPING_TIMEOUT_MS }).catch((error: unknown) => {
       throw toSandboxError(error, "a housekeeping command");
     });
     if (result.exitCode !== 0) {
@@ -219,9 +325,11 @@ export class SdkSandbox implements SandboxPort {
     // A process that outlived the kill may still be writing: go again until nothing is left.
     let remaining = "";
     for (let attempt = 0; attempt < 3; attempt++) {
-      const wiped = await this.sandbox.exec(`find ${WORKSPACE_ROOT} -mindepth 1 -delete`, { timeout: 120_000 }).catch((error: unknown) => {
-        throw toSandboxError(error, "emptying the workspace");
-      });
+      const wiped = await this.sandbox
+        .exec(inSubshell(`find ${WORKSPACE_ROOT} -mindepth 1 -delete`), { timeout: 120_000 })
+        .catch((error: unknown) => {
+          throw toSandboxError(error, "emptying the workspace");
+        });
       remaining = wiped.exitCode === 0 ? "" : wiped.stderr.slice(0, 500) || `exit code ${wiped.exitCode}`;
       if (!remaining) break;
       await this.endCommands();
@@ -230,24 +338,5 @@ export class SdkSandbox implements SandboxPort {
     await this.sandbox.destroy().catch((error: unknown) => {
       throw toSandboxError(error, "destroying the container");
     });
-  }
-
-  /**
-   * The command as the sandbox runs it: in its cwd, created if missing (a container's shell would
-   * refuse a missing one), and reading its stdin from a private file (the SDK's exec has no stdin).
-   */
-  private async prepareCommand(request: ExecRequest): Promise<{ command: string; stdinPath?: string }> {
-    let command = request.command;
-    const stdinPath = request.stdin === undefined ? undefined : `/tmp/.stdin-${crypto.randomUUID()}`;
-    if (request.stdin !== undefined && stdinPath !== undefined) {
-      await this.sandbox.writeFile(stdinPath, request.stdin).catch((error: unknown) => {
-        throw toSandboxError(error, stdinPath);
-      });
-      command = `{ ${command}\n} < ${stdinPath}; status=$?; rm -f ${stdinPath}; exit $status`;
-    }
-    if (request.cwd !== WORKSPACE_ROOT) {
-      command = `mkdir -p -- ${shellQuote(request.cwd)} && cd -- ${shellQuote(request.cwd)} && { ${command}\n}`;
-    }
-    return { command, stdinPath };
   }
 }

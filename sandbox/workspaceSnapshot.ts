@@ -9,6 +9,7 @@ import { r2Keys } from "../storage/layout";
 import { toBase64 } from "./base64";
 import { decodeFileStream } from "./fileStream";
 import { inPieces } from "./pieces";
+import { inSubshell } from "./shell";
 
 /** The SDK calls a snapshot needs: the Sandbox object's own methods. */
 export interface SnapshotSandbox {
@@ -31,7 +32,7 @@ export class WorkspaceSnapshotError extends Error {
 
 /** Saves /workspace to R2; returns the archive's size in bytes. */
 export async function saveWorkspace(sandbox: SnapshotSandbox, bucket: R2Bucket, sandboxId: string): Promise<number> {
-  const packed = await sandbox.exec(`tar -C /workspace -czf ${ARCHIVE} . && stat -c %s ${ARCHIVE}`);
+  const packed = await sandbox.exec(inSubshell(`tar -C /workspace -czf ${ARCHIVE} . && stat -c %s ${ARCHIVE}`));
   const size = Number(packed.stdout.trim());
   if (!packed.success || !Number.isSafeInteger(size)) {
     throw new WorkspaceSnapshotError(`Could not pack /workspace (exit ${packed.exitCode}): ${packed.stderr.slice(0, 500)}`);
@@ -42,7 +43,7 @@ export async function saveWorkspace(sandbox: SnapshotSandbox, bucket: R2Bucket, 
     await Promise.all([archive.pipeTo(sized.writable), bucket.put(r2Keys.workspaceSnapshot(sandboxId), sized.readable)]);
     return size;
   } finally {
-    await sandbox.exec(`rm -f ${ARCHIVE}`);
+    await sandbox.exec(inSubshell(`rm -f ${ARCHIVE}`));
   }
 }
 
@@ -53,11 +54,13 @@ export async function saveWorkspace(sandbox: SnapshotSandbox, bucket: R2Bucket, 
  */
 export async function restoreWorkspaceIfFresh(sandbox: SnapshotSandbox, bucket: R2Bucket, sandboxId: string): Promise<"restored" | "kept"> {
   if ((await sandbox.exists(READY_MARKER)).exists) return "kept";
-  const empty = await sandbox.exec('[ -z "$(ls -A /workspace 2>/dev/null)" ]');
+  const empty = await sandbox.exec(inSubshell('[ -z "$(ls -A /workspace 2>/dev/null)" ]'));
   const snapshot = empty.success ? await bucket.get(r2Keys.workspaceSnapshot(sandboxId)) : null;
   if (snapshot) {
     await uploadInParts(sandbox, snapshot.body);
-    const unpacked = await sandbox.exec(`cat ${PART_PREFIX}* | tar -C /workspace -xzf - ; status=$?; rm -f ${PART_PREFIX}*; exit $status`);
+    const unpacked = await sandbox.exec(
+      inSubshell(`cat ${PART_PREFIX}* | tar -C /workspace -xzf - ; status=$?; rm -f ${PART_PREFIX}*; exit $status`),
+    );
     if (!unpacked.success) throw new WorkspaceSnapshotError(`Could not unpack the saved workspace: ${unpacked.stderr.slice(0, 500)}`);
   }
   await sandbox.writeFile(READY_MARKER, "");

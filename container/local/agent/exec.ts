@@ -24,10 +24,10 @@ export type CommandOutcome = {
 };
 
 /**
- * Outside a pid namespace a process that left the command's group (setsid) can keep its output
- * pipe open forever; after this long the agent stops waiting for the pipes to close.
+ * A process that left the command's session (setsid) can keep its output pipe open forever;
+ * after this long the agent stops waiting for the pipes to close.
  */
-const UNCONTAINED_PIPE_DRAIN_MS = 2_000;
+const PIPE_DRAIN_MS = 2_000;
 /** Process groups of commands running now, so a stopping agent can take them down with it. */
 export const runningProcessGroups = new Set<number>();
 
@@ -118,8 +118,8 @@ export async function runCommand(
   await options.reap.reap(processGroupId);
   if (processGroupId !== undefined) runningProcessGroups.delete(processGroupId);
   const exit = await exited;
-  // Contained, every writer is dead, so the pipes close once the remaining output is read.
-  const giveUp = options.reap.contained ? cancelled : Promise.race([cancelled, sleep(UNCONTAINED_PIPE_DRAIN_MS)]);
+  // Every writer in its session is dead, so the pipes close once the remaining output is read.
+  const giveUp = Promise.race([cancelled, sleep(PIPE_DRAIN_MS)]);
   await Promise.race([closed, giveUp]);
   child.stdout.destroy();
   child.stderr.destroy();

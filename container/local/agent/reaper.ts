@@ -1,8 +1,8 @@
 /**
- * Ends every process a command started. Inside the sandbox's own pid namespace ("contained") the
- * agent kills everything but pid 1 and itself, rescanning /proc until a scan finds nothing, so a
- * fork chain that escapes one snapshot is caught by the next. Outside one (unit tests, dev) it may
- * only touch the command's own process group, found the same way.
+ * Ends every process a command started in its session (each command is started in a session of
+ * its own), rescanning /proc until a scan finds nothing, so a fork chain that escapes one
+ * snapshot is caught by the next. A process that left the session (setsid) outlives its command,
+ * as it does under Cloudflare's container server, which kills nothing when a command returns.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -13,9 +13,9 @@ const MAX_CONTAINED_AGENT_PID = 16;
 const REAP_DEADLINE_MS = 10_000;
 
 export type Reaper = {
-  /** True when every process but pid 1 and the agent is killed, so no pipe writer can survive. */
+  /** True inside the sandbox's own pid namespace. */
   contained: boolean;
-  reap(processGroupId: number | undefined): Promise<void>;
+  reap(sessionId: number | undefined): Promise<void>;
 };
 
 /** Refuses contained mode on a host: killing "everything but pid 1" there would be a disaster. */
@@ -25,7 +25,7 @@ export function assertContainable(): void {
   }
 }
 
-type ProcessEntry = { pid: number; processGroupId: number };
+type ProcessEntry = { pid: number; sessionId: number };
 
 /**
  * Live processes from /proc. Zombies and dying tasks stay listed until their parent reaps them,
@@ -42,11 +42,11 @@ function liveProcesses(): ProcessEntry[] {
     } catch {
       continue;
     }
-    // "pid (comm) state ppid pgrp …"; comm may contain spaces and parentheses.
+    // "pid (comm) state ppid pgrp session …"; comm may contain spaces and parentheses.
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     const state = fields[0];
     if (state === "Z" || state === "X" || state === "x") continue;
-    found.push({ pid, processGroupId: Number(fields[2]) });
+    found.push({ pid, sessionId: Number(fields[3]) });
   }
   return found;
 }
@@ -70,11 +70,10 @@ async function sweep(selects: (entry: ProcessEntry) => boolean): Promise<void> {
 }
 
 export function createReaper(contained: boolean): Reaper {
-  if (contained) return { contained, reap: () => sweep(({ pid }) => pid !== 1 && pid !== process.pid) };
   return {
     contained,
-    reap: async (processGroupId) => {
-      if (processGroupId !== undefined) await sweep((entry) => entry.processGroupId === processGroupId && entry.pid !== process.pid);
+    reap: async (sessionId) => {
+      if (sessionId !== undefined) await sweep((entry) => entry.sessionId === sessionId && entry.pid !== process.pid);
     },
   };
 }

@@ -43,10 +43,9 @@ const routes: Record<string, RouteHandler> = {
     }));
     sendJson(res, 200, { success: true, processes: list, timestamp: timestamp() });
   },
-  "DELETE /api/process/kill-all": async (_req, res, { processes, reaper }) => {
+  "DELETE /api/process/kill-all": async (_req, res, { processes }) => {
+    // As the real container: the commands it tracks, not every process in the sandbox.
     const cleanedCount = await processes.killAll();
-    // Contained, nothing but pid 1 and the agent survives kill-all, whoever started it.
-    if (reaper.contained) await reaper.reap(undefined);
     sendJson(res, 200, { success: true, cleanedCount, timestamp: timestamp() });
   },
   "POST /api/execute": handleExecute,
