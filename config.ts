@@ -14,6 +14,7 @@ const ConfigVars = z.object({
   ARTIFACT_MAX_TOTAL_BYTES: PositiveInt,
   MAX_JOB_ATTEMPTS: PositiveInt,
   OUTPUT_MAX_BYTES: PositiveInt,
+  SANDBOX_ANSWER_TIMEOUT_SECONDS: PositiveInt,
   WORKSPACE_PERSISTENCE: z.enum(["on", "off"]),
   REQUIRE_API_KEYS: z.enum(["0", "1"]),
   API_KEY_CACHE_SECONDS: z.coerce.number().int().min(0).max(60),
@@ -54,6 +55,8 @@ export interface AppConfig {
   maxJobAttempts: number;
   /** Bytes kept of each of stdout and stderr: the head and the tail, the middle of larger output dropped. */
   outputMaxBytes: number;
+  /** How long a sandbox may leave a round trip of a running job unanswered before it is given up on. */
+  sandboxAnswerTimeoutMs: number;
   /** Save /workspace to R2 before a container sleeps and restore it into a fresh one. */
   persistWorkspace: boolean;
   /** Refuse requests without an API key (deployed); a local stack may let them in as tenant `local`. */
@@ -91,6 +94,7 @@ function parseConfig(env: Env): AppConfig {
     artifactMaxTotalBytes: vars.ARTIFACT_MAX_TOTAL_BYTES,
     maxJobAttempts: vars.MAX_JOB_ATTEMPTS,
     outputMaxBytes: vars.OUTPUT_MAX_BYTES,
+    sandboxAnswerTimeoutMs: vars.SANDBOX_ANSWER_TIMEOUT_SECONDS * 1000,
     persistWorkspace: vars.WORKSPACE_PERSISTENCE === "on",
     requireApiKeys: vars.REQUIRE_API_KEYS === "1",
     apiKeyCacheSeconds: vars.API_KEY_CACHE_SECONDS,

@@ -28,6 +28,8 @@ export default defineConfig({
                   LOCAL_SANDBOX_TOKEN: host.token,
                   // Small, so that a test can overflow it cheaply.
                   OUTPUT_MAX_BYTES: "65536",
+                  // Short, so that a test of a sandbox that stops answering ends soon (deployed: 20 s).
+                  SANDBOX_ANSWER_TIMEOUT_SECONDS: "8",
                   // The SDK logs every container call at info level; tests only want its warnings.
                   SANDBOX_LOG_LEVEL: "warn",
                   // As `npm run dev`: anonymous requests act as tenant "local"; the access tests

@@ -24,20 +24,24 @@ const RUNS_DIR = "/tmp/.artifact-sandbox-runs";
 const POLL_TICK_SECONDS = 0.02;
 
 /**
- * `reap SID`: SIGKILLs every live process of session SID, rescanning (a fork may escape one scan)
- * until none is left. Pure bash over /proc, so it needs no procps in the image.
+ * `reap SID`: kills every live process of session SID, rescanning (a fork may escape one scan)
+ * until none is left. Each sweep stops them all before killing them, so no shell of the command
+ * sees its child die and reports it ("Killed") into the job's output. Pure bash over /proc, so
+ * it needs no procps in the image.
  */
 const REAP_FUNCTION = `reap() {
-  local sid=$1 round p line found
-  local -a f
+  local sid=$1 round p line
+  local -a f pids
   for round in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
-    found=
+    pids=()
     for p in /proc/[0-9]*; do
       { read -r line < "$p/stat"; } 2>/dev/null || continue
       f=(\${line##*) })
-      if [ "\${f[3]}" = "$sid" ] && [ "\${f[0]}" != Z ]; then kill -KILL "\${p#/proc/}" 2>/dev/null; found=1; fi
+      if [ "\${f[3]}" = "$sid" ] && [ "\${f[0]}" != Z ]; then pids+=("\${p#/proc/}"); fi
     done
-    [ -z "$found" ] && return 0
+    [ "\${#pids[@]}" -eq 0 ] && return 0
+    kill -STOP "\${pids[@]}" 2>/dev/null
+    kill -KILL "\${pids[@]}" 2>/dev/null
     sleep 0.01
   done
 }`;
@@ -125,7 +129,7 @@ export function startScript(runId: string, child: ChildCommand, hasStdin: boolea
  */
 export function pollScript(runId: string, offsets: { stdout: number; stderr: number }, waitMs: number, sliceBytes: number): string {
   const ticks = Math.max(0, Math.floor(waitMs / 1000 / POLL_TICK_SECONDS));
-  const script = String.raw`run=${shellQuote(runDirectory(runId))}
+  const script = `run=${shellQuote(runDirectory(runId))}
 cd -- "$run" 2>/dev/null || { echo as-missing; exit 0; }
 size() { stat -c %s -- "$1" 2>/dev/null || echo 0; }
 out_at=${offsets.stdout}; err_at=${offsets.stderr}; slice=${sliceBytes}; tick=0
@@ -144,7 +148,7 @@ if [ "$status" != - ] && [ $((out_size - out_at)) -le "$slice" ] && [ $((err_siz
 
 /** Kills the command's whole session; the supervisor then records its exit status as usual. */
 export function endScript(runId: string): string {
-  const script = String.raw`${REAP_FUNCTION}
+  const script = `${REAP_FUNCTION}
 run=${shellQuote(runDirectory(runId))}
 [ -e "$run/pid" ] && reap "$(< "$run/pid")"
 true`;

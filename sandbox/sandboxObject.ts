@@ -7,6 +7,7 @@
  */
 import { Sandbox as SdkSandbox } from "@cloudflare/sandbox";
 import { readConfig } from "../config";
+import { WORKSPACE_ROOT } from "../schemas/ids";
 import { LocalContainerHandle } from "./localContainer";
 import { restoreWorkspaceIfFresh, saveWorkspace } from "./workspaceSnapshot";
 
@@ -48,7 +49,12 @@ export class Sandbox extends SdkSandbox<Env> {
    */
   async prepareWorkspace(): Promise<"restored" | "kept"> {
     this.lastJobAt = Date.now();
-    if (!readConfig(this.env).persistWorkspace) return "kept";
+    if (!readConfig(this.env).persistWorkspace) {
+      // Started here, where a cold start may take its time: the job's own round trips are then
+      // held to the short deadline that tells a stopped container from a slow start.
+      if (!this.ctx.container?.running) await this.exists(WORKSPACE_ROOT);
+      return "kept";
+    }
     // A job waits for a save under way, so that it neither changes files mid-archive nor has its
     // container stopped under it.
     await this.saving;

@@ -56,16 +56,15 @@ const HOUSEKEEPING_TIMEOUT_MS = 5 * 60 * 1000;
 
 /** Output read per stream per round trip (it travels as base64 in the exec's answer). */
 const SLICE_BYTES = 1024 * 1024;
-/** The round trip that starts a command waits this long for it to end, so a quick one needs no other. */
-const FIRST_WAIT_MS = 1_000;
 /** Later round trips wait in the sandbox up to this long for new output. */
 const POLL_WAIT_MS = 500;
 /** While a killed command's session is being ended. */
 const END_POLL_WAIT_MS = 200;
-/** A sandbox that has not answered a round trip in this long has stopped responding. */
-const ANSWER_MS = 20_000;
-/** The first round trip may include starting the container (Cloudflare allows 90 s for its port). */
+/** The round trip that starts a command waits this long for it to end, so a quick one needs no other. */
+const FIRST_WAIT_MS = 1_000;
+/** Starting the container (a cold start; Cloudflare allows 90 s for its port) may take this long. */
 const START_ANSWER_MS = 120_000;
+const DEFAULT_ANSWER_TIMEOUT_MS = 20_000;
 /** After its deadline or a cancel, a command has this long to be gone before its container is destroyed. */
 const END_GRACE_MS = 10_000;
 
@@ -113,6 +112,8 @@ export class SdkSandbox implements SandboxPort {
   constructor(
     private readonly sandbox: SdkSandboxStub,
     private readonly maxOutputBytes: number,
+    /** How long a round trip of a running command may go unanswered (config SANDBOX_ANSWER_TIMEOUT_SECONDS). */
+    private readonly answerTimeoutMs = DEFAULT_ANSWER_TIMEOUT_MS,
   ) {}
 
   /**
@@ -138,10 +139,12 @@ export class SdkSandbox implements SandboxPort {
       await this.writeFileFromStream(stdinPath(runId), new Blob([request.stdin]).stream());
     }
     const child = { command: request.command, cwd: request.cwd, env: request.env };
-    let script = startScript(runId, child, request.stdin !== undefined, Math.min(FIRST_WAIT_MS, request.timeoutMs), SLICE_BYTES);
-    let answerWithinMs = START_ANSWER_MS;
+    // The container is up (prepareWorkspace started it): every round trip gets the same short deadline.
+    let waitMs = Math.min(FIRST_WAIT_MS, request.timeoutMs);
+    let script = startScript(runId, child, request.stdin !== undefined, waitMs, SLICE_BYTES);
     let ending: { reason: "timeout" | "cancel"; at: number } | undefined;
     for (;;) {
+      const answerWithinMs = this.answerTimeoutMs + waitMs;
       const answer = await this.answerWithin(this.sandbox.exec(script, { timeout: answerWithinMs }), answerWithinMs);
       if (answer === "no answer" || (ending !== undefined && Date.now() - ending.at > END_GRACE_MS)) {
         // Stopped, ptraced, or its server killed: nothing in the container can be trusted to end the command.
@@ -193,14 +196,16 @@ export class SdkSandbox implements SandboxPort {
         const reason = request.signal?.aborted ? "cancel" : Date.now() >= deadlineAt ? "timeout" : undefined;
         if (reason) {
           ending = { reason, at: Date.now() };
-          const ended = await this.answerWithin(this.sandbox.exec(endScript(runId), { timeout: ANSWER_MS }), ANSWER_MS);
+          const ended = await this.answerWithin(
+            this.sandbox.exec(endScript(runId), { timeout: this.answerTimeoutMs }),
+            this.answerTimeoutMs,
+          );
           if (ended === "no answer") ending.at = 0; // Give up at the next round.
         }
       }
       // Output still to read is fetched at once; otherwise wait in the sandbox, never past the deadline.
-      const waitMs = pending > 0 ? 0 : ending ? END_POLL_WAIT_MS : Math.max(0, Math.min(POLL_WAIT_MS, deadlineAt - Date.now()));
+      waitMs = pending > 0 ? 0 : ending ? END_POLL_WAIT_MS : Math.max(0, Math.min(POLL_WAIT_MS, deadlineAt - Date.now()));
       script = pollScript(runId, { stdout: streams.stdout.offset, stderr: streams.stderr.offset }, waitMs, SLICE_BYTES);
-      answerWithinMs = ANSWER_MS;
     }
   }
 
@@ -224,17 +229,21 @@ export class SdkSandbox implements SandboxPort {
 
   /** Destroys the container without asking anything of it (its disk goes with it deployed). */
   private async abandonContainer(): Promise<void> {
-    const destroyed = await this.answerWithin(this.sandbox.destroy(), ANSWER_MS).catch((error: unknown) => error);
+    const destroyed = await this.answerWithin(this.sandbox.destroy(), this.answerTimeoutMs).catch((error: unknown) => error);
     if (destroyed !== undefined) console.error("could not destroy an unresponsive container", destroyed);
   }
 
   async prepareWorkspace(): Promise<void> {
-    await this.sandbox.prepareWorkspace().catch((error: unknown) => {
-      throw toSandboxError(error, "restoring the saved workspace");
-    });
+    const prepared = await this.answerWithin(this.sandbox.prepareWorkspace(), START_ANSWER_MS);
+    if (prepared === "no answer") {
+      await this.abandonContainer();
+      throw new SandboxOperationError("SANDBOX_UNAVAILABLE", "The sandbox's container did not start within 120 s; it was destroyed", true);
+    }
   }
 
   async writeFile(path: string, content: Uint8Array): Promise<void> {
+    // One SDK write carries at most 32 MiB encoded: a larger file goes in pieces.
+    if (content.byteLength > WRITE_PIECE_BYTES) return this.writeFileFromStream(path, new Blob([content]).stream());
     await this.sandbox.writeFile(path, toBase64(content), { encoding: "base64" }).catch((error: unknown) => {
       throw toSandboxError(error, path);
     });

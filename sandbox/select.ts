@@ -10,6 +10,6 @@ import { SdkSandbox } from "./sdkSandbox";
 export type SandboxFactory = (sandboxId: string) => SandboxPort;
 
 export function sandboxFactory(env: Env): SandboxFactory {
-  const { outputMaxBytes } = readConfig(env);
-  return (sandboxId) => new SdkSandbox(getSandbox(env.Sandbox, sandboxId), outputMaxBytes);
+  const { outputMaxBytes, sandboxAnswerTimeoutMs } = readConfig(env);
+  return (sandboxId) => new SdkSandbox(getSandbox(env.Sandbox, sandboxId), outputMaxBytes, sandboxAnswerTimeoutMs);
 }

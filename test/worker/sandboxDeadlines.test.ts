@@ -1,0 +1,48 @@
+/**
+ * Deadlines belong to the control plane: a job's command runs as root beside its container's
+ * server, so it can stop or trace every process there, the server included. Whatever it does,
+ * its job ends (by its timeout, or as a sandbox that stopped responding), its container is
+ * destroyed, and the sandbox's next job runs on a fresh one. The answer timeout is 8 s here
+ * (SANDBOX_ANSWER_TIMEOUT_SECONDS in vitest.config.ts); deployed it is 20 s.
+ */
+import { describe, expect, it } from "vitest";
+import { runJob, uniqueSandbox } from "./client";
+
+/** Every process but pid 1 and itself, attached with ptrace (which stops each one), then waits. */
+const PTRACE_EVERYTHING = [
+  "perl -e '",
+  "my $nr = `uname -m` =~ /aarch64/ ? 117 : 101;",
+  'opendir(my $d, "/proc") or die;',
+  "for my $p (grep { /^\\d+$/ && $_ != $$ && $_ != 1 } readdir $d) { syscall($nr, 16, $p + 0, 0, 0) }",
+  "sleep 1000'",
+].join(" ");
+
+describe("deadlines a command cannot hold off", () => {
+  it("ends a job that stops every process in its sandbox, and runs the next job on a fresh container", async () => {
+    const sandbox = uniqueSandbox("stop-all");
+    const started = Date.now();
+    const stopped = await runJob(sandbox, { type: "run", command: "echo before; kill -STOP -1; sleep 1000", timeoutMs: 120_000 });
+    expect(stopped.status).toBe("failed");
+    expect(stopped.error?.code).toBe("SANDBOX_ERROR");
+    expect(stopped.error?.message).toContain("stopped responding");
+    const next = await runJob(sandbox, { type: "run", command: "echo fresh" });
+    expect(next.status).toBe("succeeded");
+    expect(Date.now() - started).toBeLessThan(60_000);
+  }, 90_000);
+
+  it("ends a job that ptrace-attaches every process in its sandbox", async () => {
+    const sandbox = uniqueSandbox("ptrace-all");
+    const traced = await runJob(sandbox, { type: "run", command: PTRACE_EVERYTHING, timeoutMs: 120_000 });
+    expect(traced.status).toBe("failed");
+    expect(traced.error?.message).toContain("stopped responding");
+    expect((await runJob(sandbox, { type: "run", command: "echo fresh" })).status).toBe("succeeded");
+  }, 90_000);
+
+  it("reports a job whose sandbox stopped answering before its deadline passed as timed out", async () => {
+    const sandbox = uniqueSandbox("stop-late");
+    const job = await runJob(sandbox, { type: "run", command: "echo working; sleep 1; kill -STOP -1; sleep 1000", timeoutMs: 3_000 });
+    expect(job.status).toBe("timed_out");
+    expect(job.error?.code).toBe("TIMEOUT");
+    expect((await runJob(sandbox, { type: "run", command: "true" })).status).toBe("succeeded");
+  }, 90_000);
+});
