@@ -7,6 +7,7 @@ const BenchJob = JobView.pick({
   status: true,
   exitCode: true,
   durationMs: true,
+  tries: true,
   error: true,
   artifacts: true,
   skippedArtifacts: true,

@@ -9,10 +9,10 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { type PoolRun, runPool } from "./stats";
 
-function bubblewrapArgs(workspace: string): string[] {
+function bubblewrapArgs(workspace: string, command: string[] = ["/bin/true"]): string[] {
   const args = ["--unshare-all", "--die-with-parent", "--new-session", "--ro-bind", "/usr", "/usr"];
   for (const dir of ["bin", "lib", "lib64", "sbin"]) if (existsSync(`/usr/${dir}`)) args.push("--symlink", `usr/${dir}`, `/${dir}`);
-  args.push("--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind", workspace, "/workspace", "--chdir", "/workspace", "/bin/true");
+  args.push("--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind", workspace, "/workspace", "--chdir", "/workspace", ...command);
   return args;
 }
 
@@ -22,6 +22,18 @@ function rawExec(args: string[]): Promise<void> {
     child.on("error", reject);
     child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`bwrap exited ${code}`))));
   });
+}
+
+/** Milliseconds for one raw exec of a shell command (the floor of the same command run as a job). */
+export async function rawCommandMs(stateDir: string, command: string): Promise<number> {
+  const workspace = await mkdtemp(join(stateDir, "bwrap-command-"));
+  try {
+    const started = performance.now();
+    await rawExec(bubblewrapArgs(workspace, ["/bin/bash", "-c", command]));
+    return performance.now() - started;
+  } finally {
+    await rm(workspace, { recursive: true, force: true });
+  }
 }
 
 /** `count` raw execs with `concurrency` at once, in a scratch workspace under `stateDir`. */

@@ -2,6 +2,7 @@
 import type { ArtifactRun } from "./artifact";
 import type { UploadRun } from "./ciFeatures";
 import type { CrashRun } from "./crash";
+import type { FastOutputRun } from "./fastOutput";
 import type { HostAloneRuns } from "./hostAlone";
 import { mib, type StackMemory } from "./memory";
 import type { BenchOptions } from "./options";
@@ -21,6 +22,7 @@ export interface Measurements {
   upload: UploadRun;
   /** Milliseconds from a log line being written to a follower receiving it. */
   logLatency: number[];
+  fastOutput: FastOutputRun;
   holFloor: PoolRun;
   hol: PoolRun;
   memory: StackMemory;
@@ -80,6 +82,12 @@ export function buildRows(m: Measurements, options: BenchOptions): Row[] {
       measure: "live log line, written to received, p99",
       value: ms(p(m.logLatency, 99)),
       floor: { what: "404 request p99, one at a time", value: ms(p(m.requestOneAtATime, 99)) },
+    },
+    {
+      measure: "a million-line output (`seq 1 1000000`), the job's try",
+      value: ms(m.fastOutput.jobMs),
+      floor: { what: "the same command, raw bwrap exec", value: ms(m.fastOutput.rawMs) },
+      reference: "within 2x",
     },
     {
       measure: `local host alone: exec p50 at concurrency ${c}`,

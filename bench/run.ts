@@ -17,6 +17,7 @@ import { bubblewrapFloor } from "./bubblewrap";
 import { measureLogLatency, measureUpload } from "./ciFeatures";
 import { stopStack, track } from "./cleanup";
 import { measureCrashRecovery } from "./crash";
+import { measureFastOutput } from "./fastOutput";
 import { measureHostAlone } from "./hostAlone";
 import { stackMemory } from "./memory";
 import { parseBenchOptions } from "./options";
@@ -88,6 +89,8 @@ async function measurePipeline(
     progress("live logs: a job printing its clock every 50 ms, followed through GET /v1/jobs/{id}/logs...");
     const logLatency = await measureLogLatency(api, 100);
     const requestOneAtATime = await requestFloor(api, options.latencySamples, 1);
+    progress("fast output: `seq 1 1000000` as a job, and raw in bubblewrap...");
+    const fastOutput = await measureFastOutput(api, stateDir, "bench-fast-output");
 
     const memory = stackMemory(stackPid);
     progress(`artifact: a ${options.artifactBytes / 2 ** 20} MiB file, created alone and then collected as an artifact...`);
@@ -102,6 +105,7 @@ async function measurePipeline(
       auth,
       upload,
       logLatency,
+      fastOutput,
       holFloor,
       hol,
       memory,

@@ -15,7 +15,6 @@
  * Nothing here enforces a deadline: a command may stop or kill everything in its container, so
  * the caller (the coordinator) keeps the clock and gives up on a container that stops answering.
  */
-import { toBase64 } from "./base64";
 import { inSubshell, shellQuote } from "./shell";
 
 /** Where run directories live; a fresh container's /tmp is empty. */
@@ -47,20 +46,26 @@ const REAP_FUNCTION = `reap() {
 }`;
 
 /**
- * The supervisor, run as `bash supervise.sh <run dir>`. The command's environment is sourced by
- * the child only, and the child's own `bash -c` comes by absolute path, so a job's PATH or a
- * variable named like ours changes nothing here.
+ * The supervisor, run as `bash -c <this> supervise <run dir>` in a session of its own. The job's
+ * environment is sourced only in the child, after what the child needs was set aside in its
+ * positional parameters, and bash comes by absolute path: a job's PATH or a variable named like
+ * ours changes nothing here. Builtins wherever they do: a trivial job should cost few processes.
  */
 const SUPERVISOR = `${REAP_FUNCTION}
 run=$1
 cd -- "$run" || exit 1
-command_text=$(< command)
-cwd=$(< cwd)
+IFS= read -r -d '' command_text < command
+IFS= read -r -d '' cwd < cwd
 stdin_file=/dev/null
 [ -e stdin ] && stdin_file=$run/stdin
-setsid_path=$(command -v setsid)
-if mkdir -p -- "$cwd" 2>/dev/null && cd -- "$cwd" 2>/dev/null; then
-  "$setsid_path" "$BASH" -c 'set -a; . "$1"; set +a; exec "$2" -c "$3"' job "$run/env" "$BASH" "$command_text" < "$stdin_file" > "$run/stdout" 2> "$run/stderr" &
+hash setsid 2>/dev/null
+setsid_path=\${BASH_CMDS[setsid]}
+if { [ -d "$cwd" ] || mkdir -p -- "$cwd" 2>/dev/null; } && cd -- "$cwd" 2>/dev/null; then
+  (
+    set -- "$setsid_path" "$BASH" "$command_text" "$run/env"
+    if [ -s "$4" ]; then set -a; . "$4"; set +a; fi
+    exec "$1" "$2" -c "$3"
+  ) < "$stdin_file" > "$run/stdout" 2> "$run/stderr" &
   child=$!
   echo "$child" > "$run/pid"
   wait "$child"
@@ -71,8 +76,7 @@ else
   : > "$run/stdout"
   status=1
 fi
-rm -f -- "$run/stdin" "$run/env"
-echo "$status" > "$run/exit.tmp" && mv -- "$run/exit.tmp" "$run/exit"
+echo "$status" > "$run/exit"
 `;
 
 export interface ChildCommand {
@@ -85,9 +89,9 @@ export function runDirectory(runId: string): string {
   return `${RUNS_DIR}/${runId}`;
 }
 
-/** Where a command's stdin is written before it starts (the start script moves it into its run directory). */
+/** Where a command's stdin is written before it starts (the container makes the directory). */
 export function stdinPath(runId: string): string {
-  return `${RUNS_DIR}/${runId}.stdin`;
+  return `${runDirectory(runId)}/stdin`;
 }
 
 function envFile(env: Record<string, string>): string {
@@ -97,26 +101,25 @@ function envFile(env: Record<string, string>): string {
     .join("");
 }
 
+/** A builtin write of exact text (no NUL can be in it: it came from JSON through bash). */
 function writeFileLine(path: string, content: string): string {
-  return `printf %s ${shellQuote(toBase64(new TextEncoder().encode(content)))} | base64 -d > ${path}`;
+  return `printf %s ${shellQuote(content)} > ${path}`;
 }
 
 /**
  * Starts the command (and, in the same round trip, waits like `pollScript` for its first output
- * or its end). Prints `as-start-failed` when the run directory could not be made.
+ * or its end). A stdin for it is written to `stdinPath(runId)` first. Prints `as-start-failed`
+ * when the run directory could not be made.
  */
-export function startScript(runId: string, child: ChildCommand, hasStdin: boolean, firstWaitMs: number, sliceBytes: number): string {
-  const dir = shellQuote(runDirectory(runId));
+export function startScript(runId: string, child: ChildCommand, firstWaitMs: number, sliceBytes: number): string {
   const start = [
-    `run=${dir}`,
-    `mkdir -p -- "$run" && cd -- "$run" || { echo as-start-failed; exit 0; }`,
+    `run=${shellQuote(runDirectory(runId))}`,
+    `mkdir -p -- "$run" && cd -- "$run" && mkfifo tick || { echo as-start-failed; exit 0; }`,
     writeFileLine("command", child.command),
     writeFileLine("cwd", child.cwd),
     writeFileLine("env", envFile(child.env)),
-    writeFileLine("supervise.sh", SUPERVISOR),
-    hasStdin ? `mv -- ${shellQuote(stdinPath(runId))} stdin` : "",
     // A new session, its output nowhere: the exec that started it returns at once.
-    `setsid bash supervise.sh "$run" < /dev/null > /dev/null 2>&1 &`,
+    `setsid bash -c ${shellQuote(SUPERVISOR)} supervise "$run" < /dev/null > /dev/null 2>&1 &`,
   ].join("\n");
   return `${inSubshell(start)}\n${pollScript(runId, { stdout: 0, stderr: 0 }, firstWaitMs, sliceBytes)}`;
 }
@@ -129,19 +132,44 @@ export function startScript(runId: string, child: ChildCommand, hasStdin: boolea
  */
 export function pollScript(runId: string, offsets: { stdout: number; stderr: number }, waitMs: number, sliceBytes: number): string {
   const ticks = Math.max(0, Math.floor(waitMs / 1000 / POLL_TICK_SECONDS));
+  // Waiting costs no process: a timed read on the run's FIFO ticks, and a file's mtime against a
+  // marker's tells of new output; the sizes are looked at again every tenth tick all the same,
+  // since a write in the marker's own clock tick leaves its mtime equal, not newer.
   const script = `run=${shellQuote(runDirectory(runId))}
 cd -- "$run" 2>/dev/null || { echo as-missing; exit 0; }
-size() { stat -c %s -- "$1" 2>/dev/null || echo 0; }
-out_at=${offsets.stdout}; err_at=${offsets.stderr}; slice=${sliceBytes}; tick=0
-while [ ! -e exit ] && [ "$(size stdout)" -le "$out_at" ] && [ "$(size stderr)" -le "$err_at" ] && [ "$tick" -lt ${ticks} ]; do
-  sleep ${POLL_TICK_SECONDS}; tick=$((tick + 1))
-done
-status=-
-[ -e exit ] && status=$(< exit)
-out_size=$(size stdout); err_size=$(size stderr)
+out_at=${offsets.stdout}; err_at=${offsets.stderr}; slice=${sliceBytes}
+look() {
+  status=-
+  [ -s exit ] && { IFS= read -r status < exit || true; }
+  out_size=0; err_size=0
+  if [ -e stderr ]; then
+    local -a sizes
+    sizes=($(stat -c %s -- stdout stderr 2>/dev/null))
+    out_size=\${sizes[0]:-0}; err_size=\${sizes[1]:-0}
+  fi
+}
+nothing_new() { [ "$status" = - ] && [ "$out_size" -le "$out_at" ] && [ "$err_size" -le "$err_at" ]; }
+look
+if nothing_new && [ ${ticks} -gt 0 ]; then
+  exec 9<> tick
+  : > .polled
+  tick=0
+  while [ "$tick" -lt ${ticks} ] && [ ! -s exit ]; do
+    if [ stdout -nt .polled ] || [ stderr -nt .polled ] || [ $((tick % 10)) -eq 9 ]; then
+      : > .polled
+      look
+      nothing_new || break
+    fi
+    read -t ${POLL_TICK_SECONDS} -u 9 _ || true
+    tick=$((tick + 1))
+  done
+  exec 9<&-
+  look
+fi
 echo "as-status $out_size $err_size $status"
-tail -c +$((out_at + 1)) stdout 2>/dev/null | head -c "$slice" | base64 -w0; echo
-tail -c +$((err_at + 1)) stderr 2>/dev/null | head -c "$slice" | base64 -w0; echo
+slice_of() { [ "$2" -gt "$3" ] && dd if="$1" bs=65536 skip="$3" count="$slice" iflag=skip_bytes,count_bytes status=none | base64 -w0; echo; }
+slice_of stdout "$out_size" "$out_at"
+slice_of stderr "$err_size" "$err_at"
 if [ "$status" != - ] && [ $((out_size - out_at)) -le "$slice" ] && [ $((err_size - err_at)) -le "$slice" ]; then cd / && rm -rf -- "$run"; fi`;
   return inSubshell(script);
 }

@@ -141,7 +141,7 @@ export class SdkSandbox implements SandboxPort {
     const child = { command: request.command, cwd: request.cwd, env: request.env };
     // The container is up (prepareWorkspace started it): every round trip gets the same short deadline.
     let waitMs = Math.min(FIRST_WAIT_MS, request.timeoutMs);
-    let script = startScript(runId, child, request.stdin !== undefined, waitMs, SLICE_BYTES);
+    let script = startScript(runId, child, waitMs, SLICE_BYTES);
     let ending: { reason: "timeout" | "cancel"; at: number } | undefined;
     for (;;) {
       const answerWithinMs = this.answerTimeoutMs + waitMs;

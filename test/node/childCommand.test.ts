@@ -28,7 +28,7 @@ async function runToEnd(command: string, options: { cwd?: string; env?: Record<s
   const slice = options.slice ?? SLICE;
   const out: Buffer[] = [];
   const err: Buffer[] = [];
-  let report = parsePollReport(exec(startScript(runId, { command, cwd, env: options.env ?? {} }, false, 1000, slice)));
+  let report = parsePollReport(exec(startScript(runId, { command, cwd, env: options.env ?? {} }, 1000, slice)));
   for (;;) {
     if (report.kind !== "report") throw new Error("the run vanished");
     out.push(Buffer.from(report.stdout));
@@ -95,7 +95,7 @@ describe("a job's command as a child process", () => {
   it("ends a running command's whole session on request, and the run then reports its end", async () => {
     const runId = crypto.randomUUID();
     const cwd = await mkdtemp(join(tmpdir(), "child-command-"));
-    const started = parsePollReport(exec(startScript(runId, { command: "sleep 60 & echo $!; sleep 60", cwd, env: {} }, false, 300, SLICE)));
+    const started = parsePollReport(exec(startScript(runId, { command: "sleep 60 & echo $!; sleep 60", cwd, env: {} }, 300, SLICE)));
     expect(started.kind === "report" && started.exitCode).toBe(null);
     exec(endScript(runId));
     let report: PollReport = started;
