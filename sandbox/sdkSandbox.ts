@@ -7,23 +7,15 @@
  */
 import { WORKSPACE_ROOT } from "../schemas/ids";
 import { DEFAULT_ARTIFACT_MODE } from "../schemas/job";
+import { answerWithin, NO_ANSWER } from "./answerWithin";
 import { toBase64 } from "./base64";
-import { CappedOutput } from "./cappedOutput";
-import { endAllScript, endScript, PollReportError, parsePollReport, pollScript, startScript, stdinPath } from "./childCommand";
+import { endAllScript, stdinPath } from "./childCommand";
+import { ChildCommandRun } from "./childCommandRun";
 import { toSandboxError } from "./errors";
 import { decodeFileStream } from "./fileStream";
 import { inPieces } from "./pieces";
-import {
-  CancelledError,
-  type ExecRequest,
-  type ExecResult,
-  type FileStream,
-  type SandboxFileInfo,
-  SandboxOperationError,
-  type SandboxPort,
-} from "./port";
+import { type ExecRequest, type ExecResult, type FileStream, type SandboxFileInfo, SandboxOperationError, type SandboxPort } from "./port";
 import { inSubshell, shellQuote } from "./shell";
-import { signalFromExitCode } from "./signals";
 
 /** The part of the SDK's sandbox stub this adapter uses. */
 export interface SdkSandboxStub {
@@ -54,59 +46,9 @@ const WRITE_PIECE_BYTES = 8 * 1024 * 1024;
 /** Housekeeping commands (joining pieces, chmod, unpacking an upload) get this long. */
 const HOUSEKEEPING_TIMEOUT_MS = 5 * 60 * 1000;
 
-/** Output read per stream per round trip (it travels as base64 in the exec's answer). */
-const SLICE_BYTES = 1024 * 1024;
-/** Later round trips wait in the sandbox up to this long for new output. */
-const POLL_WAIT_MS = 500;
-/** While a killed command's session is being ended. */
-const END_POLL_WAIT_MS = 200;
-/** The round trip that starts a command waits this long for it to end, so a quick one needs no other. */
-const FIRST_WAIT_MS = 1_000;
 /** Starting the container (a cold start; Cloudflare allows 90 s for its port) may take this long. */
 const START_ANSWER_MS = 120_000;
 const DEFAULT_ANSWER_TIMEOUT_MS = 20_000;
-/** After its deadline or a cancel, a command has this long to be gone before its container is destroyed. */
-const END_GRACE_MS = 10_000;
-
-/** One output stream of a running command: what is kept of it, and how far it has been read. */
-class ReadPosition {
-  readonly output: CappedOutput;
-  offset = 0;
-  private latest: Uint8Array = new Uint8Array();
-  private readonly decoder = new TextDecoder();
-
-  constructor(maxBytes: number) {
-    this.output = new CappedOutput(maxBytes);
-  }
-
-  /** Keeps a slice read at the offset; returns how much of the file's `size` is still unread. */
-  take(bytes: Uint8Array, size: number): number {
-    this.output.push(bytes);
-    this.offset += bytes.byteLength;
-    this.latest = bytes;
-    // Past the kept head only the tail survives: the middle of a huge output is never fetched.
-    const skipped = this.output.unneeded(size - this.offset);
-    if (skipped > 0) {
-      this.output.skip(skipped);
-      this.offset += skipped;
-    }
-    return Math.max(0, size - this.offset);
-  }
-
-  /** The last slice as text for live logs (a character split across slices is joined). */
-  decodeLatest(): string {
-    return this.decoder.decode(this.latest, { stream: true });
-  }
-}
-
-function parseReport(stdout: string): ReturnType<typeof parsePollReport> {
-  try {
-    return parsePollReport(stdout);
-  } catch (error) {
-    if (error instanceof PollReportError) throw new SandboxOperationError("SANDBOX_ERROR", error.message, true);
-    throw error;
-  }
-}
 
 export class SdkSandbox implements SandboxPort {
   constructor(
@@ -116,126 +58,30 @@ export class SdkSandbox implements SandboxPort {
     private readonly answerTimeoutMs = DEFAULT_ANSWER_TIMEOUT_MS,
   ) {}
 
-  /**
-   * Runs the command as a child of its own (childCommand.ts) and reads its output in slices until
-   * it has ended. This side keeps the clock: at the deadline or on a cancel it kills the command's
-   * session, and a sandbox that stops answering (a command may stop or kill everything in its
-   * container) has its container destroyed so that the job ends and the next one starts fresh.
-   */
+  /** Runs the command as a child process of its own; this side keeps its clock (childCommandRun.ts). */
   async exec(request: ExecRequest): Promise<ExecResult> {
     const runId = crypto.randomUUID();
-    const started = Date.now();
-    const deadlineAt = started + request.timeoutMs;
-    const streams = { stdout: new ReadPosition(this.maxOutputBytes), stderr: new ReadPosition(this.maxOutputBytes) };
-    const outputSoFar = (timedOut: boolean): ExecResult => ({
-      exitCode: null,
-      signal: null,
-      timedOut,
-      durationMs: Date.now() - started,
-      stdout: streams.stdout.output.result(),
-      stderr: streams.stderr.output.result(),
-    });
     if (request.stdin !== undefined) {
       await this.writeFileFromStream(stdinPath(runId), new Blob([request.stdin]).stream());
     }
-    const child = { command: request.command, cwd: request.cwd, env: request.env };
-    // The container is up (prepareWorkspace started it): every round trip gets the same short deadline.
-    let waitMs = Math.min(FIRST_WAIT_MS, request.timeoutMs);
-    let script = startScript(runId, child, waitMs, SLICE_BYTES);
-    let ending: { reason: "timeout" | "cancel"; at: number } | undefined;
-    for (;;) {
-      const answerWithinMs = this.answerTimeoutMs + waitMs;
-      const answer = await this.answerWithin(this.sandbox.exec(script, { timeout: answerWithinMs }), answerWithinMs);
-      if (answer === "no answer" || (ending !== undefined && Date.now() - ending.at > END_GRACE_MS)) {
-        // Stopped, ptraced, or its server killed: nothing in the container can be trusted to end the command.
-        await this.abandonContainer();
-        if (ending?.reason === "cancel" || request.signal?.aborted) throw new CancelledError(outputSoFar(false));
-        if (ending?.reason === "timeout" || Date.now() >= deadlineAt) return outputSoFar(true);
-        throw new SandboxOperationError(
-          "SANDBOX_ERROR",
-          `The sandbox stopped responding for ${Math.round(answerWithinMs / 1000)} s while the command ran; its container was destroyed, and the sandbox's next job starts on a fresh one`,
-          false,
-        );
-      }
-      if (answer.exitCode !== 0) {
-        throw new SandboxOperationError(
-          "SANDBOX_ERROR",
-          `The sandbox could not run the command: ${answer.stderr.trim().slice(0, 500)}`,
-          true,
-        );
-      }
-      const report = parseReport(answer.stdout);
-      if (report.kind === "missing") {
-        throw new SandboxOperationError(
-          "SANDBOX_ERROR",
-          "The command's run vanished from the sandbox (its container was replaced while it ran)",
-          true,
-        );
-      }
-      const pending = streams.stdout.take(report.stdout, report.stdoutSize) + streams.stderr.take(report.stderr, report.stderrSize);
-      if (request.onOutput) {
-        for (const name of ["stdout", "stderr"] as const) {
-          const text = streams[name].decodeLatest();
-          if (text) request.onOutput(name, text);
-        }
-      }
-      if (report.exitCode !== null && pending === 0) {
-        if (ending?.reason === "cancel") throw new CancelledError(outputSoFar(false));
-        const timedOut = ending?.reason === "timeout";
-        return {
-          exitCode: timedOut ? null : report.exitCode,
-          // A timed-out command was ended by this side: that is its timeout, not a signal to report.
-          signal: timedOut ? null : signalFromExitCode(report.exitCode),
-          timedOut,
-          durationMs: Date.now() - started,
-          stdout: streams.stdout.output.result(),
-          stderr: streams.stderr.output.result(),
-        };
-      }
-      if (ending === undefined) {
-        const reason = request.signal?.aborted ? "cancel" : Date.now() >= deadlineAt ? "timeout" : undefined;
-        if (reason) {
-          ending = { reason, at: Date.now() };
-          const ended = await this.answerWithin(
-            this.sandbox.exec(endScript(runId), { timeout: this.answerTimeoutMs }),
-            this.answerTimeoutMs,
-          );
-          if (ended === "no answer") ending.at = 0; // Give up at the next round.
-        }
-      }
-      // Output still to read is fetched at once; otherwise wait in the sandbox, never past the deadline.
-      waitMs = pending > 0 ? 0 : ending ? END_POLL_WAIT_MS : Math.max(0, Math.min(POLL_WAIT_MS, deadlineAt - Date.now()));
-      script = pollScript(runId, { stdout: streams.stdout.offset, stderr: streams.stderr.offset }, waitMs, SLICE_BYTES);
-    }
-  }
-
-  /** The call's answer, or "no answer" once `ms` have passed (the call is then left to itself). */
-  private async answerWithin<T>(call: Promise<T>, ms: number): Promise<T | "no answer"> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<"no answer">((resolve) => {
-      timer = setTimeout(() => resolve("no answer"), ms);
-    });
-    try {
-      return await Promise.race([
-        call.catch((error: unknown) => {
-          throw toSandboxError(error, "running the command");
-        }),
-        late,
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
+    return new ChildCommandRun(this.sandbox, runId, request, {
+      maxOutputBytes: this.maxOutputBytes,
+      answerTimeoutMs: this.answerTimeoutMs,
+      abandonContainer: () => this.abandonContainer(),
+    }).run();
   }
 
   /** Destroys the container without asking anything of it (its disk goes with it deployed). */
   private async abandonContainer(): Promise<void> {
-    const destroyed = await this.answerWithin(this.sandbox.destroy(), this.answerTimeoutMs).catch((error: unknown) => error);
+    const destroyed = await answerWithin(this.sandbox.destroy(), this.answerTimeoutMs, "destroying the container").catch(
+      (error: unknown) => error,
+    );
     if (destroyed !== undefined) console.error("could not destroy an unresponsive container", destroyed);
   }
 
   async prepareWorkspace(): Promise<void> {
-    const prepared = await this.answerWithin(this.sandbox.prepareWorkspace(), START_ANSWER_MS);
-    if (prepared === "no answer") {
+    const prepared = await answerWithin(this.sandbox.prepareWorkspace(), START_ANSWER_MS, "restoring the saved workspace");
+    if (prepared === NO_ANSWER) {
       await this.abandonContainer();
       throw new SandboxOperationError("SANDBOX_UNAVAILABLE", "The sandbox's container did not start within 120 s; it was destroyed", true);
     }
