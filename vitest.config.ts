@@ -18,6 +18,7 @@ export default defineConfig({
         plugins: [
           cloudflareTest(({ inject }) => {
             const host = inject("sandboxHost");
+            const cappedHost = inject("cappedSandboxHost");
             return {
               main: wranglerOptions.main,
               miniflare: {
@@ -26,6 +27,11 @@ export default defineConfig({
                   ...wranglerOptions.workerOptions.bindings,
                   LOCAL_SANDBOX_URL: host.url,
                   LOCAL_SANDBOX_TOKEN: host.token,
+                  // Which server plays the container ("agent" or "reference"), for tests whose
+                  // expectations differ between the two (test/worker/support/containerServer.ts).
+                  TEST_CONTAINER_SERVER: host.containerServer,
+                  // A host that runs one container at most (test/worker/containerCapacity.test.ts).
+                  TEST_CAPPED_HOST_URL: cappedHost.url,
                   // Small, so that a test can overflow it cheaply.
                   OUTPUT_MAX_BYTES: "65536",
                   // Short, so that a test of a sandbox that stops answering ends soon (deployed: 20 s).

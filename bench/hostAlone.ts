@@ -6,6 +6,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
+import { BENCH_MAX_CONTAINERS } from "./options";
 import { type PoolRun, runPool, sleep } from "./stats";
 
 export interface HostAloneRuns {
@@ -30,7 +31,7 @@ async function startHostProcess(stateDir: string, port: number): Promise<Running
     ["container/local/main.ts", "--port", String(port), "--root", join(stateDir, "host-alone")],
     {
       stdio: ["ignore", "ignore", "inherit"],
-      env: { ...process.env, LOCAL_SANDBOX_TOKEN: token },
+      env: { ...process.env, LOCAL_SANDBOX_TOKEN: token, SANDBOX_MAX_CONTAINERS: String(BENCH_MAX_CONTAINERS) },
     },
   );
   const url = `http://127.0.0.1:${port}`;

@@ -1,6 +1,9 @@
 /** `npm run bench` command-line options: how many jobs, at what concurrency, and the quick variant. */
 import { parseArgs } from "node:util";
 
+/** The benchmark's stacks run this many containers at most: in effect no cap (see run.ts). */
+export const BENCH_MAX_CONTAINERS = 10_000;
+
 export interface BenchOptions {
   /** Trivial jobs in the throughput run (and execs in the local host's run). */
   jobs: number;

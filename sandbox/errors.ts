@@ -53,3 +53,24 @@ export function toSandboxError(error: unknown, subject: string): SandboxOperatio
   }
   return new SandboxOperationError("SANDBOX_ERROR", `Sandbox error on ${subject}: ${message}`, true, { cause: error });
 }
+
+/**
+ * Cloudflare's refusal to start a container past the class's `max_instances`. Recognised by its
+ * text anywhere on the error or its causes (it survives RPC and the SDK's wrappers only as
+ * text), or by the SDK's reason `max_container_instances_exceeded`; the local container host's
+ * cap says the same (sandbox/localContainer.ts).
+ */
+const CAPACITY_REACHED = /maximum number of running container instances exceeded/i;
+
+export function isContainerCapacityError(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; depth < 8 && current !== undefined && current !== null; depth++) {
+    if (CAPACITY_REACHED.test(messageOf(current))) return true;
+    if (typeof current !== "object") return false;
+    if ("context" in current && typeof current.context === "object" && current.context !== null) {
+      if ("reason" in current.context && current.context.reason === "max_container_instances_exceeded") return true;
+    }
+    current = "cause" in current ? current.cause : undefined;
+  }
+  return false;
+}

@@ -10,6 +10,7 @@
  * runs unchanged; only where the container's bytes go differs.
  */
 import { z } from "zod";
+import { HostError } from "../schemas/sandboxHost";
 
 export interface LocalContainerHost {
   url: string;
@@ -21,10 +22,15 @@ export interface LocalContainerHost {
 const NOT_LISTENING = "the container is not listening";
 const NO_INSTANCE = "there is no container instance that can be provided to this durable object";
 const UNEXPECTED_EXIT = "container exited with unexpected exit code:";
+/**
+ * What Cloudflare's platform says when a start would exceed the class's `max_instances`; the
+ * SDK recognises it (reason `max_container_instances_exceeded`) and so does
+ * sandbox/errors.ts's isContainerCapacityError.
+ */
+export const MAX_INSTANCES_EXCEEDED =
+  "Maximum number of running container instances exceeded. Try again later, or try configuring a higher value for max_instances";
 
 const MonitorAnswer = z.object({ exitCode: z.number().int() });
-/** The host's own refusal (as opposed to an answer from the container it proxies to). */
-const HostRefusal = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
 
 /** The part of workerd's `Container` handle that the SDK and the containers library call. */
 export class LocalContainerHandle {
@@ -48,7 +54,13 @@ export class LocalContainerHandle {
     this.isRunning = true;
     const body = JSON.stringify({ env: options?.env ?? {}, enableInternet: options?.enableInternet ?? true });
     this.started = this.hostCall("POST", "/start", body).then(async (response) => {
-      if (!response.ok) throw new Error(`${NO_INSTANCE}: the local container host could not start it (${await response.text()})`);
+      if (response.ok) return;
+      const text = await response.text();
+      // Not running from here on, before anyone sees the failure: the containers library asks
+      // `running` once a port fetch fails, to tell a start that failed from one still booting.
+      this.isRunning = false;
+      if (hostRefusal(text)?.code === "MAX_CONTAINERS") throw new Error(MAX_INSTANCES_EXCEEDED);
+      throw new Error(`${NO_INSTANCE}: the local container host could not start it (${text})`);
     });
     this.exited = this.watchExit(this.started);
   }
@@ -90,15 +102,13 @@ export class LocalContainerHandle {
       throw new Error(`${NO_INSTANCE}: ${this.unreachable(error)}`);
     });
     if (response.status === 502) {
-      const refusal = HostRefusal.safeParse(
+      const refusal = hostRefusal(
         await response
           .clone()
-          .json()
-          .catch(() => undefined),
+          .text()
+          .catch(() => ""),
       );
-      if (refusal.success && refusal.data.error.code === "NOT_LISTENING") {
-        throw new Error(`${NOT_LISTENING} on port ${port}: ${refusal.data.error.message}`);
-      }
+      if (refusal?.code === "NOT_LISTENING") throw new Error(`${NOT_LISTENING} on port ${port}: ${refusal.message}`);
     }
     return response;
   }
@@ -130,5 +140,15 @@ export class LocalContainerHandle {
   private unreachable(error: unknown): string {
     const reason = error instanceof Error ? error.message : String(error);
     return `the local container host at ${this.host.url} is not reachable (${reason}); is \`npm run dev\` running?`;
+  }
+}
+
+/** The host's own refusal (as opposed to an answer from the container it proxies to), if the body is one. */
+function hostRefusal(body: string): HostError["error"] | undefined {
+  try {
+    const parsed = HostError.safeParse(JSON.parse(body));
+    return parsed.success ? parsed.data.error : undefined;
+  } catch {
+    return undefined;
   }
 }

@@ -30,8 +30,19 @@ export type ContainerExit = z.infer<typeof ContainerExit>;
 export const SignalRequest = z.object({ signal: z.number().int().min(1).max(64) });
 export type SignalRequest = z.infer<typeof SignalRequest>;
 
-/** Error codes the host answers with, in one JSON shape: `{ error: { code, message } }`. */
-export const HostErrorCode = z.enum(["START_FAILED", "NOT_LISTENING", "BAD_REQUEST", "NOT_FOUND", "UNAUTHORIZED", "INTERNAL"]);
+/**
+ * Error codes the host answers with, in one JSON shape: `{ error: { code, message } }`.
+ * MAX_CONTAINERS: a start past the host's cap (SANDBOX_MAX_CONTAINERS), as past `max_instances`.
+ */
+export const HostErrorCode = z.enum([
+  "START_FAILED",
+  "MAX_CONTAINERS",
+  "NOT_LISTENING",
+  "BAD_REQUEST",
+  "NOT_FOUND",
+  "UNAUTHORIZED",
+  "INTERNAL",
+]);
 export type HostErrorCode = z.infer<typeof HostErrorCode>;
 export const HostError = z.object({ error: z.object({ code: HostErrorCode, message: z.string() }) });
 export type HostError = z.infer<typeof HostError>;

@@ -4,6 +4,8 @@
  * State (KV, R2, queues, sandbox workspaces) lives under .wrangler/ (or ARTIFACT_SANDBOX_STATE_DIR)
  * and survives restarts.
  */
+import { CapacitySettingError } from "../container/local/capacity";
+import { ContainerServerError } from "../container/local/containerServer";
 import { HostStartError } from "../container/local/host";
 import { startLocalStack, waitUntilServing } from "./localStack";
 
@@ -52,6 +54,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  console.error(error instanceof HostStartError ? error.message : error);
+  const known = error instanceof HostStartError || error instanceof ContainerServerError || error instanceof CapacitySettingError;
+  console.error(known ? error.message : error);
   process.exit(1);
 });

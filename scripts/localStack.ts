@@ -7,6 +7,8 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { unstable_startWorker } from "wrangler";
+import { maxContainersSetting } from "../container/local/capacity";
+import { type ContainerServerSetting, containerServerSetting } from "../container/local/containerServer";
 import { startHost } from "../container/local/host";
 import type { ResourceLimits } from "../container/local/limits";
 import { untraversableAncestor } from "../container/local/workspace";
@@ -23,6 +25,10 @@ export interface LocalStackOptions {
   resourceLimits?: ResourceLimits;
   /** Worker vars that override wrangler.jsonc's for this run (e.g. a larger ARTIFACT_MAX_TOTAL_BYTES). */
   workerVars?: Record<string, string>;
+  /** What runs in each container; default from SANDBOX_CONTAINER (our agent unless "reference"). */
+  containerServer?: ContainerServerSetting;
+  /** Containers at once; default from SANDBOX_MAX_CONTAINERS, else wrangler.jsonc's max_instances. */
+  maxContainers?: number;
 }
 
 export interface LocalStack {
@@ -46,6 +52,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     port: options.hostPort,
     network: options.network,
     resourceLimits: options.resourceLimits,
+    containerServer: options.containerServer ?? containerServerSetting(process.env),
+    maxContainers: options.maxContainers ?? (await maxContainersSetting(process.env)),
   });
 
   const vars: Record<string, string> = {

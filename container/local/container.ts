@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { Agent } from "node:http";
 import { constants } from "node:os";
 import { createInterface } from "node:readline";
-import { asUser, type ContainerLayout, containerArgs } from "./isolation";
+import { asUser, boundToHost, type ContainerLayout, containerArgs } from "./isolation";
 import { inCgroups } from "./limits";
 
 export interface ContainerSpec {
@@ -43,10 +43,11 @@ export class LocalContainer {
   private readonly stderrTail: string[] = [];
 
   private constructor(readonly spec: ContainerSpec) {
-    // Outermost first: join the cgroups (as root), drop to the sandbox's uid, start the network
-    // (pasta, for outbound), then bubblewrap.
+    // Outermost first: join the cgroups (as root), drop to the sandbox's uid, bind its life to
+    // the host's, start the network (pasta, for outbound), then bubblewrap.
     const networked = spec.layout.network.wrap("bwrap", containerArgs(spec.layout));
-    const dropped = spec.uid === undefined ? networked : asUser(spec.uid, networked.command, networked.args);
+    const bound = boundToHost(networked.command, networked.args);
+    const dropped = spec.uid === undefined ? bound : asUser(spec.uid, bound.command, bound.args);
     const wrapped = inCgroups(spec.cgroupProcs, dropped.command, dropped.args);
     // Its own process group, so that a signal to the host's terminal does not reach sandboxes.
     this.child = spawn(wrapped.command, wrapped.args, { stdio: ["ignore", "pipe", "pipe"], detached: true });

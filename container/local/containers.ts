@@ -2,9 +2,11 @@
  * The host's containers, one per sandbox key: started on demand (a concurrent start joins the
  * one under way), remembered after they exit for `monitor`, ended after sitting idle, and
  * leased to the proxy while a request to the agent is open so that they are not reaped mid-stream.
+ * At most `maxContainers` run or start at once, as `max_instances` caps a Container class.
  */
 import { join } from "node:path";
 import { type ContainerSpec, LocalContainer } from "./container";
+import type { ReferenceServer } from "./containerServer";
 import type { SandboxUids } from "./identity";
 import { SOCKET_NAME } from "./isolation";
 import type { CgroupLimiter } from "./limits";
@@ -18,6 +20,10 @@ export interface ContainerPoolOptions {
   runtimeRoot: string;
   generatedEtcDir: string;
   agentFile: string;
+  /** Cloudflare's server, run behind the agent's relay; undefined runs the agent itself. */
+  referenceServer: ReferenceServer | undefined;
+  /** Containers that may run (or start) at once; one more start is refused with CapacityReachedError. */
+  maxContainers: number;
   /** The host-wide policy; a container's start request may still turn its own network off. */
   network: NetworkPolicy;
   /** Where writeNetworkFiles put the resolv.conf files. */
@@ -33,6 +39,11 @@ export interface ContainerPoolOptions {
 export interface StartRequest {
   env?: Record<string, string>;
   enableInternet?: boolean;
+}
+
+/** A start past `maxContainers`: the local form of Cloudflare's refusal past `max_instances`. */
+export class CapacityReachedError extends Error {
+  override readonly name = "CapacityReachedError";
 }
 
 interface Slot {
@@ -65,6 +76,13 @@ export class ContainerPool {
     const slot = this.slot(key);
     slot.lastUsedAt = Date.now();
     if (slot.current?.running) return Promise.resolve(slot.current);
+    if (!slot.starting && this.activeCount() >= this.options.maxContainers) {
+      return Promise.reject(
+        new CapacityReachedError(
+          `Maximum number of running container instances exceeded: ${this.options.maxContainers} of ${this.options.maxContainers} are running or starting (SANDBOX_MAX_CONTAINERS)`,
+        ),
+      );
+    }
     slot.starting ??= this.launch(key, request).then(
       (container) => {
         slot.starting = undefined;
@@ -79,6 +97,13 @@ export class ContainerPool {
       },
     );
     return slot.starting;
+  }
+
+  /** Containers that run or are starting now. */
+  private activeCount(): number {
+    let count = 0;
+    for (const slot of this.slots.values()) if (slot.starting || slot.current?.running) count++;
+    return count;
   }
 
   private async launch(key: string, request: StartRequest): Promise<LocalContainer> {
@@ -99,6 +124,7 @@ export class ContainerPool {
         generatedEtcDir: options.generatedEtcDir,
         agentFile: options.agentFile,
         nodeBinary: process.execPath,
+        referenceServer: options.referenceServer,
         env: request.env ?? {},
         network: sandboxNetwork(containerNetworkPolicy(options.network, request.enableInternet), options.networkFilesDir),
       },

@@ -20,7 +20,7 @@ import {
   StartContainerRequest,
 } from "../../schemas/sandboxHost";
 import { ContainerStartError } from "./container";
-import type { ContainerPool } from "./containers";
+import { CapacityReachedError, type ContainerPool } from "./containers";
 import { proxyToAgent, UpstreamUnreachableError } from "./proxy";
 
 export class FrontError extends Error {
@@ -74,6 +74,7 @@ export function createFrontApp(pool: ContainerPool, token: string): Hono<Env> {
     const key = keyParam(c);
     const request = await body(c, StartContainerRequest, {});
     await pool.start(key, request).catch((error: unknown) => {
+      if (error instanceof CapacityReachedError) throw new FrontError("MAX_CONTAINERS", 503, error.message);
       if (!(error instanceof ContainerStartError)) console.error(`local container host: starting ${key} failed`, error);
       throw new FrontError("START_FAILED", 503, error instanceof Error ? error.message : String(error));
     });

@@ -1,7 +1,8 @@
 /**
  * Starts the local container host: checks that bubblewrap works, prepares the shared pieces
- * every container uses (the agent bundle, the generated /etc files, the cgroups), then serves
- * the Front API on 127.0.0.1. Used by `npm run dev`, the test setup and the benchmark.
+ * every container uses (the agent bundle, Cloudflare's server in reference mode, the generated
+ * /etc files, the cgroups), then serves the Front API on 127.0.0.1. Used by `npm run dev`, the
+ * test setup and the benchmark.
  */
 import { randomBytes } from "node:crypto";
 import { chmod, copyFile, mkdir, mkdtemp, rm } from "node:fs/promises";
@@ -9,15 +10,16 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import { buildAgentBundle } from "./agent/bundle";
+import { ContainerServerError, type ContainerServerSetting, type ReferenceServer, resolveReferenceServer } from "./containerServer";
 import { ContainerPool } from "./containers";
 import { writeGeneratedEtc } from "./etcView";
 import { createFrontApp } from "./front";
 import { SANDBOX_UID_MIN, SandboxUids } from "./identity";
 import { ensureBubblewrap } from "./isolation";
-import { removeDeadHostRuntimeDirs } from "./leftovers";
+import { killDeadHostProcesses, removeDeadHostRuntimeDirs } from "./leftovers";
 import { CgroupLimiter, DEFAULT_RESOURCE_LIMITS, type ResourceLimits } from "./limits";
 import { ensureNetworkSupport, type NetworkPolicy, writeNetworkFiles } from "./network";
-import { prepareSharedParent } from "./workspace";
+import { prepareSharedParent, untraversableAncestor } from "./workspace";
 
 export interface StartHostOptions {
   /** Directory holding one workspace directory per sandbox key (kept across container restarts). */
@@ -27,8 +29,12 @@ export interface StartHostOptions {
   port: number;
   /** "outbound": containers may open outbound connections (private ranges blocked); "none": no network. */
   network?: NetworkPolicy;
-  /** Memory and process caps per sandbox (cgroup v1, when the host runs as root). */
+  /** Memory and process caps per sandbox (cgroups, when the host runs as root). */
   resourceLimits?: ResourceLimits;
+  /** Our agent (the default) or Cloudflare's own container server in each container. */
+  containerServer?: ContainerServerSetting;
+  /** How many containers may run at once (wrangler.jsonc's max_instances; see capacity.ts); unlimited if unset. */
+  maxContainers?: number;
   /** A container nobody has used for this long is ended (default 5 minutes). */
   idleMs?: number;
   /** A prebuilt agent bundle to run in each container instead of building container/local/agent. */
@@ -56,6 +62,7 @@ export async function startHost(options: StartHostOptions): Promise<RunningHost>
   const problem = ensureBubblewrap(SANDBOX_UID_MIN, log);
   if (problem) throw new HostStartError(problem);
   if (!asRoot) log("WARNING: the local container host is not root: every sandbox runs as this user's uid, without memory or process caps.");
+  const referenceServer = prepareReferenceServer(options.containerServer);
 
   const network = options.network ?? "outbound";
   if (network === "outbound") {
@@ -66,6 +73,9 @@ export async function startHost(options: StartHostOptions): Promise<RunningHost>
   const parentProblem = await prepareSharedParent(options.root);
   if (parentProblem) throw new HostStartError(parentProblem);
   // Short and private: socket paths must fit in 108 bytes, and sandboxes may only traverse it.
+  // A container of a dead host that escaped its parent-death signal goes before its directory.
+  const killed = killDeadHostProcesses("/tmp", RUNTIME_DIR_PREFIX);
+  if (killed > 0) log(`Killed ${killed} container processes left by local container hosts that no longer run.`);
   removeDeadHostRuntimeDirs("/tmp", RUNTIME_DIR_PREFIX);
   const runtimeDir = await mkdtemp(`/tmp/${RUNTIME_DIR_PREFIX}${process.pid}-`);
   await chmod(runtimeDir, 0o711);
@@ -79,20 +89,26 @@ export async function startHost(options: StartHostOptions): Promise<RunningHost>
   const runtimeRoot = join(runtimeDir, "run");
   await mkdir(runtimeRoot, { mode: 0o711 });
 
+  const reference = referenceServer && (await placeReferenceServer(referenceServer, runtimeDir));
+  if (referenceServer) log(`Container server: Cloudflare's own (${referenceServer.serverFile}, Bun at ${referenceServer.bunBinary}).`);
+
+  const resourceLimits = options.resourceLimits ?? DEFAULT_RESOURCE_LIMITS;
   let limiter: CgroupLimiter | undefined;
   if (asRoot) {
-    const created = await CgroupLimiter.create(
-      options.resourceLimits ?? DEFAULT_RESOURCE_LIMITS,
-      `${process.pid}-${randomBytes(3).toString("hex")}`,
-    );
-    if (typeof created === "string") log(`Resource limits are off: ${created}.`);
-    else limiter = created;
-  }
+    const created = await CgroupLimiter.create(resourceLimits, `${process.pid}-${randomBytes(3).toString("hex")}`);
+    if (typeof created === "string") log(`Resource limits: off: ${created}.`);
+    else {
+      limiter = created;
+      log(`Resource limits: ${created.describe(resourceLimits)}.`);
+    }
+  } else log("Resource limits: off: the host does not run as root.");
   const pool = new ContainerPool({
     workspaceRoot: options.root,
     runtimeRoot,
     generatedEtcDir,
     agentFile,
+    referenceServer: reference,
+    maxContainers: options.maxContainers ?? Number.POSITIVE_INFINITY,
     network,
     networkFilesDir,
     uids: asRoot ? new SandboxUids() : undefined,
@@ -126,6 +142,33 @@ export async function startHost(options: StartHostOptions): Promise<RunningHost>
       void releaseShared().then(() => reject(error));
     });
   });
+}
+
+/** Finds Cloudflare's server and Bun for reference mode (and says so), or nothing for the agent. */
+function prepareReferenceServer(setting: ContainerServerSetting | undefined): ReferenceServer | undefined {
+  if (setting?.kind !== "reference") return undefined;
+  try {
+    return resolveReferenceServer(setting.serverFile);
+  } catch (error) {
+    if (error instanceof ContainerServerError) throw new HostStartError(error.message);
+    throw error;
+  }
+}
+
+/**
+ * Makes the server and Bun readable by sandbox uids: the bundle is copied beside the agent; Bun
+ * is bound where it is unless a directory on its way is closed to other users (a checkout under
+ * /root), in which case it is copied too.
+ */
+async function placeReferenceServer(found: ReferenceServer, runtimeDir: string): Promise<ReferenceServer> {
+  const serverFile = join(runtimeDir, "sandbox-container.js");
+  await copyFile(found.serverFile, serverFile);
+  await chmod(serverFile, 0o644);
+  if (!(await untraversableAncestor(found.bunBinary))) return { serverFile, bunBinary: found.bunBinary };
+  const bunBinary = join(runtimeDir, "bun");
+  await copyFile(found.bunBinary, bunBinary);
+  await chmod(bunBinary, 0o755);
+  return { serverFile, bunBinary };
 }
 
 /** Puts the agent that containers run at `outFile`: a given prebuilt file, or a fresh bundle. */

@@ -7,6 +7,8 @@
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { WORKSPACE_ROOT } from "../../schemas/ids";
+import { AGENT_PORT } from "../../schemas/sandboxHost";
+import type { ReferenceServer } from "./containerServer";
 import { etcArgs } from "./etcView";
 import type { SandboxNetwork } from "./network";
 
@@ -25,6 +27,8 @@ export interface ContainerLayout {
   generatedEtcDir: string;
   agentFile: string;
   nodeBinary: string;
+  /** Cloudflare's container server to run behind the agent's relay, instead of the agent's own routes. */
+  referenceServer?: ReferenceServer;
   /** Environment for the agent (and, through it, the container's processes). */
   env: Record<string, string>;
   /** Its network: bubblewrap arguments plus the wrapper (pasta) that outbound needs. */
@@ -48,6 +52,11 @@ export function containerArgs(layout: ContainerLayout): string[] {
   const agentFile = `${AGENT_DIR_IN_SANDBOX}/agent.mjs`;
   const nodeBinary = `${AGENT_DIR_IN_SANDBOX}/node`;
   args.push("--ro-bind", layout.agentFile, agentFile, "--ro-bind", layout.nodeBinary, nodeBinary);
+  const bunBinary = `${AGENT_DIR_IN_SANDBOX}/bun`;
+  const serverFile = `${AGENT_DIR_IN_SANDBOX}/sandbox-container.js`;
+  if (layout.referenceServer) {
+    args.push("--ro-bind", layout.referenceServer.bunBinary, bunBinary, "--ro-bind", layout.referenceServer.serverFile, serverFile);
+  }
   // Everything not mounted above (/, /etc, /run, /var) is bubblewrap's own tmpfs: freeze it.
   args.push("--remount-ro", "/", "--chdir", WORKSPACE_ROOT, "--clearenv");
   // Node carries its own CA list; pointing it at the system store (bound read-only above) lets
@@ -55,18 +64,30 @@ export function containerArgs(layout: ContainerLayout): string[] {
   const caBundle = existsSync(SYSTEM_CA_BUNDLE) ? { NODE_EXTRA_CA_CERTS: SYSTEM_CA_BUNDLE } : {};
   const env = { PATH: SANDBOX_PATH, HOME: WORKSPACE_ROOT, LANG: "C.UTF-8", ...caBundle, ...layout.env };
   for (const [name, value] of Object.entries(env)) args.push("--setenv", name, value);
-  args.push("--", nodeBinary, agentFile, "--socket", `${SOCKET_DIR_IN_SANDBOX}/${SOCKET_NAME}`, "--contain");
+  args.push("--", nodeBinary, agentFile, "--socket", `${SOCKET_DIR_IN_SANDBOX}/${SOCKET_NAME}`);
+  // The agent serves the API itself and ends each command's processes; or it relays to
+  // Cloudflare's server on the port a real container serves, which manages its own processes.
+  if (layout.referenceServer) args.push("--relay", String(AGENT_PORT), "--", bunBinary, serverFile);
+  else args.push("--contain");
   return args;
 }
 
-/**
- * Wraps a command so that it runs as `uid`/`gid` with no supplementary groups, and is killed if
- * the host dies (pasta, which may come next, would otherwise outlive a crashed host).
- */
+/** Wraps a command so that it runs as `uid`/`gid` with no supplementary groups (then see boundToHost). */
 export function asUser(uid: number, command: string, args: string[]): { command: string; args: string[] } {
+  return { command: "setpriv", args: [`--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--", command, ...args] };
+}
+
+/**
+ * Binds a command's life to the host's: SIGKILL when the host dies, set after the last change
+ * of uid (which clears it), then a check that the host is still its parent. A host killed
+ * between the spawn and that setting would otherwise leave the container running for good; the
+ * check closes that window, since the signal is set before it looks.
+ */
+export function boundToHost(command: string, args: string[], hostPid = process.pid): { command: string; args: string[] } {
+  const script = '[ "$PPID" = "$1" ] || exit 125; shift; exec "$@"';
   return {
     command: "setpriv",
-    args: [`--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--pdeathsig", "KILL", "--", command, ...args],
+    args: ["--pdeathsig", "KILL", "--", "/bin/sh", "-c", script, "sandbox-host-guard", String(hostPid), command, ...args],
   };
 }
 

@@ -179,20 +179,20 @@ describe("exec", () => {
     const first = ExecResult.parse(
       await (await post("/api/execute", { command: "pwd; echo $A $B; echo oops >&2; exit 3", sessionId: "s-exec" })).json(),
     );
-    expect(first).toMatchObject({ success: false, exitCode: 3, stdout: `${workspace}\nsession session\n`, stderr: "oops\n" });
+    expect(first).toMatchObject({ success: false, exitCode: 3, stdout: `${workspace}\nsession session`, stderr: "oops" });
     const second = ExecResult.parse(
       await (
         await post("/api/execute", { command: "pwd; echo $A $B", sessionId: "s-exec", cwd: join(workspace, "sub"), env: { B: "request" } })
       ).json(),
     );
-    expect(second).toMatchObject({ success: true, exitCode: 0, stdout: `${join(workspace, "sub")}\nsession request\n` });
+    expect(second).toMatchObject({ success: true, exitCode: 0, stdout: `${join(workspace, "sub")}\nsession request` });
   });
 
   it("fails a command whose cwd does not exist as the session shell's cd would", async () => {
     const result = ExecResult.parse(
       await (await post("/api/execute", { command: "true", sessionId: "s-exec", cwd: join(dir, "missing") })).json(),
     );
-    expect(result).toMatchObject({ exitCode: 1, stderr: `Failed to change directory to ${join(dir, "missing")}\n` });
+    expect(result).toMatchObject({ exitCode: 1, stderr: `Failed to change directory to ${join(dir, "missing")}` });
   });
 
   it("streams start, output and complete as SSE frames", async () => {
@@ -246,7 +246,7 @@ describe("exec", () => {
     const result = ExecResult.parse(
       await (await post("/api/execute", { command: "echo before; sleep 30", sessionId: "__DISABLE_SESSION__", timeoutMs: 200 })).json(),
     );
-    expect(result).toMatchObject({ success: false, exitCode: 124, stdout: "before\n", stderr: "Command timed out after 200ms" });
+    expect(result).toMatchObject({ success: false, exitCode: 124, stdout: "before", stderr: "Command timed out after 200ms" });
   });
 
   it("keeps a streamed command running after its client disconnects, until kill-all ends its whole tree", async () => {
@@ -284,9 +284,7 @@ describe("exec", () => {
     const after = await (await fetch(`${agent.url}/api/process/list`)).json();
     expect(after).toMatchObject({ processes: expect.arrayContaining([expect.objectContaining({ status: "killed" })]) });
     // The queue moves on: the next command runs.
-    expect(ExecResult.parse(await (await post("/api/execute", { command: "echo next", sessionId: "s-exec" })).json()).stdout).toBe(
-      "next\n",
-    );
+    expect(ExecResult.parse(await (await post("/api/execute", { command: "echo next", sessionId: "s-exec" })).json()).stdout).toBe("next");
   });
 
   it("reports a finished streamed command in the process list", async () => {

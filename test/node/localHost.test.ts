@@ -427,7 +427,7 @@ describe("local container host: what a job can reach (real agent)", () => {
       const started = await call("POST", "/v1/containers/env/start", { env: { GREETING: "hello from start" } });
       expect(started.status).toBe(200);
       const result = await execute("env", 'echo "$GREETING|$HOST_ONLY_SECRET|$HOME"');
-      expect(result.stdout).toBe("hello from start||/workspace\n");
+      expect(result.stdout).toBe("hello from start||/workspace");
     } finally {
       delete process.env.HOST_ONLY_SECRET;
     }
@@ -475,7 +475,7 @@ describe("local container host: what a job can reach (real agent)", () => {
     expect(uids[0]).toBeGreaterThanOrEqual(200_000);
     expect(uids[1]).toBeGreaterThanOrEqual(200_000);
     expect(uids[0]).not.toBe(uids[1]);
-    expect((await execute("uid-a", "id -u")).stdout).toBe("0\n");
+    expect((await execute("uid-a", "id -u")).stdout).toBe("0");
   });
 
   it("cannot read a root-only file of the host that its namespace shows", async () => {
@@ -542,7 +542,7 @@ describe("local container host: what a job can reach (real agent)", () => {
     // The workspace outlives the container; /tmp does not.
     expect((await call("DELETE", "/v1/containers/writer")).status).toBe(204);
     const restarted = await execute("writer", "cat /workspace/inside.txt; cat /tmp/t 2>/dev/null || echo tmp gone");
-    expect(restarted.stdout).toBe("ok\ntmp gone\n");
+    expect(restarted.stdout).toBe("ok\ntmp gone");
   });
 
   it("keeps /tmp and files private to each sandbox", async () => {
@@ -570,13 +570,13 @@ describe("local container host: what a job can reach (real agent)", () => {
     const killed = await call("DELETE", "/v1/containers/quitter/ports/3000/api/process/kill-all");
     expect(killed.status).toBe(200);
     await expect.poll(() => processesRunning(marker), { timeout: 3_000 }).toEqual([]);
-    expect(await execute("quitter", "echo next")).toMatchObject({ exitCode: 0, stdout: "next\n" });
+    expect(await execute("quitter", "echo next")).toMatchObject({ exitCode: 0, stdout: "next" });
   });
 
   it("ends what a command started in the background when the command ends", async () => {
     const marker = uniqueSleep();
     const result = await execute("daemon", `(setsid ${marker} > /dev/null 2>&1 &); (${marker} &) ; echo started`);
-    expect(result.stdout).toBe("started\n");
+    expect(result.stdout).toBe("started");
     await expect.poll(() => processesRunning(marker), { timeout: 2_000 }).toEqual([]);
     expect((await execute("daemon", "ps -eo args")).stdout).not.toContain(marker);
   });
@@ -585,25 +585,25 @@ describe("local container host: what a job can reach (real agent)", () => {
     const hog = await execute("hog", "python3 -c 'x = bytearray(600 * 1024 * 1024); print(len(x))'");
     expect(hog.stdout).not.toContain("629145600");
     expect(hog.exitCode).toBe(137);
-    expect(await execute("hog", "echo alive")).toMatchObject({ exitCode: 0, stdout: "alive\n" });
+    expect(await execute("hog", "echo alive")).toMatchObject({ exitCode: 0, stdout: "alive" });
   });
 
   it("caps how many processes a sandbox may run", async () => {
     const bomb = await execute("forker", "for i in $(seq 1 300); do sleep 2 & done; wait; echo finished");
     expect(bomb.stderr).toMatch(/fork|Resource temporarily unavailable/i);
-    expect(await execute("forker", "echo alive")).toMatchObject({ exitCode: 0, stdout: "alive\n" });
+    expect(await execute("forker", "echo alive")).toMatchObject({ exitCode: 0, stdout: "alive" });
   }, 30_000);
 
   it("survives `kill -9 -1`: only that container ends, and the next start works", async () => {
-    expect((await execute("bystander", "echo here")).stdout).toBe("here\n");
+    expect((await execute("bystander", "echo here")).stdout).toBe("here");
     await start("kill-all");
     const monitor = call("GET", "/v1/containers/kill-all/monitor").then(async (response) => ContainerExit.parse(await response.json()));
     await agent("kill-all", "/api/execute", { command: "kill -9 -1; sleep 1", sessionId: "test" }).catch(() => undefined);
     expect((await monitor).exitCode).not.toBe(0);
     expect(ContainerState.parse(await (await call("GET", "/v1/containers/kill-all")).json())).toEqual({ running: false });
     expect(ContainerState.parse(await (await call("GET", "/v1/containers/bystander")).json())).toEqual({ running: true });
-    expect(await execute("bystander", "echo still here")).toMatchObject({ exitCode: 0, stdout: "still here\n" });
-    expect(await execute("kill-all", "echo back")).toMatchObject({ exitCode: 0, stdout: "back\n" });
+    expect(await execute("bystander", "echo still here")).toMatchObject({ exitCode: 0, stdout: "still here" });
+    expect(await execute("kill-all", "echo back")).toMatchObject({ exitCode: 0, stdout: "back" });
   });
 });
 

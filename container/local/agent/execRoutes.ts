@@ -62,13 +62,21 @@ export async function handleExecute(req: IncomingMessage, res: ServerResponse, c
   sendJson(res, 200, {
     success: exitCode === 0,
     exitCode,
-    stdout: output.stdout,
-    stderr: output.stderr,
+    stdout: withoutFinalNewline(output.stdout),
+    stderr: withoutFinalNewline(output.stderr),
     command: body.command,
     duration: Date.now() - started,
     timestamp: timestamp(),
     sessionId: target.sessionId,
   });
+}
+
+/**
+ * The real container answers /api/execute with the output's lines joined by newlines, so the
+ * output's final newline is dropped ("hi\n" and "hi" both read "hi"); the stream keeps it.
+ */
+function withoutFinalNewline(text: string): string {
+  return text.endsWith("\n") ? text.slice(0, -1) : text;
 }
 
 export async function handleExecuteStream(req: IncomingMessage, res: ServerResponse, context: AgentContext): Promise<void> {
