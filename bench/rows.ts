@@ -29,6 +29,8 @@ export interface Measurements {
   artifact: ArtifactRun;
   hostAlone: HostAloneRuns;
   crash?: CrashRun;
+  /** The same jobs with Cloudflare's own container server in the sandboxes, when it is available. */
+  reference?: { endToEnd: PoolRun; fastOutput: FastOutputRun };
 }
 
 const MB = 1_000_000;
@@ -137,6 +139,21 @@ export function buildRows(m: Measurements, options: BenchOptions): Row[] {
       reference: "about 8 MiB",
     },
   ];
+  if (m.reference) {
+    rows.push(
+      {
+        measure: "reference mode: end-to-end latency p50, `true`",
+        value: ms(p(m.reference.endToEnd, 50)),
+        floor: bwrapOne.p50,
+      },
+      {
+        measure: "reference mode: a million-line output, the job's try",
+        value: ms(m.reference.fastOutput.jobMs),
+        floor: { what: "the same command, raw bwrap exec", value: ms(m.reference.fastOutput.rawMs) },
+        reference: "within 2x",
+      },
+    );
+  }
   if (m.crash) {
     rows.push({
       measure: `crash recovery: restart until all ${m.crash.jobs} jobs finished (${m.crash.statuses.succeeded ?? 0} succeeded)`,

@@ -10,6 +10,7 @@ import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { DEFAULT_REFERENCE_SERVER } from "../container/local/containerServer";
 import { startDevProcess } from "../scripts/devProcess";
 import { portAcceptsConnections } from "../scripts/processes";
 import { measureArtifact } from "./artifact";
@@ -26,7 +27,7 @@ import { progress } from "./progress";
 import { renderTable } from "./report";
 import { buildRows, type Measurements } from "./rows";
 
-const PORTS = { api: 18787, host: 18788, hostAlone: 18789, crashApi: 18797, crashHost: 18798 };
+const PORTS = { api: 18787, host: 18788, hostAlone: 18789, crashApi: 18797, crashHost: 18798, referenceApi: 18777, referenceHost: 18778 };
 
 /**
  * The stack's settings for the benchmark: the artifact cap raised above the 1 GiB artifact, no
@@ -53,7 +54,7 @@ async function createBenchKey(stateDir: string): Promise<string> {
 async function measurePipeline(
   stateDir: string,
   options: ReturnType<typeof parseBenchOptions>,
-): Promise<Omit<Measurements, "hostAlone" | "crash">> {
+): Promise<Omit<Measurements, "hostAlone" | "crash" | "reference">> {
   const { jobs, concurrency } = options;
   const stack = track(
     await startDevProcess({
@@ -122,6 +123,36 @@ async function measurePipeline(
   }
 }
 
+/**
+ * The same trivial job and million-line output with Cloudflare's own container server in every
+ * sandbox (SANDBOX_CONTAINER=reference), when its bundle is beside this checkout.
+ */
+async function measureReference(stateDir: string, options: ReturnType<typeof parseBenchOptions>): Promise<Measurements["reference"]> {
+  const serverFile = process.env.SANDBOX_REFERENCE_SERVER || DEFAULT_REFERENCE_SERVER;
+  if (!existsSync(serverFile)) {
+    progress(`reference mode skipped: no container server bundle at ${serverFile}`);
+    return undefined;
+  }
+  const stack = track(
+    await startDevProcess({
+      apiPort: PORTS.referenceApi,
+      hostPort: PORTS.referenceHost,
+      stateDir,
+      env: { ...STACK_ENV, SANDBOX_CONTAINER: "reference" },
+      output: options.verbose ? "inherit" : "ignore",
+    }),
+  );
+  try {
+    progress("reference mode: the trivial job one at a time, then `seq 1 1000000`...");
+    await warmUp(stack.apiUrl, 1);
+    const endToEnd = await endToEndLatency(stack.apiUrl, options.latencySamples);
+    const fastOutput = await measureFastOutput(stack.apiUrl, stateDir, "bench-reference-fast-output");
+    return { endToEnd, fastOutput };
+  } finally {
+    await stopStack(stack);
+  }
+}
+
 /** Refuses to start beside another benchmark or stack on the same ports: their figures would mix. */
 async function assertPortsFree(): Promise<void> {
   for (const port of Object.values(PORTS)) {
@@ -147,12 +178,15 @@ async function main(): Promise<void> {
       `local host alone: ${options.jobs} SDK-protocol execs of \`true\` through the Front API at concurrency ${options.concurrency}...`,
     );
     const hostAlone = await measureHostAlone(stateDir, PORTS.hostAlone, options.jobs, options.concurrency);
+    const referenceDir = await mkdtemp(join(stateRoot, "artifact-sandbox-reference-"));
+    await chmod(referenceDir, 0o711);
+    const reference = await measureReference(referenceDir, options).finally(() => rm(referenceDir, { recursive: true, force: true }));
     const crash = options.crash ? await measureCrashRecovery(crashDir, PORTS.crashApi, PORTS.crashHost) : undefined;
 
     console.log(
       `\nartifact-sandbox local benchmark: ${cpus().length} cores, state on ${stateRoot}, ${options.jobs} jobs at concurrency ${options.concurrency}\n`,
     );
-    console.log(renderTable(buildRows({ ...pipeline, hostAlone, crash }, options)));
+    console.log(renderTable(buildRows({ ...pipeline, hostAlone, crash, reference }, options)));
     const byRole = Object.entries(pipeline.artifact.growthByRoleKiB).map(([role, kib]) => `${role} ${(kib / 1024).toFixed(0)} MiB`);
     console.log(`\nstack RSS growth during the artifact job, by process at its peak: ${byRole.join(", ")}`);
     if (pipeline.artifact.failure) {

@@ -13,13 +13,16 @@ export async function answerWithin<T>(call: Promise<T>, ms: number, subject: str
   const late = new Promise<typeof NO_ANSWER>((resolve) => {
     timer = setTimeout(() => resolve(NO_ANSWER), ms);
   });
+  // Settled either way, so that a call abandoned here and failing later is no unhandled rejection.
+  const settled = call.then(
+    (value) => ({ value }),
+    (error: unknown) => ({ error }),
+  );
   try {
-    return await Promise.race([
-      call.catch((error: unknown) => {
-        throw toSandboxError(error, subject);
-      }),
-      late,
-    ]);
+    const first = await Promise.race([settled, late]);
+    if (first === NO_ANSWER) return NO_ANSWER;
+    if ("error" in first) throw toSandboxError(first.error, subject);
+    return first.value;
   } finally {
     clearTimeout(timer);
   }
