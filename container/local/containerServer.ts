@@ -42,7 +42,7 @@ export function resolveReferenceServer(serverFile: string): ReferenceServer {
   if (!existsSync(serverFile)) {
     throw new ContainerServerError(
       `SANDBOX_CONTAINER=reference runs Cloudflare's own container server, but ${serverFile} does not exist.\n` +
-        "That bundle (packages/sandbox-container of github.com/cloudflare/sandbox-sdk, built with `bun build --target=bun`,\n" +
+        "That bundle (packages/sandbox-container of the cloudflare/sandbox-sdk repository, built with `bun build --target=bun`,\n" +
         "listening on SANDBOX_CONTAINER_PORT) is not part of this repository. Point SANDBOX_REFERENCE_SERVER at one,\n" +
         "or leave SANDBOX_CONTAINER unset (or set it to agent) to run our own agent.",
     );
