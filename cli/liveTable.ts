@@ -1,10 +1,11 @@
 /**
  * The jobs of a running pipeline and their states: a table redrawn in place on a terminal
- * (log-update), one plain line per change otherwise (CI logs, pipes), never escape codes there.
+ * (log-update), otherwise (CI logs, pipes) one plain timestamped line per change, naming the job,
+ * its sandbox and ID, and how it ended, never escape codes there.
  */
 import logUpdate from "log-update";
 import type { JobView } from "../client";
-import { formatDuration } from "./output";
+import { formatDuration, timestamp } from "./output";
 
 export interface JobBoard {
   update(jobs: JobView[]): void;
@@ -53,7 +54,9 @@ class LineBoard implements JobBoard {
       if (this.seen.get(job.id) === job.status) continue;
       this.seen.set(job.id, job.status);
       const rest = detail(job);
-      this.stream.write(`${label(job)}: ${job.status}${rest ? ` (${rest})` : ""}\n`);
+      this.stream.write(
+        `${timestamp()} ${label(job)}: ${job.status}${rest ? `  ${rest}` : ""}  (sandbox ${job.sandboxId}, job ${job.id})\n`,
+      );
     }
   }
 
