@@ -29,7 +29,7 @@ export function registerJobCommands(program: Command): void {
         // Job and batch IDs look alike (both ULIDs): an ID that is no job may be a batch.
         if (!(error instanceof ApiError && error.status === 404)) throw error;
         const batch = await client.getBatch(id).catch(() => {
-          throw error;
+          throw new ApiError(404, error.code, `No job or batch ${id} (unknown, or past its retention)`);
         });
         if (json) printJson(batch);
         else process.stdout.write(batchText(batch));
@@ -68,19 +68,22 @@ export function registerJobCommands(program: Command): void {
       const client = clientFromEnvironment();
       const events = options.follow ? client.followLogs(jobId) : storedOutput(client, jobId);
       const lines = new JobLines();
+      const labelled = (pairs: Array<["stdout" | "stderr", string]>) => {
+        for (const [stream, line] of pairs) if (!options.stream || options.stream === stream) process.stdout.write(`${stream}| ${line}\n`);
+      };
       for await (const event of events) {
         if (event.type !== "stdout" && event.type !== "stderr" && event.type !== "gap") continue;
         if (options.label) {
-          for (const [stream, line] of lines.take(event))
-            if (!options.stream || options.stream === stream) process.stdout.write(`${stream}| ${line}\n`);
+          labelled(lines.take(event));
+          // Stored output comes a whole stream at a time: its last line is complete even without a newline.
+          if (!options.follow) labelled(lines.flush());
         } else if (event.type === "gap") {
           process.stderr.write(`\n[artifact-sandbox: ${event.droppedBytes} bytes of ${event.stream} missed here]\n`);
         } else if (!options.stream || options.stream === event.type) {
           (event.type === "stdout" ? process.stdout : process.stderr).write(event.text);
         }
       }
-      for (const [stream, line] of lines.flush())
-        if (!options.stream || options.stream === stream) process.stdout.write(`${stream}| ${line}\n`);
+      labelled(lines.flush());
     });
 
   program
