@@ -10,6 +10,7 @@ import { registerRun } from "./commands/run";
 import { registerSandboxCommands } from "./commands/sandboxes";
 import { ExitCode } from "./exitCodes";
 import { describeFailure } from "./failure";
+import { cliVersion } from "./version";
 
 const program = new Command("artifact-sandbox")
   .description(
@@ -18,6 +19,7 @@ const program = new Command("artifact-sandbox")
       "Exit codes: the job's own command's code for run and wait; 124 timed out; 125 service or client error; 130 cancelled; 2 bad usage; " +
       "1 a pipeline job failed.",
   )
+  .version(cliVersion(), "-V, --version", "print the version")
   .showHelpAfterError("(add --help for usage)")
   // Usage errors exit 2, as most Unix tools do, so they are never mistaken for a command's exit code.
   .exitOverride((error: CommanderError) => {
