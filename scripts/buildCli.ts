@@ -11,6 +11,19 @@ const REQUIRE_SHIM = "import { createRequire as __createRequire } from 'node:mod
 
 await rm("dist", { recursive: true, force: true });
 const common = { bundle: true, platform: "node", target: "node20", format: "esm", legalComments: "external", logLevel: "warning" } as const;
-await build({ ...common, entryPoints: { cli: "cli/main.ts" }, outdir: "dist", outExtension: { ".js": ".mjs" }, banner: { js: REQUIRE_SHIM } });
+await build({
+  ...common,
+  entryPoints: { cli: "cli/main.ts" },
+  outdir: "dist",
+  outExtension: { ".js": ".mjs" },
+  banner: { js: REQUIRE_SHIM },
+});
 // The client runs in Workers too: it keeps to fetch and web streams, and needs no require().
-await build({ ...common, platform: "neutral", mainFields: ["module", "main"], entryPoints: { client: "client/index.ts" }, outdir: "dist", outExtension: { ".js": ".mjs" } });
+await build({
+  ...common,
+  platform: "neutral",
+  mainFields: ["module", "main"],
+  entryPoints: { client: "client/index.ts" },
+  outdir: "dist",
+  outExtension: { ".js": ".mjs" },
+});
