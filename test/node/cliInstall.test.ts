@@ -105,6 +105,27 @@ describe("the packed CLI", () => {
     const job = await npx(["run", "packed", "--", "echo from the packed CLI"]);
     expect(job, job.stderr).toMatchObject({ code: 0, stdout: "from the packed CLI\n" });
   });
+
+  it("gives the typed client as artifact-sandbox/client to a project that installs the package", { timeout: 120_000 }, async () => {
+    const project = join(scratch, "consumer");
+    await mkdir(project, { recursive: true });
+    await writeFile(join(project, "package.json"), JSON.stringify({ name: "consumer", private: true, type: "module" }));
+    const installed = await runIn("npm", ["install", "--no-audit", "--no-fund", tarball], project, bareEnv({}));
+    expect(installed.code, installed.stderr).toBe(0);
+    const script = [
+      'import { ArtifactSandboxClient } from "artifact-sandbox/client";',
+      "const client = ArtifactSandboxClient.fromEnv(process.env);",
+      'const job = await client.waitForJob((await client.submit("consumer", { type: "run", command: "echo typed" })).id);',
+      "console.log(job.status);",
+    ].join("\n");
+    const used = await runIn(
+      "node",
+      ["--input-type=module", "-e", script],
+      project,
+      bareEnv({ ARTIFACT_SANDBOX_URL: stack?.apiUrl ?? "" }),
+    );
+    expect(used, used.stderr).toMatchObject({ code: 0, stdout: "succeeded\n" });
+  });
 });
 
 // What the runner gives a composite action: its inputs, and steps of bash with an env each.
