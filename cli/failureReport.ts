@@ -35,8 +35,10 @@ export async function explainFailures(client: ArtifactSandboxClient, batch: Batc
   for (const job of batch.jobs) {
     if (job.status === "succeeded") continue;
     if (job.status === "skipped") {
-      const needs = job.needs.map((id) => byId.get(id)).filter((need) => need !== undefined && need.status !== "succeeded");
-      const because = needs.map((need) => `${need?.name ?? need?.id} (${need?.status})`).join(", ");
+      const needs = job.needs
+        .map((id) => byId.get(id))
+        .filter((need): need is JobView => need !== undefined && need.status !== "succeeded");
+      const because = needs.map((need) => `${need.name ?? need.id} (${need.status})`).join(", ");
       text += `\nSKIPPED ${job.name ?? job.id} (${job.sandboxId}): ${because ? `needs ${because}` : (job.error?.message ?? "not run")}\n`;
       continue;
     }

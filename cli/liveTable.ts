@@ -13,9 +13,11 @@ export interface JobBoard {
   done(): void;
 }
 
-export function jobBoard(stream: NodeJS.WriteStream): JobBoard {
+/** `lines`: plain lines even on a terminal, where other output (job logs) goes between them. */
+export function jobBoard(stream: NodeJS.WriteStream, options: { lines?: boolean } = {}): JobBoard {
   // A terminal that reports no size (some CI pseudo-terminals) would have log-update clip the table away.
-  return stream.isTTY && stream.rows > 0 && stream.columns > 0 ? new TableBoard() : new LineBoard(stream);
+  const table = !options.lines && stream.isTTY && stream.rows > 0 && stream.columns > 0;
+  return table ? new TableBoard() : new LineBoard(stream);
 }
 
 const label = (job: JobView) => job.name ?? job.id;

@@ -95,7 +95,8 @@ async function runPipeline(client: ArtifactSandboxClient, file: string, options:
   const submitted = await client.submitBatch(entries, { idempotencyKey: options.idempotencyKey });
   // The batch first, so that `pipeline status` or `pipeline logs` can follow it from another shell.
   progress.write(`batch ${submitted.batchId} (${plural(submitted.jobs.length, "job")}, run ${runId})\n`);
-  const board = jobBoard(progress);
+  // A table redrawn in place would fight with the log lines printed between its redraws.
+  const board = jobBoard(progress, { lines: options.logs });
   const logs = options.logs ? new PipelineLogs(client, progress, github ? "grouped" : "prefixed") : undefined;
   let cancelled = false;
   const onInterrupt = () => {

@@ -54,7 +54,18 @@ describe("the excerpt of a failed job's output", () => {
   it("shows the lines around the first error-looking line, then the tail without repeating it", () => {
     const lines = ["a", "b", "c", "d", "0 errors so far", "Error: boom", "e", ...Array.from({ length: 40 }, (_, i) => `line ${i}`)];
     const excerpt = excerptOf(lines);
-    expect(excerpt.around?.lines).toEqual(["c", "d", "0 errors so far", "Error: boom", "e", "line 0", "line 1", "line 2", "line 3", "line 4"]);
+    expect(excerpt.around?.lines).toEqual([
+      "c",
+      "d",
+      "0 errors so far",
+      "Error: boom",
+      "e",
+      "line 0",
+      "line 1",
+      "line 2",
+      "line 3",
+      "line 4",
+    ]);
     expect(excerpt.tail[0]).toBe("line 25");
     expect(excerpt.tail).toHaveLength(15);
     expect(excerptOf(["x", "ERROR here", "y"]).tail).toEqual([]);

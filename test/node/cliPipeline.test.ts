@@ -181,6 +181,9 @@ describe("pipeline status and logs", () => {
     expect(logs.stdout.split("\n").sort()).toEqual(["", "[one stderr] err-one", "[one] out-one", "[two] out-two"]);
     const one = await cli(["pipeline", "logs", batchId, "two"]);
     expect(one.stdout).toBe("[two] out-two\n");
+    const neither = await cli(["status", "01KB7Z0Q6X2V4X1T2B9S9YQ0QK"]);
+    expect(neither.code).toBe(125);
+    expect(neither.stderr).toContain("No job or batch 01KB7Z0Q6X2V4X1T2B9S9YQ0QK");
     const unknown = await cli(["pipeline", "logs", batchId, "three"]);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain("its jobs: one, two");
@@ -245,6 +248,17 @@ describe("the pipeline file", () => {
     expect(second.stderr).toContain(`[list] ./node_modules/dep/native.node\n[list] ./src/main.txt\n[list] \${RUN_ID} again\n`);
     const batch = BatchView.parse(JSON.parse(second.stdout));
     expect(batch.jobs[0]?.request).toMatchObject({ type: "run", timeoutMs: 90_000 });
+
+    // The same from the upload command.
+    await rm(join(project, "src", "main.txt"));
+    const synced = await cli(["upload", "sync-r7", project, "--to", "/workspace/src", "--exclude", "node_modules", "--sync"]);
+    expect(synced.code, synced.stderr).toBe(0);
+    expect(synced.stdout).toContain("1 entry into /workspace/src, 0 refused\n1 stale path removed\n");
+    const left = await client.waitForJob(
+      (await client.submit("sync-r7", { type: "run", cwd: "/workspace/src", command: "find . | sort" })).id,
+    );
+    const listing = await new Response(await client.download(left.stdout?.url ?? "")).text();
+    expect(listing).toBe(".\n./node_modules\n./node_modules/dep\n./node_modules/dep/native.node\n./src\n");
   });
 
   it("names the path of every problem, a placeholder that cannot be filled included", async () => {
