@@ -17,7 +17,7 @@ const program = new Command("artifact-sandbox")
     "Run build steps in artifact-sandbox sandboxes from CI.\n\n" +
       "Environment: ARTIFACT_SANDBOX_URL (default http://localhost:8787), ARTIFACT_SANDBOX_KEY (API key, sent as a bearer token).\n" +
       "Exit codes: the job's own command's code for run and wait; 124 timed out; 125 service or client error; 130 cancelled; 2 bad usage; " +
-      "1 a pipeline job failed.",
+      "1 a pipeline job failed; pipeline status: 3 still running.",
   )
   .version(cliVersion(), "-V, --version", "print the version")
   .showHelpAfterError("(add --help for usage)")
