@@ -68,6 +68,7 @@ export function registerJobCommands(program: Command): void {
       const client = clientFromEnvironment();
       const events = options.follow ? client.followLogs(jobId) : storedOutput(client, jobId);
       const lines = new JobLines();
+      let unfinishedLine = false;
       const labelled = (pairs: Array<["stdout" | "stderr", string]>) => {
         for (const [stream, line] of pairs) if (!options.stream || options.stream === stream) process.stdout.write(`${stream}| ${line}\n`);
       };
@@ -80,7 +81,10 @@ export function registerJobCommands(program: Command): void {
         } else if (event.type === "gap") {
           process.stderr.write(`\n[artifact-sandbox: ${event.droppedBytes} bytes of ${event.stream} missed here]\n`);
         } else if (!options.stream || options.stream === event.type) {
+          // On one terminal, stderr would continue stdout's unfinished last line: end that line first.
+          if (event.type === "stderr" && unfinishedLine && process.stdout.isTTY && process.stderr.isTTY) process.stdout.write("\n");
           (event.type === "stdout" ? process.stdout : process.stderr).write(event.text);
+          if (event.type === "stdout") unfinishedLine = !event.text.endsWith("\n");
         }
       }
       labelled(lines.flush());

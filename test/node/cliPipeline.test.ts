@@ -5,16 +5,19 @@
  * first error, GitHub Actions groups and annotations, `pipeline status` and `pipeline logs`, and
  * the pipeline file's placeholders, uploads (with sync), durations and errors.
  */
+import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ArtifactSandboxClient } from "../../client";
 import { BatchView } from "../../schemas/job";
 import { type DevProcess, startDevProcess } from "../../scripts/devProcess";
-import { ANSI_ESCAPE, finished, startCli } from "./cliProcess";
+import { ANSI_ESCAPE, CLI_BIN, finished, startCli } from "./cliProcess";
 import { freePort, tempStateDir } from "./devStack";
 
+const run = promisify(execFile);
 let stack: DevProcess | undefined;
 let stateDir: string | undefined;
 let workDir = "";
@@ -292,6 +295,11 @@ describe("logs of one job", () => {
     expect(labelled.stdout).toBe("stdout| no newline\nstderr| oops\n");
     const onlyErr = await cli(["logs", job.id, "--stream", "stderr"]);
     expect(onlyErr).toMatchObject({ stdout: "", stderr: "oops\n" });
+    // On a terminal (script(1) gives it one) the two never share a line.
+    const terminal = await run("script", ["-qec", `${process.execPath} ${CLI_BIN} logs ${job.id}`, "/dev/null"], {
+      env: { ...process.env, ARTIFACT_SANDBOX_URL: stack?.apiUrl ?? "" },
+    });
+    expect(terminal.stdout.replaceAll("\r\n", "\n")).toBe("no newline\noops\n");
   });
 
   it("counts in words that agree with the number", { timeout: 60_000 }, async () => {
