@@ -2,7 +2,7 @@
  * The CLI's exit codes. A job's own command decides `run` and `wait`, as if it had run here;
  * the CLI's own codes sit where timeout(1), env(1) and shells put theirs.
  */
-import type { JobView } from "../client";
+import type { BatchView, JobView } from "../client";
 
 export const ExitCode = {
   OK: 0,
@@ -19,6 +19,8 @@ export const ExitCode = {
   SERVICE_ERROR: 125,
   /** The job was cancelled (by Ctrl-C, `cancel`, or deleting its sandbox): 128 + SIGINT. */
   CANCELLED: 130,
+  /** `pipeline status`: the batch is still queued or running (as `systemctl is-active` says "not yet"). */
+  STILL_RUNNING: 3,
 } as const;
 
 /** What `run` and `wait` exit with for a finished job. */
@@ -29,4 +31,10 @@ export function exitCodeOf(job: JobView): number {
   // The command's own code: NONZERO_EXIT, or 128 + n when a signal killed it.
   if (job.exitCode !== null && job.exitCode !== 0) return job.exitCode;
   return ExitCode.SERVICE_ERROR;
+}
+
+/** What `pipeline status` (and `status` of a batch) exits with: 0 succeeded, 1 failed, 3 not finished yet. */
+export function batchExitCode(batch: BatchView): number {
+  if (batch.status === "succeeded") return ExitCode.OK;
+  return batch.status === "failed" ? ExitCode.PIPELINE_FAILED : ExitCode.STILL_RUNNING;
 }

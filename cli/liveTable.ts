@@ -1,10 +1,11 @@
 /**
  * The jobs of a running pipeline and their states: a table redrawn in place on a terminal
- * (log-update), one plain line per change otherwise (CI logs, pipes), never escape codes there.
+ * (log-update), otherwise (CI logs, pipes) one plain timestamped line per change, naming the job,
+ * its sandbox and ID, and how it ended, never escape codes there.
  */
 import logUpdate from "log-update";
 import type { JobView } from "../client";
-import { formatDuration } from "./output";
+import { formatDuration, timestamp } from "./output";
 
 export interface JobBoard {
   update(jobs: JobView[]): void;
@@ -12,9 +13,11 @@ export interface JobBoard {
   done(): void;
 }
 
-export function jobBoard(stream: NodeJS.WriteStream): JobBoard {
+/** `lines`: plain lines even on a terminal, where other output (job logs) goes between them. */
+export function jobBoard(stream: NodeJS.WriteStream, options: { lines?: boolean } = {}): JobBoard {
   // A terminal that reports no size (some CI pseudo-terminals) would have log-update clip the table away.
-  return stream.isTTY && stream.rows > 0 && stream.columns > 0 ? new TableBoard() : new LineBoard(stream);
+  const table = !options.lines && stream.isTTY && stream.rows > 0 && stream.columns > 0;
+  return table ? new TableBoard() : new LineBoard(stream);
 }
 
 const label = (job: JobView) => job.name ?? job.id;
@@ -53,7 +56,9 @@ class LineBoard implements JobBoard {
       if (this.seen.get(job.id) === job.status) continue;
       this.seen.set(job.id, job.status);
       const rest = detail(job);
-      this.stream.write(`${label(job)}: ${job.status}${rest ? ` (${rest})` : ""}\n`);
+      this.stream.write(
+        `${timestamp()} ${label(job)}: ${job.status}${rest ? `  ${rest}` : ""}  (sandbox ${job.sandboxId}, job ${job.id})\n`,
+      );
     }
   }
 

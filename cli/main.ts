@@ -10,14 +10,16 @@ import { registerRun } from "./commands/run";
 import { registerSandboxCommands } from "./commands/sandboxes";
 import { ExitCode } from "./exitCodes";
 import { describeFailure } from "./failure";
+import { cliVersion } from "./version";
 
 const program = new Command("artifact-sandbox")
   .description(
     "Run build steps in artifact-sandbox sandboxes from CI.\n\n" +
       "Environment: ARTIFACT_SANDBOX_URL (default http://localhost:8787), ARTIFACT_SANDBOX_KEY (API key, sent as a bearer token).\n" +
       "Exit codes: the job's own command's code for run and wait; 124 timed out; 125 service or client error; 130 cancelled; 2 bad usage; " +
-      "1 a pipeline job failed.",
+      "1 a pipeline job failed; pipeline status: 3 still running.",
   )
+  .version(cliVersion(), "-V, --version", "print the version")
   .showHelpAfterError("(add --help for usage)")
   // Usage errors exit 2, as most Unix tools do, so they are never mistaken for a command's exit code.
   .exitOverride((error: CommanderError) => {

@@ -62,6 +62,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     SANDBOX_LOG_LEVEL: process.env.SANDBOX_LOG_LEVEL ?? "warn",
     ...options.workerVars,
   };
+  // Miniflare fetches a real `Request.cf` from workers.cloudflare.com at start, and offline prints
+  // a stack trace per Worker instance for it. The Worker never reads `request.cf`, and
+  // unstable_startWorker has no `cf` option to pass on (wrangler builds miniflare's options
+  // itself), but miniflare takes `cf: false` from this variable when no option is given.
+  process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= "false";
   // wrangler's dev server, as `wrangler dev` runs it, but without its devtools inspector: that
   // records every chunk of every subrequest (Network.dataReceived) and holds and forwards each
   // one, so streaming a large artifact from the container host grew memory by gigabytes and

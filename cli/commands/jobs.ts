@@ -1,26 +1,43 @@
-/** Commands on one job by its ID: status, wait, logs, cancel, download. */
+/** Commands on one job by its ID: status (of a batch too), wait, logs, cancel, download. */
 import type { Command } from "commander";
 import { z } from "zod";
-import { ApiError } from "../../client";
+import { ApiError, type ArtifactSandboxClient, type LogEvent } from "../../client";
 import { saveArtifacts, selectArtifacts } from "../artifacts";
 import { clientFromEnvironment } from "../context";
-import { ExitCode, exitCodeOf } from "../exitCodes";
-import { relayLogs } from "../logStream";
-import { jobLine, printJson } from "../output";
+import { batchExitCode, ExitCode, exitCodeOf } from "../exitCodes";
+import { batchText, jobLine, printJson } from "../output";
+import { JobLines } from "../pipelineLogs";
 
 const JsonOption = z.object({ json: z.boolean().default(false) });
-const LogsOptions = z.object({ follow: z.boolean().default(false) });
+const LogsOptions = z.object({
+  follow: z.boolean().default(false),
+  label: z.boolean().default(false),
+  stream: z.enum(["stdout", "stderr"]).optional(),
+});
 const DownloadOptions = z.object({ out: z.string().default("."), json: z.boolean().default(false) });
 
 export function registerJobCommands(program: Command): void {
   program
     .command("status")
-    .description("Show a job's status")
-    .argument("<job>", "job ID")
-    .option("--json", "print the job record as JSON")
-    .action(async (jobId: string, raw: unknown) => {
-      const job = await clientFromEnvironment().getJob(jobId);
-      if (JsonOption.parse(raw).json) printJson(job);
+    .description("Show a job's status, or a batch's (its jobs and their states)")
+    .argument("<id>", "job ID, or batch ID (as `pipeline run` prints it)")
+    .option("--json", "print the job or batch record as JSON")
+    .action(async (id: string, raw: unknown) => {
+      const client = clientFromEnvironment();
+      const json = JsonOption.parse(raw).json;
+      const job = await client.getJob(id).catch(async (error: unknown) => {
+        // Job and batch IDs look alike (both ULIDs): an ID that is no job may be a batch.
+        if (!(error instanceof ApiError && error.status === 404)) throw error;
+        const batch = await client.getBatch(id).catch(() => {
+          throw new ApiError(404, error.code, `No job or batch ${id} (unknown, or past its retention)`);
+        });
+        if (json) printJson(batch);
+        else process.stdout.write(batchText(batch));
+        process.exitCode = batchExitCode(batch);
+        return undefined;
+      });
+      if (job === undefined) return;
+      if (json) printJson(job);
       else {
         process.stdout.write(`${jobLine(job)}\n`);
         for (const artifact of job.artifacts) process.stdout.write(`  ${artifact.path}  ${artifact.size} bytes\n`);
@@ -41,22 +58,36 @@ export function registerJobCommands(program: Command): void {
 
   program
     .command("logs")
-    .description("Print a job's stdout and stderr (so far); with --follow, stream them until the job ends")
+    .description("Print a job's stdout (on stdout) and stderr (on stderr) so far; with --follow, stream them until the job ends")
     .argument("<job>", "job ID")
     .option("-f, --follow", "keep streaming as the command writes, until the job has finished")
+    .option("--stream <name>", "only stdout or only stderr")
+    .option("--label", "print both on stdout, each line labelled `stdout| ` or `stderr| `")
     .action(async (jobId: string, raw: unknown) => {
+      const options = LogsOptions.parse(raw);
       const client = clientFromEnvironment();
-      if (LogsOptions.parse(raw).follow) return relayLogs(client, jobId, { stdout: process.stdout, stderr: process.stderr });
-      for (const stream of ["stdout", "stderr"] as const) {
-        try {
-          const text = await new Response(await client.download(`/v1/jobs/${jobId}/${stream}`)).text();
-          (stream === "stdout" ? process.stdout : process.stderr).write(text);
-        } catch (error) {
-          // A queued job has no output yet, and a file job none at all: nothing to print.
-          if (error instanceof ApiError && (error.code === "OUTPUT_NOT_READY" || error.code === "FILE_NOT_FOUND")) continue;
-          throw error;
+      const events = options.follow ? client.followLogs(jobId) : storedOutput(client, jobId);
+      const lines = new JobLines();
+      let unfinishedLine = false;
+      const labelled = (pairs: Array<["stdout" | "stderr", string]>) => {
+        for (const [stream, line] of pairs) if (!options.stream || options.stream === stream) process.stdout.write(`${stream}| ${line}\n`);
+      };
+      for await (const event of events) {
+        if (event.type !== "stdout" && event.type !== "stderr" && event.type !== "gap") continue;
+        if (options.label) {
+          labelled(lines.take(event));
+          // Stored output comes a whole stream at a time: its last line is complete even without a newline.
+          if (!options.follow) labelled(lines.flush());
+        } else if (event.type === "gap") {
+          process.stderr.write(`\n[artifact-sandbox: ${event.droppedBytes} bytes of ${event.stream} missed here]\n`);
+        } else if (!options.stream || options.stream === event.type) {
+          // On one terminal, stderr would continue stdout's unfinished last line: end that line first.
+          if (event.type === "stderr" && unfinishedLine && process.stdout.isTTY && process.stderr.isTTY) process.stdout.write("\n");
+          (event.type === "stdout" ? process.stdout : process.stderr).write(event.text);
+          if (event.type === "stdout") unfinishedLine = !event.text.endsWith("\n");
         }
       }
+      labelled(lines.flush());
     });
 
   program
@@ -93,4 +124,18 @@ export function registerJobCommands(program: Command): void {
       if (options.json) printJson(artifacts);
       else for (const path of saved) process.stdout.write(`${path}\n`);
     });
+}
+
+/** A job's stored (or, while it runs, so far written) output as log events: all of stdout, then all of stderr. */
+async function* storedOutput(client: ArtifactSandboxClient, jobId: string): AsyncGenerator<LogEvent> {
+  for (const stream of ["stdout", "stderr"] as const) {
+    try {
+      const text = await new Response(await client.download(`/v1/jobs/${jobId}/${stream}`)).text();
+      if (text !== "") yield { type: stream, text };
+    } catch (error) {
+      // A queued job has no output yet, and a file job none at all: nothing to print.
+      if (error instanceof ApiError && (error.code === "OUTPUT_NOT_READY" || error.code === "FILE_NOT_FOUND")) continue;
+      throw error;
+    }
+  }
 }

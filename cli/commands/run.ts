@@ -10,7 +10,7 @@ import { clientFromEnvironment } from "../context";
 import { exitCodeOf } from "../exitCodes";
 import { relayLogs } from "../logStream";
 import { collect, collectEnv, integer, shellCommand } from "../options";
-import { jobLine, printJson } from "../output";
+import { jobLine, plural, printJson } from "../output";
 
 const RunOptions = z.object({
   cwd: z.string().optional(),
@@ -80,7 +80,7 @@ async function finish(client: ArtifactSandboxClient, job: JobView, options: { ou
   if (options.json) printJson(job);
   else {
     if (job.status !== "succeeded") process.stderr.write(`artifact-sandbox: ${jobLine(job)}\n`);
-    if (options.out) process.stderr.write(`artifact-sandbox: ${saved.length} artifact(s) saved under ${options.out}\n`);
+    if (options.out) process.stderr.write(`artifact-sandbox: ${plural(saved.length, "artifact")} saved under ${options.out}\n`);
     for (const skipped of job.skippedArtifacts)
       process.stderr.write(`artifact-sandbox: artifact ${skipped.path} skipped: ${skipped.reason}\n`);
   }

@@ -3,7 +3,6 @@
  * for the whole file), its output read from its pipes (not a terminal, as in CI), and what it
  * claims checked through the typed client.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -12,41 +11,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ArtifactSandboxClient } from "../../client";
 import { BatchView, JobView } from "../../schemas/job";
 import { type DevProcess, startDevProcess } from "../../scripts/devProcess";
+import { ANSI_ESCAPE, finished, startCli as startCliAt } from "./cliProcess";
 import { freePort, tempStateDir } from "./devStack";
-
-const BIN = join(process.cwd(), "bin/artifact-sandbox.mjs");
-// Any escape sequence: what a live table or a colour would leave in a CI log.
-const ANSI_ESCAPE = new RegExp(`${String.fromCharCode(0x1b)}\\[`);
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 let stack: DevProcess | undefined;
 let stateDir: string | undefined;
 let workDir = "";
 let client: ArtifactSandboxClient;
 
-function startCli(args: string[], env: Record<string, string> = {}): ChildProcess {
-  return spawn(process.execPath, [BIN, ...args], {
-    env: { ...process.env, ARTIFACT_SANDBOX_URL: stack?.apiUrl ?? "", ARTIFACT_SANDBOX_KEY: "", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-}
-
-function finished(child: ChildProcess): Promise<CliResult> {
-  let stdout = "";
-  let stderr = "";
-  child.stdout?.on("data", (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr?.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  return new Promise((resolve) => child.once("close", (code) => resolve({ code, stdout, stderr })));
-}
+const startCli = (args: string[], env: Record<string, string> = {}) => startCliAt(stack?.apiUrl ?? "", args, env);
 
 const cli = (args: string[], env?: Record<string, string>) => finished(startCli(args, env));
 
