@@ -1,0 +1,75 @@
+/** The jobs page: every job of the tenant in the time window, filtered, newest first, kept current. */
+import type { ArtifactSandboxClient, JobView } from "../../../client";
+import { el, show } from "../dom";
+import { formatDuration, formatTime, jobBadge, jobTitle, shortId } from "../format";
+import { keepFresh } from "../live";
+import { batchHref, jobHref, type ListFilters } from "../routes";
+import { loadTenantJobs } from "../tenantJobs";
+import { filterBar } from "./filterBar";
+
+const REFRESH_MS = 3_000;
+
+export async function renderJobList(
+  root: HTMLElement,
+  client: ArtifactSandboxClient,
+  filters: ListFilters,
+  signal: AbortSignal,
+): Promise<void> {
+  const sandboxes = await client.listSandboxes();
+  const status = el("div", { class: "live-status" });
+  const table = el("div", { class: "table-wrap" });
+  show(root, el("h1", {}, "Jobs"), filterBar("jobs", filters, sandboxes), status, table);
+  await keepFresh(
+    async () => {
+      const { jobs, truncatedSandboxes } = await loadTenantJobs(client, filters, signal);
+      show(
+        table,
+        jobs.length === 0 ? el("p", { class: "empty" }, "No jobs match these filters.") : jobTable(jobs),
+        truncationNote(truncatedSandboxes),
+      );
+      return true;
+    },
+    REFRESH_MS,
+    signal,
+    status,
+  );
+}
+
+export function jobTable(jobs: JobView[]): HTMLTableElement {
+  return el(
+    "table",
+    { class: "jobs" },
+    el(
+      "thead",
+      {},
+      el("tr", {}, ...["Job", "Sandbox", "Status", "Batch", "Created", "Duration", "Exit"].map((heading) => el("th", {}, heading))),
+    ),
+    el(
+      "tbody",
+      {},
+      ...jobs.map((job) =>
+        el(
+          "tr",
+          { "data-job-id": job.id },
+          el(
+            "td",
+            {},
+            el("a", { href: jobHref(job.id), title: job.id }, jobTitle(job)),
+            el("div", { class: "muted mono" }, shortId(job.id)),
+          ),
+          el("td", { class: "mono" }, job.sandboxId),
+          el("td", {}, jobBadge(job)),
+          el("td", {}, job.batchId ? el("a", { href: batchHref(job.batchId), class: "mono" }, shortId(job.batchId)) : "–"),
+          el("td", {}, formatTime(job.createdAt)),
+          el("td", {}, formatDuration(job.durationMs)),
+          el("td", { class: "mono" }, job.exitCode ?? "–"),
+        ),
+      ),
+    ),
+  );
+}
+
+function truncationNote(sandboxIds: string[]): HTMLElement | null {
+  if (sandboxIds.length === 0) return null;
+  return el("p", { class: "muted" }, `Showing the newest 500 jobs of ${sandboxIds.join(", ")}; narrow the time window to see older ones.`);
+}

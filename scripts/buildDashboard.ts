@@ -1,0 +1,33 @@
+/**
+ * Builds the generated part of the dashboard's static assets (dashboard/public, served by the
+ * Worker: wrangler.jsonc `assets`): the browser bundle of dashboard/src, and Swagger UI's files
+ * for /docs, served from this origin so the docs need no CDN. Wrangler runs it (`build.command`)
+ * before `wrangler dev`, `npm run dev`, `wrangler deploy` and `wrangler types`.
+ */
+import { copyFile, mkdir } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { build } from "esbuild";
+
+/** Generated, never committed; the path /generated/... in the browser. */
+export const GENERATED_DIR = "dashboard/public/generated";
+const SWAGGER_UI_FILES = ["swagger-ui-bundle.js", "swagger-ui.css"];
+
+async function main(): Promise<void> {
+  await build({
+    entryPoints: ["dashboard/src/main.ts"],
+    bundle: true,
+    format: "esm",
+    target: "es2022",
+    minify: true,
+    sourcemap: "linked",
+    outfile: join(GENERATED_DIR, "dashboard.js"),
+    logLevel: "warning",
+  });
+  // @hono/swagger-ui asks for {baseUrl}/swagger-ui-dist/{file} (api/app.ts sets baseUrl).
+  const swaggerDir = dirname(createRequire(import.meta.url).resolve("swagger-ui-dist/package.json"));
+  await mkdir(join(GENERATED_DIR, "swagger-ui-dist"), { recursive: true });
+  for (const file of SWAGGER_UI_FILES) await copyFile(join(swaggerDir, file), join(GENERATED_DIR, "swagger-ui-dist", file));
+}
+
+await main();
