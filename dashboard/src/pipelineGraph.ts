@@ -1,7 +1,8 @@
 /**
  * A batch's jobs as a graph of `needs`, drawn as SVG: each job in the column after the last job
- * it needs (jobs needing nothing first), edges from a need to what needs it, each node coloured
- * by its status and linking to the job's page.
+ * it needs (jobs needing nothing first), an arrow from a need to what needs it, each node coloured
+ * by its status and linking to the job's page. An arrow that skips columns runs in the gap between
+ * rows, so it never passes under a node it does not belong to.
  */
 import type { JobView } from "../../client";
 import { svg } from "./dom";
@@ -11,8 +12,9 @@ import { jobHref } from "./routes";
 const NODE_WIDTH = 210;
 const NODE_HEIGHT = 58;
 const COLUMN_GAP = 72;
-const ROW_GAP = 18;
-const PADDING = 8;
+const ROW_GAP = 28;
+/** Room above the first row for edges routed between rows. */
+const PADDING = ROW_GAP / 2 + 4;
 
 /** Each job's column: one past the furthest of its needs. `needs` are job IDs of the same batch. */
 export function columnsOf(jobs: JobView[]): Map<string, number> {
@@ -62,8 +64,7 @@ export function pipelineGraph(jobs: JobView[]): SVGSVGElement {
       const from = position(need);
       const to = position(job);
       const [x1, y1, x2, y2] = [from.x + NODE_WIDTH, from.y + NODE_HEIGHT / 2, to.x, to.y + NODE_HEIGHT / 2];
-      const bend = (x2 - x1) / 2;
-      return [svg("path", { class: `edge status-${need.status}`, d: `M${x1},${y1} C${x1 + bend},${y1} ${x2 - bend},${y2} ${x2},${y2}` })];
+      return [svg("path", { class: `edge status-${need.status}`, d: edgePath(x1, y1, x2, y2, rowCount), "marker-end": "url(#arrow)" })];
     }),
   );
   const nodes = jobs.map((job) => {
@@ -90,9 +91,31 @@ export function pipelineGraph(jobs: JobView[]): SVGSVGElement {
   return svg(
     "svg",
     { class: "graph", width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "Pipeline graph" },
+    svg(
+      "defs",
+      {},
+      svg(
+        "marker",
+        { id: "arrow", viewBox: "0 0 8 8", refX: 7, refY: 4, markerWidth: 7, markerHeight: 7, orient: "auto" },
+        svg("path", { d: "M0,0 L8,4 L0,8 z" }),
+      ),
+    ),
     ...edges,
     ...nodes,
   );
+}
+
+/** From a node's right edge to another's left: an S-curve to the next column, or through the nearest gap between rows. */
+function edgePath(x1: number, y1: number, x2: number, y2: number, rowCount: number): string {
+  if (x2 - x1 <= COLUMN_GAP) {
+    const bend = (x2 - x1) / 2;
+    return `M${x1},${y1} C${x1 + bend},${y1} ${x2 - bend},${y2} ${x2},${y2}`;
+  }
+  const gaps = Array.from({ length: rowCount + 1 }, (_, row) => PADDING - ROW_GAP / 2 + row * (NODE_HEIGHT + ROW_GAP));
+  const middle = (y1 + y2) / 2;
+  const channel = gaps.reduce((best, gap) => (Math.abs(gap - middle) < Math.abs(best - middle) ? gap : best));
+  const [out, into, bend] = [x1 + COLUMN_GAP / 2, x2 - COLUMN_GAP / 2, COLUMN_GAP / 4];
+  return `M${x1},${y1} C${x1 + bend},${y1} ${out - bend},${channel} ${out},${channel} L${into},${channel} C${into + bend},${channel} ${x2 - bend},${y2} ${x2},${y2}`;
 }
 
 function clip(text: string, length: number): string {

@@ -109,7 +109,7 @@ describe.skipIf(!CHROMIUM)("the dashboard in headless Chromium", () => {
       await page.locator(`tr[data-batch-id="${batchId}"] a`).click();
       const graph = page.getByRole("img", { name: "Pipeline graph" });
       await expect.poll(() => graph.locator("a.node").count()).toBe(4);
-      // package needs test and lint; test needs build: three edges into the later columns.
+      // test needs build; package needs test and lint, and build too through its input.
       expect(await graph.locator("path.edge").count()).toBe(4);
 
       // The build's node while it runs, then its page: its log arrives while it still runs.
@@ -176,6 +176,15 @@ describe.skipIf(!CHROMIUM)("the dashboard in headless Chromium", () => {
       await page.getByText("Deleted checks (0 jobs cancelled).").waitFor();
       await expect.poll(() => page.locator('tr[data-sandbox-id="checks"]').count()).toBe(0);
       expect((await client.listSandboxes()).map((sandbox) => sandbox.sandboxId)).toEqual(["web"]);
+    });
+
+    it("serves the page at / from the static assets, and keeps every API path on the Worker", async () => {
+      const page = await fetch(`${local.stack.apiUrl}/`);
+      expect(page.headers.get("content-type")).toContain("text/html");
+      expect(await page.text()).toContain('<script type="module" src="/generated/dashboard.js"></script>');
+      const api = await fetch(`${local.stack.apiUrl}/v1/index.html`);
+      expect(api.status).toBe(404);
+      expect(await api.json()).toMatchObject({ error: { code: "ROUTE_NOT_FOUND" } });
     });
 
     it("serves the API reference at /docs from the OpenAPI document, linked from the dashboard", { timeout: 60_000 }, async () => {

@@ -22,7 +22,7 @@ export async function renderBatchPage(
   const draw = (batch: BatchView) => {
     show(header, ...heading(batch, client, () => void client.getBatch(batchId).then(draw)));
     show(graph, pipelineGraph(batch.jobs));
-    show(table, jobTable(batch.jobs));
+    show(table, jobTable(batch.jobs, { batchColumn: false }));
   };
   await keepFresh(
     async () => {

@@ -35,15 +35,13 @@ export async function renderJobList(
   );
 }
 
-export function jobTable(jobs: JobView[]): HTMLTableElement {
+/** Jobs as table rows; a batch's own page leaves out the batch column. */
+export function jobTable(jobs: JobView[], options: { batchColumn: boolean } = { batchColumn: true }): HTMLTableElement {
+  const headings = ["Job", "Sandbox", "Status", options.batchColumn ? "Batch" : null, "Created", "Duration", "Exit"];
   return el(
     "table",
     { class: "jobs" },
-    el(
-      "thead",
-      {},
-      el("tr", {}, ...["Job", "Sandbox", "Status", "Batch", "Created", "Duration", "Exit"].map((heading) => el("th", {}, heading))),
-    ),
+    el("thead", {}, el("tr", {}, ...headings.map((heading) => (heading === null ? null : el("th", {}, heading))))),
     el(
       "tbody",
       {},
@@ -59,7 +57,9 @@ export function jobTable(jobs: JobView[]): HTMLTableElement {
           ),
           el("td", { class: "mono" }, job.sandboxId),
           el("td", {}, jobBadge(job)),
-          el("td", {}, job.batchId ? el("a", { href: batchHref(job.batchId), class: "mono" }, shortId(job.batchId)) : "–"),
+          options.batchColumn
+            ? el("td", {}, job.batchId ? el("a", { href: batchHref(job.batchId), class: "mono" }, shortId(job.batchId)) : "–")
+            : null,
           el("td", {}, formatTime(job.createdAt)),
           el("td", {}, formatDuration(job.durationMs)),
           el("td", { class: "mono" }, job.exitCode ?? "–"),

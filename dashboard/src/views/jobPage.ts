@@ -15,15 +15,17 @@ const REFRESH_MS = 1_500;
 export async function renderJobPage(root: HTMLElement, client: ArtifactSandboxClient, jobId: string, signal: AbortSignal): Promise<void> {
   let job = await client.getJob(jobId);
   const header = el("div", { class: "page-head" });
+  const summary = el("div");
   const details = el("div");
   const status = el("div", { class: "live-status" });
   const log = el("pre", { class: "log", "aria-label": "Log", tabindex: 0 });
   const logState = el("span", { class: "muted log-state" }, "connecting…");
   const logSection = el("section", { class: "log-section" }, el("h2", {}, "Log ", logState), log);
-  show(root, header, status, details, logSection);
+  show(root, header, status, summary, logSection, details);
 
   const draw = () => {
     show(header, ...heading(job, client, () => void refreshNow()));
+    show(summary, ...jobSummary(job));
     show(details, ...jobDetails(job));
   };
   const refreshNow = async () => {
@@ -74,9 +76,9 @@ function heading(job: JobView, client: ArtifactSandboxClient, refresh: () => voi
   ];
 }
 
-function jobDetails(job: JobView): HTMLElement[] {
+/** Above the log: the facts a reader wants first, the error, and what ran. */
+function jobSummary(job: JobView): HTMLElement[] {
   const facts: [string, Node | string][] = [
-    ["Status", jobBadge(job)],
     ["Exit code", job.exitCode === null ? "–" : String(job.exitCode)],
     ["Signal", job.signal ?? "–"],
     ["Attempts", String(job.attempts)],
@@ -103,6 +105,12 @@ function jobDetails(job: JobView): HTMLElement[] {
   } else {
     sections.push(el("h2", {}, "File operation"), el("p", { class: "mono" }, `${job.request.op} ${job.request.path}`));
   }
+  return sections;
+}
+
+/** Below the log: every try, and the artifacts. */
+function jobDetails(job: JobView): HTMLElement[] {
+  const sections: HTMLElement[] = [];
   if (job.tries.length > 0) sections.push(el("h2", {}, "Tries"), triesTable(job));
   sections.push(el("h2", {}, "Artifacts"), artifacts(job));
   return sections;
