@@ -61,6 +61,7 @@ describe.skipIf(!CHROMIUM)("the dashboard in headless Chromium", () => {
     let page: Page;
     let client: ArtifactSandboxClient;
     let batchId = "";
+    let lintJobId = "";
 
     beforeAll(async () => {
       local = await startStack("dashboard-");
@@ -102,6 +103,7 @@ describe.skipIf(!CHROMIUM)("the dashboard in headless Chromium", () => {
         },
       ]);
       batchId = batch.batchId;
+      lintJobId = batch.jobs.find((job) => job.name === "lint")?.id ?? "";
 
       // From the front page to the batch, as a user would.
       await page.goto(`${local.stack.apiUrl}/`);
@@ -176,6 +178,31 @@ describe.skipIf(!CHROMIUM)("the dashboard in headless Chromium", () => {
       await page.getByText("Deleted checks (0 jobs cancelled).").waitFor();
       await expect.poll(() => page.locator('tr[data-sandbox-id="checks"]').count()).toBe(0);
       expect((await client.listSandboxes()).map((sandbox) => sandbox.sandboxId)).toEqual(["web"]);
+      // The lists ask each listed sandbox for its jobs: a deleted sandbox's jobs leave them.
+      await page.getByRole("link", { name: "Jobs" }).click();
+      await expect.poll(() => page.locator("table.jobs tbody tr").count()).toBe(3);
+      await page.goto(`${local.stack.apiUrl}/#/jobs/${lintJobId}`);
+      await page.getByRole("heading", { name: "lint" }).waitFor();
+    });
+
+    it("cancels a running job from its page, and a running batch from its page", { timeout: 90_000 }, async () => {
+      const job = await client.submit("slow", { type: "run", command: "echo started; sleep 60" });
+      await page.goto(`${local.stack.apiUrl}/#/jobs/${job.id}`);
+      await page.getByLabel("Log").getByText("started").waitFor({ timeout: 30_000 });
+      await page.getByRole("button", { name: "Cancel job" }).click();
+      await page.locator("h1 .badge.status-cancelled").waitFor({ timeout: 30_000 });
+      expect((await client.getJob(job.id)).error?.code).toBe("CANCELLED");
+
+      const batch = await client.submitBatch([
+        { name: "long", sandboxId: "slow", job: { type: "run", command: "sleep 60" } },
+        { name: "after", sandboxId: "slow", needs: ["long"], job: { type: "run", command: "true" } },
+      ]);
+      await page.goto(`${local.stack.apiUrl}/#/batches/${batch.batchId}`);
+      await page.getByRole("button", { name: "Cancel batch" }).click();
+      await page.locator("h1 .badge[data-status=failed]").waitFor({ timeout: 30_000 });
+      const graph = page.getByRole("img", { name: "Pipeline graph" });
+      // Every unfinished job is cancelled, the queued one too.
+      expect(await graph.locator("a.node.status-cancelled").count()).toBe(2);
     });
 
     it("serves the page at / from the static assets, and keeps every API path on the Worker", async () => {
@@ -193,6 +220,10 @@ describe.skipIf(!CHROMIUM)("the dashboard in headless Chromium", () => {
       await page.locator(".swagger-ui .info .title").getByText("artifact-sandbox").waitFor({ timeout: 30_000 });
       await page.locator(".opblock-summary-path").filter({ hasText: "/v1/sandboxes/{sandboxId}/jobs" }).first().waitFor();
       expect(await page.locator(".opblock").count()).toBeGreaterThan(10);
+      await page
+        .getByRole("button", { name: /Authorize/ })
+        .first()
+        .waitFor();
       await screenshots.take(page, "docs");
     });
   });
