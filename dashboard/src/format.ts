@@ -46,9 +46,20 @@ export function shortId(id: string): string {
   return id.length > 10 ? `${id.slice(0, 6)}…${id.slice(-4)}` : id;
 }
 
-/** A job's badge: a cancelled job is `failed` with error CANCELLED, and reads as cancelled. */
-export function jobBadge(job: { status: JobStatus; error: { code: string } | null }): HTMLElement {
-  return statusBadge(job.status, job.error?.code === "CANCELLED");
+type JobState = { status: JobStatus; error: { code: string } | null };
+
+/** A cancelled job is `failed` with error CANCELLED; the page calls it cancelled. */
+export function isCancelled(job: JobState): boolean {
+  return job.error?.code === "CANCELLED";
+}
+
+/** A job's state as the page words it. */
+export function stateLabel(job: JobState): string {
+  return isCancelled(job) ? "cancelled" : job.status.replace("_", " ");
+}
+
+export function jobBadge(job: JobState): HTMLElement {
+  return statusBadge(job.status, isCancelled(job));
 }
 
 /** What a job is called on the page: its name in its batch, else what it runs. */

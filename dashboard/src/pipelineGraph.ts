@@ -6,7 +6,7 @@
  */
 import type { JobView } from "../../client";
 import { svg } from "./dom";
-import { formatDuration } from "./format";
+import { formatDuration, isCancelled, stateLabel } from "./format";
 import { jobHref } from "./routes";
 
 const NODE_WIDTH = 210;
@@ -69,8 +69,8 @@ export function pipelineGraph(jobs: JobView[]): SVGSVGElement {
   );
   const nodes = jobs.map((job) => {
     const { x, y } = position(job);
-    const cancelled = job.error?.code === "CANCELLED";
-    const state = cancelled ? "cancelled" : job.status.replace("_", " ");
+    const cancelled = isCancelled(job);
+    const state = stateLabel(job);
     const timing = job.durationMs === null ? "" : ` · ${formatDuration(job.durationMs)}`;
     const link = svg(
       "a",

@@ -14,6 +14,17 @@ export interface TenantJobs {
   jobs: JobView[];
   /** Sandboxes with more jobs in the window than were fetched. */
   truncatedSandboxes: string[];
+  /** Requests this took: a list's next refresh waits in proportion. */
+  requests: number;
+}
+
+/**
+ * How long a list waits before refreshing: 3 s, or longer when a refresh takes many requests, so
+ * that a refreshing page averages at most one request per 50 ms (200 per 10 s, a third of a
+ * tenant's rate limit).
+ */
+export function refreshWaitMs(requests: number): number {
+  return Math.max(3_000, requests * 50);
 }
 
 export async function loadTenantJobs(client: ArtifactSandboxClient, filters: ListFilters, signal: AbortSignal): Promise<TenantJobs> {
@@ -23,7 +34,11 @@ export async function loadTenantJobs(client: ArtifactSandboxClient, filters: Lis
   const jobs = perSandbox
     .flatMap((result) => result.jobs)
     .sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
-  return { jobs, truncatedSandboxes: perSandbox.filter((result) => result.truncated).map((result) => result.sandboxId) };
+  return {
+    jobs,
+    truncatedSandboxes: perSandbox.filter((result) => result.truncated).map((result) => result.sandboxId),
+    requests: (filters.sandboxId ? 0 : 1) + perSandbox.reduce((sum, result) => sum + result.pages, 0),
+  };
 }
 
 async function loadSandboxJobs(
@@ -32,16 +47,18 @@ async function loadSandboxJobs(
   filters: ListFilters,
   cutoff: number,
   signal: AbortSignal,
-): Promise<{ sandboxId: string; jobs: JobView[]; truncated: boolean }> {
+): Promise<{ sandboxId: string; jobs: JobView[]; truncated: boolean; pages: number }> {
   const jobs: JobView[] = [];
   let cursor: string | undefined;
-  for (let page = 0; page < MAX_PAGES_PER_SANDBOX && !signal.aborted; page++) {
+  let pages = 0;
+  while (pages < MAX_PAGES_PER_SANDBOX && !signal.aborted) {
     const answer = await client.listJobs(sandboxId, { status: filters.status, limit: PAGE_SIZE, cursor });
+    pages += 1;
     const inWindow = answer.jobs.filter((job) => Date.parse(job.createdAt) >= cutoff);
     jobs.push(...inWindow);
     // Newest first: once a page reaches past the window, the older pages are outside it too.
-    if (answer.nextCursor === null || inWindow.length < answer.jobs.length) return { sandboxId, jobs, truncated: false };
+    if (answer.nextCursor === null || inWindow.length < answer.jobs.length) return { sandboxId, jobs, truncated: false, pages };
     cursor = answer.nextCursor;
   }
-  return { sandboxId, jobs, truncated: true };
+  return { sandboxId, jobs, truncated: true, pages };
 }

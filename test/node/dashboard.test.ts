@@ -108,6 +108,8 @@ describe.skipIf(!CHROMIUM)("the dashboard in headless Chromium", () => {
       // From the front page to the batch, as a user would.
       await page.goto(`${local.stack.apiUrl}/`);
       await page.getByRole("link", { name: "Batches" }).click();
+      await page.locator(`tr[data-batch-id="${batchId}"] a`).waitFor();
+      await screenshots.take(page, "batches");
       await page.locator(`tr[data-batch-id="${batchId}"] a`).click();
       const graph = page.getByRole("img", { name: "Pipeline graph" });
       await expect.poll(() => graph.locator("a.node").count()).toBe(4);
@@ -203,6 +205,7 @@ describe.skipIf(!CHROMIUM)("the dashboard in headless Chromium", () => {
       const graph = page.getByRole("img", { name: "Pipeline graph" });
       // Every unfinished job is cancelled, the queued one too.
       expect(await graph.locator("a.node.status-cancelled").count()).toBe(2);
+      await screenshots.take(page, "batch-cancelled");
     });
 
     it("serves the page at / from the static assets, and keeps every API path on the Worker", async () => {

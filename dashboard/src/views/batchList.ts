@@ -8,10 +8,11 @@ import { el, show } from "../dom";
 import { formatTime, shortId, statusBadge } from "../format";
 import { keepFresh } from "../live";
 import { batchHref, type ListFilters } from "../routes";
-import { loadTenantJobs } from "../tenantJobs";
+import { loadTenantJobs, refreshWaitMs } from "../tenantJobs";
 import { filterBar } from "./filterBar";
 
-const REFRESH_MS = 3_000;
+/** After a failed refresh. */
+const RETRY_MS = 3_000;
 
 interface BatchSummary {
   batchId: string;
@@ -33,12 +34,12 @@ export async function renderBatchList(
   await keepFresh(
     async () => {
       // The status filter applies to the batch as a whole, so every job is fetched first.
-      const { jobs } = await loadTenantJobs(client, { ...filters, status: undefined }, signal);
+      const { jobs, requests } = await loadTenantJobs(client, { ...filters, status: undefined }, signal);
       const batches = groupByBatch(jobs).filter((batch) => !filters.status || batch.jobs.some((job) => job.status === filters.status));
       show(table, batches.length === 0 ? el("p", { class: "empty" }, "No batches match these filters.") : batchTable(batches));
-      return true;
+      return { again: true, waitMs: refreshWaitMs(requests) };
     },
-    REFRESH_MS,
+    RETRY_MS,
     signal,
     status,
   );
@@ -53,6 +54,8 @@ function groupByBatch(jobs: JobView[]): BatchSummary[] {
     if (job.createdAt < batch.createdAt) batch.createdAt = job.createdAt;
     batches.set(job.batchId, batch);
   }
+  // Newest batch first; a batch's jobs in submission order (their IDs are ULIDs).
+  for (const batch of batches.values()) batch.jobs.sort((a, b) => (a.id < b.id ? -1 : 1));
   return [...batches.values()].sort((a, b) => (a.createdAt < b.createdAt ? 1 : -1));
 }
 

@@ -1,7 +1,7 @@
 /** A batch's page: its jobs as a graph of `needs` with their states, and as a table, updating live until all have finished. */
 import type { ArtifactSandboxClient, BatchView } from "../../../client";
 import { el, show } from "../dom";
-import { formatTime, statusBadge } from "../format";
+import { formatTime, stateLabel, statusBadge } from "../format";
 import { keepFresh } from "../live";
 import { pipelineGraph } from "../pipelineGraph";
 import { jobTable } from "./jobList";
@@ -28,7 +28,7 @@ export async function renderBatchPage(
     async () => {
       const batch = await client.getBatch(batchId);
       draw(batch);
-      return batch.status === "queued" || batch.status === "running";
+      return batch.status === "queued" || batch.status === "running" ? { again: true, waitMs: REFRESH_MS } : { again: false };
     },
     REFRESH_MS,
     signal,
@@ -39,7 +39,7 @@ export async function renderBatchPage(
 function heading(batch: BatchView, client: ArtifactSandboxClient, redraw: () => void): (HTMLElement | null)[] {
   const finished = batch.status === "succeeded" || batch.status === "failed";
   const counts = new Map<string, number>();
-  for (const job of batch.jobs) counts.set(job.status, (counts.get(job.status) ?? 0) + 1);
+  for (const job of batch.jobs) counts.set(stateLabel(job), (counts.get(stateLabel(job)) ?? 0) + 1);
   const cancel = finished
     ? null
     : el(
@@ -60,7 +60,7 @@ function heading(batch: BatchView, client: ArtifactSandboxClient, redraw: () => 
       "p",
       { class: "muted" },
       `Created ${formatTime(batch.createdAt)} · ${batch.jobs.length} jobs: `,
-      [...counts].map(([state, count]) => `${count} ${state.replace("_", " ")}`).join(", "),
+      [...counts].map(([state, count]) => `${count} ${state}`).join(", "),
     ),
     cancel,
   ];

@@ -4,10 +4,11 @@ import { el, show } from "../dom";
 import { formatDuration, formatTime, jobBadge, jobTitle, shortId } from "../format";
 import { keepFresh } from "../live";
 import { batchHref, jobHref, type ListFilters } from "../routes";
-import { loadTenantJobs } from "../tenantJobs";
+import { loadTenantJobs, refreshWaitMs } from "../tenantJobs";
 import { filterBar } from "./filterBar";
 
-const REFRESH_MS = 3_000;
+/** After a failed refresh. */
+const RETRY_MS = 3_000;
 
 export async function renderJobList(
   root: HTMLElement,
@@ -21,15 +22,15 @@ export async function renderJobList(
   show(root, el("h1", {}, "Jobs"), filterBar("jobs", filters, sandboxes), status, table);
   await keepFresh(
     async () => {
-      const { jobs, truncatedSandboxes } = await loadTenantJobs(client, filters, signal);
+      const { jobs, truncatedSandboxes, requests } = await loadTenantJobs(client, filters, signal);
       show(
         table,
         jobs.length === 0 ? el("p", { class: "empty" }, "No jobs match these filters.") : jobTable(jobs),
         truncationNote(truncatedSandboxes),
       );
-      return true;
+      return { again: true, waitMs: refreshWaitMs(requests) };
     },
-    REFRESH_MS,
+    RETRY_MS,
     signal,
     status,
   );

@@ -37,7 +37,7 @@ export async function renderJobPage(root: HTMLElement, client: ArtifactSandboxCl
   await keepFresh(
     async () => {
       await refreshNow();
-      return !isTerminal(job.status);
+      return isTerminal(job.status) ? { again: false } : { again: true, waitMs: REFRESH_MS };
     },
     REFRESH_MS,
     signal,
