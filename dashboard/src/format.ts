@@ -1,5 +1,5 @@
 /** How times, durations, sizes and statuses read on the page. */
-import type { JobStatus, JobView } from "../../schemas/job";
+import type { BatchStatus, JobStatus, JobView } from "../../schemas/job";
 import { el } from "./dom";
 
 export function formatDuration(ms: number | null | undefined): string {
@@ -37,7 +37,7 @@ export function between(from: string | null, to: string | null): number | null {
 }
 
 /** A status as a coloured badge; `data-status` carries the raw value for styles and tests. */
-export function statusBadge(status: JobStatus | "queued" | "running" | "succeeded" | "failed", cancelled = false): HTMLElement {
+export function statusBadge(status: JobStatus | BatchStatus, cancelled = false): HTMLElement {
   const label = cancelled ? "cancelled" : status.replace("_", " ");
   return el("span", { class: `badge status-${cancelled ? "cancelled" : status}`, "data-status": status }, label);
 }

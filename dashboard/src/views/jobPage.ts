@@ -85,7 +85,7 @@ function jobSummary(job: JobView): HTMLElement[] {
     ["Created", formatTime(job.createdAt)],
     ["Started", formatTime(job.startedAt)],
     ["Finished", formatTime(job.finishedAt)],
-    ["Waited", formatDuration(between(job.createdAt, job.startedAt))],
+    ["Queued for", formatDuration(between(job.createdAt, job.startedAt))],
     ["Ran", formatDuration(job.durationMs)],
   ];
   const sections: HTMLElement[] = [
