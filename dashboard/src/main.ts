@@ -16,6 +16,7 @@ import { renderSandboxes } from "./views/sandboxes";
 
 const view = requireElement("view");
 const session = requireElement("session");
+const nav = requireElement("nav");
 let leavePage = new AbortController();
 /** Which item of the navigation a page belongs to. */
 const NAV_SECTION: Record<Route["view"], string> = {
@@ -71,6 +72,7 @@ function navigate(): void {
 
 function signedIn(access: Access & { kind: "ok" }): void {
   client = access.client;
+  nav.hidden = false;
   const signOut = el(
     "button",
     {
@@ -89,6 +91,8 @@ function signedIn(access: Access & { kind: "ok" }): void {
 }
 
 async function start(): Promise<void> {
+  // Until the API lets the page in, there is nowhere to go.
+  nav.hidden = true;
   show(session);
   try {
     const access = await checkAccess();

@@ -84,7 +84,7 @@ describe.skipIf(!CHROMIUM)("the dashboard in headless Chromium", () => {
           job: {
             type: "run",
             command:
-              'for i in 1 2 3 4 5; do echo "building step $i"; sleep 1; done; echo "a warning" >&2; mkdir -p dist && echo "hello from the build" > dist/app.txt',
+              'for i in 1 2 3 4 5 6 7 8; do echo "building step $i"; sleep 1; done; echo "a warning" >&2; mkdir -p dist && echo "hello from the build" > dist/app.txt',
             artifacts: ["dist/**"],
           },
         },
@@ -126,7 +126,7 @@ describe.skipIf(!CHROMIUM)("the dashboard in headless Chromium", () => {
       expect(await page.locator(".log-state").textContent()).toBe("streaming…");
       expect(await page.locator("h1 .badge").getAttribute("data-status")).toBe("running");
       await page.locator(".log-state").getByText("ended: succeeded, exit code 0").waitFor({ timeout: 30_000 });
-      await expect.poll(() => log.textContent()).toContain("building step 5");
+      await expect.poll(() => log.textContent()).toContain("building step 8");
       expect(await log.locator(".stderr").textContent()).toBe("a warning\n");
 
       // Back to the batch: every node turns succeeded without a reload.
@@ -145,7 +145,7 @@ describe.skipIf(!CHROMIUM)("the dashboard in headless Chromium", () => {
       expect(await page.locator('[data-fact="Ran"]').textContent()).toMatch(/\d+(\.\d+)? s$/);
       expect(await page.locator("table.tries tbody tr").count()).toBe(1);
       await page.locator(".log-state").getByText("ended: succeeded").waitFor();
-      expect(await page.getByLabel("Log").textContent()).toContain("building step 5");
+      expect(await page.getByLabel("Log").textContent()).toContain("building step 8");
 
       const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("link", { name: "dist/app.txt" }).click()]);
       expect(download.suggestedFilename()).toBe("app.txt");
