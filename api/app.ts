@@ -2,6 +2,7 @@
  * The HTTP API: v1 job routes, the original synchronous routes, the OpenAPI document, and the
  * one place that turns errors into JSON responses.
  */
+import { swaggerUI } from "@hono/swagger-ui";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
@@ -50,6 +51,10 @@ function methodsByPath(routes: { method: string; path: string }[]): (path: strin
 }
 
 const OPENAPI_PATH = "/v1/openapi.json";
+/** The interactive reference, rendered in the browser from OPENAPI_PATH. */
+const DOCS_PATH = "/docs";
+/** The API's description and its reference are public; every other route serves the caller's tenant. */
+const PUBLIC_PATHS = new Set([OPENAPI_PATH, DOCS_PATH]);
 
 export function createApp(): OpenAPIHono<ApiEnv> {
   const app = new OpenAPIHono<ApiEnv>();
@@ -67,14 +72,10 @@ export function createApp(): OpenAPIHono<ApiEnv> {
   // An archive upload streams to R2 and has its own, larger limit (archives.ts).
   app.use("*", (c, next) => (c.req.method === "PUT" && c.req.path.endsWith("/archive") ? next() : jsonBodyLimit(c, next)));
   app.use("/v1/jobs/:jobId/*", signedDownload);
-  app.use("*", async (c, next) => {
-    // The API's description is public; everything else serves the caller's tenant.
-    if (c.req.path === OPENAPI_PATH) return next();
-    return authenticate(c, next);
-  });
+  app.use("*", async (c, next) => (PUBLIC_PATHS.has(c.req.path) ? next() : authenticate(c, next)));
   app.use("*", rateLimit);
   app.use("*", async (c, next) => {
-    if (c.req.path !== OPENAPI_PATH) {
+    if (!PUBLIC_PATHS.has(c.req.path)) {
       const config = readConfig(c.env);
       c.set("jobs", new JobService(c.env, config, c.var.tenant));
       c.set("presenter", new JobPresenter(new URL(c.req.url).origin, config.signedUrls));
@@ -92,6 +93,11 @@ export function createApp(): OpenAPIHono<ApiEnv> {
   app.openAPIRegistry.registerPath(logsRoute);
   app.openAPIRegistry.registerPath(archiveRoute);
 
+  app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", {
+    type: "http",
+    scheme: "bearer",
+    description: "An API key, as_live_...",
+  });
   app.doc31(OPENAPI_PATH, {
     openapi: "3.1.0",
     info: {
@@ -99,7 +105,11 @@ export function createApp(): OpenAPIHono<ApiEnv> {
       version: "1.0.0",
       description: "Run build steps in isolated sandboxes and collect their output and artifacts.",
     },
+    security: [{ apiKey: [] }],
   });
+  // Swagger UI's script and stylesheet come from this origin (built into the static assets by
+  // scripts/buildDashboard.ts), not from a CDN.
+  app.get(DOCS_PATH, swaggerUI({ url: OPENAPI_PATH, baseUrl: "/generated", title: "artifact-sandbox API" }));
 
   const allowedMethods = methodsByPath(app.routes);
   app.notFound((c) => {
