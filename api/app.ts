@@ -1,6 +1,7 @@
 /**
- * The HTTP API: v1 job routes, the original synchronous routes, the OpenAPI document, and the
- * one place that turns errors into JSON responses.
+ * The HTTP API: v1 job routes, the original synchronous routes, the OpenAPI document and its
+ * interactive reference (/docs), and the one place that turns errors into JSON responses. The
+ * dashboard at / is static assets (wrangler.jsonc), served before a request reaches this app.
  */
 import { swaggerUI } from "@hono/swagger-ui";
 import { OpenAPIHono } from "@hono/zod-openapi";

@@ -33,7 +33,7 @@ export function filterBar(view: "jobs" | "batches", filters: ListFilters, sandbo
     SINCE_VALUES.map((value): [string, string] => [value, SINCE_LABELS[value]]),
     filters.since,
   );
-  const form = el("form", { class: "filters", "aria-label": "Filters" }, status.label, sandbox.label, since.label);
+  const form = el("form", { class: "filters", "aria-label": "Filters" }, status, sandbox, since);
   form.addEventListener("change", () => {
     const chosen = new FormData(form);
     const parsedStatus = JobStatus.safeParse(chosen.get("status"));
@@ -47,7 +47,7 @@ export function filterBar(view: "jobs" | "batches", filters: ListFilters, sandbo
   return form;
 }
 
-function select(name: string, caption: string, options: [string, string][], selected: string): { label: HTMLLabelElement } {
+function select(name: string, caption: string, options: [string, string][], selected: string): HTMLLabelElement {
   const element = el("select", { name }, ...options.map(([value, text]) => el("option", { value, selected: value === selected }, text)));
-  return { label: el("label", {}, el("span", {}, caption), element) };
+  return el("label", {}, el("span", {}, caption), element);
 }
