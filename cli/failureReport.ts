@@ -103,7 +103,8 @@ async function describeOutput(client: ArtifactSandboxClient, job: JobView, optio
       text += `  ${excerpt.around ? "then its last lines" : `last lines of ${stream}`}:\n${indent(excerpt.tail)}`;
   }
   if (!options.github) return text;
-  const location = firstError ? locationIn(firstError.context.join("\n")) : undefined;
+  // The error line's own file:line first, else one the lines around it name (a stack trace's).
+  const location = firstError ? (locationIn(firstError.line) ?? locationIn(firstError.context.join("\n"))) : undefined;
   const annotation = errorAnnotation({
     title: `${job.name ?? job.id} ${job.status}`,
     message: firstError?.line.trim() || job.error?.message || job.status,

@@ -63,7 +63,7 @@ const JUNIT = [
 async function failingPipeline(file: string, sandbox: string): Promise<string> {
   const path = join(workDir, file);
   const steps = [
-    { name: "build", sandbox, cwd: "/workspace/app", command: "echo compiling; sleep 3; echo to-stderr >&2; echo built" },
+    { name: "build", sandbox, cwd: "/workspace/app", command: "echo compiling; sleep 5; echo to-stderr >&2; echo built" },
     {
       name: "test",
       sandbox,
@@ -191,14 +191,16 @@ describe("pipeline status and logs", () => {
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain("its jobs: one, two");
 
-    // A running batch: status exits 3, and logs follow it to its end.
-    await writeFile(file, "jobs:\n  - { name: slow, sandbox: small-slow, command: 'echo begun; sleep 4; echo ended' }\n");
+    // A running batch: status exits 3, and logs follow a running job until it ends (here, cancelled).
     const submitted = await client.submitBatch([
-      { name: "slow", sandboxId: "small-slow", job: { type: "run", command: "echo begun; sleep 4; echo ended" } },
+      { name: "slow", sandboxId: "small-slow", job: { type: "run", command: "echo begun; sleep 120" } },
     ]);
     expect((await cli(["pipeline", "status", submitted.batchId])).code).toBe(3);
-    const followed = await cli(["pipeline", "logs", submitted.batchId]);
-    expect(followed.stdout).toBe("[slow] begun\n[slow] ended\n");
+    const following = startCli(stack?.apiUrl ?? "", ["pipeline", "logs", submitted.batchId], { GITHUB_ACTIONS: "" }, workDir);
+    const followed = finished(following);
+    await new Promise<void>((resolve) => following.stdout?.on("data", (chunk: Buffer) => chunk.toString().includes("begun") && resolve()));
+    await client.cancelBatch(submitted.batchId);
+    expect(await followed).toMatchObject({ code: 0, stdout: "[slow] begun\n" });
   });
 });
 
