@@ -151,7 +151,10 @@ describe("ending commands through means that survive RPC", () => {
    */
   async function sleepers(port: SdkSandbox): Promise<string[]> {
     const result = await port.exec({
-      command: "sleep 36 & canary=$!; ps -eo args=; kill $canary; wait $canary 2>/dev/null; true",
+      // The canary is listed only once it has exec'd into sleep: wait for that before listing.
+      command:
+        "sleep 36 & canary=$!; for i in $(seq 100); do grep -q 36 /proc/$canary/cmdline 2>/dev/null && break; sleep 0.02; done; " +
+        "ps -eo args=; kill $canary; wait $canary 2>/dev/null; true",
       cwd: "/workspace",
       env: {},
       timeoutMs: 10_000,

@@ -1,7 +1,9 @@
 /**
- * Runs one shell command: bash (or sh) -c, stdin closed, in its own process group, with output
- * handed to the caller as it arrives. However the command ends (exit, timeout, cancel), every
- * process it started is killed before `runCommand` resolves.
+ * Runs one shell command: bash (or sh) -c, stdin closed, in a session of its own, with output
+ * handed to the caller as it arrives. A command ended from outside (timeout, cancel) has its
+ * whole session killed before `runCommand` resolves; one that exits leaves what it started in the
+ * background running, as Cloudflare's container server does (the runner ends a job's processes
+ * itself, sandbox/childCommand.ts).
  */
 import { spawn } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
@@ -24,7 +26,7 @@ export type CommandOutcome = {
 };
 
 /**
- * A process that left the command's session (setsid) can keep its output pipe open forever;
+ * A process the command left running in the background can keep its output pipe open forever;
  * after this long the agent stops waiting for the pipes to close.
  */
 const PIPE_DRAIN_MS = 2_000;
@@ -79,6 +81,7 @@ export async function runCommand(
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once("exit", (code, signal) => resolve({ code, signal })),
   );
+  const exitedFirst = exited.then(() => "exit" as const);
   const spawnFailed = new Promise<Error>((resolve) => child.once("error", resolve));
 
   for (const name of ["stdout", "stderr"] as const) {
@@ -108,17 +111,18 @@ export async function runCommand(
     else options.signal.addEventListener("abort", onCancel, { once: true });
   });
 
-  const first = await Promise.race([exited, timedOut, cancelled, spawnFailed]);
+  const first = await Promise.race([exitedFirst, timedOut, cancelled, spawnFailed]);
   clearTimeout(timer);
   if (first instanceof Error) {
     if (onCancel) options.signal.removeEventListener("abort", onCancel);
     throw new AgentError(ErrorCode.COMMAND_EXECUTION_ERROR, first.message, { command, stderr: first.message });
   }
-  // Whatever happened, nothing the command started may outlive it.
-  await options.reap.reap(processGroupId);
+  // Ended from outside (timeout, cancel): its whole session goes. A command that exited leaves what
+  // it started in the background running, as Cloudflare's container server does.
+  if (first !== "exit") await options.reap.reap(processGroupId);
   if (processGroupId !== undefined) runningProcessGroups.delete(processGroupId);
   const exit = await exited;
-  // Every writer in its session is dead, so the pipes close once the remaining output is read.
+  // The pipes close once the remaining output is read, unless a background process holds them.
   const giveUp = Promise.race([cancelled, sleep(PIPE_DRAIN_MS)]);
   await Promise.race([closed, giveUp]);
   child.stdout.destroy();
