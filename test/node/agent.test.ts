@@ -120,15 +120,6 @@ function isRunning(pid: number): boolean {
   }
 }
 
-async function eventually(check: () => boolean, ms = 2_000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return true;
-}
-
 describe("readiness and sessions", () => {
   it("answers ping, version and the container's 404 shape", async () => {
     expect(await (await fetch(`${agent.url}/api/ping`)).json()).toMatchObject({ success: true, status: "healthy" });
