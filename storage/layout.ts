@@ -1,18 +1,21 @@
 /**
  * Where everything is stored: the one place that names KV keys, R2 keys and Durable Object
  * names. Every one of them carries the tenant, so no lookup can reach another tenant's data.
+ * A job's changing state lives in its sandbox's coordinator (coordinator/jobTable.ts); every
+ * object here is written once (R2 and KV take one write per second per key).
  *
- * KV   job:{tenant}:{jobId}                          cached job record for fast polling
+ * KV   job:{tenant}:{jobId}                          the final record, for fast polling (written when the job ends)
  *      apikey:{sha256 of the key}                    the tenant and key ID an API key stands for
  *      apikey-id:{keyId}                             the same key by its ID, for listing and revoking
- * R2   tenants/{tenant}/jobs/{jobId}/record.json     the authoritative job record (strongly consistent)
- *      tenants/{tenant}/jobs/{jobId}/request.json    the full request (env, stdin, content), deleted once the job ends
+ * R2   tenants/{tenant}/jobs/{jobId}/submitted.json  the record as submitted: names the job's sandbox
+ *      tenants/{tenant}/jobs/{jobId}/record.json     the final record, written when the job ends
+ *      tenants/{tenant}/jobs/{jobId}/request.json    the full request (env, stdin, content) of a job its coordinator
+ *                                                    did not take at submit; deleted once the job ends
  *      tenants/{tenant}/jobs/{jobId}/upload.tar.gz   an uploaded source archive, deleted once unpacked
  *      tenants/{tenant}/jobs/{jobId}/attempts/{n}/stdout, .../stderr       captured output of attempt n
  *      tenants/{tenant}/jobs/{jobId}/attempts/{n}/artifacts/{path}         its collected files, path relative to cwd
- *        (only the attempt that writes the final record is published, so a stale attempt that
- *        outlived its lease can never overwrite what the record describes)
- *      tenants/{tenant}/sandboxes/{sandboxId}/jobs/{newestFirstId}   empty index entry per job, newest first
+ *        (the final record names the attempt it publishes, so an attempt that outlived its
+ *        runner can never overwrite what the record describes)
  *      tenants/{tenant}/batches/{batchId}.json       a batch's jobs and what each needs
  *      active/{sandboxKey}/{jobId}                   empty entry while the job is unfinished: the sweeper's worklist
  *      workspaces/{sandboxKey}/snapshot.tar.gz       the sandbox's /workspace, saved when its container went to sleep
@@ -21,15 +24,7 @@
  */
 import { createHash } from "node:crypto";
 
-const ULID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 export const JOB_ID_PATTERN = /^[0-9A-HJKMNP-TV-Z]{26}$/;
-
-/** Mirrors each ULID character so that ascending key order lists the newest job first. */
-function invertUlid(id: string): string {
-  let out = "";
-  for (const ch of id) out += ULID_ALPHABET[ULID_ALPHABET.length - 1 - ULID_ALPHABET.indexOf(ch)];
-  return out;
-}
 
 /** The SDK takes sandbox names of at most 63 characters. */
 const SANDBOX_KEY_MAX = 63;
@@ -65,6 +60,7 @@ export const kvKeys = {
 const jobPrefix = (tenant: string, jobId: string) => `tenants/${tenant}/jobs/${jobId}`;
 
 export const r2Keys = {
+  submitted: (tenant: string, jobId: string) => `${jobPrefix(tenant, jobId)}/submitted.json`,
   record: (tenant: string, jobId: string) => `${jobPrefix(tenant, jobId)}/record.json`,
   request: (tenant: string, jobId: string) => `${jobPrefix(tenant, jobId)}/request.json`,
   output: (tenant: string, jobId: string, attempt: number, stream: "stdout" | "stderr") =>
@@ -76,10 +72,5 @@ export const r2Keys = {
   workspaceSnapshot: (key: string) => `workspaces/${key}/snapshot.tar.gz`,
   activePrefix: "active/",
   activeEntry: (key: string, jobId: string) => `active/${key}/${jobId}`,
-  sandboxesPrefix: (tenant: string) => `tenants/${tenant}/sandboxes/`,
-  sandboxIndexPrefix: (tenant: string, sandboxId: string) => `tenants/${tenant}/sandboxes/${sandboxId}/jobs/`,
-  sandboxIndexEntry: (tenant: string, sandboxId: string, jobId: string) =>
-    `${r2Keys.sandboxIndexPrefix(tenant, sandboxId)}${invertUlid(jobId)}`,
   malformedMessage: (messageId: string) => `malformed-messages/${messageId}.json`,
-  jobIdFromIndexEntry: (key: string) => invertUlid(key.slice(key.lastIndexOf("/") + 1)),
 };
