@@ -7,6 +7,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import { readConfig } from "../config";
+import { countedEnv, operationBudget, withinBudget } from "../platform/operationBudget";
 import { destroySandbox, expireIdleSandbox } from "./sandboxLifecycle";
 
 /** Completed idempotency keys are answered from here this long (Stripe's 24 hours). */
@@ -35,7 +36,7 @@ export class TenantDirectory extends DurableObject<Env> {
   private readonly sql: SqlStorage;
 
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env);
+    super(ctx, countedEnv(env));
     this.sql = ctx.storage.sql;
     // `ending`: set while the sandbox is being deleted or expired, when no job is admitted to it.
     this.sql.exec(`CREATE TABLE IF NOT EXISTS sandboxes (
@@ -144,8 +145,12 @@ export class TenantDirectory extends DurableObject<Env> {
     this.sql.exec("DELETE FROM idempotency_keys WHERE key = ? AND claim = ? AND response IS NULL", key, claim);
   }
 
+  override alarm(): Promise<void> {
+    return withinBudget(operationBudget(this.env), "TenantDirectory alarm", () => this.expire());
+  }
+
   /** Expires idle sandboxes (container and workspace destroyed) and old idempotency keys. */
-  override async alarm(): Promise<void> {
+  private async expire(): Promise<void> {
     const tenant = await this.ctx.storage.get(TENANT_KEY);
     const now = Date.now();
     this.sql.exec("DELETE FROM idempotency_keys WHERE created_at < ?", now - IDEMPOTENCY_RETENTION_MS);

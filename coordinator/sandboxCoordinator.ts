@@ -11,6 +11,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { readConfig } from "../config";
+import { countedEnv, operationBudget, withinBudget } from "../platform/operationBudget";
 import type { JobControl, RunOutcome } from "../runner/jobTypes";
 import { LEASE_MS } from "../runner/lease";
 import { retryDelayMs, runJob } from "../runner/runJob";
@@ -63,7 +64,7 @@ export class SandboxCoordinator extends DurableObject<Env> {
   private arrivedWhileDraining = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env);
+    super(ctx, countedEnv(env));
     this.table = new JobTable(ctx.storage);
     const retentionSeconds = readConfig(env).retentionSeconds;
     this.finisher = new JobFinisher(
@@ -185,7 +186,11 @@ export class SandboxCoordinator extends DurableObject<Env> {
     return this.running?.jobId === jobId ? this.running.log.snapshot(stream) : null;
   }
 
-  override async alarm(): Promise<void> {
+  override alarm(): Promise<void> {
+    return withinBudget(operationBudget(this.env), "SandboxCoordinator alarm", () => this.runAlarm());
+  }
+
+  private async runAlarm(): Promise<void> {
     this.table.purgeExpired();
     await this.finisher.publish(PUBLISH_PER_PASS);
     await this.drain();

@@ -19,11 +19,11 @@ export default function strictR2(env) {
     head: (key) => inner.head(key),
     get: (key, options) => inner.get(key, options),
     list: (options) => inner.list(options),
-    put(key, value, options) {
+    async put(key, value, options) {
       noteWrite(key);
       return inner.put(key, value, options);
     },
-    delete(keys) {
+    async delete(keys) {
       for (const key of Array.isArray(keys) ? keys : [keys]) noteWrite(key);
       return inner.delete(keys);
     },
