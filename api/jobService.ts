@@ -35,7 +35,7 @@ export class JobService {
    */
   async submitUpload(sandboxId: string, dir: string, body: ReadableStream<Uint8Array>, bytes: number): Promise<JobRecord> {
     // Quotas first: a refused upload is not stored at all.
-    await this.admit([sandboxId], 1);
+    await this.admit([sandboxId]);
     const jobId = monotonicFactory()(Date.now());
     const sized = new FixedLengthStream(bytes);
     await Promise.all([body.pipeTo(sized.writable), this.env.JOB_OUTPUT.put(r2Keys.upload(this.tenant, jobId), sized.readable)]).catch(
@@ -125,33 +125,29 @@ export class JobService {
 
   /**
    * Records and hands over jobs, in order (job IDs follow it, so a sandbox's jobs run in that
-   * order). Each job's record as submitted goes to R2 (written once: it names the job's sandbox
-   * for later polls), then each sandbox's coordinator takes its jobs, durably, in one call. Only
-   * the jobs of a coordinator that could not be reached go on the queue, the durable intake, with
-   * their request in R2 should it be too large for a message (the sweeper delivers them should
-   * the queue fail too). Answers with the records as submitted.
+   * order). The jobs' records as submitted go to R2 in one object (written once: it names each
+   * job's sandbox for later polls), then each sandbox's coordinator takes its jobs, durably, in
+   * one call. Only the jobs of a coordinator that could not be reached go on the queue, the
+   * durable intake, with their request in R2 and an entry on the sweeper's worklist (it delivers
+   * them should the queue fail too). Answers with the records as submitted.
    */
   private async createAndQueue(prepared: { sandboxId: string; request: JobRequest; record: JobRecord }[]): Promise<JobRecord[]> {
-    await this.admit(
-      prepared.map(({ sandboxId }) => sandboxId),
-      prepared.length,
-    );
+    await this.admit(prepared.map(({ sandboxId }) => sandboxId));
     // A request too large for a queue message (or a coordinator's table row) waits in R2.
     const large = new Set(prepared.filter(({ request }) => !fitsInline(request)).map(({ record }) => record.id));
-    await Promise.all(
-      prepared.map(({ record, request }) =>
-        Promise.all([this.store.saveSubmitted(record), large.has(record.id) && this.store.saveRequest(record.id, request)]),
-      ),
-    );
-    const handedOver = await this.handOver(prepared.map((job) => (large.has(job.record.id) ? { ...job, request: undefined } : job)));
+    await Promise.all([
+      this.store.saveSubmitted(prepared.map(({ record }) => record)),
+      ...prepared.filter(({ record }) => large.has(record.id)).map(({ record, request }) => this.store.saveRequest(record.id, request)),
+    ]);
+    const handedOver = await this.handOver(prepared, large);
     const missed = prepared.filter(({ record }) => !handedOver.has(record.id));
     if (missed.length > 0) {
       const messages = await Promise.all(
         missed.map(async ({ sandboxId, request, record }): Promise<RunMessage> => {
           const inline = !large.has(record.id);
-          // Stored whenever its coordinator did not take it: the sweeper hands such a job over
-          // should its message be lost too.
-          if (inline) await this.store.saveRequest(record.id, request);
+          // Stored whenever its coordinator did not take it, and put on the sweeper's worklist: it
+          // hands such a job over should its message be lost too.
+          await Promise.all([inline && this.store.saveRequest(record.id, request), this.store.markUndelivered(record)]);
           return { kind: "run", jobId: record.id, sandboxKey: sandboxKey(this.tenant, sandboxId), ...(inline ? { request } : {}) };
         }),
       );
@@ -162,16 +158,17 @@ export class JobService {
   }
 
   /**
-   * The tenant's quotas: queued plus running jobs, and live sandboxes. Checked before anything is
-   * stored, so a refused submit leaves nothing behind. (Concurrent submits can each pass the job
-   * count before either is stored: the job quota may be overshot by what arrives at once.)
+   * The tenant's quotas: unfinished jobs, and live sandboxes, checked and counted in one call to
+   * the tenant's directory before anything is stored, so a refused submit leaves nothing behind.
    */
-  private async admit(sandboxIds: string[], newJobs: number): Promise<void> {
+  private async admit(sandboxIds: string[]): Promise<void> {
     const { maxActiveJobs, maxSandboxes } = this.config.quotas;
-    const [active, admission] = await Promise.all([
-      this.store.countActive(maxActiveJobs + 1),
-      tenantDirectoryFor(this.env.TENANT_DIRECTORY, this.tenant).admit(this.tenant, sandboxIds, maxSandboxes),
-    ]);
+    const jobsBySandbox: Record<string, number> = {};
+    for (const sandboxId of sandboxIds) jobsBySandbox[sandboxId] = (jobsBySandbox[sandboxId] ?? 0) + 1;
+    const admission = await tenantDirectoryFor(this.env.TENANT_DIRECTORY, this.tenant).admit(this.tenant, jobsBySandbox, {
+      maxSandboxes,
+      maxUnfinishedJobs: maxActiveJobs,
+    });
     if (!admission.ok && "ending" in admission) {
       throw new ApiError(
         409,
@@ -181,6 +178,15 @@ export class JobService {
         { "retry-after": "5" },
       );
     }
+    if (!admission.ok && "unfinishedJobs" in admission) {
+      throw new ApiError(
+        429,
+        ErrorCode.QUOTA_EXCEEDED,
+        `Quota MAX_ACTIVE_JOBS_PER_TENANT: ${admission.unfinishedJobs} jobs are queued or running and ${sandboxIds.length} more would pass ${maxActiveJobs}; wait for some to finish`,
+        undefined,
+        { "retry-after": "10" },
+      );
+    }
     if (!admission.ok) {
       throw new ApiError(
         429,
@@ -188,22 +194,20 @@ export class JobService {
         `Quota MAX_SANDBOXES_PER_TENANT: the tenant has ${admission.liveSandboxes} live sandboxes of ${maxSandboxes}; delete one (DELETE /v1/sandboxes/{id}) or reuse one`,
       );
     }
-    if (active + newJobs > maxActiveJobs) {
-      throw new ApiError(
-        429,
-        ErrorCode.QUOTA_EXCEEDED,
-        `Quota MAX_ACTIVE_JOBS_PER_TENANT: ${active} jobs are queued or running and ${newJobs} more would pass ${maxActiveJobs}; wait for some to finish`,
-        undefined,
-        { "retry-after": "10" },
-      );
-    }
   }
 
   /** Gives each sandbox's coordinator its new jobs, one call per sandbox; returns the job IDs taken. */
-  private async handOver(prepared: { sandboxId: string; request?: JobRequest; record: JobRecord }[]): Promise<Set<string>> {
+  private async handOver(
+    prepared: { sandboxId: string; request: JobRequest; record: JobRecord }[],
+    large: Set<string>,
+  ): Promise<Set<string>> {
     const bySandbox = new Map<string, HandedJob[]>();
     for (const { sandboxId, request, record } of prepared) {
-      bySandbox.set(sandboxId, [...(bySandbox.get(sandboxId) ?? []), { submitted: record, ...(request ? { request } : {}) }]);
+      // A large request waits in R2 (and goes once the job ends); a small one travels with the job.
+      const job: HandedJob = large.has(record.id)
+        ? { submitted: record, leftovers: true }
+        : { submitted: record, request, leftovers: false };
+      bySandbox.set(sandboxId, [...(bySandbox.get(sandboxId) ?? []), job]);
     }
     const taken = new Set<string>();
     await Promise.all(
@@ -247,7 +251,7 @@ export class JobService {
     let result = await coordinator.cancel(jobId);
     if (result.outcome === "unknown") {
       // Still on its way through the queue: its coordinator takes it now, and ends it.
-      await coordinator.enqueue([{ submitted: found.submitted }]);
+      await coordinator.enqueue([{ submitted: found.submitted, leftovers: true }]);
       result = await coordinator.cancel(jobId);
     }
     if (result.outcome === "unknown") throw notFound(jobId);

@@ -58,7 +58,8 @@ async function deliverToCoordinator(env: Env, group: Delivered[], readSubmitted:
     const jobs = await Promise.all(
       group.map(async ({ body }) => {
         const submitted = await readSubmitted(body);
-        return submitted && { submitted, ...(body.request ? { request: body.request } : {}) };
+        // Its request and worklist entry wait in R2 (a job is queued only when its hand-over failed).
+        return submitted && { submitted, leftovers: true, ...(body.request ? { request: body.request } : {}) };
       }),
     );
     // A job whose record is gone (past its retention) has nothing left to run.

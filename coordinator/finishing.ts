@@ -56,8 +56,12 @@ export class JobFinisher {
     return final;
   }
 
-  /** Publishes up to `limit` finished jobs (oldest first) and removes their leftovers when due. */
-  async publish(limit: number): Promise<void> {
+  /**
+   * Publishes up to `limit` finished jobs (oldest first) and removes their leftovers when due;
+   * returns the jobs it published.
+   */
+  async publish(limit: number): Promise<JobRecord[]> {
+    const publishedNow: JobRecord[] = [];
     const manifests: ManifestCache = new Map();
     const pending = this.table.unpublished(limit + this.inFlight.size).filter(({ record }) => !this.inFlight.has(record.id));
     const due = pending.slice(0, limit);
@@ -69,6 +73,7 @@ export class JobFinisher {
           if (!published) {
             await store.publishFinal(record);
             this.table.markPublished(record.id);
+            publishedNow.push(record);
             await wakeDependents(this.env, record, manifests);
           }
           // Later passes (the alarm) remove what is not due yet.
@@ -84,5 +89,6 @@ export class JobFinisher {
         }
       }),
     );
+    return publishedNow;
   }
 }

@@ -13,6 +13,8 @@ import { WRITE_SPACING_MS } from "../storage/jobStore";
 export interface HandedJob {
   submitted: JobRecord;
   request?: JobRequest;
+  /** Whether R2 may hold a request or a worklist entry of the job, to remove once it ends. */
+  leftovers: boolean;
 }
 
 /** An unfinished job as its runner sees it: the record as it stands, and the request if held. */
@@ -104,16 +106,17 @@ export class JobTable {
   add(jobs: HandedJob[]): number {
     let added = 0;
     this.storage.transactionSync(() => {
-      for (const { submitted, request } of jobs) {
+      for (const { submitted, request, leftovers } of jobs) {
         added += this.sql.exec(
-          `INSERT OR IGNORE INTO job_state (job_id, status, submitted, request, not_before, submitted_at, expires_at)
-             VALUES (?, 'queued', ?, ?, ?, ?, ?)`,
+          `INSERT OR IGNORE INTO job_state (job_id, status, submitted, request, not_before, cleaned, submitted_at, expires_at)
+             VALUES (?, 'queued', ?, ?, ?, ?, ?, ?)`,
           submitted.id,
           JSON.stringify(submitted),
           request === undefined ? null : JSON.stringify(request),
           // Unpacking an upload deletes the archive the submit has just written: not within R2's
           // one write per second to that key.
           submitted.request.type === "file" && submitted.request.op === "extract" ? Date.now() + WRITE_SPACING_MS : 0,
+          leftovers ? 0 : 1,
           // Everything the submit wrote to R2 was written before the job reached its coordinator.
           Date.now(),
           Date.parse(submitted.expiresAt),
@@ -221,6 +224,12 @@ export class JobTable {
   record(jobId: string): JobRecord | undefined {
     const row = this.row(jobId);
     return row && recordOf(row);
+  }
+
+  /** Any one job of this sandbox (they all name its tenant and sandbox ID). */
+  anyRecord(): JobRecord | undefined {
+    const row = this.sql.exec(`SELECT ${COLUMNS} FROM job_state LIMIT 1`).toArray()[0];
+    return row === undefined ? undefined : recordOf(Row.parse(row));
   }
 
   has(jobId: string): boolean {

@@ -10,6 +10,7 @@
  * the alarm, re-armed at every lease renewal, or the sweeper's kick takes it over.
  */
 import { DurableObject } from "cloudflare:workers";
+import { tenantDirectoryFor } from "../access/tenantDirectory";
 import { readConfig } from "../config";
 import { countedEnv, operationBudget, withinBudget } from "../platform/operationBudget";
 import type { JobControl, RunOutcome } from "../runner/jobTypes";
@@ -80,9 +81,14 @@ export class SandboxCoordinator extends DurableObject<Env> {
     if (this.table.add(jobs) > 0) await this.wake();
   }
 
-  /** The sweeper's call: makes sure held work goes on; returns the given jobs this coordinator does not know. */
+  /**
+   * The sweeper's call: makes sure held work goes on and the tenant's directory knows this
+   * sandbox's load; returns the given jobs this coordinator does not know.
+   */
   async reconcile(jobIds: string[]): Promise<string[]> {
     await this.wake();
+    const any = this.table.anyRecord();
+    if (any) await this.reportUnfinished(any);
     return jobIds.filter((jobId) => !this.table.has(jobId));
   }
 
@@ -161,7 +167,7 @@ export class SandboxCoordinator extends DurableObject<Env> {
    */
   async failUndelivered(submitted: JobRecord, reason: string): Promise<"held" | "failed"> {
     if (this.table.has(submitted.id)) return "held";
-    this.table.add([{ submitted }]);
+    this.table.add([{ submitted, leftovers: true }]);
     this.finisher.finish(submitted.id, {
       status: "failed",
       error: { code: "DELIVERY_FAILED", message: `Job could not be run after repeated attempts: ${reason}` },
@@ -186,13 +192,26 @@ export class SandboxCoordinator extends DurableObject<Env> {
     return this.running?.jobId === jobId ? this.running.log.snapshot(stream) : null;
   }
 
+  /** Publishes a pass of finished jobs, and tells the tenant's directory how many are left unfinished. */
+  private async publish(): Promise<void> {
+    const [published] = await this.finisher.publish(PUBLISH_PER_PASS);
+    if (published) await this.reportUnfinished(published);
+  }
+
+  /** The job quota counts from here: the tenant's directory learns this sandbox's unfinished jobs. */
+  private async reportUnfinished(any: JobRecord): Promise<void> {
+    await tenantDirectoryFor(this.env.TENANT_DIRECTORY, any.tenant)
+      .reportUnfinished(any.sandboxId, this.table.unfinishedCount())
+      .catch((error: unknown) => console.warn(`sandbox ${any.sandboxId}: could not report its unfinished jobs`, error));
+  }
+
   override alarm(): Promise<void> {
     return withinBudget(operationBudget(this.env), "SandboxCoordinator alarm", () => this.runAlarm());
   }
 
   private async runAlarm(): Promise<void> {
     this.table.purgeExpired();
-    await this.finisher.publish(PUBLISH_PER_PASS);
+    await this.publish();
     await this.drain();
     await this.armAlarm();
   }
@@ -212,7 +231,7 @@ export class SandboxCoordinator extends DurableObject<Env> {
 
   /** After jobs ended outside a run: the first pass of publication now, the rest from the alarm. */
   private async afterFinishing(): Promise<void> {
-    await this.finisher.publish(PUBLISH_PER_PASS);
+    await this.publish();
     await this.wake();
   }
 
@@ -269,7 +288,7 @@ export class SandboxCoordinator extends DurableObject<Env> {
       requeue: (attempt, error, delayMs) => this.table.requeue(jobId, attempt, error, Date.now() + delayMs),
       finish: async (outcome: FinalOutcome, attempt) => {
         const final = this.finisher.finish(jobId, outcome, attempt);
-        if (final) await this.finisher.publish(PUBLISH_PER_PASS);
+        if (final) await this.publish();
         return final !== undefined;
       },
     };

@@ -1,10 +1,12 @@
 /**
- * A tenant's job objects in R2 and KV, each written once: the record as submitted (which names
- * the job's sandbox, so a poll finds its coordinator without reading anything that changes), the
- * final record, and a request its coordinator did not take at submit. KV holds the final record
+ * A tenant's job objects in R2 and KV, each written once: the records of a submit's jobs as
+ * submitted (one object per submit; it names each job's sandbox, so a poll finds its coordinator
+ * without reading anything that changes), the final record, and a request too large for its
+ * coordinator's table or not taken at submit. KV holds the final record
  * only, for fast polls: it is eventually consistent, and a finished record never changes.
  * A job's changing state (queued, running, attempts, cancel) lives in its sandbox's coordinator.
  */
+import { z } from "zod";
 import { isTerminal, JobRecord, JobRequest } from "../schemas/job";
 import { kvKeys, r2Keys, sandboxKey } from "./layout";
 
@@ -20,17 +22,49 @@ export class JobStore {
     readonly tenant: string,
   ) {}
 
-  /** Records a new job as submitted, and puts it on the sweeper's worklist until it ends. */
-  async saveSubmitted(record: JobRecord): Promise<void> {
-    await Promise.all([
-      this.bucket.put(r2Keys.submitted(this.tenant, record.id), JSON.stringify(record)),
-      this.bucket.put(r2Keys.activeEntry(sandboxKey(this.tenant, record.sandboxId), record.id), ""),
-    ]);
+  /** Submits read by this store, by their time prefix: a batch's jobs are read from one object once. */
+  private readonly submits = new Map<string, { first: string; last: string; jobs: Promise<JobRecord[]> }[]>();
+
+  /**
+   * Records the jobs of one submit as submitted, in one object (the jobs of a submit share the
+   * time part of their IDs, which names it): what names each job's sandbox for later polls.
+   */
+  async saveSubmitted(records: JobRecord[]): Promise<void> {
+    const byTime = new Map<string, JobRecord[]>();
+    for (const record of records) {
+      const prefix = r2Keys.submitPrefix(this.tenant, record.id);
+      byTime.set(prefix, [...(byTime.get(prefix) ?? []), record]);
+    }
+    await Promise.all(
+      [...byTime.values()].map((group) => {
+        const ids = group.map((record) => record.id).sort();
+        const submit: Submit = { jobs: group };
+        return this.bucket.put(r2Keys.submit(this.tenant, ids[0] ?? "", ids[ids.length - 1] ?? ""), JSON.stringify(submit));
+      }),
+    );
   }
 
   /** The record as submitted (status queued): what a job its coordinator has not taken yet looks like. */
   async readSubmitted(jobId: string): Promise<JobRecord | undefined> {
-    return parseRecord(await (await this.bucket.get(r2Keys.submitted(this.tenant, jobId)))?.text());
+    const prefix = r2Keys.submitPrefix(this.tenant, jobId);
+    let submit = this.submits.get(prefix)?.find((candidate) => candidate.first <= jobId && jobId <= candidate.last);
+    if (!submit) {
+      const listing = await this.bucket.list({ prefix });
+      const found = listing.objects.flatMap((object) => {
+        const match = /([0-9A-Z]{26})-([0-9A-Z]{26})\.json$/.exec(object.key);
+        return match?.[1] && match[2] ? [{ key: object.key, first: match[1], last: match[2] }] : [];
+      });
+      const range = found.find((candidate) => candidate.first <= jobId && jobId <= candidate.last);
+      if (!range) return undefined;
+      submit = { ...range, jobs: this.bucket.get(range.key).then(async (object) => parseSubmit(await object?.text())) };
+      this.submits.set(prefix, [...(this.submits.get(prefix) ?? []), submit]);
+    }
+    return (await submit.jobs).find((record) => record.id === jobId);
+  }
+
+  /** Puts a job its coordinator did not take at submit on the sweeper's worklist, until it ends. */
+  async markUndelivered(record: JobRecord): Promise<void> {
+    await this.bucket.put(r2Keys.undeliveredEntry(sandboxKey(this.tenant, record.sandboxId), record.id), "");
   }
 
   /**
@@ -68,31 +102,15 @@ export class JobStore {
   }
 
   /**
-   * What a finished job leaves behind that must go: a stored request (it holds env values) and
-   * its entry on the sweeper's worklist. The caller waits WRITE_SPACING_MS after the submit.
+   * What a finished job may leave behind in R2 that must go: a stored request (it holds env
+   * values) and its entry on the sweeper's worklist. The caller waits WRITE_SPACING_MS after
+   * they were written.
    */
   async removeLeftovers(record: JobRecord): Promise<void> {
     await this.bucket.delete([
       r2Keys.request(this.tenant, record.id),
-      r2Keys.activeEntry(sandboxKey(this.tenant, record.sandboxId), record.id),
+      r2Keys.undeliveredEntry(sandboxKey(this.tenant, record.sandboxId), record.id),
     ]);
-  }
-
-  /** How many of this tenant's jobs are queued or running, counting no further than `max`. */
-  async countActive(max: number): Promise<number> {
-    // Sandbox keys start with `{tenant}.`, and tenant IDs hold no '.', so this prefix is one tenant's.
-    let count = 0;
-    let cursor: string | undefined;
-    do {
-      const listing = await this.bucket.list({
-        prefix: `${r2Keys.activePrefix}${this.tenant}.`,
-        cursor,
-        limit: Math.min(max - count, 1000),
-      });
-      count += listing.objects.length;
-      cursor = listing.truncated ? listing.cursor : undefined;
-    } while (cursor && count < max);
-    return count;
   }
 }
 
@@ -107,23 +125,36 @@ function parseRecord(text: string | null | undefined): JobRecord | undefined {
   return parsed.success ? parsed.data : undefined;
 }
 
-/**
- * Unfinished jobs of every tenant, grouped by sandbox key, from one page of the worklist: what
- * the sweeper checks on. Returns the cursor of the next page, if any.
- */
-export async function listActivePage(bucket: R2Bucket, cursor?: string): Promise<{ bySandbox: Map<string, string[]>; cursor?: string }> {
+/** One submit's jobs as submitted (storage/layout.ts `submit`). */
+const Submit = z.object({ jobs: z.array(JobRecord) });
+type Submit = z.infer<typeof Submit>;
+
+function parseSubmit(text: string | undefined): JobRecord[] {
+  if (text === undefined) return [];
+  const parsed = Submit.safeParse(JSON.parse(text));
+  return parsed.success ? parsed.data.jobs : [];
+}
+
+/** Jobs not taken at submit and not finished yet, grouped by sandbox key, one page of the worklist at a time. */
+export async function listUndeliveredPage(
+  bucket: R2Bucket,
+  cursor?: string,
+): Promise<{ bySandbox: Map<string, string[]>; cursor?: string }> {
   const bySandbox = new Map<string, string[]>();
-  const listing = await bucket.list({ prefix: r2Keys.activePrefix, cursor, limit: 1000 });
+  const listing = await bucket.list({ prefix: r2Keys.undeliveredPrefix, cursor, limit: 1000 });
   for (const object of listing.objects) {
-    const [key, jobId] = object.key.slice(r2Keys.activePrefix.length).split("/");
+    const [key, jobId] = object.key.slice(r2Keys.undeliveredPrefix.length).split("/");
     if (!key || !jobId) continue;
     bySandbox.set(key, [...(bySandbox.get(key) ?? []), jobId]);
   }
   return { bySandbox, ...(listing.truncated ? { cursor: listing.cursor } : {}) };
 }
 
-/** The unfinished job IDs of one sandbox on the worklist (at most `max`). */
-export async function listActiveForSandbox(bucket: R2Bucket, key: string, max: number): Promise<string[]> {
-  const listing = await bucket.list({ prefix: `${r2Keys.activePrefix}${key}/`, limit: Math.min(max, 1000) });
-  return listing.objects.map((object) => object.key.slice(object.key.lastIndexOf("/") + 1));
+/** Every tenant ever admitted, one page at a time: where the sweeper finds the sandboxes with work. */
+export async function listTenantsPage(bucket: R2Bucket, cursor?: string): Promise<{ tenants: string[]; cursor?: string }> {
+  const listing = await bucket.list({ prefix: r2Keys.tenantRegistryPrefix, cursor, limit: 1000 });
+  return {
+    tenants: listing.objects.map((object) => object.key.slice(r2Keys.tenantRegistryPrefix.length)),
+    ...(listing.truncated ? { cursor: listing.cursor } : {}),
+  };
 }

@@ -7,7 +7,9 @@
  * KV   job:{tenant}:{jobId}                          the final record, for fast polling (written when the job ends)
  *      apikey:{sha256 of the key}                    the tenant and key ID an API key stands for
  *      apikey-id:{keyId}                             the same key by its ID, for listing and revoking
- * R2   tenants/{tenant}/jobs/{jobId}/submitted.json  the record as submitted: names the job's sandbox
+ * R2   tenants/{tenant}/submits/{time}/{firstJobId}-{lastJobId}.json   the records of one submit's jobs as
+ *                                                    submitted: names each job's sandbox. The jobs of one submit
+ *                                                    share the time part of their IDs, so a job's ID finds it
  *      tenants/{tenant}/jobs/{jobId}/record.json     the final record, written when the job ends
  *      tenants/{tenant}/jobs/{jobId}/request.json    the full request (env, stdin, content) of a job its coordinator
  *                                                    did not take at submit; deleted once the job ends
@@ -17,7 +19,9 @@
  *        (the final record names the attempt it publishes, so an attempt that outlived its
  *        runner can never overwrite what the record describes)
  *      tenants/{tenant}/batches/{batchId}.json       a batch's jobs and what each needs
- *      active/{sandboxKey}/{jobId}                   empty entry while the job is unfinished: the sweeper's worklist
+ *      undelivered/{sandboxKey}/{jobId}              empty entry for a job its coordinator did not take at submit,
+ *                                                    until it ends: the sweeper's worklist should its message be lost
+ *      tenant-registry/{tenant}                      empty entry per tenant ever admitted: where the sweeper starts
  *      workspaces/{sandboxKey}/snapshot.tar.gz       the sandbox's /workspace, saved when its container went to sleep
  *      malformed-messages/{messageId}.json           queue messages that could not be parsed, kept for inspection
  * DO   Sandbox and SandboxCoordinator objects are named by sandbox key; TenantDirectory by tenant.
@@ -25,6 +29,8 @@
 import { createHash } from "node:crypto";
 
 export const JOB_ID_PATTERN = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+/** A ULID's first ten characters encode its millisecond. */
+const ULID_TIME_LENGTH = 10;
 
 /** The SDK takes sandbox names of at most 63 characters. */
 const SANDBOX_KEY_MAX = 63;
@@ -60,7 +66,9 @@ export const kvKeys = {
 const jobPrefix = (tenant: string, jobId: string) => `tenants/${tenant}/jobs/${jobId}`;
 
 export const r2Keys = {
-  submitted: (tenant: string, jobId: string) => `${jobPrefix(tenant, jobId)}/submitted.json`,
+  submitPrefix: (tenant: string, jobId: string) => `tenants/${tenant}/submits/${jobId.slice(0, ULID_TIME_LENGTH)}/`,
+  submit: (tenant: string, firstJobId: string, lastJobId: string) =>
+    `${r2Keys.submitPrefix(tenant, firstJobId)}${firstJobId}-${lastJobId}.json`,
   record: (tenant: string, jobId: string) => `${jobPrefix(tenant, jobId)}/record.json`,
   request: (tenant: string, jobId: string) => `${jobPrefix(tenant, jobId)}/request.json`,
   output: (tenant: string, jobId: string, attempt: number, stream: "stdout" | "stderr") =>
@@ -70,7 +78,9 @@ export const r2Keys = {
   upload: (tenant: string, jobId: string) => `${jobPrefix(tenant, jobId)}/upload.tar.gz`,
   batch: (tenant: string, batchId: string) => `tenants/${tenant}/batches/${batchId}.json`,
   workspaceSnapshot: (key: string) => `workspaces/${key}/snapshot.tar.gz`,
-  activePrefix: "active/",
-  activeEntry: (key: string, jobId: string) => `active/${key}/${jobId}`,
+  undeliveredPrefix: "undelivered/",
+  undeliveredEntry: (key: string, jobId: string) => `undelivered/${key}/${jobId}`,
+  tenantRegistryPrefix: "tenant-registry/",
+  tenantRegistryEntry: (tenant: string) => `tenant-registry/${tenant}`,
   malformedMessage: (messageId: string) => `malformed-messages/${messageId}.json`,
 };

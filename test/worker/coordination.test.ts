@@ -146,7 +146,7 @@ describe("per-sandbox coordination", () => {
     expect(finished.status).toBe("succeeded");
     expect(await stdoutOf(lost.jobId)).toBe("swept\n");
     // Once finished, it is off the sweeper's worklist (as soon as R2's spacing allows).
-    const entry = r2Keys.activeEntry(sandboxKey(TEST_TENANT, sandbox), lost.jobId);
+    const entry = r2Keys.undeliveredEntry(sandboxKey(TEST_TENANT, sandbox), lost.jobId);
     for (let i = 0; i < 50 && (await env.JOB_OUTPUT.head(entry)); i++) await new Promise((resolve) => setTimeout(resolve, 100));
     expect(await env.JOB_OUTPUT.head(entry)).toBeNull();
   });

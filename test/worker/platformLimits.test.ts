@@ -38,7 +38,7 @@ describe("platform limits in the test environment", () => {
     await withinBudget(operationBudget(env), "next probe", () => probe());
   });
 
-  it("counts a request's operations: a submit over a tiny budget fails", async () => {
+  it("counts a request's operations: a submit (three: admission, its record, the hand-over) fails over a budget of two", async () => {
     const request = (budget: string) => {
       const vars = { OPERATION_BUDGET: budget };
       return worker.fetch(
@@ -51,7 +51,7 @@ describe("platform limits in the test environment", () => {
         createExecutionContext(),
       );
     };
-    expect((await request("3")).status).toBe(500);
+    expect((await request("2")).status).toBe(500);
     expect((await request("1000")).status).toBe(202);
   });
 

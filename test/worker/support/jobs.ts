@@ -30,15 +30,17 @@ export function jobStore(tenant = TEST_TENANT): JobStore {
 const newJobId = monotonicFactory();
 
 /**
- * Records a queued run job in R2 (as the API does: nothing in KV), with its request stored in R2, and hands it to nobody.
+ * Records a queued run job in R2 as the API does when its coordinator cannot be reached (its
+ * request and a worklist entry in R2, nothing in KV), and hands it to nobody.
  * `ageMs` backdates it (the sweeper leaves young jobs to the queue).
  */
 export async function recordOnly(sandboxId: string, job: Record<string, unknown>, ageMs = 0): Promise<RunMessage> {
   const request = RunJobRequest.parse({ type: "run", ...job });
   const now = Date.now() - ageMs;
   const record = newJobRecord(newJobId(now), { tenant: TEST_TENANT, sandboxId }, request, now, readConfig(env).retentionSeconds);
-  await jobStore().saveSubmitted(record);
+  await jobStore().saveSubmitted([record]);
   await jobStore().saveRequest(record.id, request);
+  await jobStore().markUndelivered(record);
   return { kind: "run", jobId: record.id, sandboxKey: sandboxKey(TEST_TENANT, sandboxId) };
 }
 
