@@ -3,12 +3,13 @@ import { defineConfig } from "vitest/config";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 
 // The Worker exactly as wrangler.jsonc configures it, except that KV and the queue producer are
-// wrapped to enforce Cloudflare's limits, which local simulation does not: one KV write per
+// wrapped to enforce Cloudflare's limits, which local simulation does not: one KV or R2 write per
 // second per key, 128 KB per queue message. A wrapped binding cannot share its name with a plain
 // one, hence the removals.
 const wranglerOptions = unstable_getMiniflareWorkerOptions("./wrangler.jsonc");
 const { JOB_STATUS: _plainKv, ...otherKvNamespaces } = wranglerOptions.workerOptions.kvNamespaces ?? {};
 const { JOB_QUEUE: _plainQueue, ...otherQueueProducers } = wranglerOptions.workerOptions.queueProducers ?? {};
+const { JOB_OUTPUT: _plainBucket, ...otherR2Buckets } = wranglerOptions.workerOptions.r2Buckets ?? {};
 
 export default defineConfig({
   test: {
@@ -42,6 +43,8 @@ export default defineConfig({
                   // turn keys on per request (test/worker/access/).
                   REQUIRE_API_KEYS: "0",
                   URL_SIGNING_KEYS: "test:0123456789abcdef0123456789abcdef0123456789abcdef",
+                  // Every request and alarm invocation fails past this many operations (platform/operationBudget.ts).
+                  OPERATION_BUDGET: "1000",
                 },
                 ratelimits: {
                   ...wranglerOptions.workerOptions.ratelimits,
@@ -50,9 +53,20 @@ export default defineConfig({
                 },
                 kvNamespaces: otherKvNamespaces,
                 queueProducers: otherQueueProducers,
-                wrappedBindings: { JOB_STATUS: { scriptName: "strict-kv" }, JOB_QUEUE: { scriptName: "strict-queue" } },
+                r2Buckets: otherR2Buckets,
+                wrappedBindings: {
+                  JOB_STATUS: { scriptName: "strict-kv" },
+                  JOB_QUEUE: { scriptName: "strict-queue" },
+                  JOB_OUTPUT: { scriptName: "strict-r2" },
+                },
                 workers: [
                   { name: "strict-kv", modules: true, scriptPath: "./test/setup/strictKv.js", kvNamespaces: { INNER: "job-status" } },
+                  {
+                    name: "strict-r2",
+                    modules: true,
+                    scriptPath: "./test/setup/strictR2.js",
+                    r2Buckets: { INNER: "artifact-sandbox-output" },
+                  },
                   {
                     name: "strict-queue",
                     modules: true,

@@ -8,6 +8,7 @@ import { createApp } from "./api/app";
 import { readConfig } from "./config";
 import { handleJobBatch } from "./consumer/handler";
 import { sweep } from "./coordinator/sweeper";
+import { countedEnv, operationBudget, withinBudget } from "./platform/operationBudget";
 
 export { TenantDirectory } from "./access/tenantDirectory";
 export { SandboxCoordinator } from "./coordinator/sandboxCoordinator";
@@ -19,12 +20,17 @@ const DEAD_LETTER_QUEUE = "artifact-sandbox-jobs-dlq";
 const app = createApp();
 
 export default {
-  fetch: app.fetch,
+  fetch(request: Request, env: Env, ctx: ExecutionContext) {
+    const invocation = `${request.method} ${new URL(request.url).pathname}`;
+    return withinBudget(operationBudget(env), invocation, () => app.fetch(request, countedEnv(env), ctx));
+  },
   async queue(batch, env) {
-    await handleJobBatch(batch, env, { config: readConfig(env), deadLetterQueue: DEAD_LETTER_QUEUE });
+    await withinBudget(operationBudget(env), `queue ${batch.queue}`, () =>
+      handleJobBatch(batch, countedEnv(env), { config: readConfig(env), deadLetterQueue: DEAD_LETTER_QUEUE }),
+    );
   },
   async scheduled(_controller, env) {
-    const report = await sweep(env, readConfig(env));
+    const report = await withinBudget(operationBudget(env), "scheduled sweep", () => sweep(countedEnv(env), readConfig(env)));
     if (report.redelivered > 0) console.log(`sweeper: handed ${report.redelivered} stranded job(s) back to their sandboxes`);
   },
 } satisfies ExportedHandler<Env>;

@@ -1,12 +1,16 @@
 /**
  * TenantDirectory: one Durable Object per tenant, the tenant's strongly consistent state. It
  * keeps the tenant's sandboxes (for listing, the live-sandbox quota and the idle expiry, which
- * its alarm carries out) and its idempotency keys (one object serialises a tenant's submits, so
- * two identical requests at once create one job; KV, with no compare-and-set, could not).
+ * its alarm carries out), how many unfinished jobs each has (for the job quota: added at
+ * admission, set by each sandbox's coordinator as its jobs end), and its idempotency keys (one
+ * object serialises a tenant's submits, so two identical requests at once create one job; KV,
+ * with no compare-and-set, could not).
  */
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import { readConfig } from "../config";
+import { countedEnv, operationBudget, withinBudget } from "../platform/operationBudget";
+import { r2Keys } from "../storage/layout";
 import { destroySandbox, expireIdleSandbox } from "./sandboxLifecycle";
 
 /** Completed idempotency keys are answered from here this long (Stripe's 24 hours). */
@@ -20,7 +24,11 @@ export type IdempotencyClaim =
   | { state: "mismatch" }
   | { state: "in-progress" };
 
-export type Admission = { ok: true } | { ok: false; liveSandboxes: number } | { ok: false; ending: string };
+export type Admission =
+  | { ok: true }
+  | { ok: false; liveSandboxes: number }
+  | { ok: false; ending: string }
+  | { ok: false; unfinishedJobs: number };
 
 export interface SandboxEntry {
   sandboxId: string;
@@ -35,25 +43,42 @@ export class TenantDirectory extends DurableObject<Env> {
   private readonly sql: SqlStorage;
 
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env);
+    super(ctx, countedEnv(env));
     this.sql = ctx.storage.sql;
     // `ending`: set while the sandbox is being deleted or expired, when no job is admitted to it.
     this.sql.exec(`CREATE TABLE IF NOT EXISTS sandboxes (
       sandbox_id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, last_active_at INTEGER NOT NULL,
       ending INTEGER NOT NULL DEFAULT 0)`);
+    // `unfinished`: jobs admitted and not yet ended, as last known (added at admission, set by the coordinator).
+    if (
+      !this.sql
+        .exec("PRAGMA table_info(sandboxes)")
+        .toArray()
+        .some((column) => column.name === "unfinished")
+    ) {
+      this.sql.exec("ALTER TABLE sandboxes ADD COLUMN unfinished INTEGER NOT NULL DEFAULT 0");
+    }
+    // Whether this tenant is in the R2 registry the sweeper starts from (written once).
+    this.sql.exec("CREATE TABLE IF NOT EXISTS registered (tenant TEXT PRIMARY KEY)");
     // `claim`: which request holds a pending key; only it may complete or release the key.
     this.sql.exec(`CREATE TABLE IF NOT EXISTS idempotency_keys (
       key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, response TEXT, created_at INTEGER NOT NULL, claim TEXT)`);
   }
 
   /**
-   * Admits jobs to these sandboxes: known ones are marked active now; new ones are registered
-   * unless the tenant would then have more live sandboxes than `maxSandboxes`.
+   * Admits jobs (how many per sandbox) unless the tenant would then have more unfinished jobs
+   * than `maxUnfinishedJobs` or more live sandboxes than `maxSandboxes`: known sandboxes are
+   * marked active now, new ones registered, and the jobs counted as unfinished.
    */
-  async admit(tenant: string, sandboxIds: string[], maxSandboxes: number): Promise<Admission> {
+  async admit(
+    tenant: string,
+    jobsBySandbox: Record<string, number>,
+    limits: { maxSandboxes: number; maxUnfinishedJobs: number },
+  ): Promise<Admission> {
     await this.rememberTenant(tenant);
     const now = Date.now();
-    const unique = [...new Set(sandboxIds)];
+    const unique = Object.keys(jobsBySandbox);
+    const newJobs = Object.values(jobsBySandbox).reduce((sum, count) => sum + count, 0);
     const ending = unique.find(
       (id) => this.sql.exec("SELECT 1 FROM sandboxes WHERE sandbox_id = ? AND ending = 1", id).toArray().length > 0,
     );
@@ -61,17 +86,35 @@ export class TenantDirectory extends DurableObject<Env> {
     const known = new Set(unique.filter((id) => this.sql.exec("SELECT 1 FROM sandboxes WHERE sandbox_id = ?", id).toArray().length > 0));
     const live = this.count();
     const added = unique.length - known.size;
-    if (added > 0 && live + added > maxSandboxes) return { ok: false, liveSandboxes: live };
+    if (added > 0 && live + added > limits.maxSandboxes) return { ok: false, liveSandboxes: live };
+    const unfinished = this.unfinishedJobs();
+    if (unfinished + newJobs > limits.maxUnfinishedJobs) return { ok: false, unfinishedJobs: unfinished };
     for (const id of unique) {
       this.sql.exec(
-        "INSERT INTO sandboxes (sandbox_id, created_at, last_active_at) VALUES (?, ?, ?) ON CONFLICT(sandbox_id) DO UPDATE SET last_active_at = excluded.last_active_at",
+        `INSERT INTO sandboxes (sandbox_id, created_at, last_active_at, unfinished) VALUES (?, ?, ?, ?)
+           ON CONFLICT(sandbox_id) DO UPDATE SET last_active_at = excluded.last_active_at, unfinished = unfinished + excluded.unfinished`,
         id,
         now,
         now,
+        jobsBySandbox[id] ?? 0,
       );
     }
+    await this.register(tenant);
     await this.armAlarm();
     return { ok: true };
+  }
+
+  /** A sandbox's coordinator says how many of its jobs are unfinished (the truth; admission only adds). */
+  async reportUnfinished(sandboxId: string, unfinished: number): Promise<void> {
+    this.sql.exec("UPDATE sandboxes SET unfinished = ? WHERE sandbox_id = ?", unfinished, sandboxId);
+  }
+
+  /** The sandboxes with unfinished jobs, as last known: what the sweeper checks on. */
+  async busySandboxes(): Promise<string[]> {
+    return this.sql
+      .exec("SELECT sandbox_id FROM sandboxes WHERE unfinished > 0 ORDER BY sandbox_id")
+      .toArray()
+      .map((row) => z.object({ sandbox_id: z.string() }).parse(row).sandbox_id);
   }
 
   async sandboxes(): Promise<SandboxEntry[]> {
@@ -144,8 +187,12 @@ export class TenantDirectory extends DurableObject<Env> {
     this.sql.exec("DELETE FROM idempotency_keys WHERE key = ? AND claim = ? AND response IS NULL", key, claim);
   }
 
+  override alarm(): Promise<void> {
+    return withinBudget(operationBudget(this.env), "TenantDirectory alarm", () => this.expire());
+  }
+
   /** Expires idle sandboxes (container and workspace destroyed) and old idempotency keys. */
-  override async alarm(): Promise<void> {
+  private async expire(): Promise<void> {
     const tenant = await this.ctx.storage.get(TENANT_KEY);
     const now = Date.now();
     this.sql.exec("DELETE FROM idempotency_keys WHERE created_at < ?", now - IDEMPOTENCY_RETENTION_MS);
@@ -173,6 +220,22 @@ export class TenantDirectory extends DurableObject<Env> {
       }
     }
     await this.armAlarm();
+  }
+
+  private unfinishedJobs(): number {
+    return z.object({ n: z.number().nullable() }).parse(this.sql.exec("SELECT SUM(unfinished) AS n FROM sandboxes").one()).n ?? 0;
+  }
+
+  /** Adds the tenant to the registry the sweeper starts from, once. */
+  private async register(tenant: string): Promise<void> {
+    // Marked first, so that concurrent admissions write the registry entry once.
+    if (this.sql.exec("INSERT OR IGNORE INTO registered (tenant) VALUES (?)", tenant).rowsWritten === 0) return;
+    try {
+      await this.env.JOB_OUTPUT.put(r2Keys.tenantRegistryEntry(tenant), "");
+    } catch (error) {
+      this.sql.exec("DELETE FROM registered WHERE tenant = ?", tenant);
+      throw error;
+    }
   }
 
   private count(): number {

@@ -3,8 +3,8 @@
  * pipeline when they carry `name` and `needs`; follow the batch as a whole; cancel it.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { BatchRequest, BatchView, batchStatus, isTerminal, type JobRecord } from "../schemas/job";
-import { readBatch } from "../storage/batches";
+import { BatchRequest, BatchView, batchStatus, type JobRecord } from "../schemas/job";
+import { type BatchManifest, readBatch } from "../storage/batches";
 import { JOB_ID_PATTERN } from "../storage/layout";
 import { refuseExtractInJson } from "./archives";
 import type { ApiEnv } from "./context";
@@ -80,11 +80,20 @@ async function present(presenter: JobPresenter, batch: SubmittedBatch): Promise<
   };
 }
 
-/** The batch's manifest and its jobs as they stand; 404 for an unknown batch or another tenant's. */
-async function loadBatch(c: { env: Env; var: ApiEnv["Variables"] }, batchId: string): Promise<SubmittedBatch> {
+/** The batch's manifest; 404 for an unknown batch or another tenant's. */
+async function readManifest(c: { env: Env; var: ApiEnv["Variables"] }, batchId: string): Promise<BatchManifest> {
   const manifest = await readBatch(c.env.JOB_OUTPUT, c.var.tenant, batchId);
   if (!manifest) throw new ApiError(404, ErrorCode.JOB_NOT_FOUND, `No batch ${batchId} (unknown, or past its retention)`);
-  const records = await Promise.all(manifest.jobs.map(({ jobId }) => c.var.jobs.get(jobId)));
+  return manifest;
+}
+
+/**
+ * The batch's jobs as they stand (with `waitMs`, once all have finished or that has passed): one
+ * call to each of its sandboxes' coordinators, however many jobs it has.
+ */
+async function loadBatch(c: { env: Env; var: ApiEnv["Variables"] }, batchId: string, waitMs = 0): Promise<SubmittedBatch> {
+  const manifest = await readManifest(c, batchId);
+  const records = waitMs > 0 ? await c.var.jobs.waitForMany(manifest.jobs, waitMs) : await c.var.jobs.getMany(manifest.jobs);
   return { batchId, createdAt: manifest.createdAt, records };
 }
 
@@ -106,21 +115,11 @@ export const batchesRouter = newRouter()
   .openapi(getBatch, async (c) => {
     const { batchId } = c.req.valid("param");
     const { wait } = c.req.valid("query");
-    const deadline = Date.now() + (wait ?? 0) * 1000;
-    let batch = await loadBatch(c, batchId);
-    // Waits on one unfinished job at a time: the batch is done when its last job is.
-    for (let next = batch.records.find((record) => !isTerminal(record.status)); next && Date.now() < deadline; ) {
-      await c.var.jobs.waitFor(next.id, deadline - Date.now());
-      batch = await loadBatch(c, batchId);
-      next = batch.records.find((record) => !isTerminal(record.status));
-    }
-    return c.json(await present(c.var.presenter, batch), 200);
+    return c.json(await present(c.var.presenter, await loadBatch(c, batchId, (wait ?? 0) * 1000)), 200);
   })
   .openapi(cancelBatch, async (c) => {
     const { batchId } = c.req.valid("param");
-    const before = await loadBatch(c, batchId);
-    await Promise.all(
-      before.records.filter((record) => !isTerminal(record.status)).map((record) => c.var.jobs.cancel(record.id).catch(() => undefined)),
-    );
+    const manifest = await readManifest(c, batchId);
+    await c.var.jobs.cancelMany(manifest.jobs);
     return c.json(await present(c.var.presenter, await loadBatch(c, batchId)), 200);
   });

@@ -5,20 +5,18 @@
 import { decodeTime, monotonicFactory, ulid } from "ulid";
 import { tenantDirectoryFor } from "../access/tenantDirectory";
 import type { AppConfig } from "../config";
-import { wakeDependents } from "../coordinator/dependents";
-import { coordinatorFor } from "../coordinator/sandboxCoordinator";
-import { type BatchEntry, isTerminal, type JobRecord, type JobRequest, newJobRecord } from "../schemas/job";
+import type { HandedJob } from "../coordinator/jobTable";
+import { type CoordinatorStub, coordinatorFor } from "../coordinator/stubs";
+import { type BatchEntry, type JobRecord, type JobRequest, type JobStatus, newJobRecord } from "../schemas/job";
 import { INLINE_REQUEST_MAX_BYTES, type RunMessage } from "../schemas/queueMessages";
 import { type BatchManifest, saveBatch } from "../storage/batches";
-import { JobStore, type VersionedRecord } from "../storage/jobStore";
+import { JobStore } from "../storage/jobStore";
 import { JOB_ID_PATTERN, r2Keys, sandboxKey } from "../storage/layout";
 import { ApiError, ErrorCode } from "./errors";
 import { inputSources, planBatch } from "./pipelinePlan";
 import { sendRunMessages } from "./queueSender";
 
 export const MAX_WAIT_SECONDS = 60;
-/** Longest single sleep of a long-poll before it re-reads the record anyway. */
-const WAIT_SLICE_MS = 2000;
 
 export class JobService {
   readonly store: JobStore;
@@ -37,7 +35,7 @@ export class JobService {
    */
   async submitUpload(sandboxId: string, dir: string, body: ReadableStream<Uint8Array>, bytes: number): Promise<JobRecord> {
     // Quotas first: a refused upload is not stored at all.
-    await this.admit([sandboxId], 1);
+    await this.admit([sandboxId]);
     const jobId = monotonicFactory()(Date.now());
     const sized = new FixedLengthStream(bytes);
     await Promise.all([body.pipeTo(sized.writable), this.env.JOB_OUTPUT.put(r2Keys.upload(this.tenant, jobId), sized.readable)]).catch(
@@ -48,7 +46,7 @@ export class JobService {
     return this.submit(sandboxId, { type: "file", op: "extract", path: dir, archiveBytes: bytes }, jobId);
   }
 
-  /** Submits one job; answers 503 if it could not be queued (its record then says failed). */
+  /** Submits one job. */
   async submit(sandboxId: string, submitted: JobRequest, jobId?: string): Promise<JobRecord> {
     const now = Date.now();
     const { request, needs } = resolveInputs(submitted, () => undefined);
@@ -67,9 +65,7 @@ export class JobService {
         ),
       },
     ]);
-    if (!record || record.error?.code === ErrorCode.QUEUE_UNAVAILABLE) {
-      throw new ApiError(503, ErrorCode.QUEUE_UNAVAILABLE, "The job queue is unavailable; nothing was run. Try again shortly.");
-    }
+    if (!record) throw new Error("a submit of one job recorded none");
     return record;
   }
 
@@ -128,59 +124,51 @@ export class JobService {
   }
 
   /**
-   * Records and queues jobs, in order (job IDs follow it, so a sandbox's jobs run in that order).
-   * Each job is handed to its sandbox's coordinator at once, so it knows the order before any
-   * queue message arrives, and then sent on the queue, the durable intake that delivers it
-   * should the hand-over have failed (its request then waits in R2, so the sweeper can hand it
-   * over too). Only a job that neither reached is failed, never lost.
+   * Records and hands over jobs, in order (job IDs follow it, so a sandbox's jobs run in that
+   * order). The jobs' records as submitted go to R2 in one object (written once: it names each
+   * job's sandbox for later polls), then each sandbox's coordinator takes its jobs, durably, in
+   * one call. Only the jobs of a coordinator that could not be reached go on the queue, the
+   * durable intake, with their request in R2 and an entry on the sweeper's worklist (it delivers
+   * them should the queue fail too). Answers with the records as submitted.
    */
   private async createAndQueue(prepared: { sandboxId: string; request: JobRequest; record: JobRecord }[]): Promise<JobRecord[]> {
-    await this.admit(
-      prepared.map(({ sandboxId }) => sandboxId),
-      prepared.length,
-    );
-    const created = new Map<string, VersionedRecord>();
-    const messages = await Promise.all(
-      prepared.map(async ({ sandboxId, request, record }) => {
-        const inline = new TextEncoder().encode(JSON.stringify(request)).byteLength <= INLINE_REQUEST_MAX_BYTES;
-        created.set(record.id, await this.store.create(record, inline ? undefined : request));
-        // Submit writes nothing to KV, so the finished record may go there at once.
-        const message: RunMessage = {
-          kind: "run",
-          jobId: record.id,
-          sandboxKey: sandboxKey(this.tenant, sandboxId),
-          kvWrittenAt: 0,
-          ...(inline ? { request } : {}),
-        };
-        return message;
-      }),
-    );
-    const handedOver = await this.handOver(messages, created);
-    const toQueue = await Promise.all(
-      messages.map(async (message) => {
-        if (handedOver.has(message.jobId) || message.request === undefined) return message;
-        const { request, ...withoutRequest } = message;
-        await this.store.saveRequest(message.jobId, request);
-        return withoutRequest;
-      }),
-    );
-    const unqueued = await sendRunMessages(this.env.JOB_QUEUE, toQueue);
-    return Promise.all(
-      prepared.map(({ record }) => (unqueued.has(record.id) && !handedOver.has(record.id) ? this.failUnqueued(record) : record)),
-    );
+    await this.admit(prepared.map(({ sandboxId }) => sandboxId));
+    // A request too large for a queue message (or a coordinator's table row) waits in R2.
+    const large = new Set(prepared.filter(({ request }) => !fitsInline(request)).map(({ record }) => record.id));
+    await Promise.all([
+      this.store.saveSubmitted(prepared.map(({ record }) => record)),
+      ...prepared.filter(({ record }) => large.has(record.id)).map(({ record, request }) => this.store.saveRequest(record.id, request)),
+    ]);
+    const handedOver = await this.handOver(prepared, large);
+    const missed = prepared.filter(({ record }) => !handedOver.has(record.id));
+    if (missed.length > 0) {
+      const messages = await Promise.all(
+        missed.map(async ({ sandboxId, request, record }): Promise<RunMessage> => {
+          const inline = !large.has(record.id);
+          // Stored whenever its coordinator did not take it, and put on the sweeper's worklist: it
+          // hands such a job over should its message be lost too.
+          await Promise.all([inline && this.store.saveRequest(record.id, request), this.store.markUndelivered(record)]);
+          return { kind: "run", jobId: record.id, sandboxKey: sandboxKey(this.tenant, sandboxId), ...(inline ? { request } : {}) };
+        }),
+      );
+      const unqueued = await sendRunMessages(this.env.JOB_QUEUE, messages);
+      if (unqueued.size > 0) console.warn(`${unqueued.size} job(s) neither handed over nor queued: the sweeper hands them over`);
+    }
+    return prepared.map(({ record }) => record);
   }
 
   /**
-   * The tenant's quotas: queued plus running jobs, and live sandboxes. Checked before anything is
-   * stored, so a refused submit leaves nothing behind. (Concurrent submits can each pass the job
-   * count before either is stored: the job quota may be overshot by what arrives at once.)
+   * The tenant's quotas: unfinished jobs, and live sandboxes, checked and counted in one call to
+   * the tenant's directory before anything is stored, so a refused submit leaves nothing behind.
    */
-  private async admit(sandboxIds: string[], newJobs: number): Promise<void> {
+  private async admit(sandboxIds: string[]): Promise<void> {
     const { maxActiveJobs, maxSandboxes } = this.config.quotas;
-    const [active, admission] = await Promise.all([
-      this.store.countActive(maxActiveJobs + 1),
-      tenantDirectoryFor(this.env.TENANT_DIRECTORY, this.tenant).admit(this.tenant, sandboxIds, maxSandboxes),
-    ]);
+    const jobsBySandbox: Record<string, number> = {};
+    for (const sandboxId of sandboxIds) jobsBySandbox[sandboxId] = (jobsBySandbox[sandboxId] ?? 0) + 1;
+    const admission = await tenantDirectoryFor(this.env.TENANT_DIRECTORY, this.tenant).admit(this.tenant, jobsBySandbox, {
+      maxSandboxes,
+      maxUnfinishedJobs: maxActiveJobs,
+    });
     if (!admission.ok && "ending" in admission) {
       throw new ApiError(
         409,
@@ -190,6 +178,15 @@ export class JobService {
         { "retry-after": "5" },
       );
     }
+    if (!admission.ok && "unfinishedJobs" in admission) {
+      throw new ApiError(
+        429,
+        ErrorCode.QUOTA_EXCEEDED,
+        `Quota MAX_ACTIVE_JOBS_PER_TENANT: ${admission.unfinishedJobs} jobs are queued or running and ${sandboxIds.length} more would pass ${maxActiveJobs}; wait for some to finish`,
+        undefined,
+        { "retry-after": "10" },
+      );
+    }
     if (!admission.ok) {
       throw new ApiError(
         429,
@@ -197,138 +194,171 @@ export class JobService {
         `Quota MAX_SANDBOXES_PER_TENANT: the tenant has ${admission.liveSandboxes} live sandboxes of ${maxSandboxes}; delete one (DELETE /v1/sandboxes/{id}) or reuse one`,
       );
     }
-    if (active + newJobs > maxActiveJobs) {
-      throw new ApiError(
-        429,
-        ErrorCode.QUOTA_EXCEEDED,
-        `Quota MAX_ACTIVE_JOBS_PER_TENANT: ${active} jobs are queued or running and ${newJobs} more would pass ${maxActiveJobs}; wait for some to finish`,
-        undefined,
-        { "retry-after": "10" },
-      );
-    }
   }
 
-  /**
-   * Gives each sandbox's coordinator its new jobs (with their records as created, so the first
-   * claim need not read them back), one call per sandbox; returns the job IDs it took.
-   */
-  private async handOver(messages: RunMessage[], created: Map<string, VersionedRecord>): Promise<Set<string>> {
-    const bySandbox = new Map<string, RunMessage[]>();
-    for (const message of messages) bySandbox.set(message.sandboxKey, [...(bySandbox.get(message.sandboxKey) ?? []), message]);
+  /** Gives each sandbox's coordinator its new jobs, one call per sandbox; returns the job IDs taken. */
+  private async handOver(
+    prepared: { sandboxId: string; request: JobRequest; record: JobRecord }[],
+    large: Set<string>,
+  ): Promise<Set<string>> {
+    const bySandbox = new Map<string, HandedJob[]>();
+    for (const { sandboxId, request, record } of prepared) {
+      // A large request waits in R2 (and goes once the job ends); a small one travels with the job.
+      const job: HandedJob = large.has(record.id)
+        ? { submitted: record, leftovers: true }
+        : { submitted: record, request, leftovers: false };
+      bySandbox.set(sandboxId, [...(bySandbox.get(sandboxId) ?? []), job]);
+    }
     const taken = new Set<string>();
     await Promise.all(
-      [...bySandbox].map(async ([key, group]) => {
+      [...bySandbox].map(async ([sandboxId, jobs]) => {
         try {
-          await coordinatorFor(this.env.SANDBOX_COORDINATOR, key).enqueue(
-            group.map(({ jobId, kvWrittenAt, request }) => ({ jobId, sandboxKey: key, kvWrittenAt, request, created: created.get(jobId) })),
-          );
-          for (const { jobId } of group) taken.add(jobId);
+          await this.coordinator(sandboxId).enqueue(jobs);
+          for (const { submitted } of jobs) taken.add(submitted.id);
         } catch (error) {
-          // The queue still delivers these jobs; only their order relative to others may differ.
-          console.warn(`sandbox ${key}: coordinator unreachable at submit`, error);
+          // The queue delivers these jobs; only their order relative to others may differ.
+          console.warn(`sandbox ${sandboxId}: coordinator unreachable at submit`, error);
         }
       }),
     );
     return taken;
   }
 
-  private async failUnqueued(record: JobRecord): Promise<JobRecord> {
-    const failed: JobRecord = {
-      ...record,
-      status: "failed",
-      finishedAt: new Date().toISOString(),
-      error: { code: ErrorCode.QUEUE_UNAVAILABLE, message: "The job could not be queued; nothing was run. Submit it again." },
-    };
-    // Only a job still queued: whatever reached it meanwhile (a coordinator that did take it) wins.
-    const version = await this.store.getVersioned(record.id);
-    if (version?.record.status !== "queued") return version?.record ?? failed;
-    return (await this.store.replace(version, failed)) ? failed : record;
+  private coordinator(sandboxId: string): CoordinatorStub {
+    return coordinatorFor(this.env.SANDBOX_COORDINATOR, sandboxKey(this.tenant, sandboxId));
   }
 
   /**
-   * Cancels a job: a queued one ends at once (it will never run). For a running one the cancel
-   * is stored on its record (its runner checks it at every lease renewal and before it
-   * finishes, and a runner that takes over a crashed one ends it) and its coordinator is told
-   * at once, so the command ends now.
+   * Where a job stands: its final record when it has finished (KV, then R2), otherwise its
+   * record as submitted, which names the coordinator that holds its state.
+   */
+  private async locate(jobId: string): Promise<{ final: JobRecord } | { submitted: JobRecord } | undefined> {
+    const final = await this.store.readFinished(jobId);
+    if (final) return live(final) ? { final } : undefined;
+    const submitted = await this.store.readSubmitted(jobId);
+    return submitted && live(submitted) ? { submitted } : undefined;
+  }
+
+  /**
+   * Cancels a job: a queued one ends at once (it will never run). For a running one its
+   * coordinator stores the cancel and ends the command now; its runner then ends the job.
    */
   async cancel(jobId: string): Promise<{ record: JobRecord; outcome: "cancelled" | "cancelling" }> {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const version = await this.store.getVersioned(jobId);
-      if (!version || Date.parse(version.record.expiresAt) <= Date.now()) {
-        throw new ApiError(404, ErrorCode.JOB_NOT_FOUND, `No job ${jobId} (unknown, or past its retention)`);
-      }
-      const { record } = version;
-      const coordinator = coordinatorFor(this.env.SANDBOX_COORDINATOR, sandboxKey(this.tenant, record.sandboxId));
-      if (isTerminal(record.status)) {
-        throw new ApiError(409, ErrorCode.JOB_FINISHED, `Job ${jobId} has already finished (${record.status}); there is nothing to cancel`);
-      }
-      if (record.status === "running") {
-        const marked = record.cancelRequested ? version : await this.store.replace(version, { ...record, cancelRequested: true });
-        if (!marked) continue;
-        await coordinator.cancelJob(jobId).catch((error: unknown) => console.warn(`job ${jobId}: cancel signal not delivered`, error));
-        return { record: marked.record, outcome: "cancelling" };
-      }
-      const cancelled: JobRecord = {
-        ...record,
-        status: "failed",
-        finishedAt: new Date().toISOString(),
-        leaseUntil: null,
-        error: { code: ErrorCode.CANCELLED, message: "Cancelled before it ran" },
-      };
-      // Conditional: if a consumer claimed the job meanwhile, go round again as a running job.
-      if (await this.store.replace(version, cancelled)) {
-        // It never runs: its stored request (env values, stdin) and its place in line go now.
-        await Promise.all([
-          this.store.deleteRequest(jobId),
-          this.store.markInactive(cancelled),
-          coordinator.jobFinished(jobId).catch(() => {}),
-          wakeDependents(this.env, cancelled),
-        ]);
-        return { record: cancelled, outcome: "cancelled" };
-      }
+    const found = await this.locate(jobId);
+    if (!found) throw notFound(jobId);
+    if ("final" in found) throw finishedAlready(found.final);
+    const coordinator = this.coordinator(found.submitted.sandboxId);
+    let result = await coordinator.cancel(jobId);
+    if (result.outcome === "unknown") {
+      // Still on its way through the queue: its coordinator takes it now, and ends it.
+      await coordinator.enqueue([{ submitted: found.submitted, leftovers: true }]);
+      result = await coordinator.cancel(jobId);
     }
-    throw new ApiError(409, ErrorCode.JOB_BUSY, `Job ${jobId} changed state while being cancelled; try again`);
+    if (result.outcome === "unknown") throw notFound(jobId);
+    if (result.outcome === "finished") throw finishedAlready(result.record);
+    return { record: result.record, outcome: result.outcome };
+  }
+
+  /** A page of a sandbox's jobs, newest first, from its coordinator. */
+  async list(sandboxId: string, options: { status?: JobStatus; limit: number; cursor?: string }) {
+    return this.coordinator(sandboxId).list({ status: options.status, limit: options.limit, cursor: options.cursor });
   }
 
   async get(jobId: string): Promise<JobRecord> {
-    const record = await this.store.get(jobId);
-    if (!record) throw new ApiError(404, ErrorCode.JOB_NOT_FOUND, `No job ${jobId} (unknown, or past its retention)`);
-    return record;
+    const found = await this.locate(jobId);
+    if (!found) throw notFound(jobId);
+    if ("final" in found) return found.final;
+    return (await this.coordinator(found.submitted.sandboxId).job(jobId)) ?? found.submitted;
+  }
+
+  /** Several jobs of known sandboxes as they stand: one call per sandbox, whatever their number. */
+  async getMany(jobs: { jobId: string; sandboxId: string }[]): Promise<JobRecord[]> {
+    return this.perSandbox(jobs, (coordinator, jobIds) => coordinator.jobs(jobIds));
   }
 
   /**
-   * Waits until the job has finished or `waitMs` has passed. The sandbox's coordinator wakes
-   * the wait when the job finishes; the wake-up of its runner carries the final record it wrote
-   * to R2 (a finished record never changes), any other is followed by reading R2 (the source of
-   * truth). Waits come in slices, so a lost wake-up costs one slice at most.
+   * Waits until every one of the jobs (of known sandboxes) has finished or `waitMs` has passed:
+   * one wait per sandbox, on the coordinator that holds their state and wakes it when they end.
    */
-  async waitFor(jobId: string, waitMs: number): Promise<JobRecord> {
+  async waitForMany(jobs: { jobId: string; sandboxId: string }[], waitMs: number): Promise<JobRecord[]> {
     const deadline = Date.now() + waitMs;
-    // Straight to R2: a waited-for job is usually unfinished, which KV could not answer anyway.
-    const first = await this.store.getVersioned(jobId);
-    if (!first || Date.parse(first.record.expiresAt) <= Date.now()) {
-      throw new ApiError(404, ErrorCode.JOB_NOT_FOUND, `No job ${jobId} (unknown, or past its retention)`);
-    }
-    let { record, etag } = first;
-    const coordinator = coordinatorFor(this.env.SANDBOX_COORDINATOR, sandboxKey(this.tenant, record.sandboxId));
-    while (!isTerminal(record.status) && Date.now() < deadline) {
-      const slice = Math.min(WAIT_SLICE_MS, deadline - Date.now());
-      const woken = await coordinator.waitForJob(jobId, slice).catch(async (error: unknown) => {
-        console.warn(`job ${jobId}: coordinator unavailable, polling`, error);
-        await new Promise((resolve) => setTimeout(resolve, Math.min(250, slice)));
-        return undefined;
-      });
-      const carried = woken?.raised ? woken.value : undefined;
-      if (carried?.id === jobId && isTerminal(carried.status)) return carried;
-      const latest: VersionedRecord | "unchanged" | undefined = await this.store.getIfChanged(jobId, etag);
-      if (latest === undefined) throw new ApiError(404, ErrorCode.JOB_NOT_FOUND, `No job ${jobId} (unknown, or past its retention)`);
-      if (latest !== "unchanged") {
-        record = latest.record;
-        etag = latest.etag;
+    return this.perSandbox(jobs, async (coordinator, jobIds) => {
+      for (;;) {
+        try {
+          return await coordinator.waitForJobs(jobIds, Math.max(0, deadline - Date.now()));
+        } catch (error) {
+          // The coordinator was reset mid-wait: its table still holds the truth; ask again.
+          if (Date.now() >= deadline) throw error;
+          console.warn("coordinator unavailable during a wait; asking again", error);
+          await new Promise((resolve) => setTimeout(resolve, 250));
+        }
       }
-    }
-    return record;
+    });
   }
+
+  /** Cancels several jobs of known sandboxes: one call per sandbox. */
+  async cancelMany(jobs: { jobId: string; sandboxId: string }[]): Promise<void> {
+    const bySandbox = groupBySandbox(jobs);
+    await Promise.all([...bySandbox].map(([sandboxId, jobIds]) => this.coordinator(sandboxId).cancelJobs(jobIds)));
+  }
+
+  /** Waits until the job has finished or `waitMs` has passed; its coordinator wakes the wait when it ends. */
+  async waitFor(jobId: string, waitMs: number): Promise<JobRecord> {
+    const found = await this.locate(jobId);
+    if (!found) throw notFound(jobId);
+    if ("final" in found) return found.final;
+    const [record] = await this.waitForMany([{ jobId, sandboxId: found.submitted.sandboxId }], waitMs);
+    return record ?? found.submitted;
+  }
+
+  /**
+   * Asks each sandbox's coordinator about its jobs in one call, in the given order; a job a
+   * coordinator does not know yet (still on its way through the queue) reads as submitted.
+   */
+  private async perSandbox(
+    jobs: { jobId: string; sandboxId: string }[],
+    ask: (coordinator: CoordinatorStub, jobIds: string[]) => Promise<(JobRecord | null)[]>,
+  ): Promise<JobRecord[]> {
+    const found = new Map<string, JobRecord>();
+    await Promise.all(
+      [...groupBySandbox(jobs)].map(async ([sandboxId, jobIds]) => {
+        const records = await ask(this.coordinator(sandboxId), jobIds);
+        await Promise.all(
+          jobIds.map(async (jobId, index) => {
+            const record = records[index] ?? (await this.store.readSubmitted(jobId));
+            if (record) found.set(jobId, record);
+          }),
+        );
+      }),
+    );
+    return jobs.flatMap(({ jobId }) => {
+      const record = found.get(jobId);
+      return record && live(record) ? [record] : [];
+    });
+  }
+}
+
+function fitsInline(request: JobRequest): boolean {
+  return new TextEncoder().encode(JSON.stringify(request)).byteLength <= INLINE_REQUEST_MAX_BYTES;
+}
+
+function groupBySandbox(jobs: { jobId: string; sandboxId: string }[]): Map<string, string[]> {
+  const bySandbox = new Map<string, string[]>();
+  for (const { jobId, sandboxId } of jobs) bySandbox.set(sandboxId, [...(bySandbox.get(sandboxId) ?? []), jobId]);
+  return bySandbox;
+}
+
+/** Within its retention. */
+function live(record: JobRecord): boolean {
+  return Date.parse(record.expiresAt) > Date.now();
+}
+
+function notFound(jobId: string): ApiError {
+  return new ApiError(404, ErrorCode.JOB_NOT_FOUND, `No job ${jobId} (unknown, or past its retention)`);
+}
+
+function finishedAlready(record: JobRecord): ApiError {
+  return new ApiError(409, ErrorCode.JOB_FINISHED, `Job ${record.id} has already finished (${record.status}); there is nothing to cancel`);
 }
 
 /**

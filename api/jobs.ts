@@ -1,6 +1,6 @@
 /** `/v1/jobs/{jobId}`: poll a job (optionally long-poll), download its output and artifacts. */
 import { createRoute, z } from "@hono/zod-openapi";
-import { coordinatorFor } from "../coordinator/sandboxCoordinator";
+import { coordinatorFor } from "../coordinator/stubs";
 import { isTerminal, type JobRecord, JobView } from "../schemas/job";
 import { JOB_ID_PATTERN, r2Keys, sandboxKey } from "../storage/layout";
 import { serveArtifactArchive } from "./artifactArchive";

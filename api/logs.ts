@@ -9,7 +9,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { formatEvent, type Offsets, parseOffsets } from "../coordinator/liveLog";
-import { coordinatorFor } from "../coordinator/sandboxCoordinator";
+import { coordinatorFor } from "../coordinator/stubs";
 import type { LogStatusData } from "../schemas/api";
 import { isTerminal, type JobRecord } from "../schemas/job";
 import { r2Keys, sandboxKey } from "../storage/layout";

@@ -61,7 +61,7 @@ export const sandboxJobsRouter = newRouter()
   .openapi(listJobs, async (c) => {
     const { sandboxId } = c.req.valid("param");
     const query = c.req.valid("query");
-    const page = await c.var.jobs.store.listForSandbox(sandboxId, query);
+    const page = await c.var.jobs.list(sandboxId, query);
     const presenter = query.urlTtl ? c.var.presenter.withTtl(query.urlTtl) : c.var.presenter;
     return c.json({ jobs: await Promise.all(page.jobs.map((record) => presenter.present(record))), nextCursor: page.nextCursor }, 200);
   });

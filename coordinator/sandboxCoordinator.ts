@@ -1,92 +1,179 @@
 /**
- * SandboxCoordinator: one Durable Object per sandbox that owns the order and the exclusivity of
- * its jobs. Jobs arrive from the API at submit (so it knows submission order before any queue
- * message) and again from the queue consumer (the durable intake; a duplicate changes nothing).
- * Its alarm runs them one at a time, oldest first, so a long job in one sandbox never holds up
- * another sandbox, and nothing holds a queue batch open while commands run.
+ * SandboxCoordinator: one Durable Object per sandbox that owns its jobs' changing state (in its
+ * SQLite, coordinator/jobTable.ts) and runs them: in submission order, one at a time, from its
+ * alarm, so a long job in one sandbox never holds up another, and nothing holds a queue batch
+ * open while commands run. Jobs arrive from the API at submit and, should that hand-over fail,
+ * from the queue consumer or the sweeper (a duplicate changes nothing). Polls of unfinished jobs,
+ * a sandbox's job list, long-polls, cancels and live logs are answered here.
  *
- * A runner that dies (a crash, a restart) leaves its job `running` with a lapsing lease; the
- * alarm, re-armed at every lease renewal, or the sweeper (scheduled handler) takes it over.
+ * A coordinator that dies mid-job (a crash, a restart) leaves the job `running` in its table;
+ * the alarm, re-armed at every lease renewal, or the sweeper's kick takes it over.
  */
 import { DurableObject } from "cloudflare:workers";
+import { tenantDirectoryFor } from "../access/tenantDirectory";
 import { readConfig } from "../config";
-import type { QueuedJob, RunOutcome } from "../runner/jobTypes";
-import { KvCacheScheduler } from "../runner/kvCache";
+import { countedEnv, operationBudget, withinBudget } from "../platform/operationBudget";
+import type { JobControl, RunOutcome } from "../runner/jobTypes";
 import { LEASE_MS } from "../runner/lease";
-import { runJob } from "../runner/runJob";
+import { retryDelayMs, runJob } from "../runner/runJob";
 import { sandboxFactory } from "../sandbox/select";
-import { commandBudgetMs, type JobRecord } from "../schemas/job";
-import { jobStores } from "../storage/jobStore";
-import { tenantOf } from "../storage/layout";
-import { wakeDependents } from "./dependents";
-import { JobQueue } from "./jobQueue";
+import { commandBudgetMs, isTerminal, type JobRecord, type JobStatus } from "../schemas/job";
+import { JobStore } from "../storage/jobStore";
+import { sandboxKey } from "../storage/layout";
+import { type FinalOutcome, JobFinisher } from "./finishing";
+import { type HandedJob, type HeldJob, JobTable } from "./jobTable";
 import { LiveLog, type Offsets, type OutputStream } from "./liveLog";
-import { Signal, type WaitResult } from "./signals";
+import { Signal } from "./signals";
 
 /** Cloudflare gives an alarm invocation 15 minutes of wall clock; jobs start only if they fit. */
 const ALARM_BUDGET_MS = 15 * 60 * 1000;
 /** Kept free in an alarm invocation beyond a job's timeout: claiming, uploads, the final record. */
 const JOB_OVERHEAD_MS = 60 * 1000;
 /**
- * An invocation may make 1,000 subrequests. A job makes about 30 (storage, SDK calls, lease
- * renewals), plus about 3 per artifact (up to 200): after this many jobs, or after one that
- * collected artifacts, the coordinator carries on in a fresh invocation.
+ * The project budgets 1,000 operations per invocation. A job makes about 30 (SDK calls, outputs,
+ * its final record), plus about 3 per artifact (up to 200): after this many jobs, or after one
+ * that collected artifacts, the coordinator carries on in a fresh invocation.
  */
 const JOBS_PER_INVOCATION = 8;
 /** How often a job waiting for the jobs it needs looks again, should their wake-up be lost. */
 const NEEDS_RECHECK_MS = 30 * 1000;
 /** A job that ran this long renewed its lease often enough to count as heavy, too. */
 const HEAVY_JOB_MS = 60 * 1000;
+/**
+ * Finished jobs published per pass: each is about four operations (R2, KV, a wake-up, the
+ * removal of its leftovers), so a pass stays far inside an invocation's budget.
+ */
+const PUBLISH_PER_PASS = 50;
+
+export type CancelOutcome =
+  | { outcome: "cancelled" | "cancelling"; record: JobRecord }
+  | { outcome: "finished"; record: JobRecord }
+  | { outcome: "unknown" };
 
 export class SandboxCoordinator extends DurableObject<Env> {
-  private readonly queue: JobQueue;
-  /** Raised when a job finishes; a run's signal carries the final record as written to R2. */
-  private readonly finished = new Signal<JobRecord>();
+  private readonly table: JobTable;
+  /** Raised when a job finishes: wakes long-polls. */
+  private readonly finished = new Signal<true>();
+  private readonly finisher: JobFinisher;
   /** The job this object is running now, how to cancel it, and its output so far. */
   private running: { jobId: string; cancel: AbortController; log: LiveLog; claimed: boolean } | undefined;
   /** Raised when a job starts running here: wakes followers of its logs that came early. */
   private readonly started = new Signal<true>();
   private draining: Promise<void> | undefined;
   private drainStartedAt = 0;
-  /** Jobs arrived while draining: look again before letting the alarm go. */
+  /** Work arrived while draining: look again before letting the alarm go. */
   private arrivedWhileDraining = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env);
-    this.queue = new JobQueue(ctx.storage.sql);
+    super(ctx, countedEnv(env));
+    this.table = new JobTable(ctx.storage);
+    const retentionSeconds = readConfig(env).retentionSeconds;
+    this.finisher = new JobFinisher(
+      this.table,
+      this.finished,
+      env,
+      (tenant) => new JobStore(env.JOB_STATUS, env.JOB_OUTPUT, retentionSeconds, tenant),
+    );
   }
 
-  /** Takes jobs in (from the API at submit, and from the queue consumer) and starts them. */
-  async enqueue(jobs: QueuedJob[]): Promise<void> {
-    // A delivery of a job held already, or finished lately, changes nothing (and costs no alarm).
-    const added = this.queue.add(jobs.filter((job) => !this.finished.wasRaised(job.jobId)));
-    if (added > 0) await this.wake();
+  /** Takes jobs in (from the API at submit, the queue consumer and the sweeper) and starts them. */
+  async enqueue(jobs: HandedJob[]): Promise<void> {
+    if (this.table.add(jobs) > 0) await this.wake();
   }
 
-  /** The sweeper's call: makes sure held work is running; returns how many jobs are held. */
-  async kick(): Promise<number> {
+  /**
+   * The sweeper's call: makes sure held work goes on and the tenant's directory knows this
+   * sandbox's load; returns the given jobs this coordinator does not know.
+   */
+  async reconcile(jobIds: string[]): Promise<string[]> {
     await this.wake();
-    return this.queue.size();
+    const any = this.table.anyRecord();
+    if (any) await this.reportUnfinished(any);
+    return jobIds.filter((jobId) => !this.table.has(jobId));
   }
 
-  /** Whether this coordinator holds the job (a dead-lettered job it holds still runs). */
-  async holds(jobId: string): Promise<boolean> {
-    return this.queue.has(jobId);
-  }
-
-  /** Of these jobs, those this coordinator does not hold: the sweeper's candidates to hand over again. */
-  async notHeld(jobIds: string[]): Promise<string[]> {
-    return jobIds.filter((jobId) => !this.queue.has(jobId));
+  /** How many of this sandbox's jobs are unfinished. */
+  async unfinishedCount(): Promise<number> {
+    return this.table.unfinishedCount();
   }
 
   /** A job that some of this sandbox's jobs need has finished: they check their needs again now. */
   async needsSettled(): Promise<void> {
-    if (this.queue.releaseWaiting() > 0) await this.wake();
+    if (this.table.releaseWaiting() > 0) await this.wake();
   }
 
-  /** Called by the API after it stored a cancel on a running job's record: ends it now. */
-  async cancelJob(jobId: string): Promise<void> {
-    if (this.running?.jobId === jobId) this.running.cancel.abort(new Error("cancelled"));
+  /** The job as it stands (final once finished); undefined when this coordinator does not know it. */
+  async job(jobId: string): Promise<JobRecord | undefined> {
+    return this.table.record(jobId);
+  }
+
+  /** Several jobs as they stand, in order; null for those this coordinator does not know. */
+  async jobs(jobIds: string[]): Promise<(JobRecord | null)[]> {
+    return jobIds.map((jobId) => this.table.record(jobId) ?? null);
+  }
+
+  /** A page of this sandbox's jobs, newest first. */
+  async list(options: { status?: JobStatus; limit: number; cursor?: string }): Promise<{ jobs: JobRecord[]; nextCursor: string | null }> {
+    return this.table.page(options);
+  }
+
+  /**
+   * Resolves once every one of the jobs has finished, or after `timeoutMs`, with the jobs as
+   * they stand (null for one this coordinator does not know yet). The table is the truth: the
+   * wake-ups only say when to read it again.
+   */
+  async waitForJobs(jobIds: string[], timeoutMs: number): Promise<(JobRecord | null)[]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const records = jobIds.map((jobId) => this.table.record(jobId) ?? null);
+      const pending = jobIds.filter((_, index) => {
+        const record = records[index];
+        return !record || !isTerminal(record.status);
+      });
+      if (pending.length === 0 || Date.now() >= deadline) return records;
+      await this.finished.waitAny(pending, deadline - Date.now());
+    }
+  }
+
+  /**
+   * Cancels a job: a queued one ends now (it never runs); a running one has the cancel stored
+   * (its lease renewals read it too) and its command ended by its runner, which ends the job.
+   */
+  async cancel(jobId: string): Promise<CancelOutcome> {
+    const [result] = await this.cancelJobs([jobId]);
+    return result ?? { outcome: "unknown" };
+  }
+
+  /** Cancels several jobs at once (a batch's, a sandbox's); their final records are published in passes. */
+  async cancelJobs(jobIds: string[]): Promise<CancelOutcome[]> {
+    const results = jobIds.map((jobId) => this.cancelOne(jobId));
+    await this.afterFinishing();
+    return results;
+  }
+
+  /** Cancels every unfinished job of this sandbox (it is being deleted); returns how many. */
+  async cancelAll(): Promise<{ cancelled: number; running: string[] }> {
+    const outcomes = this.table.unfinishedIds(Number.MAX_SAFE_INTEGER).map((jobId) => ({ jobId, result: this.cancelOne(jobId) }));
+    await this.afterFinishing();
+    return {
+      cancelled: outcomes.filter(({ result }) => result.outcome === "cancelled" || result.outcome === "cancelling").length,
+      running: outcomes.filter(({ result }) => result.outcome === "cancelling").map(({ jobId }) => jobId),
+    };
+  }
+
+  /**
+   * A job whose queue message used up its retries: one this coordinator holds still runs (or
+   * has finished); one it never got ends failed with DELIVERY_FAILED.
+   */
+  async failUndelivered(submitted: JobRecord, reason: string): Promise<"held" | "failed"> {
+    if (this.table.has(submitted.id)) return "held";
+    this.table.add([{ submitted, leftovers: true }]);
+    this.finisher.finish(submitted.id, {
+      status: "failed",
+      error: { code: "DELIVERY_FAILED", message: `Job could not be run after repeated attempts: ${reason}` },
+    });
+    await this.afterFinishing();
+    return "failed";
   }
 
   /**
@@ -105,40 +192,67 @@ export class SandboxCoordinator extends DurableObject<Env> {
     return this.running?.jobId === jobId ? this.running.log.snapshot(stream) : null;
   }
 
-  /**
-   * Resolves once the job has finished, or after `timeoutMs` (not raised). A waiter woken by its
-   * runner gets the final record the runner wrote to R2 (a finished record never changes), so
-   * it need not read R2 again; one that came later, or was woken by a cancel, reads it.
-   */
-  async waitForJob(jobId: string, timeoutMs: number): Promise<WaitResult<JobRecord>> {
-    return this.finished.wait(jobId, timeoutMs);
+  /** Publishes a pass of finished jobs, and tells the tenant's directory how many are left unfinished. */
+  private async publish(): Promise<void> {
+    const [published] = await this.finisher.publish(PUBLISH_PER_PASS);
+    if (published) await this.reportUnfinished(published);
   }
 
-  /**
-   * Called by whoever finishes a job outside a run (the API's cancel of a queued job): wakes its
-   * waiters and lets the jobs behind it go, even if it was waiting out a retry's backoff.
-   */
-  async jobFinished(jobId: string): Promise<void> {
-    this.finished.raise(jobId);
-    if (!this.queue.has(jobId) || this.running?.jobId === jobId) return;
-    this.queue.remove(jobId);
+  /** The job quota counts from here: the tenant's directory learns this sandbox's unfinished jobs. */
+  private async reportUnfinished(any: JobRecord): Promise<void> {
+    await tenantDirectoryFor(this.env.TENANT_DIRECTORY, any.tenant)
+      .reportUnfinished(any.sandboxId, this.table.unfinishedCount())
+      .catch((error: unknown) => console.warn(`sandbox ${any.sandboxId}: could not report its unfinished jobs`, error));
+  }
+
+  override alarm(): Promise<void> {
+    return withinBudget(operationBudget(this.env), "SandboxCoordinator alarm", () => this.runAlarm());
+  }
+
+  private async runAlarm(): Promise<void> {
+    this.table.purgeExpired();
+    await this.publish();
+    await this.drain();
+    await this.armAlarm();
+  }
+
+  private cancelOne(jobId: string): CancelOutcome {
+    const record = this.table.record(jobId);
+    if (!record) return { outcome: "unknown" };
+    if (isTerminal(record.status)) return { outcome: "finished", record };
+    if (record.status === "running") {
+      this.table.requestCancel(jobId);
+      if (this.running?.jobId === jobId) this.running.cancel.abort(new Error("cancelled"));
+      return { outcome: "cancelling", record: this.table.record(jobId) ?? record };
+    }
+    const final = this.finisher.finish(jobId, { status: "failed", error: { code: "CANCELLED", message: "Cancelled before it ran" } });
+    return final ? { outcome: "cancelled", record: final } : { outcome: "finished", record: this.table.record(jobId) ?? record };
+  }
+
+  /** After jobs ended outside a run: the first pass of publication now, the rest from the alarm. */
+  private async afterFinishing(): Promise<void> {
+    await this.publish();
     await this.wake();
   }
 
-  override async alarm(): Promise<void> {
-    await this.drain();
-  }
-
   /**
-   * Sets the alarm that runs held jobs: now, unless this object is already running them, or the
-   * first in line waits out a retry's backoff. A job left `running` by a runner that died (a
-   * crash, a restart) is taken over at once: this object is not draining, so that runner is gone.
+   * Sets the alarm for what is due next (the first job in line, a publication), unless this
+   * object is draining now (then it looks again when the drain ends). A job left `running` by a
+   * runner that died (a crash, a restart) is taken over at once: this object is not draining,
+   * so that runner is gone.
    */
   private async wake(): Promise<void> {
-    const notBefore = this.queue.firstNotBefore();
-    if (notBefore === undefined) return;
     if (this.drainIsAlive()) this.arrivedWhileDraining = true;
-    else await this.ctx.storage.setAlarm(Math.max(Date.now(), notBefore));
+    else await this.armAlarm();
+  }
+
+  private async armAlarm(): Promise<void> {
+    const due = [this.table.firstNotBefore(), this.table.nextPublicationDue()].filter((at): at is number => at !== undefined);
+    if (due.length === 0) {
+      await this.ctx.storage.deleteAlarm();
+      return;
+    }
+    await this.ctx.storage.setAlarm(Math.max(Date.now(), Math.min(...due)));
   }
 
   /** A drain older than an alarm invocation may live was cut off without this object being reset. */
@@ -155,43 +269,56 @@ export class SandboxCoordinator extends DurableObject<Env> {
       this.draining = undefined;
       if (this.arrivedWhileDraining) {
         this.arrivedWhileDraining = false;
-        await this.wake();
+        await this.armAlarm();
       }
     });
     return this.draining;
   }
 
+  /** What a run may do to its job's state: the table's transitions, for this job only. */
+  private controlFor(jobId: string): JobControl {
+    return {
+      claim: (leaseUntil) => this.table.claim(jobId, leaseUntil),
+      renew: async (attempt, leaseUntil) => {
+        const renewed = this.table.renew(jobId, attempt, leaseUntil);
+        // Should this object die mid-job, the alarm fires once the lease has lapsed.
+        if (renewed.held) await this.ctx.storage.setAlarm(leaseUntil);
+        return renewed;
+      },
+      requeue: (attempt, error, delayMs) => this.table.requeue(jobId, attempt, error, Date.now() + delayMs),
+      finish: async (outcome: FinalOutcome, attempt) => {
+        const final = this.finisher.finish(jobId, outcome, attempt);
+        if (final) await this.publish();
+        return final !== undefined;
+      },
+    };
+  }
+
   private async runHeldJobs(): Promise<void> {
     const startedAt = Date.now();
     const config = readConfig(this.env);
-    const stores = jobStores(this.env.JOB_STATUS, this.env.JOB_OUTPUT, config.retentionSeconds);
-    const kvCache = KvCacheScheduler.overQueue(stores, this.env.JOB_QUEUE);
     const sandboxFor = sandboxFactory(this.env);
     let jobsRun = 0;
     let watchdogAt = 0;
     // After a job that collected artifacts or renewed its lease for a while, this invocation has
-    // used much of its subrequests: the next job gets a fresh one.
+    // used much of its operations: the next job gets a fresh one.
     let heavyJobRun = false;
     try {
-      for (let job = this.queue.next(); job; job = this.queue.next()) {
-        if (job.notBefore > Date.now()) {
-          await this.ctx.storage.setAlarm(job.notBefore);
-          return;
-        }
-        const budgetMs = job.request?.type === "run" ? commandBudgetMs(job.request) : 60_000;
+      for (let held: HeldJob | undefined = this.table.next(); held; held = this.table.next()) {
+        const { record } = held;
+        if (held.notBefore > Date.now()) return;
+        const budgetMs = held.request?.type === "run" ? commandBudgetMs(held.request) : 60_000;
         // The first job of an invocation always fits (the longest allowed tries plus the overhead
         // is the budget); a later one only if what is left of the budget allows.
         const outOfTime = jobsRun > 0 && Date.now() - startedAt + budgetMs + JOB_OVERHEAD_MS > ALARM_BUDGET_MS;
         if (outOfTime || jobsRun >= JOBS_PER_INVOCATION || heavyJobRun) {
-          // Not enough of this invocation left (time or subrequests): carry on in a fresh one.
+          // Not enough of this invocation left (time or operations): carry on in a fresh one.
           await this.ctx.storage.setAlarm(Date.now());
           return;
         }
         jobsRun++;
         const jobStartedAt = Date.now();
-        const cancel = new AbortController();
-        const log = new LiveLog();
-        const running = { jobId: job.jobId, cancel, log, claimed: false };
+        const running = { jobId: record.id, cancel: new AbortController(), log: new LiveLog(), claimed: false };
         this.running = running;
         // Should this object die mid-job, the alarm fires again once the lease has lapsed. One
         // watchdog covers a run of quick jobs; lease renewals keep it ahead of a long one.
@@ -199,65 +326,41 @@ export class SandboxCoordinator extends DurableObject<Env> {
           watchdogAt = Date.now() + LEASE_MS;
           await this.ctx.storage.setAlarm(watchdogAt);
         }
-        const outcome: RunOutcome = await runJob(job, {
-          store: stores(tenantOf(job.sandboxKey)),
+        const outcome: RunOutcome = await runJob(record, held.request, {
+          control: this.controlFor(record.id),
+          store: new JobStore(this.env.JOB_STATUS, this.env.JOB_OUTPUT, config.retentionSeconds, record.tenant),
           bucket: this.env.JOB_OUTPUT,
-          sandbox: sandboxFor(job.sandboxKey),
+          sandbox: sandboxFor(sandboxKey(record.tenant, record.sandboxId)),
           artifactLimits: { maxFiles: config.artifactMaxFiles, maxTotalBytes: config.artifactMaxTotalBytes },
           maxAttempts: config.maxJobAttempts,
-          kvCache,
-          announceFinished: async (record) => {
-            this.finished.raise(record.id, record);
-            await wakeDependents(this.env, record);
-          },
-          cancelSignal: cancel.signal,
-          onLeaseRenewed: async (leaseUntil) => {
-            watchdogAt = leaseUntil;
-            await this.ctx.storage.setAlarm(leaseUntil);
-          },
+          cancelSignal: running.cancel.signal,
           onClaimed: () => {
             running.claimed = true;
-            this.started.raise(job.jobId);
+            this.started.raise(record.id);
           },
-          onOutput: (stream, text) => log.append(stream, text),
+          onOutput: (stream, text) => running.log.append(stream, text),
         }).catch((error: unknown): RunOutcome => {
-          console.error(`job ${job.jobId}: storage error, will retry`, error);
-          return { kind: "retry", delayMs: 5000, reason: "storage error" };
+          // A storage error outside the run itself (reading needs or the request): try again.
+          console.error(`job ${record.id}: error around its run, will retry`, error);
+          const delayMs = retryDelayMs(1);
+          this.table.deferQueued(record.id, Date.now() + delayMs);
+          return { kind: "retry", delayMs, reason: "storage error" };
         });
-        log.close();
+        running.log.close();
         this.running = undefined;
         // A request stored in R2 is a large file write, which collects nothing.
-        heavyJobRun = (job.request?.type === "run" && job.request.artifacts.length > 0) || Date.now() - jobStartedAt > HEAVY_JOB_MS;
-        if (outcome.kind === "wait" && this.finished.wasRaised(job.jobId)) {
-          // Cancelled while its needs were checked: it is finished, and its line goes on now.
-          this.queue.remove(job.jobId);
-          continue;
-        }
+        heavyJobRun = (held.request?.type === "run" && held.request.artifacts.length > 0) || Date.now() - jobStartedAt > HEAVY_JOB_MS;
         if (outcome.kind === "wait") {
           // First in line and held: this sandbox's later jobs wait too, keeping the order. A
           // finishing job it needs wakes it (needsSettled); the recheck covers a lost wake-up.
-          this.queue.waitForNeeds(job.jobId, Date.now() + NEEDS_RECHECK_MS);
-          await this.ctx.storage.setAlarm(Date.now() + NEEDS_RECHECK_MS);
+          this.table.waitForNeeds(record.id, Date.now() + NEEDS_RECHECK_MS);
           return;
         }
-        if (outcome.kind === "retry") {
-          // The job stays first in line: later jobs of this sandbox wait for it, keeping the order.
-          this.queue.deferUntil(job.jobId, Date.now() + outcome.delayMs);
-          await this.ctx.storage.setAlarm(Date.now() + outcome.delayMs);
-          return;
-        }
-        this.queue.remove(job.jobId);
+        // A retry keeps the job first in line, its backoff in the table: later jobs wait for it.
+        if (outcome.kind === "retry") return;
       }
-      await this.ctx.storage.deleteAlarm();
     } finally {
       this.running = undefined;
-      // Only the KV cache depends on this; R2 already holds every record.
-      await kvCache.flush().catch((error: unknown) => console.warn("could not schedule KV cache copies", error));
     }
   }
-}
-
-/** A tenant's sandbox's coordinator, by the sandbox key (storage/layout.ts). */
-export function coordinatorFor(namespace: DurableObjectNamespace<SandboxCoordinator>, key: string): DurableObjectStub<SandboxCoordinator> {
-  return namespace.get(namespace.idFromName(key));
 }

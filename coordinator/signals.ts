@@ -1,9 +1,7 @@
 /**
- * In-memory signals a coordinator raises for waiters ("job finished" wakes long-polls). They
- * only signal: R2 stays the source of truth, and a waiter re-reads the record after every
- * wake-up or time slice, so a lost signal (an evicted object) costs one slice, never a wrong answer.
- * A signal may hand its waiters a value (the finished record, as written to R2), kept only for
- * those waiting at that moment; a later waiter learns that the signal was raised and reads R2.
+ * In-memory signals a coordinator raises for waiters ("job finished" wakes long-polls, "job
+ * started" wakes followers of its logs). They only signal: the coordinator's job table stays the
+ * source of truth, which a waiter reads before it waits and after every wake-up.
  */
 
 /** Finished job IDs remembered for waiters that arrive just after the signal. */
@@ -35,6 +33,29 @@ export class Signal<T> {
   settle(jobId: string, result: WaitResult<T>): void {
     for (const wake of this.waiters.get(jobId) ?? []) wake(result);
     this.waiters.delete(jobId);
+  }
+
+  /** Resolves once any of the jobs' signals is raised, or after `timeoutMs`; true if one was. */
+  waitAny(jobIds: string[], timeoutMs: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const wake = (result: WaitResult<T>) => {
+        clearTimeout(timer);
+        for (const jobId of jobIds) this.forget(jobId, wake);
+        resolve(result.raised);
+      };
+      const timer = setTimeout(() => wake({ raised: false }), timeoutMs);
+      for (const jobId of jobIds) {
+        const waiting = this.waiters.get(jobId) ?? new Set<(result: WaitResult<T>) => void>();
+        waiting.add(wake);
+        this.waiters.set(jobId, waiting);
+      }
+    });
+  }
+
+  private forget(jobId: string, wake: (result: WaitResult<T>) => void): void {
+    const waiting = this.waiters.get(jobId);
+    waiting?.delete(wake);
+    if (waiting?.size === 0) this.waiters.delete(jobId);
   }
 
   /** Resolves raised once the signal is raised, not raised after `timeoutMs` or when settled without it. */

@@ -1,26 +1,25 @@
-/** The shapes a sandbox's coordinator and its job runner share. */
-import type { JobRequest } from "../schemas/job";
-import type { VersionedRecord } from "../storage/jobStore";
+/** The shapes a sandbox's coordinator and the job-running library share. */
+import type { JobRecord } from "../schemas/job";
+import type { JobOutcome } from "./executeJob";
 
-/** A job as its coordinator holds it. */
-export interface QueuedJob {
-  jobId: string;
-  /** The tenant's sandbox, by its platform-wide name (storage/layout.ts `sandboxKey`). */
-  sandboxKey: string;
-  /** When the API wrote the record to KV (0: it did not): KV's next write to the key must wait a second from here. */
-  kvWrittenAt: number;
-  /** The request, unless it was too large to carry (then it waits in R2). */
-  request?: JobRequest;
-  /**
-   * The record as the API created it, with its R2 etag (handed over at submit only, and dropped
-   * once a run was tried): its first claim compares against it instead of reading R2 first.
-   */
-  created?: VersionedRecord;
+/**
+ * What a run needs from the coordinator that holds the job: its state lives in the
+ * coordinator's SQLite (coordinator/jobTable.ts), changed there and nowhere else.
+ */
+export interface JobControl {
+  /** Marks the job running as its next attempt under a lease; the record as claimed, or undefined if it was not queued. */
+  claim(leaseUntil: number): JobRecord | undefined;
+  /** Extends the attempt's lease; whether it still holds the job and whether a cancel was asked. */
+  renew(attempt: number, leaseUntil: number): Promise<{ held: boolean; cancelRequested: boolean }>;
+  /** Puts a failed attempt back first in line, to run again after `delayMs`. */
+  requeue(attempt: number, error: JobRecord["error"] & object, delayMs: number): boolean;
+  /** The one way a job ends (coordinator/finishing.ts); false when the attempt no longer held it. */
+  finish(outcome: Partial<JobOutcome> & Pick<JobRecord, "status">, attempt?: number): Promise<boolean>;
 }
 
 /**
- * Done: drop the job from the sandbox's queue. Retry: keep it first in line and try again later.
- * Wait: keep it first in line until the jobs it needs have finished.
+ * Done: the job has ended (or another attempt holds it). Retry: it stays first in line and runs
+ * again later. Wait: it stays first in line until the jobs it needs have finished.
  */
 export type RunOutcome =
   | { kind: "done"; reason: string }

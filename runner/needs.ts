@@ -1,21 +1,28 @@
 /**
  * The gate of a pipeline job (one with `needs`): it runs only once every job it needs has
- * succeeded, and is skipped as soon as one of them ends any other way.
+ * succeeded, and is skipped as soon as one of them ends any other way. A needed job has finished
+ * once its final record is in R2 (strongly consistent; written before its dependents are woken).
  */
 import type { JobRecord } from "../schemas/job";
-import { isTerminal } from "../schemas/job";
 import type { JobStore } from "../storage/jobStore";
 
 export type NeedsVerdict = { kind: "run" } | { kind: "wait"; waitingFor: string[] } | { kind: "skip"; because: JobRecord[] };
 
 export async function checkNeeds(store: JobStore, record: JobRecord): Promise<NeedsVerdict> {
   if (record.needs.length === 0) return { kind: "run" };
-  const needed = await Promise.all(record.needs.map(async (jobId) => ({ jobId, record: (await store.getVersioned(jobId))?.record })));
-  const failed = needed.flatMap(({ record: need }) => (need && isTerminal(need.status) && need.status !== "succeeded" ? [need] : []));
+  const needed = await Promise.all(
+    record.needs.map(async (jobId) => {
+      const final = await store.readFinishedFromR2(jobId);
+      // Not finished: unfinished if it was submitted, gone (past its retention, or never) if not.
+      const exists = final !== undefined || (await store.readSubmitted(jobId)) !== undefined;
+      return { jobId, final, exists };
+    }),
+  );
+  const failed = needed.flatMap(({ final }) => (final && final.status !== "succeeded" ? [final] : []));
   if (failed.length > 0) return { kind: "skip", because: failed };
-  // A needed job that is gone (past its retention) can never succeed now.
-  if (needed.some(({ record: need }) => need === undefined)) return { kind: "skip", because: [] };
-  const unfinished = needed.filter(({ record: need }) => need && !isTerminal(need.status)).map(({ jobId }) => jobId);
+  // A needed job that is gone can never succeed now.
+  if (needed.some(({ exists }) => !exists)) return { kind: "skip", because: [] };
+  const unfinished = needed.filter(({ final }) => final === undefined).map(({ jobId }) => jobId);
   return unfinished.length > 0 ? { kind: "wait", waitingFor: unfinished } : { kind: "run" };
 }
 

@@ -1,35 +1,17 @@
 /**
- * Job records across KV and R2, within KV's limits.
- *
- * R2 holds the authoritative record: strongly consistent, so a finished job reads as finished
- * at once, and conditional puts let exactly one consumer move a job forward. KV caches the
- * finished record for fast polling: a poll trusts KV only for a finished record, which can never
- * change again, and reads anything else from R2. So KV is written once per job, when it ends
- * (an unfinished record there would never be trusted; a job cancelled while queued has none,
- * and its polls read R2), well within KV's one write per second per key.
+ * A tenant's job objects in R2 and KV, each written once: the records of a submit's jobs as
+ * submitted (one object per submit; it names each job's sandbox, so a poll finds its coordinator
+ * without reading anything that changes), the final record, and a request too large for its
+ * coordinator's table or not taken at submit. KV holds the final record
+ * only, for fast polls: it is eventually consistent, and a finished record never changes.
+ * A job's changing state (queued, running, attempts, cancel) lives in its sandbox's coordinator.
  */
-import { isTerminal, JobRecord, JobRequest, type JobStatus } from "../schemas/job";
+import { z } from "zod";
+import { isTerminal, JobRecord, JobRequest } from "../schemas/job";
 import { kvKeys, r2Keys, sandboxKey } from "./layout";
 
-/** KV's limit: one write per second to a key, plus a margin for clock skew between isolates. */
-export const KV_WRITE_SPACING_MS = 1100;
-
-export interface VersionedRecord {
-  record: JobRecord;
-  etag: string;
-}
-
-export interface JobPage {
-  jobs: JobRecord[];
-  nextCursor: string | null;
-}
-
-/** Each tenant's job store, for the parts that serve every tenant (the consumer, the sweeper, the KV cache). */
-export type JobStores = (tenant: string) => JobStore;
-
-export function jobStores(kv: KVNamespace, bucket: R2Bucket, retentionSeconds: number): JobStores {
-  return (tenant) => new JobStore(kv, bucket, retentionSeconds, tenant);
-}
+/** KV and R2 take one write per second per key; this margin covers clock skew between isolates. */
+export const WRITE_SPACING_MS = 1100;
 
 /** One tenant's jobs: every key it reads or writes carries the tenant (storage/layout.ts). */
 export class JobStore {
@@ -40,69 +22,74 @@ export class JobStore {
     readonly tenant: string,
   ) {}
 
-  /**
-   * Records a new job, and its request when that is too large to travel in the queue message.
-   * Nothing goes to KV: a poll would not trust an unfinished record there (see above). Returns
-   * the record's version, which its first claim can compare against.
-   */
-  async create(record: JobRecord, requestToStore?: JobRequest): Promise<VersionedRecord> {
-    const [written] = await Promise.all([
-      this.bucket.put(r2Keys.record(this.tenant, record.id), JSON.stringify(record)),
-      this.bucket.put(r2Keys.sandboxIndexEntry(this.tenant, record.sandboxId, record.id), ""),
-      this.bucket.put(r2Keys.activeEntry(sandboxKey(this.tenant, record.sandboxId), record.id), ""),
-      requestToStore && this.saveRequest(record.id, requestToStore),
-    ]);
-    // An unconditional put answers with the object; null is only a failed condition.
-    if (!written) throw new Error(`R2 did not store job ${record.id}'s record`);
-    return { record, etag: written.etag };
-  }
-
-  /** The job as a client should see it, or undefined when unknown or past retention. */
-  async get(jobId: string): Promise<JobRecord | undefined> {
-    const cached = parseRecord(await this.kv.get(kvKeys.job(this.tenant, jobId)));
-    const record = cached && isTerminal(cached.status) ? cached : (await this.getVersioned(jobId))?.record;
-    if (!record || Date.parse(record.expiresAt) <= Date.now()) return undefined;
-    return record;
-  }
+  /** Submits read by this store, by their time prefix: a batch's jobs are read from one object once. */
+  private readonly submits = new Map<string, { first: string; last: string; jobs: Promise<JobRecord[]> }[]>();
 
   /**
-   * The authoritative record if it changed since `etag`; a cheap conditional read for polling
-   * (no body comes back while the job is unchanged).
+   * Records the jobs of one submit as submitted, in one object (the jobs of a submit share the
+   * time part of their IDs, which names it): what names each job's sandbox for later polls.
    */
-  async getIfChanged(jobId: string, etag: string): Promise<VersionedRecord | "unchanged" | undefined> {
-    const object = await this.bucket.get(r2Keys.record(this.tenant, jobId), { onlyIf: { etagDoesNotMatch: etag } });
-    if (!object) return undefined;
-    if (!("body" in object)) return "unchanged";
-    const record = parseRecord(await object.text());
-    return record && { record, etag: object.etag };
+  async saveSubmitted(records: JobRecord[]): Promise<void> {
+    const byTime = new Map<string, JobRecord[]>();
+    for (const record of records) {
+      const prefix = r2Keys.submitPrefix(this.tenant, record.id);
+      byTime.set(prefix, [...(byTime.get(prefix) ?? []), record]);
+    }
+    await Promise.all(
+      [...byTime.values()].map((group) => {
+        const ids = group.map((record) => record.id).sort();
+        const submit: Submit = { jobs: group };
+        return this.bucket.put(r2Keys.submit(this.tenant, ids[0] ?? "", ids[ids.length - 1] ?? ""), JSON.stringify(submit));
+      }),
+    );
   }
 
-  async getVersioned(jobId: string): Promise<VersionedRecord | undefined> {
-    const object = await this.bucket.get(r2Keys.record(this.tenant, jobId));
-    if (!object) return undefined;
-    const record = parseRecord(await object.text());
-    if (!record) return undefined;
-    return { record, etag: object.etag };
+  /** The record as submitted (status queued): what a job its coordinator has not taken yet looks like. */
+  async readSubmitted(jobId: string): Promise<JobRecord | undefined> {
+    const prefix = r2Keys.submitPrefix(this.tenant, jobId);
+    let submit = this.submits.get(prefix)?.find((candidate) => candidate.first <= jobId && jobId <= candidate.last);
+    if (!submit) {
+      const listing = await this.bucket.list({ prefix });
+      const found = listing.objects.flatMap((object) => {
+        const match = /([0-9A-Z]{26})-([0-9A-Z]{26})\.json$/.exec(object.key);
+        return match?.[1] && match[2] ? [{ key: object.key, first: match[1], last: match[2] }] : [];
+      });
+      const range = found.find((candidate) => candidate.first <= jobId && jobId <= candidate.last);
+      if (!range) return undefined;
+      submit = { ...range, jobs: this.bucket.get(range.key).then(async (object) => parseSubmit(await object?.text())) };
+      this.submits.set(prefix, [...(this.submits.get(prefix) ?? []), submit]);
+    }
+    return (await submit.jobs).find((record) => record.id === jobId);
+  }
+
+  /** Puts a job its coordinator did not take at submit on the sweeper's worklist, until it ends. */
+  async markUndelivered(record: JobRecord): Promise<void> {
+    await this.bucket.put(r2Keys.undeliveredEntry(sandboxKey(this.tenant, record.sandboxId), record.id), "");
   }
 
   /**
-   * Replaces the record only if nobody changed it since `previous` was read. Returns the new
-   * version, or undefined when another consumer got there first.
+   * The final record, from KV when it has it (fast, possibly stale only in that it may not have
+   * the record yet), otherwise from R2 (strongly consistent). Undefined while the job runs.
    */
-  async replace(previous: VersionedRecord, record: JobRecord): Promise<VersionedRecord | undefined> {
-    const written = await this.bucket.put(r2Keys.record(this.tenant, record.id), JSON.stringify(record), {
-      onlyIf: { etagMatches: previous.etag },
-    });
-    if (!written) return undefined;
-    return { record, etag: written.etag };
+  async readFinished(jobId: string): Promise<JobRecord | undefined> {
+    const cached = finalOnly(parseRecord(await this.kv.get(kvKeys.job(this.tenant, jobId))));
+    return cached ?? this.readFinishedFromR2(jobId);
   }
 
-  /** Copies a finished record to KV; the caller keeps to KV's one write per second per key. */
-  async cacheFinished(record: JobRecord): Promise<void> {
-    await this.kv.put(kvKeys.job(this.tenant, record.id), JSON.stringify(record), { expirationTtl: this.retentionSeconds });
+  /** The final record from R2 only: what a check that must not miss a finish reads. */
+  async readFinishedFromR2(jobId: string): Promise<JobRecord | undefined> {
+    return finalOnly(parseRecord(await (await this.bucket.get(r2Keys.record(this.tenant, jobId)))?.text()));
   }
 
-  /** Stores a job's full request (env values, stdin, content) until the job ends. */
+  /** Publishes a final record: R2 (the lasting copy), then KV (a cache: a failed write only costs speed). */
+  async publishFinal(record: JobRecord): Promise<void> {
+    await this.bucket.put(r2Keys.record(this.tenant, record.id), JSON.stringify(record));
+    await this.kv
+      .put(kvKeys.job(this.tenant, record.id), JSON.stringify(record), { expirationTtl: this.retentionSeconds })
+      .catch((error: unknown) => console.warn(`job ${record.id}: KV cache write failed`, error));
+  }
+
+  /** Stores the full request (env values, stdin, content) of a job its coordinator did not take at submit. */
   async saveRequest(jobId: string, request: JobRequest): Promise<void> {
     await this.bucket.put(r2Keys.request(this.tenant, jobId), JSON.stringify(request));
   }
@@ -114,77 +101,60 @@ export class JobStore {
     return parsed.success ? parsed.data : undefined;
   }
 
-  /** The request holds env values, stdin and file content: it is not kept once the job ends. */
-  async deleteRequest(jobId: string): Promise<void> {
-    await this.bucket.delete(r2Keys.request(this.tenant, jobId));
-  }
-
-  /** Takes a finished job off the sweeper's worklist. */
-  async markInactive(record: JobRecord): Promise<void> {
-    await this.bucket.delete(r2Keys.activeEntry(sandboxKey(this.tenant, record.sandboxId), record.id));
-  }
-
-  /** How many of this tenant's jobs are queued or running, counting no further than `max`. */
-  async countActive(max: number): Promise<number> {
-    // Sandbox keys start with `{tenant}.`, and tenant IDs hold no '.', so this prefix is one tenant's.
-    let count = 0;
-    let cursor: string | undefined;
-    do {
-      const listing = await this.bucket.list({
-        prefix: `${r2Keys.activePrefix}${this.tenant}.`,
-        cursor,
-        limit: Math.min(max - count, 1000),
-      });
-      count += listing.objects.length;
-      cursor = listing.truncated ? listing.cursor : undefined;
-    } while (cursor && count < max);
-    return count;
-  }
-
-  /** A sandbox's jobs, newest first; `cursor` is the last job ID of the previous page. */
-  async listForSandbox(sandboxId: string, options: { status?: JobStatus; limit: number; cursor?: string }): Promise<JobPage> {
-    const prefix = r2Keys.sandboxIndexPrefix(this.tenant, sandboxId);
-    let startAfter = options.cursor ? r2Keys.sandboxIndexEntry(this.tenant, sandboxId, options.cursor) : undefined;
-    const jobs: JobRecord[] = [];
-    // Bounded scan: with a status filter most entries may not match, so a page can come back short.
-    for (let page = 0; page < 10; page++) {
-      const listing = await this.bucket.list({ prefix, startAfter, limit: options.status ? 100 : options.limit - jobs.length });
-      const ids = listing.objects.map((object) => r2Keys.jobIdFromIndexEntry(object.key));
-      const records = await Promise.all(ids.map((id) => this.get(id)));
-      for (const [index, record] of records.entries()) {
-        if (record && (!options.status || record.status === options.status)) jobs.push(record);
-        if (jobs.length === options.limit) {
-          const more = index < records.length - 1 || listing.truncated;
-          return { jobs, nextCursor: more ? (ids[index] ?? null) : null };
-        }
-      }
-      const last = listing.objects[listing.objects.length - 1];
-      if (!listing.truncated || !last) return { jobs, nextCursor: null };
-      startAfter = last.key;
-    }
-    const lastId = startAfter ? r2Keys.jobIdFromIndexEntry(startAfter) : null;
-    return { jobs, nextCursor: lastId };
+  /**
+   * What a finished job may leave behind in R2 that must go: a stored request (it holds env
+   * values) and its entry on the sweeper's worklist. The caller waits WRITE_SPACING_MS after
+   * they were written.
+   */
+  async removeLeftovers(record: JobRecord): Promise<void> {
+    await this.bucket.delete([
+      r2Keys.request(this.tenant, record.id),
+      r2Keys.undeliveredEntry(sandboxKey(this.tenant, record.sandboxId), record.id),
+    ]);
   }
 }
 
-function parseRecord(text: string | null): JobRecord | undefined {
-  if (text === null) return undefined;
+/** Only a finished record is final (a record written under the earlier layout may not be). */
+function finalOnly(record: JobRecord | undefined): JobRecord | undefined {
+  return record && isTerminal(record.status) ? record : undefined;
+}
+
+function parseRecord(text: string | null | undefined): JobRecord | undefined {
+  if (text === null || text === undefined) return undefined;
   const parsed = JobRecord.safeParse(JSON.parse(text));
   return parsed.success ? parsed.data : undefined;
 }
 
-/** Every unfinished job of every tenant, grouped by sandbox key: what the sweeper checks on. */
-export async function listActiveEverywhere(bucket: R2Bucket): Promise<Map<string, string[]>> {
+/** One submit's jobs as submitted (storage/layout.ts `submit`). */
+const Submit = z.object({ jobs: z.array(JobRecord) });
+type Submit = z.infer<typeof Submit>;
+
+function parseSubmit(text: string | undefined): JobRecord[] {
+  if (text === undefined) return [];
+  const parsed = Submit.safeParse(JSON.parse(text));
+  return parsed.success ? parsed.data.jobs : [];
+}
+
+/** Jobs not taken at submit and not finished yet, grouped by sandbox key, one page of the worklist at a time. */
+export async function listUndeliveredPage(
+  bucket: R2Bucket,
+  cursor?: string,
+): Promise<{ bySandbox: Map<string, string[]>; cursor?: string }> {
   const bySandbox = new Map<string, string[]>();
-  let cursor: string | undefined;
-  do {
-    const listing = await bucket.list({ prefix: r2Keys.activePrefix, cursor, limit: 1000 });
-    for (const object of listing.objects) {
-      const [key, jobId] = object.key.slice(r2Keys.activePrefix.length).split("/");
-      if (!key || !jobId) continue;
-      bySandbox.set(key, [...(bySandbox.get(key) ?? []), jobId]);
-    }
-    cursor = listing.truncated ? listing.cursor : undefined;
-  } while (cursor);
-  return bySandbox;
+  const listing = await bucket.list({ prefix: r2Keys.undeliveredPrefix, cursor, limit: 1000 });
+  for (const object of listing.objects) {
+    const [key, jobId] = object.key.slice(r2Keys.undeliveredPrefix.length).split("/");
+    if (!key || !jobId) continue;
+    bySandbox.set(key, [...(bySandbox.get(key) ?? []), jobId]);
+  }
+  return { bySandbox, ...(listing.truncated ? { cursor: listing.cursor } : {}) };
+}
+
+/** Every tenant ever admitted, one page at a time: where the sweeper finds the sandboxes with work. */
+export async function listTenantsPage(bucket: R2Bucket, cursor?: string): Promise<{ tenants: string[]; cursor?: string }> {
+  const listing = await bucket.list({ prefix: r2Keys.tenantRegistryPrefix, cursor, limit: 1000 });
+  return {
+    tenants: listing.objects.map((object) => object.key.slice(r2Keys.tenantRegistryPrefix.length)),
+    ...(listing.truncated ? { cursor: listing.cursor } : {}),
+  };
 }

@@ -1,35 +1,36 @@
 /**
  * Where everything is stored: the one place that names KV keys, R2 keys and Durable Object
  * names. Every one of them carries the tenant, so no lookup can reach another tenant's data.
+ * A job's changing state lives in its sandbox's coordinator (coordinator/jobTable.ts); every
+ * object here is written once (R2 and KV take one write per second per key).
  *
- * KV   job:{tenant}:{jobId}                          cached job record for fast polling
+ * KV   job:{tenant}:{jobId}                          the final record, for fast polling (written when the job ends)
  *      apikey:{sha256 of the key}                    the tenant and key ID an API key stands for
  *      apikey-id:{keyId}                             the same key by its ID, for listing and revoking
- * R2   tenants/{tenant}/jobs/{jobId}/record.json     the authoritative job record (strongly consistent)
- *      tenants/{tenant}/jobs/{jobId}/request.json    the full request (env, stdin, content), deleted once the job ends
+ * R2   tenants/{tenant}/submits/{time}/{firstJobId}-{lastJobId}.json   the records of one submit's jobs as
+ *                                                    submitted: names each job's sandbox. The jobs of one submit
+ *                                                    share the time part of their IDs, so a job's ID finds it
+ *      tenants/{tenant}/jobs/{jobId}/record.json     the final record, written when the job ends
+ *      tenants/{tenant}/jobs/{jobId}/request.json    the full request (env, stdin, content) of a job its coordinator
+ *                                                    did not take at submit; deleted once the job ends
  *      tenants/{tenant}/jobs/{jobId}/upload.tar.gz   an uploaded source archive, deleted once unpacked
  *      tenants/{tenant}/jobs/{jobId}/attempts/{n}/stdout, .../stderr       captured output of attempt n
  *      tenants/{tenant}/jobs/{jobId}/attempts/{n}/artifacts/{path}         its collected files, path relative to cwd
- *        (only the attempt that writes the final record is published, so a stale attempt that
- *        outlived its lease can never overwrite what the record describes)
- *      tenants/{tenant}/sandboxes/{sandboxId}/jobs/{newestFirstId}   empty index entry per job, newest first
+ *        (the final record names the attempt it publishes, so an attempt that outlived its
+ *        runner can never overwrite what the record describes)
  *      tenants/{tenant}/batches/{batchId}.json       a batch's jobs and what each needs
- *      active/{sandboxKey}/{jobId}                   empty entry while the job is unfinished: the sweeper's worklist
+ *      undelivered/{sandboxKey}/{jobId}              empty entry for a job its coordinator did not take at submit,
+ *                                                    until it ends: the sweeper's worklist should its message be lost
+ *      tenant-registry/{tenant}                      empty entry per tenant ever admitted: where the sweeper starts
  *      workspaces/{sandboxKey}/snapshot.tar.gz       the sandbox's /workspace, saved when its container went to sleep
  *      malformed-messages/{messageId}.json           queue messages that could not be parsed, kept for inspection
  * DO   Sandbox and SandboxCoordinator objects are named by sandbox key; TenantDirectory by tenant.
  */
 import { createHash } from "node:crypto";
 
-const ULID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 export const JOB_ID_PATTERN = /^[0-9A-HJKMNP-TV-Z]{26}$/;
-
-/** Mirrors each ULID character so that ascending key order lists the newest job first. */
-function invertUlid(id: string): string {
-  let out = "";
-  for (const ch of id) out += ULID_ALPHABET[ULID_ALPHABET.length - 1 - ULID_ALPHABET.indexOf(ch)];
-  return out;
-}
+/** A ULID's first ten characters encode its millisecond. */
+const ULID_TIME_LENGTH = 10;
 
 /** The SDK takes sandbox names of at most 63 characters. */
 const SANDBOX_KEY_MAX = 63;
@@ -65,6 +66,9 @@ export const kvKeys = {
 const jobPrefix = (tenant: string, jobId: string) => `tenants/${tenant}/jobs/${jobId}`;
 
 export const r2Keys = {
+  submitPrefix: (tenant: string, jobId: string) => `tenants/${tenant}/submits/${jobId.slice(0, ULID_TIME_LENGTH)}/`,
+  submit: (tenant: string, firstJobId: string, lastJobId: string) =>
+    `${r2Keys.submitPrefix(tenant, firstJobId)}${firstJobId}-${lastJobId}.json`,
   record: (tenant: string, jobId: string) => `${jobPrefix(tenant, jobId)}/record.json`,
   request: (tenant: string, jobId: string) => `${jobPrefix(tenant, jobId)}/request.json`,
   output: (tenant: string, jobId: string, attempt: number, stream: "stdout" | "stderr") =>
@@ -74,12 +78,9 @@ export const r2Keys = {
   upload: (tenant: string, jobId: string) => `${jobPrefix(tenant, jobId)}/upload.tar.gz`,
   batch: (tenant: string, batchId: string) => `tenants/${tenant}/batches/${batchId}.json`,
   workspaceSnapshot: (key: string) => `workspaces/${key}/snapshot.tar.gz`,
-  activePrefix: "active/",
-  activeEntry: (key: string, jobId: string) => `active/${key}/${jobId}`,
-  sandboxesPrefix: (tenant: string) => `tenants/${tenant}/sandboxes/`,
-  sandboxIndexPrefix: (tenant: string, sandboxId: string) => `tenants/${tenant}/sandboxes/${sandboxId}/jobs/`,
-  sandboxIndexEntry: (tenant: string, sandboxId: string, jobId: string) =>
-    `${r2Keys.sandboxIndexPrefix(tenant, sandboxId)}${invertUlid(jobId)}`,
+  undeliveredPrefix: "undelivered/",
+  undeliveredEntry: (key: string, jobId: string) => `undelivered/${key}/${jobId}`,
+  tenantRegistryPrefix: "tenant-registry/",
+  tenantRegistryEntry: (tenant: string) => `tenant-registry/${tenant}`,
   malformedMessage: (messageId: string) => `malformed-messages/${messageId}.json`,
-  jobIdFromIndexEntry: (key: string) => invertUlid(key.slice(key.lastIndexOf("/") + 1)),
 };

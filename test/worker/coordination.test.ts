@@ -7,12 +7,30 @@
 import { createScheduledController, env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { coordinatorFor } from "../../coordinator/sandboxCoordinator";
+import { coordinatorFor } from "../../coordinator/stubs";
 import { BatchView } from "../../schemas/job";
 import { r2Keys, sandboxKey } from "../../storage/layout";
 import worker from "../../worker";
 import { api, getJob, postJson, runJob, submit, uniqueSandbox, waitForJob } from "./client";
-import { deliver, JOB_QUEUE, jobStore, recordOnly, TEST_TENANT } from "./support/jobs";
+import { deliver, inCoordinator, JOB_QUEUE, jobStore, recordOnly, TEST_TENANT } from "./support/jobs";
+
+/** Hands a recorded job to its coordinator as a runner that claimed it as `attempts` and then died left it. */
+async function leftRunning(sandbox: string, jobId: string, attempts: number): Promise<void> {
+  const submitted = await jobStore().readSubmitted(jobId);
+  if (!submitted) throw new Error("record missing");
+  await inCoordinator(
+    sandbox,
+    `INSERT INTO job_state (job_id, status, submitted, attempts, started_at, lease_until, submitted_at, expires_at)
+       VALUES (?, 'running', ?, ?, ?, ?, ?, ?)`,
+    jobId,
+    JSON.stringify(submitted),
+    attempts,
+    Date.now() - 5000,
+    Date.now() - 1000,
+    Date.now(),
+    Date.parse(submitted.expiresAt),
+  );
+}
 
 async function stdoutOf(jobId: string): Promise<string> {
   return (await api(`/v1/jobs/${jobId}/stdout`)).text();
@@ -52,7 +70,6 @@ describe("per-sandbox coordination", () => {
       kind: "run",
       jobId: job.id,
       sandboxKey: sandboxKey(TEST_TENANT, sandbox),
-      kvWrittenAt: Date.now(),
     }));
     // Duplicates of every message, in two opposite orders, through two concurrent invocations.
     await Promise.all([deliver(JOB_QUEUE, [...messages].reverse()), deliver(JOB_QUEUE, [...messages.slice(3), ...messages.slice(0, 3)])]);
@@ -77,18 +94,10 @@ describe("per-sandbox coordination", () => {
   it("takes over a job whose runner died, and publishes only the attempt that finished it", async () => {
     const sandbox = uniqueSandbox("takeover");
     const message = await recordOnly(sandbox, { command: "echo attempt-output > out.txt; cat out.txt", artifacts: ["out.txt"] });
-    // A runner claimed it (attempt 1) and died: its record says running, with a lease that lapsed.
-    const store = jobStore();
-    const queued = await store.getVersioned(message.jobId);
-    if (!queued) throw new Error("record missing");
-    await store.replace(queued, {
-      ...queued.record,
-      status: "running",
-      attempts: 1,
-      startedAt: new Date().toISOString(),
-      leaseUntil: new Date(Date.now() - 1000).toISOString(),
-    });
-    await coordinatorFor(env.SANDBOX_COORDINATOR, sandbox).enqueue([{ ...message }]);
+    // A runner claimed it (attempt 1) and died: its coordinator's table says running, with a lease that lapsed.
+    await leftRunning(sandbox, message.jobId, 1);
+    // What the sweeper does: the coordinator is not running it, so it takes it over at once.
+    await coordinatorFor(env.SANDBOX_COORDINATOR, sandboxKey(TEST_TENANT, sandbox)).reconcile([]);
     const finished = await waitForJob(message.jobId);
     expect(finished).toMatchObject({ status: "succeeded", attempts: 2 });
 
@@ -109,29 +118,19 @@ describe("per-sandbox coordination", () => {
   it("fails a job whose runner died on every attempt instead of running it without end", async () => {
     const sandbox = uniqueSandbox("runner-lost");
     const message = await recordOnly(sandbox, { command: "true" });
-    const store = jobStore();
-    const queued = await store.getVersioned(message.jobId);
-    if (!queued) throw new Error("record missing");
     const maxAttempts = Number(env.MAX_JOB_ATTEMPTS);
-    await store.replace(queued, {
-      ...queued.record,
-      status: "running",
-      attempts: maxAttempts,
-      leaseUntil: new Date(Date.now() - 1000).toISOString(),
-    });
-    await coordinatorFor(env.SANDBOX_COORDINATOR, sandbox).enqueue([{ ...message }]);
+    await leftRunning(sandbox, message.jobId, maxAttempts);
+    await coordinatorFor(env.SANDBOX_COORDINATOR, sandboxKey(TEST_TENANT, sandbox)).reconcile([]);
     const failed = await waitForJob(message.jobId);
     expect(failed).toMatchObject({ status: "failed", attempts: maxAttempts, error: { code: "RUNNER_LOST" } });
   });
 
   it("ends a running job whose cancel was stored but never signalled, at its next lease renewal", async () => {
-    const job = await submit(uniqueSandbox("stored-cancel"), { type: "run", command: "echo started; sleep 60", timeoutMs: 120_000 });
+    const sandbox = uniqueSandbox("stored-cancel");
+    const job = await submit(sandbox, { type: "run", command: "echo started; sleep 60", timeoutMs: 120_000 });
     while ((await getJob(job.id)).status !== "running") await new Promise((resolve) => setTimeout(resolve, 20));
-    // What the API stores on a cancel, without its signal to the coordinator.
-    const store = jobStore();
-    const running = await store.getVersioned(job.id);
-    if (!running) throw new Error("record missing");
-    expect(await store.replace(running, { ...running.record, cancelRequested: true })).toBeDefined();
+    // What a cancel stores, without its signal to the running command.
+    expect(await inCoordinator(sandbox, "UPDATE job_state SET cancel_requested = 1 WHERE job_id = ?", job.id)).toBe(1);
 
     const ended = await waitForJob(job.id);
     expect(ended.error?.code).toBe("CANCELLED");
@@ -146,8 +145,10 @@ describe("per-sandbox coordination", () => {
     const finished = await waitForJob(lost.jobId);
     expect(finished.status).toBe("succeeded");
     expect(await stdoutOf(lost.jobId)).toBe("swept\n");
-    // Once finished, it is off the sweeper's worklist.
-    expect(await env.JOB_OUTPUT.head(r2Keys.activeEntry(sandboxKey(TEST_TENANT, sandbox), lost.jobId))).toBeNull();
+    // Once finished, it is off the sweeper's worklist (as soon as R2's spacing allows).
+    const entry = r2Keys.undeliveredEntry(sandboxKey(TEST_TENANT, sandbox), lost.jobId);
+    for (let i = 0; i < 50 && (await env.JOB_OUTPUT.head(entry)); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await env.JOB_OUTPUT.head(entry)).toBeNull();
   });
 
   it("leaves a young job nobody holds yet to the queue that is still delivering it", async () => {

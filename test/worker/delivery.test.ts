@@ -21,7 +21,7 @@ describe("at-least-once delivery", () => {
   it("does not run a finished job again when its message is delivered again through the queue", async () => {
     const sandbox = uniqueSandbox("dup");
     const job = await runJob(sandbox, { type: "run", command: "echo ran >> runs.txt" });
-    await env.JOB_QUEUE.send({ kind: "run", jobId: job.id, sandboxKey: sandboxKey(TEST_TENANT, sandbox), kvWrittenAt: Date.now() });
+    await env.JOB_QUEUE.send({ kind: "run", jobId: job.id, sandboxKey: sandboxKey(TEST_TENANT, sandbox) });
     // A later job in the same sandbox runs after the duplicate was handled.
     expect(await stdoutOf(sandbox, "cat runs.txt")).toBe("ran\n");
     // The same record; only the download URLs' signatures (fresh on each read) may differ.
@@ -50,9 +50,7 @@ describe("at-least-once delivery", () => {
     const sandbox = uniqueSandbox("running-dup");
     const job = await submit(sandbox, { type: "run", command: "echo ran >> runs.txt; sleep 2" });
     while ((await getJob(job.id)).status === "queued") await new Promise((resolve) => setTimeout(resolve, 20));
-    const { result } = await deliver(JOB_QUEUE, [
-      { kind: "run", jobId: job.id, sandboxKey: sandboxKey(TEST_TENANT, sandbox), kvWrittenAt: Date.now() },
-    ]);
+    const { result } = await deliver(JOB_QUEUE, [{ kind: "run", jobId: job.id, sandboxKey: sandboxKey(TEST_TENANT, sandbox) }]);
     expect(result.explicitAcks).toHaveLength(1);
     expect((await waitForJob(job.id)).attempts).toBe(1);
     expect(await stdoutOf(sandbox, "cat runs.txt")).toBe("ran\n");
@@ -90,9 +88,7 @@ describe("at-least-once delivery", () => {
   it("lets a dead-lettered job run when its coordinator holds it", async () => {
     const sandbox = uniqueSandbox("dlq-held");
     const job = await submit(sandbox, { type: "run", command: "sleep 1; echo done" });
-    const { result } = await deliver(DEAD_LETTER_QUEUE, [
-      { kind: "run", jobId: job.id, sandboxKey: sandboxKey(TEST_TENANT, sandbox), kvWrittenAt: Date.now() },
-    ]);
+    const { result } = await deliver(DEAD_LETTER_QUEUE, [{ kind: "run", jobId: job.id, sandboxKey: sandboxKey(TEST_TENANT, sandbox) }]);
     expect(result.explicitAcks).toHaveLength(1);
     expect((await waitForJob(job.id)).status).toBe("succeeded");
   });

@@ -57,8 +57,11 @@ describe("file jobs", () => {
       encoding: "base64",
     });
     expect(write.status).toBe("succeeded");
-    // Too large for its queue message, the request waited in R2, and is not kept once the job ended.
-    expect(await env.JOB_OUTPUT.head(r2Keys.request(TEST_TENANT, write.id))).toBeNull();
+    // Too large for its queue message, the request waited in R2, and is not kept once the job
+    // ended (as soon as R2's one write per second to its key allows).
+    const stored = r2Keys.request(TEST_TENANT, write.id);
+    for (let i = 0; i < 50 && (await env.JOB_OUTPUT.head(stored)); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await env.JOB_OUTPUT.head(stored)).toBeNull();
     const read = await runJob(sandbox, { type: "file", op: "read", path: "/workspace/big.bin" });
     expect(read.artifacts[0]).toMatchObject({ size: bytes.length, sha256: await sha256Hex(bytes) });
     const download = await api(new URL(read.artifacts[0]?.url ?? "").pathname);

@@ -8,7 +8,6 @@ function message(index: number, commandBytes: number): RunMessage {
     kind: "run",
     jobId: `01ARZ3NDEKTSV4RRFFQ69G${String(index).padStart(4, "0")}`,
     sandboxKey: "local.s",
-    kvWrittenAt: 0,
     request: {
       type: "run",
       command: "x".repeat(commandBytes),

@@ -1,12 +1,14 @@
 /**
  * Test helpers that reach under the API: a job recorded in storage but handed to nobody (as if
- * its queue message and its handover were lost), and a direct call of the Worker's queue handler
- * with a batch the test builds (real storage, real coordinators, real sandbox host).
+ * its queue message and its handover were lost), a direct call of the Worker's queue handler
+ * with a batch the test builds (real storage, real coordinators, real sandbox host), and SQL run
+ * in a sandbox's coordinator (to stage what a crashed runner leaves behind).
  */
-import { createExecutionContext, createMessageBatch, env, getQueueResult } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, env, getQueueResult, runInDurableObject } from "cloudflare:test";
 import { monotonicFactory } from "ulid";
 import { vi } from "vitest";
 import { readConfig } from "../../../config";
+import { coordinatorFor } from "../../../coordinator/stubs";
 import { LOCAL_TENANT } from "../../../schemas/ids";
 import { newJobRecord, RunJobRequest } from "../../../schemas/job";
 import type { RunMessage } from "../../../schemas/queueMessages";
@@ -28,15 +30,24 @@ export function jobStore(tenant = TEST_TENANT): JobStore {
 const newJobId = monotonicFactory();
 
 /**
- * Records a queued run job in R2 (as the API does: nothing in KV), with its request stored in R2, and hands it to nobody.
+ * Records a queued run job in R2 as the API does when its coordinator cannot be reached (its
+ * request and a worklist entry in R2, nothing in KV), and hands it to nobody.
  * `ageMs` backdates it (the sweeper leaves young jobs to the queue).
  */
 export async function recordOnly(sandboxId: string, job: Record<string, unknown>, ageMs = 0): Promise<RunMessage> {
   const request = RunJobRequest.parse({ type: "run", ...job });
   const now = Date.now() - ageMs;
   const record = newJobRecord(newJobId(now), { tenant: TEST_TENANT, sandboxId }, request, now, readConfig(env).retentionSeconds);
-  await jobStore().create(record, request);
-  return { kind: "run", jobId: record.id, sandboxKey: sandboxKey(TEST_TENANT, sandboxId), kvWrittenAt: 0 };
+  await jobStore().saveSubmitted([record]);
+  await jobStore().saveRequest(record.id, request);
+  await jobStore().markUndelivered(record);
+  return { kind: "run", jobId: record.id, sandboxKey: sandboxKey(TEST_TENANT, sandboxId) };
+}
+
+/** Runs `statement` in the job table of a sandbox's coordinator (of the test tenant). */
+export async function inCoordinator(sandboxId: string, statement: string, ...params: (string | number)[]): Promise<number> {
+  const stub = coordinatorFor(env.SANDBOX_COORDINATOR, sandboxKey(TEST_TENANT, sandboxId));
+  return runInDurableObject(stub, (_instance, state) => state.storage.sql.exec(statement, ...params).rowsWritten);
 }
 
 /** Calls the Worker's queue handler with one batch; reports acks, retries and retry delays. */
