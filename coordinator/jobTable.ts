@@ -167,10 +167,19 @@ export class JobTable {
   }
 
   /** A running attempt failed and will be tried again after `notBefore`; it stays first in line. */
-  requeue(jobId: string, attempt: number, error: JobError, notBefore: number): boolean {
+  requeue(
+    jobId: string,
+    attempt: number,
+    error: JobError,
+    notBefore: number,
+    options: { attemptCounts: boolean } = { attemptCounts: true },
+  ): boolean {
+    // An attempt that never reached a container (none was free) is given back: waiting is not failing.
+    const attempts = options.attemptCounts ? "attempts" : "attempts - 1";
     return (
       this.sql.exec(
-        `UPDATE job_state SET status = 'queued', lease_until = NULL, last_error = ?, not_before = ?, waiting_for_needs = 0
+        `UPDATE job_state SET status = 'queued', lease_until = NULL, last_error = ?, not_before = ?, waiting_for_needs = 0,
+           attempts = ${attempts}
            WHERE job_id = ? AND status = 'running' AND attempts = ?`,
         JSON.stringify(error),
         notBefore,

@@ -285,7 +285,7 @@ export class SandboxCoordinator extends DurableObject<Env> {
         if (renewed.held) await this.ctx.storage.setAlarm(leaseUntil);
         return renewed;
       },
-      requeue: (attempt, error, delayMs) => this.table.requeue(jobId, attempt, error, Date.now() + delayMs),
+      requeue: (attempt, error, delayMs, options) => this.table.requeue(jobId, attempt, error, Date.now() + delayMs, options),
       finish: async (outcome: FinalOutcome, attempt) => {
         const final = this.finisher.finish(jobId, outcome, attempt);
         if (final) await this.publish();

@@ -11,8 +11,8 @@ export interface JobControl {
   claim(leaseUntil: number): JobRecord | undefined;
   /** Extends the attempt's lease; whether it still holds the job and whether a cancel was asked. */
   renew(attempt: number, leaseUntil: number): Promise<{ held: boolean; cancelRequested: boolean }>;
-  /** Puts a failed attempt back first in line, to run again after `delayMs`. */
-  requeue(attempt: number, error: JobRecord["error"] & object, delayMs: number): boolean;
+  /** Puts a failed attempt back first in line, to run again after `delayMs`; `attemptCounts: false` gives the attempt back. */
+  requeue(attempt: number, error: JobRecord["error"] & object, delayMs: number, options?: { attemptCounts: boolean }): boolean;
   /** The one way a job ends (coordinator/finishing.ts); false when the attempt no longer held it. */
   finish(outcome: Partial<JobOutcome> & Pick<JobRecord, "status">, attempt?: number): Promise<boolean>;
 }

@@ -109,12 +109,26 @@ async function runClaimed(claimed: JobRecord, request: JobRequest, deps: RunnerD
   } catch (error) {
     if (!(await lease.end())) return { kind: "done", reason: "another attempt holds the job; this one is not published" };
     if (cancelled()) return ended(control, CANCELLED, attempt);
-    return failOrRetry(deps, attempt, claimed.id, error);
+    return failOrRetry(deps, claimed, error);
   }
 }
 
-async function failOrRetry(deps: RunnerDeps, attempt: number, jobId: string, error: unknown): Promise<RunOutcome> {
+/** How often a job waiting for a free container tries again, and how long after its submit it gives up. */
+export const CAPACITY_RETRY_MS = 10_000;
+export const CAPACITY_WAIT_LIMIT_MS = 60 * 60 * 1000;
+
+async function failOrRetry(deps: RunnerDeps, claimed: JobRecord, error: unknown): Promise<RunOutcome> {
+  const attempt = claimed.attempts;
+  const jobId = claimed.id;
   const fault = error instanceof SandboxOperationError ? error : undefined;
+  if (fault?.code === "CONTAINER_CAPACITY" && Date.now() - Date.parse(claimed.createdAt) < CAPACITY_WAIT_LIMIT_MS) {
+    // Queued, saying why, and not one of its attempts: it runs once a container frees up.
+    const waiting = { code: fault.code, message: `Waiting for a free container: ${fault.message}` };
+    if (!deps.control.requeue(attempt, waiting, CAPACITY_RETRY_MS, { attemptCounts: false })) {
+      return { kind: "done", reason: "another attempt holds the job" };
+    }
+    return { kind: "retry", delayMs: CAPACITY_RETRY_MS, reason: waiting.message };
+  }
   const jobError: JobError = { code: fault?.code ?? "INTERNAL", message: fault?.message ?? "Unexpected error while running the job" };
   if (!fault) console.error(`job ${jobId}: unexpected error`, error);
   // Anything but a sandbox's final answer (a storage blip, a bug) is retried, within the same budget.

@@ -67,7 +67,15 @@ export interface SandboxPort {
  * A failure reaching or using a sandbox. `retryable` separates platform faults (retry with
  * backoff) from the job's own failures (a missing file is final).
  */
-export type SandboxErrorCode = "FILE_NOT_FOUND" | "PATH_REFUSED" | "IS_DIRECTORY" | "SANDBOX_UNAVAILABLE" | "SANDBOX_ERROR" | "CANCELLED";
+export type SandboxErrorCode =
+  | "FILE_NOT_FOUND"
+  | "PATH_REFUSED"
+  | "IS_DIRECTORY"
+  | "SANDBOX_UNAVAILABLE"
+  | "SANDBOX_ERROR"
+  | "CANCELLED"
+  /** Every container the account may run is running: the job waits for one (not one of its attempts). */
+  | "CONTAINER_CAPACITY";
 
 export class SandboxOperationError extends Error {
   constructor(

@@ -11,7 +11,7 @@ import { answerWithin, NO_ANSWER } from "./answerWithin";
 import { toBase64 } from "./base64";
 import { endAllScript, stdinPath } from "./childCommand";
 import { ChildCommandRun } from "./childCommandRun";
-import { toSandboxError } from "./errors";
+import { isContainerCapacityError, toSandboxError } from "./errors";
 import { decodeFileStream } from "./fileStream";
 import { inPieces } from "./pieces";
 import { type ExecRequest, type ExecResult, type FileStream, type SandboxFileInfo, SandboxOperationError, type SandboxPort } from "./port";
@@ -46,8 +46,11 @@ const WRITE_PIECE_BYTES = 8 * 1024 * 1024;
 /** Housekeeping commands (joining pieces, chmod, unpacking an upload) get this long. */
 const HOUSEKEEPING_TIMEOUT_MS = 5 * 60 * 1000;
 
-/** Starting the container (a cold start; Cloudflare allows 90 s for its port) may take this long. */
-const START_ANSWER_MS = 120_000;
+/**
+ * Starting the container (a cold start; Cloudflare allows 90 s for its port) may take this long;
+ * past the account's container cap the SDK retries for about 135 s before it says so.
+ */
+const START_ANSWER_MS = 150_000;
 const DEFAULT_ANSWER_TIMEOUT_MS = 20_000;
 
 export class SdkSandbox implements SandboxPort {
@@ -80,10 +83,20 @@ export class SdkSandbox implements SandboxPort {
   }
 
   async prepareWorkspace(): Promise<void> {
-    const prepared = await answerWithin(this.sandbox.prepareWorkspace(), START_ANSWER_MS, "restoring the saved workspace");
+    const prepared = await answerWithin(this.sandbox.prepareWorkspace(), START_ANSWER_MS, "restoring the saved workspace").catch(
+      (error: unknown) => {
+        if (!isContainerCapacityError(error)) throw error;
+        throw new SandboxOperationError(
+          "CONTAINER_CAPACITY",
+          "every container this deployment may run (the Sandbox class's max_instances) is running; the job waits queued until one frees up",
+          true,
+          { cause: error },
+        );
+      },
+    );
     if (prepared === NO_ANSWER) {
       await this.abandonContainer();
-      throw new SandboxOperationError("SANDBOX_UNAVAILABLE", "The sandbox's container did not start within 120 s; it was destroyed", true);
+      throw new SandboxOperationError("SANDBOX_UNAVAILABLE", "The sandbox's container did not start within 150 s; it was destroyed", true);
     }
   }
 
