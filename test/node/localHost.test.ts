@@ -82,7 +82,8 @@ const ProbeEcho = z.object({
 
 /** Host processes whose command line is exactly `commandLine`, with their host uid. */
 function processesRunning(commandLine: string): { uid: number; args: string }[] {
-  return execSync("ps -eo uid=,args=")
+  // Every sandbox's bubblewrap and pasta print kilobytes of arguments: more than the default 1 MiB buffer on a busy machine.
+  return execSync("ps -eo uid=,args=", { maxBuffer: 256 * 1024 ** 2 })
     .toString()
     .split("\n")
     .map((line) => /^\s*(\d+)\s+(.*)$/.exec(line))
