@@ -22,7 +22,8 @@ const ExecuteResult = z.object({ success: z.boolean(), exitCode: z.number(), std
 
 /** Host processes whose command line contains `text`, with their host uid and pid. */
 function processesMatching(text: string): { pid: number; uid: number; args: string }[] {
-  return execSync("ps -eo pid=,uid=,args=")
+  // Every sandbox's bubblewrap and pasta print kilobytes of arguments: more than the default 1 MiB buffer on a busy machine.
+  return execSync("ps -eo pid=,uid=,args=", { maxBuffer: 256 * 1024 ** 2 })
     .toString()
     .split("\n")
     .map((line) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(line))

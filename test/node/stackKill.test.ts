@@ -10,12 +10,13 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { afterAll, describe, expect, it } from "vitest";
+import { ConnectionError } from "../../client";
 import { DEFAULT_REFERENCE_SERVER } from "../../container/local/containerServer";
 import { boundToHost } from "../../container/local/isolation";
 import { killDeadHostProcesses } from "../../container/local/leftovers";
 import { type DevProcess, startDevProcess } from "../../scripts/devProcess";
 import { descendantsOf, type ProcessInfo, processes } from "../../scripts/processes";
-import { freePort, submitJob, tempStateDir } from "./devStack";
+import { freePort, type JobSubmission, submitJob, tempStateDir } from "./devStack";
 
 const modes = existsSync(DEFAULT_REFERENCE_SERVER) ? (["agent", "reference"] as const) : (["agent"] as const);
 
@@ -40,6 +41,17 @@ function countRoles(list: ProcessInfo[]): Record<string, number> {
     counts[name] = (counts[name] ?? 0) + 1;
   }
   return counts;
+}
+
+/**
+ * Submits a job, once more if the first try met a keep-alive connection that the dev server
+ * closed while the test waited (fetch does not retry a POST); a duplicate job does no harm here.
+ */
+async function submitWithOneRetry(apiUrl: string, sandboxId: string, job: JobSubmission): Promise<void> {
+  await submitJob(apiUrl, sandboxId, job).catch((error: unknown) => {
+    if (!(error instanceof ConnectionError)) throw error;
+    return submitJob(apiUrl, sandboxId, job);
+  });
 }
 
 describe.each(modes)("the local stack's process group killed with SIGKILL (%s)", (mode) => {
@@ -69,9 +81,10 @@ describe.each(modes)("the local stack's process group killed with SIGKILL (%s)",
     await expect.poll(fewest, { timeout: 60_000, interval: 250 }).toBeGreaterThanOrEqual(busy.length);
 
     // More sandboxes asked for at the moment of the kill, so that some containers are mid-start.
+    const apiUrl = stack.apiUrl;
     await Promise.all(
       ["kill-new-0", "kill-new-1", "kill-new-2"].map((sandboxId) =>
-        submitJob(stack?.apiUrl ?? "", sandboxId, { type: "run", command: "true" }),
+        submitWithOneRetry(apiUrl, sandboxId, { type: "run", command: "true" }),
       ),
     );
     const before = containerProcesses(rootPid);
