@@ -113,6 +113,15 @@ describe("the local stack after a crash (SIGKILL of every process)", () => {
       expect(response.status).toBe(200);
       expect(await response.text()).toBe(expected.get(job.id));
     }
+    // The jobs that were running when the stack died ran again, as their next attempt (one that
+    // finished between the listing and the kill kept its attempt).
+    const runningAtCrash = beforeCrash.filter((job) => job.status === "running");
+    const rerun = runningAtCrash.filter((before) => Date.parse(jobs.find((job) => job.id === before.id)?.finishedAt ?? "") > restartedAt);
+    expect(rerun.length).toBeGreaterThan(0);
+    for (const before of runningAtCrash) {
+      const after = jobs.find((job) => job.id === before.id);
+      expect(after?.attempts).toBe(rerun.includes(before) ? before.attempts + 1 : before.attempts);
+    }
     const retried = jobs.filter((job) => job.attempts > 1).length;
     console.log(`${retried} job(s) ran more than once (taken over after the crash)`);
 

@@ -1,5 +1,6 @@
 /** `GET /v1/sandboxes/{id}/jobs`: newest first, filtered by status, paged by cursor. */
 import { describe, expect, it } from "vitest";
+import { createKey, submitAs, uniqueTenant } from "./access/tenants";
 import { listJobs, runJob, uniqueSandbox } from "./client";
 
 describe("listing a sandbox's jobs", () => {
@@ -9,10 +10,13 @@ describe("listing a sandbox's jobs", () => {
     for (const command of ["true", "false", "true", "exit 2", "true"]) {
       ids.push((await runJob(sandbox, { type: "run", command })).id);
     }
-    await runJob(uniqueSandbox("other"), { type: "run", command: "true" });
+    // Another tenant's job in a sandbox of the same ID.
+    const other = await createKey(uniqueTenant("other"));
+    const foreign = await submitAs(other.key, sandbox, { type: "run", command: "true" });
 
     const all = await listJobs(sandbox);
     expect(all.jobs.map((job) => job.id)).toEqual([...ids].reverse());
+    expect(all.jobs.map((job) => job.id)).not.toContain(foreign.id);
     expect(all.nextCursor).toBeNull();
 
     const first = await listJobs(sandbox, "?limit=2");

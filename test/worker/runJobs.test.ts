@@ -180,9 +180,14 @@ describe("run jobs", () => {
   });
 
   it("long-polls: ?wait returns as soon as the job finishes", async () => {
-    const job = await submit(uniqueSandbox("wait"), { type: "run", command: "sleep 0.3; echo done" });
+    const job = await submit(uniqueSandbox("wait"), { type: "run", command: "sleep 1; echo done" });
+    const askedAt = Date.now();
     const finished = await getJob(job.id, 20);
+    const answeredAt = Date.now();
     expect(finished.status).toBe("succeeded");
+    // Not before the job ended (it sleeps a second), and not long after it.
+    expect(answeredAt - askedAt).toBeGreaterThanOrEqual(900);
+    expect(answeredAt - Date.parse(finished.finishedAt ?? "")).toBeLessThan(1000);
   });
 
   it("round-trips a base64-written binary through a run job", async () => {
