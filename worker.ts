@@ -9,9 +9,11 @@ import { readConfig } from "./config";
 import { handleJobBatch } from "./consumer/handler";
 import { sweep } from "./coordinator/sweeper";
 import { countedEnv, operationBudget, withinBudget } from "./platform/operationBudget";
+import { handleWebhookBatch, WEBHOOK_QUEUE } from "./webhooks/consumer";
 
 export { TenantDirectory } from "./access/tenantDirectory";
 export { SandboxCoordinator } from "./coordinator/sandboxCoordinator";
+export { TenantEvents } from "./events/tenantEvents";
 export { Sandbox } from "./sandbox/sandboxObject";
 
 /** Must match the dead letter queue named in wrangler.jsonc. */
@@ -24,7 +26,9 @@ export default {
     const invocation = `${request.method} ${new URL(request.url).pathname}`;
     return withinBudget(operationBudget(env), invocation, () => app.fetch(request, countedEnv(env), ctx));
   },
-  async queue(batch, env) {
+  async queue(batch, env, ctx) {
+    if (batch.queue === WEBHOOK_QUEUE)
+      return withinBudget(operationBudget(env), `queue ${batch.queue}`, () => handleWebhookBatch(batch, countedEnv(env), ctx));
     await withinBudget(operationBudget(env), `queue ${batch.queue}`, () =>
       handleJobBatch(batch, countedEnv(env), { config: readConfig(env), deadLetterQueue: DEAD_LETTER_QUEUE }),
     );

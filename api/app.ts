@@ -13,6 +13,7 @@ import { batchesRouter } from "./batches";
 import { COMPAT_PATHS, compatRouter } from "./compat";
 import type { ApiEnv } from "./context";
 import { ApiError, ErrorCode, errorBody } from "./errors";
+import { eventsRouter } from "./events";
 import { JobService } from "./jobService";
 import { jobsRouter } from "./jobs";
 import { logsRoute, logsRouter } from "./logs";
@@ -21,6 +22,7 @@ import { rateLimit } from "./rateLimit";
 import { sandboxesRouter } from "./sandboxes";
 import { sandboxJobsRouter } from "./sandboxJobs";
 import { signedDownload } from "./signedDownload";
+import { webhooksRouter } from "./webhooks";
 
 function respondWithError(
   path: string,
@@ -89,6 +91,8 @@ export function createApp(): OpenAPIHono<ApiEnv> {
   app.route("/", jobsRouter);
   app.route("/", logsRouter);
   app.route("/", compatRouter);
+  app.route("/", webhooksRouter);
+  app.route("/", eventsRouter);
   app.openAPIRegistry.registerPath(logsRoute);
   app.openAPIRegistry.registerPath(archiveRoute);
 

@@ -20,7 +20,8 @@
  *      active/{sandboxKey}/{jobId}                   empty entry while the job is unfinished: the sweeper's worklist
  *      workspaces/{sandboxKey}/snapshot.tar.gz       the sandbox's /workspace, saved when its container went to sleep
  *      malformed-messages/{messageId}.json           queue messages that could not be parsed, kept for inspection
- * DO   Sandbox and SandboxCoordinator objects are named by sandbox key; TenantDirectory by tenant.
+ *      metrics-tenants/{tenant}                      empty, written once when a tenant's first job finishes: whom GET /metrics reports on
+ * DO   Sandbox and SandboxCoordinator objects are named by sandbox key; TenantDirectory and TenantEvents by tenant.
  */
 import { createHash } from "node:crypto";
 
@@ -73,4 +74,6 @@ export const r2Keys = {
   activePrefix: "active/",
   activeEntry: (key: string, jobId: string) => `active/${key}/${jobId}`,
   malformedMessage: (messageId: string) => `malformed-messages/${messageId}.json`,
+  metricsTenantPrefix: "metrics-tenants/",
+  metricsTenant: (tenant: string) => `metrics-tenants/${tenant}`,
 };
