@@ -17,6 +17,7 @@ import { eventsRouter } from "./events";
 import { JobService } from "./jobService";
 import { jobsRouter } from "./jobs";
 import { logsRoute, logsRouter } from "./logs";
+import { metricsRouter, prometheusRouter } from "./metrics";
 import { JobPresenter } from "./present";
 import { rateLimit } from "./rateLimit";
 import { sandboxesRouter } from "./sandboxes";
@@ -68,6 +69,8 @@ export function createApp(): OpenAPIHono<ApiEnv> {
   });
   // An archive upload streams to R2 and has its own, larger limit (archives.ts).
   app.use("*", (c, next) => (c.req.method === "PUT" && c.req.path.endsWith("/archive") ? next() : jsonBodyLimit(c, next)));
+  // The operator's Prometheus scrape: its own token, ahead of tenant authentication.
+  app.route("/", prometheusRouter);
   app.use("/v1/jobs/:jobId/*", signedDownload);
   app.use("*", async (c, next) => {
     // The API's description is public; everything else serves the caller's tenant.
@@ -93,6 +96,7 @@ export function createApp(): OpenAPIHono<ApiEnv> {
   app.route("/", compatRouter);
   app.route("/", webhooksRouter);
   app.route("/", eventsRouter);
+  app.route("/", metricsRouter);
   app.openAPIRegistry.registerPath(logsRoute);
   app.openAPIRegistry.registerPath(archiveRoute);
 
