@@ -133,8 +133,12 @@ export class TenantEvents extends DurableObject<Env> {
     if (!row || !this.deliveries.take(deliveryId, attempt, Date.now())) return null;
     const endpoint = this.endpoints.get(row.endpoint_id);
     const event = this.log.byId(row.event_id);
-    if (!endpoint?.view.enabled || !event) {
+    if (!endpoint?.view.enabled) {
       this.deliveries.cancelPending(row.endpoint_id);
+      return null;
+    }
+    if (!event) {
+      this.deliveries.cancel(deliveryId);
       return null;
     }
     return { url: endpoint.view.url, secret: endpoint.secret, eventId: event.event.id, body: event.body };
@@ -192,7 +196,14 @@ export class TenantEvents extends DurableObject<Env> {
     this.log.purge(now - this.retentionMs());
     this.deliveries.purge(now - this.retentionMs());
     const tenant = await this.ctx.storage.get(TENANT_KEY);
-    if (typeof tenant === "string") await this.dispatch(tenant, this.deliveries.overdue(now, LOST_MESSAGE_GRACE_MS, 50));
+    if (typeof tenant === "string") {
+      const lost = this.deliveries.overdue(now, LOST_MESSAGE_GRACE_MS, 50);
+      this.deliveries.redispatched(
+        lost.map((row) => row.id),
+        now,
+      );
+      await this.dispatch(tenant, lost);
+    }
     await this.armAlarm();
   }
 

@@ -128,6 +128,16 @@ export class DeliveryTable {
     return this.row(id);
   }
 
+  /** One delivery that can no longer be made (its event is past the retention). */
+  cancel(id: string): void {
+    this.sql.exec("UPDATE webhook_deliveries SET status = 'cancelled', due_at = NULL, in_flight_until = NULL WHERE id = ?", id);
+  }
+
+  /** Tries sent again because their message was lost: not taken for lost again before another grace period. */
+  redispatched(ids: string[], now: number): void {
+    for (const id of ids) this.sql.exec("UPDATE webhook_deliveries SET due_at = ? WHERE id = ? AND status = 'pending'", now, id);
+  }
+
   /** An endpoint disabled or deleted: its pending deliveries will not be tried. */
   cancelPending(endpointId: string): void {
     this.sql.exec(

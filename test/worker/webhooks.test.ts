@@ -3,14 +3,14 @@
  * succeeds, signatures verified with the `standardwebhooks` library as a receiver would, the
  * delivery log, a resend, batch events, the polling fallback, and disabling.
  */
-import { env, runInDurableObject, SELF } from "cloudflare:test";
+import { env, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
 import { Webhook } from "standardwebhooks";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { WebhooksClient } from "../../client/webhooks";
 import { tenantEventsFor } from "../../events/tenantEvents";
 import { EventView } from "../../schemas/events";
-import { BASE, postJson, runJob, uniqueSandbox, waitForJob } from "./client";
+import { BASE, postJson, runJob, submit, uniqueSandbox, waitForJob } from "./client";
 import { receiverUrl } from "./support/receiver";
 
 const receiver = receiverUrl();
@@ -100,6 +100,28 @@ describe("webhooks", () => {
     await webhooks.remove(created.id);
   });
 
+  it("lists a cancelled job as job.cancelled and a timeout as job.timed_out in the polling fallback", async () => {
+    const sandbox = uniqueSandbox("hook-cancel");
+    const start = (await webhooks.events()).nextCursor;
+    const timedOut = await runJob(sandbox, { type: "run", command: "sleep 5", timeoutMs: 300 });
+    const queued = await submit(sandbox, { type: "run", command: "sleep 30" });
+    await postJson(`/v1/jobs/${queued.id}/cancel`, {});
+    await waitForJob(queued.id);
+    const deadline = Date.now() + 10_000;
+    let types = new Map<string, string>();
+    while (Date.now() < deadline && types.size < 2) {
+      const page = await webhooks.events({ since: start, limit: 100 });
+      types = new Map(
+        page.events.flatMap((event) =>
+          "id" in event.data && "sandboxId" in event.data && event.data.sandboxId === sandbox ? [[event.data.id, event.type]] : [],
+        ),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    expect(types.get(timedOut.id)).toBe("job.timed_out");
+    expect(types.get(queued.id)).toBe("job.cancelled");
+  });
+
   it("a slow endpoint does not hold up another's delivery", async () => {
     const slow = uniqueName("slow");
     const fast = uniqueName("fast");
@@ -135,6 +157,29 @@ describe("webhooks", () => {
     expect(await webhooks.update(failing.id, { enabled: true })).toMatchObject({ enabled: true, disabledReason: null, failingSince: null });
     await webhooks.remove(gone.id);
     await webhooks.remove(failing.id);
+  });
+
+  it("sends a try again whose queue message was lost, under the same webhook-id", async () => {
+    const name = uniqueName("lost");
+    const created = await webhooks.create({ url: `${receiver}/r/${name}/fail/0`, events: ["job.succeeded"] });
+    await runJob(uniqueSandbox("hook-lost"), { type: "run", command: "true" });
+    const [first] = await receivedAt(name, 1);
+    const [delivery] = (await webhooks.deliveries(created.id)).deliveries;
+    // As if the first try had failed and the message for the second, due 3 minutes ago, was lost.
+    const stub = tenantEventsFor(env.TENANT_EVENTS, "local");
+    await runInDurableObject(stub, (_instance, state) => {
+      state.storage.sql.exec(
+        "UPDATE webhook_deliveries SET status = 'pending', due_at = ?, in_flight_until = NULL WHERE id = ?",
+        Date.now() - 3 * 60_000,
+        delivery?.id ?? "",
+      );
+    });
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    const received = await receivedAt(name, 2);
+    expect(received).toHaveLength(2);
+    expect(received[1]?.headers["webhook-id"]).toBe(first?.headers["webhook-id"]);
+    expect((await webhooks.deliveries(created.id)).deliveries[0]?.status).toBe("delivered");
+    await webhooks.remove(created.id);
   });
 
   it("refuses malformed registrations", async () => {
