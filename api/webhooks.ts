@@ -125,7 +125,7 @@ export const webhooksRouter = newRouter()
     if (created === "limit") {
       throw new ApiError(
         409,
-        ErrorCode.QUOTA_EXCEEDED,
+        ErrorCode.WEBHOOK_LIMIT_REACHED,
         `At most ${MAX_WEBHOOKS_PER_TENANT} webhook endpoints per tenant; delete one first`,
       );
     }
