@@ -15,6 +15,7 @@ export { TenantDirectory } from "./access/tenantDirectory";
 export { SandboxCoordinator } from "./coordinator/sandboxCoordinator";
 export { TenantEvents } from "./events/tenantEvents";
 export { Sandbox } from "./sandbox/sandboxObject";
+export { WebhookSender } from "./webhooks/sender";
 
 /** Must match the dead letter queue named in wrangler.jsonc. */
 const DEAD_LETTER_QUEUE = "artifact-sandbox-jobs-dlq";
@@ -26,9 +27,9 @@ export default {
     const invocation = `${request.method} ${new URL(request.url).pathname}`;
     return withinBudget(operationBudget(env), invocation, () => app.fetch(request, countedEnv(env), ctx));
   },
-  async queue(batch, env, ctx) {
+  async queue(batch, env) {
     if (batch.queue === WEBHOOK_QUEUE)
-      return withinBudget(operationBudget(env), `queue ${batch.queue}`, () => handleWebhookBatch(batch, countedEnv(env), ctx));
+      return withinBudget(operationBudget(env), `queue ${batch.queue}`, () => handleWebhookBatch(batch, countedEnv(env)));
     await withinBudget(operationBudget(env), `queue ${batch.queue}`, () =>
       handleJobBatch(batch, countedEnv(env), { config: readConfig(env), deadLetterQueue: DEAD_LETTER_QUEUE }),
     );

@@ -223,7 +223,13 @@ export class TenantEvents extends DurableObject<Env> {
     const now = Date.now();
     const messages = rows.flatMap((row) => {
       if (row.status !== "pending" || row.due_at === null) return [];
-      const body: WebhookDeliveryMessage = { kind: "webhook", tenant, deliveryId: row.id, attempt: row.attempts + 1 };
+      const body: WebhookDeliveryMessage = {
+        kind: "webhook",
+        tenant,
+        webhookId: row.endpoint_id,
+        deliveryId: row.id,
+        attempt: row.attempts + 1,
+      };
       const delaySeconds = Math.min(MAX_DELAY_SECONDS, Math.max(0, Math.ceil((row.due_at - now) / 1000)));
       return [{ body, delaySeconds }];
     });

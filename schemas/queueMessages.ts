@@ -6,7 +6,7 @@
 import { z } from "zod";
 import { SandboxKey, TenantId } from "./ids";
 import { JobRequest } from "./job";
-import { DeliveryId } from "./webhooks";
+import { DeliveryId, WebhookId } from "./webhooks";
 
 /**
  * Requests up to this size travel inside their queue message and are kept in their coordinator's
@@ -35,6 +35,8 @@ export type QueueMessage = RunMessage;
 export const WebhookDeliveryMessage = z.object({
   kind: z.literal("webhook"),
   tenant: TenantId,
+  /** The endpoint: its WebhookSender makes the try. */
+  webhookId: WebhookId,
   deliveryId: DeliveryId,
   attempt: z.number().int().min(1),
 });

@@ -1,39 +1,31 @@
 /**
- * The webhook queue's consumer: each message is one try of one delivery. Every message is acked
- * at once and its try runs on its own (waitUntil), so no receiver, however slow, holds up another
- * endpoint's deliveries or the next batch. A try lost with its isolate is sent again by the
- * tenant's TenantEvents alarm (it was never recorded as made).
+ * The webhook queue's consumer: each message is one try of one delivery, handed to its
+ * endpoint's WebhookSender (which makes it from its alarm) and acked; the batch never waits on a
+ * receiver. A hand-over that fails is retried by the queue.
  */
-import { readConfig } from "../config";
-import { tenantEventsFor } from "../events/tenantEvents";
 import { WebhookDeliveryMessage } from "../schemas/queueMessages";
-import { sendDelivery } from "./send";
+import { webhookSenderFor } from "./sender";
 
 /** Must match the webhook queue named in wrangler.jsonc. */
 export const WEBHOOK_QUEUE = "artifact-sandbox-webhooks";
 
-export function handleWebhookBatch(batch: MessageBatch, env: Env, ctx: ExecutionContext): void {
-  const allowPrivate = readConfig(env).webhooks.allowPrivateDestinations;
-  for (const message of batch.messages) {
-    message.ack();
-    const parsed = WebhookDeliveryMessage.safeParse(message.body);
-    if (!parsed.success) {
-      // Retrying cannot fix it; it names nothing that could be tried.
-      console.error(`queue ${batch.queue}: malformed webhook message ${message.id} dropped`);
-      continue;
-    }
-    ctx.waitUntil(runAttempt(env, parsed.data, allowPrivate));
-  }
-}
-
-async function runAttempt(env: Env, message: WebhookDeliveryMessage, allowPrivate: boolean): Promise<void> {
-  const events = tenantEventsFor(env.TENANT_EVENTS, message.tenant);
-  try {
-    const task = await events.beginAttempt(message.deliveryId, message.attempt);
-    if (!task) return;
-    const result = await sendDelivery(task, allowPrivate);
-    await events.endAttempt(message.tenant, message.deliveryId, message.attempt, result);
-  } catch (error) {
-    console.warn(`webhook delivery ${message.deliveryId}: try ${message.attempt} not completed; it will be sent again`, error);
-  }
+export async function handleWebhookBatch(batch: MessageBatch, env: Env): Promise<void> {
+  await Promise.all(
+    batch.messages.map(async (message) => {
+      const parsed = WebhookDeliveryMessage.safeParse(message.body);
+      if (!parsed.success) {
+        // Retrying cannot fix it; it names nothing that could be tried.
+        console.error(`queue ${batch.queue}: malformed webhook message ${message.id} dropped`);
+        message.ack();
+        return;
+      }
+      try {
+        await webhookSenderFor(env.WEBHOOK_SENDER, parsed.data.tenant, parsed.data.webhookId).accept(parsed.data);
+        message.ack();
+      } catch (error) {
+        console.warn(`webhook delivery ${parsed.data.deliveryId}: not handed to its sender yet`, error);
+        message.retry({ delaySeconds: 5 });
+      }
+    }),
+  );
 }

@@ -41,7 +41,12 @@ export interface AttemptResult {
   responseCode: number | null;
   error: string | null;
   durationMs: number;
+  /** A throttling receiver's Retry-After (429, 503), in seconds: the next try waits at least this long. */
+  retryAfterSeconds?: number;
 }
+
+/** A Retry-After is honoured up to this long (Queues delays a message at most 12 hours). */
+const MAX_RETRY_AFTER_SECONDS = 12 * 3600;
 
 export class DeliveryTable {
   constructor(private readonly sql: SqlStorage) {
@@ -106,7 +111,9 @@ export class DeliveryTable {
       result.durationMs,
     );
     const delivered = result.responseCode !== null && result.responseCode >= 200 && result.responseCode < 300;
-    const nextDelay = RETRY_SCHEDULE_SECONDS[attempt - current.schedule_start];
+    const scheduled = RETRY_SCHEDULE_SECONDS[attempt - current.schedule_start];
+    const nextDelay =
+      scheduled === undefined ? undefined : Math.max(scheduled, Math.min(result.retryAfterSeconds ?? 0, MAX_RETRY_AFTER_SECONDS));
     const status = delivered ? "delivered" : nextDelay === undefined ? "failed" : "pending";
     this.sql.exec(
       "UPDATE webhook_deliveries SET attempts = ?, status = ?, due_at = ?, in_flight_until = NULL WHERE id = ?",

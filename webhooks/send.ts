@@ -32,10 +32,15 @@ export async function sendDelivery(task: DeliveryTask, allowPrivate: boolean, no
     // Only the status matters; the body is not read (nor kept).
     await response.body?.cancel();
     const redirected = response.status >= 300 && response.status < 400;
+    const retryAfter = Number(response.headers.get("retry-after"));
     return {
       responseCode: response.status,
       error: redirected ? "redirects are not followed" : response.ok ? null : `answered ${response.status}`,
       durationMs: Date.now() - startedAt,
+      // Only the seconds form; an HTTP date is left to the schedule.
+      ...((response.status === 429 || response.status === 503) && Number.isInteger(retryAfter) && retryAfter > 0
+        ? { retryAfterSeconds: retryAfter }
+        : {}),
     };
   } catch (error) {
     const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");

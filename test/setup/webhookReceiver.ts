@@ -2,7 +2,8 @@
  * Vitest global setup: a real HTTP webhook receiver on 127.0.0.1 for the Worker tests, which run
  * in workerd and cannot listen themselves. Each test picks its own path, whose segments say how
  * to answer: `/r/{name}/fail/{n}` fails the first n requests with 500 then answers 200,
- * `/r/{name}/slow/{ms}` answers 200 after ms, `/r/{name}/status/{code}` always answers code.
+ * `/r/{name}/slow/{ms}` answers 200 after ms, `/r/{name}/status/{code}` always answers code,
+ * `/r/{name}/throttle/{seconds}` answers 429 with that Retry-After.
  * `GET /received/{name}` lists what arrived there (headers and raw body), for the test to verify.
  */
 import { createServer, type IncomingMessage } from "node:http";
@@ -41,12 +42,13 @@ export default async function setup(project: { provide(key: "webhookReceiver", v
     let status = 200;
     if (mode === "fail" && list.length < Number(arg)) status = 500;
     if (mode === "status") status = Number(arg);
+    if (mode === "throttle") status = 429;
     if (mode === "slow") await new Promise((resolve) => setTimeout(resolve, Number(arg)));
     const headers = Object.fromEntries(
       Object.entries(request.headers).flatMap(([key, value]) => (typeof value === "string" ? [[key, value]] : [])),
     );
     list.push({ headers, body, at: Date.now(), answered: status });
-    response.writeHead(status).end();
+    response.writeHead(status, mode === "throttle" ? { "retry-after": arg } : {}).end();
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const address = server.address();

@@ -126,12 +126,18 @@ describe("webhooks", () => {
     const slow = uniqueName("slow");
     const fast = uniqueName("fast");
     const slowHook = await webhooks.create({ url: `${receiver}/r/${slow}/slow/8000`, events: ["job.succeeded"] });
-    const fastHook = await webhooks.create({ url: `${receiver}/r/${fast}/fail/0`, events: ["job.succeeded"] });
+    const fastHook = await webhooks.create({ url: `${receiver}/r/${fast}/fail/0`, events: ["job.succeeded", "job.failed"] });
     const job = await runJob(uniqueSandbox("hook-slow"), { type: "run", command: "true" });
     const finishedAt = Date.parse(job.finishedAt ?? "");
     const [first] = await receivedAt(fast, 1, 10_000);
     expect(first).toBeDefined();
     expect((first?.at ?? 0) - finishedAt).toBeLessThan(4000);
+    expect(await receivedAt(slow, 1, 0)).toHaveLength(0);
+    // A later event, in a later queue batch, while the slow receiver still holds its first.
+    const failedJob = await runJob(uniqueSandbox("hook-slow"), { type: "run", command: "exit 1" });
+    const later = await receivedAt(fast, 2, 10_000);
+    expect(later).toHaveLength(2);
+    expect((later[1]?.at ?? 0) - Date.parse(failedJob.finishedAt ?? "")).toBeLessThan(4000);
     expect(await receivedAt(slow, 1, 0)).toHaveLength(0);
     await webhooks.remove(slowHook.id);
     await webhooks.remove(fastHook.id);
@@ -157,6 +163,23 @@ describe("webhooks", () => {
     expect(await webhooks.update(failing.id, { enabled: true })).toMatchObject({ enabled: true, disabledReason: null, failingSince: null });
     await webhooks.remove(gone.id);
     await webhooks.remove(failing.id);
+  });
+
+  it("waits as long as a throttling receiver's Retry-After asks before the next try", async () => {
+    const name = uniqueName("throttle");
+    const created = await webhooks.create({ url: `${receiver}/r/${name}/throttle/600`, events: ["job.succeeded"] });
+    await runJob(uniqueSandbox("hook-throttle"), { type: "run", command: "true" });
+    const [first] = await receivedAt(name, 1);
+    expect(first?.answered).toBe(429);
+    let delivery = (await webhooks.deliveries(created.id)).deliveries[0];
+    for (let tries = 0; tries < 50 && delivery?.attempts.length === 0; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      delivery = (await webhooks.deliveries(created.id)).deliveries[0];
+    }
+    expect(delivery).toMatchObject({ status: "pending" });
+    // 600 s asked, where the schedule alone would have waited 5 s.
+    expect(Date.parse(delivery?.nextAttemptAt ?? "") - Date.parse(delivery?.attempts[0]?.at ?? "")).toBe(600_000);
+    await webhooks.remove(created.id);
   });
 
   it("sends a try again whose queue message was lost, under the same webhook-id", async () => {

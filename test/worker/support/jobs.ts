@@ -57,7 +57,7 @@ export async function deliver(queue: string, bodies: unknown[]) {
   // getQueueResult reports which messages were retried but not their delay: record it here.
   const retryDelays = batch.messages.map((message) => vi.spyOn(message, "retry"));
   const ctx = createExecutionContext();
-  await worker.queue(batch, env, ctx);
+  await worker.queue(batch, env);
   const delays = retryDelays.flatMap((spy) => spy.mock.calls.map(([options]) => options?.delaySeconds));
   return { batch, delays, result: await getQueueResult(batch, ctx) };
 }
