@@ -22,12 +22,14 @@ const ConfigVars = z.object({
   MAX_ACTIVE_JOBS_PER_TENANT: PositiveInt,
   MAX_SANDBOXES_PER_TENANT: PositiveInt,
   SANDBOX_IDLE_TTL_SECONDS: PositiveInt,
+  WEBHOOK_ALLOW_PRIVATE_DESTINATIONS: z.enum(["0", "1"]).default("0"),
   // Secrets (wrangler secret put; .dev.vars or `npm run dev` locally), absent until set.
   URL_SIGNING_KEYS: z.string().optional(),
   R2_ACCESS_KEY_ID: z.string().optional(),
   R2_SECRET_ACCESS_KEY: z.string().optional(),
   R2_ACCOUNT_ID: z.string().optional(),
   R2_BUCKET_NAME: z.string().optional(),
+  METRICS_TOKEN: z.string().optional(),
 });
 
 /** URL signing keys: `kid:secret` pairs, comma-separated; the first signs, every one verifies. */
@@ -73,6 +75,10 @@ export interface AppConfig {
   quotas: { maxActiveJobs: number; maxSandboxes: number };
   /** A sandbox idle this long has its container and workspace destroyed. */
   sandboxIdleTtlSeconds: number;
+  /** `allowPrivateDestinations`: http and local receivers too (npm run dev, tests); deployed, https to public hosts only. */
+  webhooks: { allowPrivateDestinations: boolean };
+  /** The operator token of GET /metrics; without it that route answers 404. */
+  metricsToken?: string;
 }
 
 // The vars of one Worker isolate do not change: parse them once, not on every request.
@@ -114,5 +120,7 @@ function parseConfig(env: Env): AppConfig {
     },
     quotas: { maxActiveJobs: vars.MAX_ACTIVE_JOBS_PER_TENANT, maxSandboxes: vars.MAX_SANDBOXES_PER_TENANT },
     sandboxIdleTtlSeconds: vars.SANDBOX_IDLE_TTL_SECONDS,
+    webhooks: { allowPrivateDestinations: vars.WEBHOOK_ALLOW_PRIVATE_DESTINATIONS === "1" },
+    ...(vars.METRICS_TOKEN ? { metricsToken: vars.METRICS_TOKEN } : {}),
   };
 }

@@ -45,6 +45,9 @@ export default defineConfig({
                   URL_SIGNING_KEYS: "test:0123456789abcdef0123456789abcdef0123456789abcdef",
                   // Every request and alarm invocation fails past this many operations (platform/operationBudget.ts).
                   OPERATION_BUDGET: "1000",
+                  // Webhooks go to the receiver test/setup/webhookReceiver.ts starts on 127.0.0.1.
+                  WEBHOOK_ALLOW_PRIVATE_DESTINATIONS: "1",
+                  METRICS_TOKEN: "test-metrics-token-0123456789abcdef",
                 },
                 ratelimits: {
                   ...wranglerOptions.workerOptions.ratelimits,
@@ -81,7 +84,7 @@ export default defineConfig({
         test: {
           name: "worker",
           include: ["test/worker/**/*.test.ts"],
-          globalSetup: ["./test/setup/sandboxHost.ts"],
+          globalSetup: ["./test/setup/sandboxHost.ts", "./test/setup/webhookReceiver.ts"],
           testTimeout: 30_000,
         },
       },

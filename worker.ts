@@ -9,10 +9,13 @@ import { readConfig } from "./config";
 import { handleJobBatch } from "./consumer/handler";
 import { sweep } from "./coordinator/sweeper";
 import { countedEnv, operationBudget, withinBudget } from "./platform/operationBudget";
+import { handleWebhookBatch, WEBHOOK_QUEUE } from "./webhooks/consumer";
 
 export { TenantDirectory } from "./access/tenantDirectory";
 export { SandboxCoordinator } from "./coordinator/sandboxCoordinator";
+export { TenantEvents } from "./events/tenantEvents";
 export { Sandbox } from "./sandbox/sandboxObject";
+export { WebhookSender } from "./webhooks/sender";
 
 /** Must match the dead letter queue named in wrangler.jsonc. */
 const DEAD_LETTER_QUEUE = "artifact-sandbox-jobs-dlq";
@@ -25,6 +28,8 @@ export default {
     return withinBudget(operationBudget(env), invocation, () => app.fetch(request, countedEnv(env), ctx));
   },
   async queue(batch, env) {
+    if (batch.queue === WEBHOOK_QUEUE)
+      return withinBudget(operationBudget(env), `queue ${batch.queue}`, () => handleWebhookBatch(batch, countedEnv(env)));
     await withinBudget(operationBudget(env), `queue ${batch.queue}`, () =>
       handleJobBatch(batch, countedEnv(env), { config: readConfig(env), deadLetterQueue: DEAD_LETTER_QUEUE }),
     );

@@ -109,6 +109,14 @@ export class TenantDirectory extends DurableObject<Env> {
     this.sql.exec("UPDATE sandboxes SET unfinished = ? WHERE sandbox_id = ?", unfinished, sandboxId);
   }
 
+  /** Unfinished jobs and the sandboxes they are in, as last known (metrics: what runs now). */
+  async activity(): Promise<{ activeJobs: number; runningSandboxes: number }> {
+    const row = z
+      .object({ jobs: z.number().nullable(), sandboxes: z.number() })
+      .parse(this.sql.exec("SELECT SUM(unfinished) AS jobs, COUNT(*) AS sandboxes FROM sandboxes WHERE unfinished > 0").one());
+    return { activeJobs: row.jobs ?? 0, runningSandboxes: row.sandboxes };
+  }
+
   /** The sandboxes with unfinished jobs, as last known: what the sweeper checks on. */
   async busySandboxes(): Promise<string[]> {
     return this.sql

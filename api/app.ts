@@ -15,14 +15,17 @@ import { batchesRouter } from "./batches";
 import { COMPAT_PATHS, compatRouter } from "./compat";
 import type { ApiEnv } from "./context";
 import { ApiError, ErrorCode, errorBody } from "./errors";
+import { eventsRouter } from "./events";
 import { JobService } from "./jobService";
 import { jobsRouter } from "./jobs";
 import { logsRoute, logsRouter } from "./logs";
+import { metricsRouter, prometheusRouter } from "./metrics";
 import { JobPresenter } from "./present";
 import { rateLimit } from "./rateLimit";
 import { sandboxesRouter } from "./sandboxes";
 import { sandboxJobsRouter } from "./sandboxJobs";
 import { signedDownload } from "./signedDownload";
+import { webhooksRouter } from "./webhooks";
 
 function respondWithError(
   path: string,
@@ -72,6 +75,8 @@ export function createApp(): OpenAPIHono<ApiEnv> {
   });
   // An archive upload streams to R2 and has its own, larger limit (archives.ts).
   app.use("*", (c, next) => (c.req.method === "PUT" && c.req.path.endsWith("/archive") ? next() : jsonBodyLimit(c, next)));
+  // The operator's Prometheus scrape: its own token, ahead of tenant authentication.
+  app.route("/", prometheusRouter);
   app.use("/v1/jobs/:jobId/*", signedDownload);
   app.use("*", async (c, next) => (PUBLIC_PATHS.has(c.req.path) ? next() : authenticate(c, next)));
   app.use("*", rateLimit);
@@ -91,6 +96,9 @@ export function createApp(): OpenAPIHono<ApiEnv> {
   app.route("/", jobsRouter);
   app.route("/", logsRouter);
   app.route("/", compatRouter);
+  app.route("/", webhooksRouter);
+  app.route("/", eventsRouter);
+  app.route("/", metricsRouter);
   app.openAPIRegistry.registerPath(logsRoute);
   app.openAPIRegistry.registerPath(archiveRoute);
 

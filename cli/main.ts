@@ -8,6 +8,7 @@ import { registerJobCommands } from "./commands/jobs";
 import { registerPipeline } from "./commands/pipeline";
 import { registerRun } from "./commands/run";
 import { registerSandboxCommands } from "./commands/sandboxes";
+import { registerWebhookCommands } from "./commands/webhooks";
 import { ExitCode } from "./exitCodes";
 import { describeFailure } from "./failure";
 import { cliVersion } from "./version";
@@ -36,6 +37,7 @@ registerRun(program);
 registerJobCommands(program);
 registerSandboxCommands(program);
 registerPipeline(program);
+registerWebhookCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -7,6 +7,7 @@
  * is removed once R2's one write per second per key allows. A publication that fails is tried
  * again by the coordinator's alarm; until then polls get the final record from the coordinator.
  */
+import { tenantEventsFor } from "../events/tenantEvents";
 import type { JobOutcome } from "../runner/executeJob";
 import type { JobRecord } from "../schemas/job";
 import { type JobStore, WRITE_SPACING_MS } from "../storage/jobStore";
@@ -72,6 +73,8 @@ export class JobFinisher {
           const store = this.storeFor(record.tenant);
           if (!published) {
             await store.publishFinal(record);
+            // Its event, webhooks and metrics: recorded once however often this is retried.
+            await tenantEventsFor(this.env.TENANT_EVENTS, record.tenant).jobFinished(record);
             this.table.markPublished(record.id);
             publishedNow.push(record);
             await wakeDependents(this.env, record, manifests);

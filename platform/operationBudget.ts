@@ -102,6 +102,9 @@ export function countedEnv(env: Env): Env {
     Sandbox: countedNamespace(env.Sandbox),
     SANDBOX_COORDINATOR: countedNamespace(env.SANDBOX_COORDINATOR),
     TENANT_DIRECTORY: countedNamespace(env.TENANT_DIRECTORY),
+    TENANT_EVENTS: countedNamespace(env.TENANT_EVENTS),
+    WEBHOOK_SENDER: countedNamespace(env.WEBHOOK_SENDER),
+    WEBHOOK_QUEUE: counted(env.WEBHOOK_QUEUE),
   };
   countedEnvs.set(env, wrapped);
   return wrapped;

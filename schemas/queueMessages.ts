@@ -4,8 +4,9 @@
  * message limit; a larger one waits in R2.
  */
 import { z } from "zod";
-import { SandboxKey } from "./ids";
+import { SandboxKey, TenantId } from "./ids";
 import { JobRequest } from "./job";
+import { DeliveryId, WebhookId } from "./webhooks";
 
 /**
  * Requests up to this size travel inside their queue message and are kept in their coordinator's
@@ -26,3 +27,17 @@ export type RunMessage = z.infer<typeof RunMessage>;
 
 export const QueueMessage = RunMessage;
 export type QueueMessage = RunMessage;
+
+/**
+ * One attempt at one webhook delivery (webhooks/), on its own queue: `attempt` is the try it
+ * stands for, so a duplicate or a superseded message changes nothing.
+ */
+export const WebhookDeliveryMessage = z.object({
+  kind: z.literal("webhook"),
+  tenant: TenantId,
+  /** The endpoint: its WebhookSender makes the try. */
+  webhookId: WebhookId,
+  deliveryId: DeliveryId,
+  attempt: z.number().int().min(1),
+});
+export type WebhookDeliveryMessage = z.infer<typeof WebhookDeliveryMessage>;

@@ -10,12 +10,20 @@ import { HostStartError } from "../container/local/host";
 import { startLocalStack, waitUntilServing } from "./localStack";
 
 /** Worker settings a local run may change from its environment; anything else comes from wrangler.jsonc. */
-const OVERRIDABLE_VARS = ["ARTIFACT_MAX_TOTAL_BYTES", "SANDBOX_IDLE_TTL_SECONDS", "MAX_ACTIVE_JOBS_PER_TENANT", "MAX_SANDBOXES_PER_TENANT"];
+const OVERRIDABLE_VARS = [
+  "ARTIFACT_MAX_TOTAL_BYTES",
+  "SANDBOX_IDLE_TTL_SECONDS",
+  "MAX_ACTIVE_JOBS_PER_TENANT",
+  "MAX_SANDBOXES_PER_TENANT",
+  "METRICS_TOKEN",
+];
 
 function workerVarsFromEnvironment(): Record<string, string> {
   const vars: Record<string, string> = {
     // Anonymous requests act as tenant "local", unless the developer asks for deployed behaviour.
     REQUIRE_API_KEYS: process.env.REQUIRE_API_KEYS === "1" ? "1" : "0",
+    // Webhooks to a receiver on this machine (http://127.0.0.1:...) are allowed locally.
+    WEBHOOK_ALLOW_PRIVATE_DESTINATIONS: "1",
   };
   for (const name of OVERRIDABLE_VARS) {
     const value = process.env[name];

@@ -24,7 +24,8 @@
  *      tenant-registry/{tenant}                      empty entry per tenant ever admitted: where the sweeper starts
  *      workspaces/{sandboxKey}/snapshot.tar.gz       the sandbox's /workspace, saved when its container went to sleep
  *      malformed-messages/{messageId}.json           queue messages that could not be parsed, kept for inspection
- * DO   Sandbox and SandboxCoordinator objects are named by sandbox key; TenantDirectory by tenant.
+ *      metrics-tenants/{tenant}                      empty, written once when a tenant's first job finishes: whom GET /metrics reports on
+ * DO   Sandbox and SandboxCoordinator objects are named by sandbox key; TenantDirectory and TenantEvents by tenant.
  */
 import { createHash } from "node:crypto";
 
@@ -83,4 +84,6 @@ export const r2Keys = {
   tenantRegistryPrefix: "tenant-registry/",
   tenantRegistryEntry: (tenant: string) => `tenant-registry/${tenant}`,
   malformedMessage: (messageId: string) => `malformed-messages/${messageId}.json`,
+  metricsTenantPrefix: "metrics-tenants/",
+  metricsTenant: (tenant: string) => `metrics-tenants/${tenant}`,
 };
