@@ -9,8 +9,7 @@ import { WorkspaceDirPath } from "../schemas/ids";
 import { type JobRequest, JobView } from "../schemas/job";
 import type { ApiEnv } from "./context";
 import { ApiError, ErrorCode, validationError } from "./errors";
-import { ErrorBody } from "./openapi";
-import { SandboxParams } from "./sandboxJobs";
+import { ErrorBody, SandboxParams } from "./openapi";
 
 /** Workers accept request bodies up to 100 MiB on most plans. */
 export const MAX_ARCHIVE_BYTES = 100 * 1024 * 1024;

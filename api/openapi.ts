@@ -1,5 +1,6 @@
 /** Pieces every OpenAPI router shares: the error schema and one validation hook. */
-import { OpenAPIHono } from "@hono/zod-openapi";
+import { OpenAPIHono, z } from "@hono/zod-openapi";
+import { SandboxId } from "../schemas/ids";
 import type { ApiEnv } from "./context";
 import { ErrorCode, validationError } from "./errors";
 
@@ -17,3 +18,6 @@ export function newRouter(): OpenAPIHono<ApiEnv> {
     },
   });
 }
+
+/** The `{sandboxId}` path parameter, shared by the routes under /v1/sandboxes/{sandboxId}. */
+export const SandboxParams = z.object({ sandboxId: SandboxId.openapi({ param: { name: "sandboxId", in: "path" }, example: "build-42" }) });

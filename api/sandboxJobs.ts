@@ -1,14 +1,11 @@
 /** `/v1/sandboxes/{sandboxId}/jobs`: submit a job to a sandbox, list a sandbox's jobs. */
 import { createRoute, z } from "@hono/zod-openapi";
-import { SandboxId } from "../schemas/ids";
 import { JobPageView, JobRequest, JobStatus, JobView } from "../schemas/job";
 import { JOB_ID_PATTERN } from "../storage/layout";
 import { refuseExtractInJson } from "./archives";
 import { idempotentSubmit } from "./idempotency";
-import { ErrorBody, newRouter } from "./openapi";
+import { ErrorBody, newRouter, SandboxParams } from "./openapi";
 import { jobPath, UrlTtl } from "./present";
-
-export const SandboxParams = z.object({ sandboxId: SandboxId.openapi({ param: { name: "sandboxId", in: "path" }, example: "build-42" }) });
 
 const submitJob = createRoute({
   method: "post",

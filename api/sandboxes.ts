@@ -3,8 +3,7 @@ import { createRoute } from "@hono/zod-openapi";
 import { tenantDirectoryFor } from "../access/tenantDirectory";
 import { DeletedSandbox, SandboxList } from "../schemas/api";
 import { r2Keys, sandboxKey } from "../storage/layout";
-import { ErrorBody, newRouter } from "./openapi";
-import { SandboxParams } from "./sandboxJobs";
+import { ErrorBody, newRouter, SandboxParams } from "./openapi";
 
 const listSandboxes = createRoute({
   method: "get",
