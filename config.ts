@@ -27,25 +27,27 @@ const ConfigVars = z.object({
   R2_SECRET_ACCESS_KEY: z.string().optional(),
   R2_ACCOUNT_ID: z.string().optional(),
   R2_BUCKET_NAME: z.string().optional(),
+  SECRETS_ENCRYPTION_KEY: z.string().optional(),
 });
 
-/** URL signing keys: `kid:secret` pairs, comma-separated; the first signs, every one verifies. */
-const SigningKeys = z
-  .string()
-  .transform((raw) =>
-    raw
-      .split(",")
-      .map((pair) => pair.trim())
-      .filter(Boolean),
-  )
-  .pipe(
-    z.array(
-      z
-        .string()
-        .regex(/^[A-Za-z0-9_-]{1,32}:.{32,}$/, "each URL signing key is kid:secret, the secret 32 characters or more")
-        .transform((pair) => ({ id: pair.slice(0, pair.indexOf(":")), secret: pair.slice(pair.indexOf(":") + 1) })),
-    ),
-  );
+/** Keys as `kid:secret` pairs, comma-separated; the first signs (or encrypts), every one verifies (or decrypts). */
+const keyList = (what: string) =>
+  z
+    .string()
+    .transform((raw) =>
+      raw
+        .split(",")
+        .map((pair) => pair.trim())
+        .filter(Boolean),
+    )
+    .pipe(
+      z.array(
+        z
+          .string()
+          .regex(/^[A-Za-z0-9_-]{1,32}:.{32,}$/, `each ${what} is kid:secret, the secret 32 characters or more`)
+          .transform((pair) => ({ id: pair.slice(0, pair.indexOf(":")), secret: pair.slice(pair.indexOf(":") + 1) })),
+      ),
+    );
 
 export interface AppConfig {
   retentionSeconds: number;
@@ -70,6 +72,8 @@ export interface AppConfig {
   quotas: { maxActiveJobs: number; maxSandboxes: number };
   /** A sandbox idle this long has its container and workspace destroyed. */
   sandboxIdleTtlSeconds: number;
+  /** Encrypt tenants' secrets at rest: the first encrypts, every one decrypts (rotation). Empty: no secrets. */
+  secretsKeys: { id: string; secret: string }[];
 }
 
 // The vars of one Worker isolate do not change: parse them once, not on every request.
@@ -96,7 +100,7 @@ function parseConfig(env: Env): AppConfig {
     apiKeyCacheSeconds: vars.API_KEY_CACHE_SECONDS,
     signedUrls: {
       defaultTtlSeconds: vars.SIGNED_URL_TTL_SECONDS,
-      keys: SigningKeys.parse(vars.URL_SIGNING_KEYS ?? ""),
+      keys: keyList("URL signing key").parse(vars.URL_SIGNING_KEYS ?? ""),
       ...(vars.R2_ACCESS_KEY_ID && vars.R2_SECRET_ACCESS_KEY && vars.R2_ACCOUNT_ID && vars.R2_BUCKET_NAME
         ? {
             r2: {
@@ -110,5 +114,6 @@ function parseConfig(env: Env): AppConfig {
     },
     quotas: { maxActiveJobs: vars.MAX_ACTIVE_JOBS_PER_TENANT, maxSandboxes: vars.MAX_SANDBOXES_PER_TENANT },
     sandboxIdleTtlSeconds: vars.SANDBOX_IDLE_TTL_SECONDS,
+    secretsKeys: keyList("secrets encryption key").parse(vars.SECRETS_ENCRYPTION_KEY ?? ""),
   };
 }

@@ -35,6 +35,7 @@ export default defineConfig({
                   // turn keys on per request (test/worker/access/).
                   REQUIRE_API_KEYS: "0",
                   URL_SIGNING_KEYS: "test:0123456789abcdef0123456789abcdef0123456789abcdef",
+                  SECRETS_ENCRYPTION_KEY: "test:fedcba9876543210fedcba9876543210fedcba9876543210",
                   // Every request and alarm invocation fails past this many operations (platform/operationBudget.ts).
                   OPERATION_BUDGET: "1000",
                 },

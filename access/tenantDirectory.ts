@@ -9,6 +9,8 @@ import { z } from "zod";
 import { readConfig } from "../config";
 import { countedEnv, operationBudget, withinBudget } from "../platform/operationBudget";
 import { destroySandbox, expireIdleSandbox } from "./sandboxLifecycle";
+import type { SealedSecret } from "./secretCipher";
+import { SecretTable, type StoredSecretInfo } from "./secretStore";
 
 /** Completed idempotency keys are answered from here this long (Stripe's 24 hours). */
 export const IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;
@@ -34,6 +36,7 @@ const KeyRow = z.object({ fingerprint: z.string(), response: z.string().nullable
 
 export class TenantDirectory extends DurableObject<Env> {
   private readonly sql: SqlStorage;
+  private readonly secrets: SecretTable;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, countedEnv(env));
@@ -45,6 +48,24 @@ export class TenantDirectory extends DurableObject<Env> {
     // `claim`: which request holds a pending key; only it may complete or release the key.
     this.sql.exec(`CREATE TABLE IF NOT EXISTS idempotency_keys (
       key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, response TEXT, created_at INTEGER NOT NULL, claim TEXT)`);
+    this.secrets = new SecretTable(this.sql);
+  }
+
+  /** The tenant's secrets, sealed by the Worker before they arrive (access/secretStore.ts). */
+  async putSecret(name: string, sealed: SealedSecret): Promise<StoredSecretInfo> {
+    return this.secrets.put(name, sealed);
+  }
+
+  async listSecrets(): Promise<StoredSecretInfo[]> {
+    return this.secrets.list();
+  }
+
+  async deleteSecret(name: string): Promise<boolean> {
+    return this.secrets.delete(name);
+  }
+
+  async readSecrets(names: string[]): Promise<{ name: string; sealed: SealedSecret }[]> {
+    return this.secrets.read(names);
   }
 
   /**

@@ -20,6 +20,7 @@ import { JobPresenter } from "./present";
 import { rateLimit } from "./rateLimit";
 import { sandboxesRouter } from "./sandboxes";
 import { sandboxJobsRouter } from "./sandboxJobs";
+import { secretsRouter } from "./secrets";
 import { signedDownload } from "./signedDownload";
 
 function respondWithError(
@@ -89,6 +90,7 @@ export function createApp(): OpenAPIHono<ApiEnv> {
   app.route("/", jobsRouter);
   app.route("/", logsRouter);
   app.route("/", compatRouter);
+  app.route("/", secretsRouter);
   app.openAPIRegistry.registerPath(logsRoute);
   app.openAPIRegistry.registerPath(archiveRoute);
 

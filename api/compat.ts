@@ -86,6 +86,7 @@ compatRouter.post("/run", async (c) => {
     command,
     cwd: "/workspace",
     env: {},
+    secrets: [],
     timeoutMs: DEFAULT_TIMEOUT_MS,
     retries: 0,
     inputs: [],

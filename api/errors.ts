@@ -37,6 +37,8 @@ export const ErrorCode = {
   IDEMPOTENCY_KEY_IN_USE: "IDEMPOTENCY_KEY_IN_USE",
   SANDBOX_NOT_FOUND: "SANDBOX_NOT_FOUND",
   SANDBOX_BUSY: "SANDBOX_BUSY",
+  SECRET_NOT_FOUND: "SECRET_NOT_FOUND",
+  SECRETS_NOT_CONFIGURED: "SECRETS_NOT_CONFIGURED",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

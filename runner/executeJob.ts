@@ -21,6 +21,7 @@ import { type ArtifactLimits, collectArtifacts, contentTypeFor } from "./artifac
 import { runCommandTries, succeeded } from "./commandTries";
 import { planExtraction, unpackInSandbox } from "./extractArchive";
 import { copyInputs, type InputContext } from "./inputs";
+import { loadSecrets, maskedListener, type SecretMasker, type SecretSource } from "./secrets";
 
 /** The fields of the record that running a job decides. */
 export type JobOutcome = Pick<
@@ -41,6 +42,8 @@ export interface ExecuteContext {
   onOutput?: ExecRequest["onOutput"];
   /** Reads a job of the same tenant: the source of an input. */
   readJob: InputContext["readJob"];
+  /** The tenant's secrets a run job names (runner/secrets.ts); none can be read without it. */
+  secrets?: SecretSource;
 }
 
 export async function executeJob(context: ExecuteContext, request: JobRequest): Promise<JobOutcome> {
@@ -64,9 +67,15 @@ function fileOutcome(fields: Partial<JobOutcome> & Pick<JobOutcome, "status">): 
 
 async function executeRun(context: ExecuteContext, request: RunJobRequest): Promise<JobOutcome> {
   const { at, sandbox, bucket } = context;
+  const secrets = await loadSecrets(context.secrets, request.secrets);
+  if ("error" in secrets) return fileOutcome({ status: "failed", error: secrets.error });
   const inputError = await copyInputs(context, request.inputs);
   if (inputError) return fileOutcome({ status: "failed", error: inputError });
-  const { last: result, tries, cancelled } = await runCommandTries(sandbox, request, context.signal, context.onOutput);
+  const live = maskedListener(secrets.masker, context.onOutput);
+  const withSecrets = { ...request, env: { ...request.env, ...secrets.values } };
+  const tried = await runCommandTries(sandbox, withSecrets, context.signal, live.onOutput).finally(() => live.flush());
+  const { tries, cancelled } = tried;
+  const result = masked(tried.last, secrets.masker);
   // Empty output is not stored: its size in the record says it all.
   await Promise.all([
     result.stdout.bytes.byteLength > 0 && putOutput(bucket, at, "stdout", result.stdout.bytes),
@@ -150,6 +159,13 @@ async function executeExtract(context: ExecuteContext, request: ArchiveExtractRe
   await unpackInSandbox(context.sandbox, archivePath, request.path, plan.members);
   await context.bucket.delete(key);
   return { ...fileOutcome({ status: "succeeded" }), extracted: plan.extracted };
+}
+
+/** The try's output with every secret value masked, as it is stored. */
+function masked(result: ExecResult, masker: SecretMasker): ExecResult {
+  if (!masker.active) return result;
+  const mask = (output: CapturedOutput): CapturedOutput => ({ ...output, bytes: masker.maskStored(output.bytes, output.droppedBytes) });
+  return { ...result, stdout: mask(result.stdout), stderr: mask(result.stderr) };
 }
 
 function outputRef(output: CapturedOutput): OutputRef {

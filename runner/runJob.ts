@@ -13,6 +13,7 @@ import { executeJob } from "./executeJob";
 import type { JobControl, RunOutcome } from "./jobTypes";
 import { JobLease, LEASE_MS } from "./lease";
 import { checkNeeds, skippedError } from "./needs";
+import type { SecretSource } from "./secrets";
 
 export interface RunnerDeps {
   control: JobControl;
@@ -27,6 +28,8 @@ export interface RunnerDeps {
   onClaimed?: () => void;
   /** Receives the command's output as it is written (the coordinator serves it as live logs). */
   onOutput?: (stream: "stdout" | "stderr", text: string) => void;
+  /** Decrypts the tenant's secrets a job names. */
+  secrets?: SecretSource;
 }
 
 const CANCELLED: Pick<JobRecord, "status" | "error"> = {
@@ -100,6 +103,7 @@ async function runClaimed(claimed: JobRecord, request: JobRequest, deps: RunnerD
         signal: stop,
         onOutput: deps.onOutput,
         readJob: (jobId) => store.readFinishedFromR2(jobId),
+        secrets: deps.secrets,
       },
       request,
     );

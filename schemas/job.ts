@@ -5,6 +5,7 @@
  */
 import { z } from "@hono/zod-openapi";
 import { SandboxId, TenantId, WorkspaceDirPath, WorkspaceFilePath } from "./ids";
+import { SecretName } from "./secrets";
 
 /**
  * A job runs inside one invocation of its sandbox coordinator's alarm, which Cloudflare limits to
@@ -76,6 +77,8 @@ export const RunJobRequest = z
     artifacts: z.array(GlobPattern).max(64, "At most 64 artifact patterns").default([]),
     /** Artifacts of finished jobs copied into this job's sandbox before its command runs. */
     inputs: z.array(JobInput).max(16, "At most 16 inputs").default([]),
+    /** The tenant's secrets (PUT /v1/secrets/{name}) the command gets as environment variables; masked in its output. */
+    secrets: z.array(SecretName).max(32, "At most 32 secrets").default([]),
     /**
      * Kept so that older clients' requests still validate: every sandbox has outbound network (a
      * Cloudflare container always does), so only `true` is accepted.
@@ -89,6 +92,10 @@ export const RunJobRequest = z
       .optional(),
   })
   .strict()
+  .refine((job) => !job.secrets.some((name) => Object.hasOwn(job.env, name)), {
+    message: "A secret's name is also in env; a variable comes from one or the other",
+    path: ["secrets"],
+  })
   // Every try may use all of timeoutMs, and all of them must fit in the runner's 14 minutes.
   .refine((job) => commandBudgetMs(job) <= MAX_TIMEOUT_MS, {
     message: `(retries + 1) * timeoutMs is at most ${MAX_TIMEOUT_MS} (14 minutes: every try may use all of timeoutMs, and all of them must fit in the 15 minutes a job's runner is given)`,
@@ -188,6 +195,8 @@ export const JobRequestSummary = z.union([
     retries: z.number().int().default(0),
     artifacts: z.array(z.string()),
     inputs: z.array(z.object({ from: z.string(), artifacts: z.array(z.string()), path: z.string() })).default([]),
+    /** Names only: a secret's value is never in a record. */
+    secrets: z.array(z.string()).default([]),
   }),
   z.object({
     type: z.literal("file"),
@@ -328,6 +337,7 @@ export function summarizeRequest(request: JobRequest): JobRequestSummary {
       retries: request.retries,
       artifacts: request.artifacts,
       inputs: request.inputs,
+      secrets: request.secrets,
     };
   }
   if (request.op === "write") {

@@ -12,6 +12,7 @@ function message(index: number, commandBytes: number): RunMessage {
       type: "run",
       command: "x".repeat(commandBytes),
       cwd: "/workspace",
+      secrets: [],
       env: {},
       timeoutMs: 1000,
       retries: 0,

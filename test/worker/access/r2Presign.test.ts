@@ -44,6 +44,7 @@ describe("R2 presigned URLs", () => {
         command: "true",
         cwd: "/workspace",
         envKeys: [],
+        secrets: [],
         stdinBytes: 0,
         timeoutMs: 1000,
         retries: 0,
