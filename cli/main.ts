@@ -8,6 +8,7 @@ import { registerJobCommands } from "./commands/jobs";
 import { registerPipeline } from "./commands/pipeline";
 import { registerRun } from "./commands/run";
 import { registerSandboxCommands } from "./commands/sandboxes";
+import { registerSecretCommands } from "./commands/secrets";
 import { ExitCode } from "./exitCodes";
 import { describeFailure } from "./failure";
 
@@ -34,6 +35,7 @@ registerRun(program);
 registerJobCommands(program);
 registerSandboxCommands(program);
 registerPipeline(program);
+registerSecretCommands(program);
 
 try {
   await program.parseAsync(process.argv);

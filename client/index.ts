@@ -16,6 +16,7 @@ import {
   type JobView,
   JobView as JobViewSchema,
 } from "../schemas/job";
+import { DeletedSecret, SecretEntry, SecretList } from "../schemas/secrets";
 import { type ClientOptions, Http } from "./http";
 import { followLogs, type LogEvent } from "./logs";
 import { Backoff, DEFAULT_RETRY, type RetryPolicy } from "./retry";
@@ -189,6 +190,23 @@ export class ArtifactSandboxClient {
 
   deleteSandbox(sandboxId: string): Promise<DeletedSandbox> {
     return this.http.json(DeletedSandbox, `/v1/sandboxes/${encodeURIComponent(sandboxId)}`, { method: "DELETE" });
+  }
+
+  /** Stores a secret (write-only: its value never comes back). */
+  setSecret(name: string, value: string): Promise<SecretEntry> {
+    return this.http.json(SecretEntry, `/v1/secrets/${encodeURIComponent(name)}`, {
+      method: "PUT",
+      headers: jsonHeaders(undefined),
+      body: JSON.stringify({ value }),
+    });
+  }
+
+  async listSecrets(): Promise<SecretEntry[]> {
+    return (await this.http.json(SecretList, "/v1/secrets")).secrets;
+  }
+
+  deleteSecret(name: string): Promise<DeletedSecret> {
+    return this.http.json(DeletedSecret, `/v1/secrets/${encodeURIComponent(name)}`, { method: "DELETE" });
   }
 }
 
