@@ -11,6 +11,7 @@ import type { ApiEnv } from "./context";
 import { ApiError, ErrorCode } from "./errors";
 import { idempotentSubmit } from "./idempotency";
 import { MAX_WAIT_SECONDS } from "./jobService";
+import { expandMatrix } from "./matrix";
 import { ErrorBody, newRouter } from "./openapi";
 import type { JobPresenter } from "./present";
 
@@ -74,7 +75,7 @@ interface SubmittedBatch {
 async function present(presenter: JobPresenter, batch: SubmittedBatch): Promise<BatchView> {
   return {
     batchId: batch.batchId,
-    status: batchStatus(batch.records.map((record) => record.status)),
+    status: batchStatus(batch.records),
     createdAt: batch.createdAt,
     jobs: await Promise.all(batch.records.map((record) => presenter.present(record))),
   };
@@ -104,7 +105,7 @@ export const batchesRouter = newRouter()
     const { result, replayed } = await idempotentSubmit(
       c,
       body,
-      () => c.var.jobs.submitBatch(body.jobs),
+      () => c.var.jobs.submitBatch(expandMatrix(body.jobs)),
       (batch) => ({ jobIds: batch.records.map((record) => record.id), batchId: batch.batchId }),
       (receipt) => loadBatch(c, receipt.batchId ?? ""),
     );

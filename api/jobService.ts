@@ -104,7 +104,7 @@ export class JobService {
       const planned = manifest.jobs[index];
       const request = resolved[index]?.request;
       if (!entry || !planned || !request) throw new Error(`batch plan names job ${index}, which is not in the batch`);
-      const pipeline = { batchId, name: planned.name, needs: planned.needs };
+      const pipeline = { batchId, name: planned.name, needs: planned.needs, when: entry.when, allowFailure: entry.allowFailure };
       return {
         sandboxId: entry.sandboxId,
         request,

@@ -12,7 +12,7 @@ import type { ArtifactLimits } from "./artifacts";
 import { executeJob } from "./executeJob";
 import type { JobControl, RunOutcome } from "./jobTypes";
 import { JobLease, LEASE_MS } from "./lease";
-import { checkNeeds, skippedError } from "./needs";
+import { checkNeeds } from "./needs";
 import type { SecretSource } from "./secrets";
 
 export interface RunnerDeps {
@@ -70,7 +70,7 @@ export async function runJob(record: JobRecord, heldRequest: JobRequest | undefi
 
   const verdict = await checkNeeds(deps.store, record);
   if (verdict.kind === "wait") return { kind: "wait", reason: `waiting for ${verdict.waitingFor.join(", ")}` };
-  if (verdict.kind === "skip") return ended(control, { status: "skipped", error: skippedError(verdict.because) });
+  if (verdict.kind === "skip") return ended(control, { status: "skipped", error: verdict.error });
 
   const request = heldRequest ?? (await deps.store.readRequest(record.id));
   if (!request) {

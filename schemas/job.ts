@@ -155,14 +155,41 @@ export const JobName = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "Job names are 1-64 letters, digits, '_', '.' and '-', starting with a letter or digit");
 
+/**
+ * On what outcome of its needs a job runs: `on_success` (every need succeeded, or failed with
+ * `allowFailure`), `always` (once they have all finished, whatever their outcome), `on_failure`
+ * (once they have all finished, if one did not succeed). Otherwise it ends `skipped`.
+ */
+export const JobWhen = z.enum(["on_success", "always", "on_failure"]);
+export type JobWhen = z.infer<typeof JobWhen>;
+
+const MATRIX_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Env var name to its values: the job runs once per combination (at most the batch's size in all). */
+export const Matrix = z
+  .record(z.string(), z.array(z.string().min(1).max(256)).min(1).max(MAX_JOBS_PER_BATCH))
+  .superRefine((matrix, ctx) => {
+    const keys = Object.keys(matrix);
+    if (keys.length === 0 || keys.length > 4) ctx.addIssue({ code: "custom", message: "A matrix has 1 to 4 variables" });
+    for (const key of keys) {
+      if (!MATRIX_KEY.test(key))
+        ctx.addIssue({ code: "custom", path: [key], message: `Matrix variables are env var names; "${key}" is not` });
+    }
+  });
+export type Matrix = z.infer<typeof Matrix>;
+
 export const BatchEntry = z
   .object({
     sandboxId: SandboxId,
     job: JobRequest,
     /** Names this job for the `needs` of others in the batch. */
     name: JobName.optional(),
-    /** Jobs of this batch that must succeed before this one starts; if one does not, this one is skipped. */
+    /** Jobs of this batch that must finish before this one starts; `when` says on what outcome it then runs. */
     needs: z.array(JobName).max(MAX_JOBS_PER_BATCH).default([]),
+    when: JobWhen.default("on_success"),
+    /** Its failure neither skips its dependents nor fails the batch. */
+    allowFailure: z.boolean().default(false),
+    /** Runs the job once per combination of these values, each given as an env var; names get the values as a suffix. */
+    matrix: Matrix.optional(),
   })
   .strict();
 export type BatchEntry = z.infer<typeof BatchEntry>;
@@ -285,6 +312,9 @@ export const JobRecord = z.object({
   batchId: z.string().nullable().default(null),
   name: z.string().nullable().default(null),
   needs: z.array(z.string()).default([]),
+  /** When a batch job runs after its needs, and whether its failure is allowed (see BatchEntry). */
+  when: JobWhen.default("on_success"),
+  allowFailure: z.boolean().default(false),
 });
 export type JobRecord = z.infer<typeof JobRecord>;
 
@@ -295,7 +325,11 @@ export function newJobRecord(
   request: JobRequest,
   now: number,
   retentionSeconds: number,
-  pipeline: Pick<JobRecord, "batchId" | "name" | "needs"> = { batchId: null, name: null, needs: [] },
+  pipeline: Pick<JobRecord, "batchId" | "name" | "needs"> & Partial<Pick<JobRecord, "when" | "allowFailure">> = {
+    batchId: null,
+    name: null,
+    needs: [],
+  },
 ): JobRecord {
   return {
     id,
@@ -321,6 +355,8 @@ export function newJobRecord(
     leaseUntil: null,
     cancelRequested: false,
     extracted: null,
+    when: "on_success",
+    allowFailure: false,
     ...pipeline,
   };
 }
@@ -377,9 +413,19 @@ export const BatchView = z
   .openapi("Batch");
 export type BatchView = z.infer<typeof BatchView>;
 
+/** A skipped job whose `when` did not hold (an `on_failure` job when nothing failed): not a failure of its batch. */
+export const WHEN_NOT_MET = "WHEN_NOT_MET";
+
+/** Whether a finished job counts as a success for its batch: it succeeded, its failure is allowed, or its `when` did not hold. */
+export function passedForBatch(job: Pick<JobRecord, "status" | "allowFailure" | "error">): boolean {
+  if (job.status === "succeeded") return true;
+  if (job.status === "skipped") return job.error?.code === WHEN_NOT_MET;
+  return isTerminal(job.status) && job.allowFailure;
+}
+
 /** A batch's overall status from its jobs'. */
-export function batchStatus(statuses: JobStatus[]): BatchStatus {
-  if (statuses.every((status) => status === "succeeded")) return "succeeded";
-  if (statuses.every(isTerminal)) return "failed";
+export function batchStatus(jobs: Pick<JobRecord, "status" | "allowFailure" | "error">[]): BatchStatus {
+  const statuses = jobs.map((job) => job.status);
+  if (statuses.every(isTerminal)) return jobs.every(passedForBatch) ? "succeeded" : "failed";
   return statuses.every((status) => status === "queued") ? "queued" : "running";
 }

@@ -68,6 +68,8 @@ describe("R2 presigned URLs", () => {
       expiresAt: new Date(Date.now() + 60_000).toISOString(),
       leaseUntil: null,
       cancelRequested: false,
+      when: "on_success",
+      allowFailure: false,
       batchId: null,
       name: null,
       needs: [],
