@@ -38,6 +38,7 @@ export const ErrorCode = {
   SANDBOX_NOT_FOUND: "SANDBOX_NOT_FOUND",
   SANDBOX_BUSY: "SANDBOX_BUSY",
   SECRET_NOT_FOUND: "SECRET_NOT_FOUND",
+  NOTHING_TO_RERUN: "NOTHING_TO_RERUN",
   SECRETS_NOT_CONFIGURED: "SECRETS_NOT_CONFIGURED",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

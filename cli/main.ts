@@ -6,6 +6,7 @@
 import { Command, type CommanderError } from "commander";
 import { registerJobCommands } from "./commands/jobs";
 import { registerPipeline } from "./commands/pipeline";
+import { registerPipelineRerun } from "./commands/pipelineRerun";
 import { registerRun } from "./commands/run";
 import { registerSandboxCommands } from "./commands/sandboxes";
 import { registerSecretCommands } from "./commands/secrets";
@@ -35,6 +36,7 @@ registerRun(program);
 registerJobCommands(program);
 registerSandboxCommands(program);
 registerPipeline(program);
+registerPipelineRerun(program);
 registerSecretCommands(program);
 
 try {

@@ -180,6 +180,13 @@ export class ArtifactSandboxClient {
     return this.http.json(BatchView, `/v1/batches/${encodeURIComponent(batchId)}${query}`);
   }
 
+  /** Runs a finished batch again as a new batch: with `failed`, only what did not succeed and what needs it. */
+  rerunBatch(batchId: string, options: { failed?: boolean } = {}): Promise<BatchView> {
+    return this.http.json(BatchView, `/v1/batches/${encodeURIComponent(batchId)}/rerun?failed=${options.failed === true}`, {
+      method: "POST",
+    });
+  }
+
   cancelBatch(batchId: string): Promise<BatchView> {
     return this.http.json(BatchView, `/v1/batches/${encodeURIComponent(batchId)}/cancel`, { method: "POST" });
   }

@@ -17,6 +17,7 @@
  *        (the final record names the attempt it publishes, so an attempt that outlived its
  *        runner can never overwrite what the record describes)
  *      tenants/{tenant}/batches/{batchId}.json       a batch's jobs and what each needs
+ *      tenants/{tenant}/batches/{batchId}.request.json  its jobs as submitted (matrix expanded), to run them again
  *      active/{sandboxKey}/{jobId}                   empty entry while the job is unfinished: the sweeper's worklist
  *      workspaces/{sandboxKey}/snapshot.tar.gz       the sandbox's /workspace, saved when its container went to sleep
  *      malformed-messages/{messageId}.json           queue messages that could not be parsed, kept for inspection
@@ -69,6 +70,7 @@ export const r2Keys = {
     `${jobPrefix(tenant, jobId)}/attempts/${attempt}/artifacts/${path}`,
   upload: (tenant: string, jobId: string) => `${jobPrefix(tenant, jobId)}/upload.tar.gz`,
   batch: (tenant: string, batchId: string) => `tenants/${tenant}/batches/${batchId}.json`,
+  batchRequest: (tenant: string, batchId: string) => `tenants/${tenant}/batches/${batchId}.request.json`,
   workspaceSnapshot: (key: string) => `workspaces/${key}/snapshot.tar.gz`,
   activePrefix: "active/",
   activeEntry: (key: string, jobId: string) => `active/${key}/${jobId}`,

@@ -2,6 +2,7 @@
  * Control flow in a batch: `when: always | on_failure`, `allowFailure`, and `matrix`.
  */
 import { describe, expect, it } from "vitest";
+import { BatchView } from "../../schemas/job";
 import { api, expectError, postJson, uniqueSandbox } from "./client";
 import { byName, finishedBatch, run, statuses, submitPipeline } from "./support/batches";
 
@@ -82,5 +83,46 @@ describe("matrix", () => {
       ],
     });
     expect(await expectError(ambiguous, 400, "INVALID_REQUEST")).toContain("m-1");
+  });
+});
+
+describe("rerun", () => {
+  it("runs the failed and skipped jobs again as a new batch, with what needs them, taking artifacts from the jobs that succeeded", async () => {
+    const sandboxId = uniqueSandbox("rerun");
+    const user = uniqueSandbox("rerun-use");
+    const first = await finishedBatch(
+      (
+        await submitPipeline([
+          { name: "build", sandboxId, job: run("mkdir -p dist && echo v1 > dist/app.txt && echo built", { artifacts: ["dist/**"] }) },
+          // Fails the first time only: the flag file is left in the sandbox's workspace.
+          { name: "test", sandboxId: user, needs: ["build"], job: run("if [ -f tried ]; then echo passed; else touch tried; exit 1; fi") },
+          {
+            name: "package",
+            sandboxId: user,
+            needs: ["test"],
+            job: run("cat in/dist/app.txt", { inputs: [{ from: "build", artifacts: ["dist/**"], path: "/workspace/in" }] }),
+          },
+          { name: "report", sandboxId: user, needs: ["package"], when: "always", job: run("echo report") },
+        ])
+      ).batchId,
+    );
+    expect(statuses(first)).toEqual({ build: "succeeded", test: "failed", package: "skipped", report: "succeeded" });
+    await expectError(await api(`/v1/batches/${first.batchId}/rerun?failed=nope`, { method: "POST" }), 400, "INVALID_REQUEST");
+
+    const response = await api(`/v1/batches/${first.batchId}/rerun?failed=true`, { method: "POST" });
+    expect(response.status, await response.clone().text()).toBe(202);
+    const rerun = BatchView.parse(await response.json());
+    expect(rerun.batchId).not.toBe(first.batchId);
+    const second = await finishedBatch(rerun.batchId);
+    expect(statuses(second)).toEqual({ test: "succeeded", package: "succeeded", report: "succeeded" });
+    const jobs = byName(second);
+    const build = byName(first).build;
+    // The package job took the first batch's build artifacts, by that job's ID.
+    expect(jobs.package?.request).toMatchObject({ inputs: [{ from: build?.id }] });
+    expect(jobs.package?.needs).toEqual([jobs.test?.id, build?.id].filter((id) => id !== undefined));
+    expect(await (await api(`/v1/jobs/${jobs.package?.id}/stdout`)).text()).toBe("v1\n");
+    expect(second.status).toBe("succeeded");
+
+    await expectError(await api(`/v1/batches/${second.batchId}/rerun?failed=true`, { method: "POST" }), 409, "NOTHING_TO_RERUN");
   });
 });
