@@ -8,6 +8,9 @@ const PositiveInt = z.coerce.number().int().positive();
 /** R2 presigned URLs live at most 7 days; Worker-signed ones keep to the same bound. */
 export const MAX_SIGNED_URL_TTL_SECONDS = 7 * 24 * 60 * 60;
 
+/** A tenant's caches together, by default (actions/cache allows 10 GB per repository). */
+const DEFAULT_CACHE_MAX_BYTES = 5 * 1024 * 1024 * 1024;
+
 const ConfigVars = z.object({
   RETENTION_DAYS: PositiveInt,
   ARTIFACT_MAX_FILES: PositiveInt,
@@ -28,6 +31,8 @@ const ConfigVars = z.object({
   R2_ACCOUNT_ID: z.string().optional(),
   R2_BUCKET_NAME: z.string().optional(),
   SECRETS_ENCRYPTION_KEY: z.string().optional(),
+  // Not in wrangler.jsonc until it needs changing from its default.
+  CACHE_MAX_BYTES_PER_TENANT: PositiveInt.default(DEFAULT_CACHE_MAX_BYTES),
 });
 
 /** Keys as `kid:secret` pairs, comma-separated; the first signs (or encrypts), every one verifies (or decrypts). */
@@ -74,6 +79,8 @@ export interface AppConfig {
   sandboxIdleTtlSeconds: number;
   /** Encrypt tenants' secrets at rest: the first encrypts, every one decrypts (rotation). Empty: no secrets. */
   secretsKeys: { id: string; secret: string }[];
+  /** A tenant's caches together: past it, the least recently used entries are evicted. */
+  cacheMaxBytes: number;
 }
 
 // The vars of one Worker isolate do not change: parse them once, not on every request.
@@ -115,5 +122,6 @@ function parseConfig(env: Env): AppConfig {
     quotas: { maxActiveJobs: vars.MAX_ACTIVE_JOBS_PER_TENANT, maxSandboxes: vars.MAX_SANDBOXES_PER_TENANT },
     sandboxIdleTtlSeconds: vars.SANDBOX_IDLE_TTL_SECONDS,
     secretsKeys: keyList("secrets encryption key").parse(vars.SECRETS_ENCRYPTION_KEY ?? ""),
+    cacheMaxBytes: vars.CACHE_MAX_BYTES_PER_TENANT,
   };
 }

@@ -8,6 +8,7 @@ import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import { readConfig } from "../config";
 import { countedEnv, operationBudget, withinBudget } from "../platform/operationBudget";
+import { CacheIndex, type CacheIndexEntry } from "./cacheIndex";
 import { destroySandbox, expireIdleSandbox } from "./sandboxLifecycle";
 import type { SealedSecret } from "./secretCipher";
 import { SecretTable, type StoredSecretInfo } from "./secretStore";
@@ -37,6 +38,7 @@ const KeyRow = z.object({ fingerprint: z.string(), response: z.string().nullable
 export class TenantDirectory extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly secrets: SecretTable;
+  private readonly caches: CacheIndex;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, countedEnv(env));
@@ -49,6 +51,28 @@ export class TenantDirectory extends DurableObject<Env> {
     this.sql.exec(`CREATE TABLE IF NOT EXISTS idempotency_keys (
       key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, response TEXT, created_at INTEGER NOT NULL, claim TEXT)`);
     this.secrets = new SecretTable(this.sql);
+    this.caches = new CacheIndex(this.sql);
+  }
+
+  /** The tenant's cache entries (access/cacheIndex.ts); the R2 objects are the caller's to write and delete. */
+  async lookupCache(key: string, restoreKeys: string[]): Promise<{ entry: CacheIndexEntry; exact: boolean } | undefined> {
+    return this.caches.lookup(key, restoreKeys);
+  }
+
+  async saveCache(key: string, objectKey: string, sizeBytes: number, maxBytes: number): Promise<string[]> {
+    return this.caches.save(key, objectKey, sizeBytes, maxBytes);
+  }
+
+  async listCaches(): Promise<{ entries: CacheIndexEntry[]; totalBytes: number }> {
+    return { entries: this.caches.list(), totalBytes: this.caches.totalBytes() };
+  }
+
+  async deleteCaches(match: { key: string } | { prefix: string }): Promise<string[]> {
+    return this.caches.delete(match);
+  }
+
+  async forgetCache(key: string, objectKey: string): Promise<void> {
+    this.caches.forget(key, objectKey);
   }
 
   /** The tenant's secrets, sealed by the Worker before they arrive (access/secretStore.ts). */

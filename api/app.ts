@@ -10,6 +10,7 @@ import { MAX_REQUEST_BODY_BYTES } from "../schemas/job";
 import { archiveRoute, archivesRouter } from "./archives";
 import { authenticate } from "./authenticate";
 import { batchesRouter } from "./batches";
+import { cachesRouter } from "./caches";
 import { COMPAT_PATHS, compatRouter } from "./compat";
 import type { ApiEnv } from "./context";
 import { ApiError, ErrorCode, errorBody } from "./errors";
@@ -91,6 +92,7 @@ export function createApp(): OpenAPIHono<ApiEnv> {
   app.route("/", logsRouter);
   app.route("/", compatRouter);
   app.route("/", secretsRouter);
+  app.route("/", cachesRouter);
   app.openAPIRegistry.registerPath(logsRoute);
   app.openAPIRegistry.registerPath(archiveRoute);
 

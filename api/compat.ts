@@ -87,6 +87,7 @@ compatRouter.post("/run", async (c) => {
     cwd: "/workspace",
     env: {},
     secrets: [],
+    cache: [],
     timeoutMs: DEFAULT_TIMEOUT_MS,
     retries: 0,
     inputs: [],

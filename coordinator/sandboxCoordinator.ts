@@ -12,6 +12,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { readConfig } from "../config";
 import { countedEnv, operationBudget, withinBudget } from "../platform/operationBudget";
+import { cacheContextFor } from "../runner/caches";
 import type { JobControl, RunOutcome } from "../runner/jobTypes";
 import { LEASE_MS } from "../runner/lease";
 import { retryDelayMs, runJob } from "../runner/runJob";
@@ -322,6 +323,7 @@ export class SandboxCoordinator extends DurableObject<Env> {
           },
           onOutput: (stream, text) => running.log.append(stream, text),
           secrets: secretSourceFor(this.env, record.tenant),
+          caches: cacheContextFor(this.env, record.tenant),
         }).catch((error: unknown): RunOutcome => {
           // A storage error outside the run itself (reading needs or the request): try again.
           console.error(`job ${record.id}: error around its run, will retry`, error);

@@ -18,6 +18,7 @@ import {
 import { r2Keys } from "../storage/layout";
 import { type JobAttempt, putArtifact, putOutput } from "../storage/outputs";
 import { type ArtifactLimits, collectArtifacts, contentTypeFor } from "./artifacts";
+import { type CacheContext, restoreCaches, saveCaches } from "./caches";
 import { runCommandTries, succeeded } from "./commandTries";
 import { planExtraction, unpackInSandbox } from "./extractArchive";
 import { copyInputs, type InputContext } from "./inputs";
@@ -28,7 +29,7 @@ export type JobOutcome = Pick<
   JobRecord,
   "status" | "exitCode" | "signal" | "tries" | "error" | "stdout" | "stderr" | "artifacts" | "skippedArtifacts"
 > &
-  Partial<Pick<JobRecord, "extracted">>;
+  Partial<Pick<JobRecord, "extracted" | "caches">>;
 
 export interface ExecuteContext {
   /** The job and the attempt this run is: outputs are stored under it. */
@@ -44,6 +45,8 @@ export interface ExecuteContext {
   readJob: InputContext["readJob"];
   /** The tenant's secrets a run job names (runner/secrets.ts); none can be read without it. */
   secrets?: SecretSource;
+  /** The tenant's cache index a run job's `cache` uses (runner/caches.ts); without it every cache misses. */
+  caches?: CacheContext;
 }
 
 export async function executeJob(context: ExecuteContext, request: JobRequest): Promise<JobOutcome> {
@@ -71,6 +74,8 @@ async function executeRun(context: ExecuteContext, request: RunJobRequest): Prom
   if ("error" in secrets) return fileOutcome({ status: "failed", error: secrets.error });
   const inputError = await copyInputs(context, request.inputs);
   if (inputError) return fileOutcome({ status: "failed", error: inputError });
+  const cacheRun = { sandbox, bucket, tenant: at.tenant, jobId: at.jobId, cwd: request.cwd, caches: context.caches };
+  const restored = await restoreCaches(cacheRun, request.cache);
   const live = maskedListener(secrets.masker, context.onOutput);
   const withSecrets = { ...request, env: { ...request.env, ...secrets.values } };
   const tried = await runCommandTries(sandbox, withSecrets, context.signal, live.onOutput).finally(() => live.flush());
@@ -91,12 +96,16 @@ async function executeRun(context: ExecuteContext, request: RunJobRequest): Prom
       tries,
       stdout: outputRef(result.stdout),
       stderr: outputRef(result.stderr),
+      caches: restored,
     };
   }
   // Artifacts are collected whatever the exit status: a failing test run's report is what you want.
   const collected = await collectArtifacts(sandbox, bucket, { at, cwd: request.cwd, patterns: request.artifacts }, context.artifactLimits);
+  const status = runStatus(result, request, tries.length);
+  const caches = status.status === "succeeded" ? await saveCaches(cacheRun, request.cache, restored) : restored;
   return {
-    ...runStatus(result, request, tries.length),
+    ...status,
+    caches,
     exitCode: result.exitCode,
     signal: result.signal,
     tries,

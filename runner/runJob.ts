@@ -9,6 +9,7 @@ import { SandboxOperationError, type SandboxPort } from "../sandbox/port";
 import type { JobError, JobRecord, JobRequest } from "../schemas/job";
 import type { JobStore } from "../storage/jobStore";
 import type { ArtifactLimits } from "./artifacts";
+import type { CacheContext } from "./caches";
 import { executeJob } from "./executeJob";
 import type { JobControl, RunOutcome } from "./jobTypes";
 import { JobLease, LEASE_MS } from "./lease";
@@ -30,6 +31,8 @@ export interface RunnerDeps {
   onOutput?: (stream: "stdout" | "stderr", text: string) => void;
   /** Decrypts the tenant's secrets a job names. */
   secrets?: SecretSource;
+  /** The tenant's cache index. */
+  caches?: CacheContext;
 }
 
 const CANCELLED: Pick<JobRecord, "status" | "error"> = {
@@ -104,6 +107,7 @@ async function runClaimed(claimed: JobRecord, request: JobRequest, deps: RunnerD
         onOutput: deps.onOutput,
         readJob: (jobId) => store.readFinishedFromR2(jobId),
         secrets: deps.secrets,
+        caches: deps.caches,
       },
       request,
     );

@@ -4,6 +4,7 @@
  * document is generated from them.
  */
 import { z } from "@hono/zod-openapi";
+import { CacheOutcome, CacheSpec } from "./cache";
 import { SandboxId, TenantId, WorkspaceDirPath, WorkspaceFilePath } from "./ids";
 import { SecretName } from "./secrets";
 
@@ -79,6 +80,8 @@ export const RunJobRequest = z
     inputs: z.array(JobInput).max(16, "At most 16 inputs").default([]),
     /** The tenant's secrets (PUT /v1/secrets/{name}) the command gets as environment variables; masked in its output. */
     secrets: z.array(SecretName).max(32, "At most 32 secrets").default([]),
+    /** Directories restored before the command and saved after a success that missed their key (schemas/cache.ts). */
+    cache: z.array(CacheSpec).max(4, "At most 4 caches").default([]),
     /**
      * Kept so that older clients' requests still validate: every sandbox has outbound network (a
      * Cloudflare container always does), so only `true` is accepted.
@@ -224,6 +227,7 @@ export const JobRequestSummary = z.union([
     inputs: z.array(z.object({ from: z.string(), artifacts: z.array(z.string()), path: z.string() })).default([]),
     /** Names only: a secret's value is never in a record. */
     secrets: z.array(z.string()).default([]),
+    cache: z.array(z.object({ key: z.string(), paths: z.array(z.string()), restoreKeys: z.array(z.string()) })).default([]),
   }),
   z.object({
     type: z.literal("file"),
@@ -315,6 +319,8 @@ export const JobRecord = z.object({
   /** When a batch job runs after its needs, and whether its failure is allowed (see BatchEntry). */
   when: JobWhen.default("on_success"),
   allowFailure: z.boolean().default(false),
+  /** Each of a run job's caches: hit, partial hit or miss, and whether it was saved. */
+  caches: z.array(CacheOutcome).default([]),
 });
 export type JobRecord = z.infer<typeof JobRecord>;
 
@@ -357,6 +363,7 @@ export function newJobRecord(
     extracted: null,
     when: "on_success",
     allowFailure: false,
+    caches: [],
     ...pipeline,
   };
 }
@@ -374,6 +381,7 @@ export function summarizeRequest(request: JobRequest): JobRequestSummary {
       artifacts: request.artifacts,
       inputs: request.inputs,
       secrets: request.secrets,
+      cache: request.cache,
     };
   }
   if (request.op === "write") {

@@ -20,6 +20,7 @@
  *      tenants/{tenant}/batches/{batchId}.request.json  its jobs as submitted (matrix expanded), to run them again
  *      active/{sandboxKey}/{jobId}                   empty entry while the job is unfinished: the sweeper's worklist
  *      workspaces/{sandboxKey}/snapshot.tar.gz       the sandbox's /workspace, saved when its container went to sleep
+ *      caches/{tenant}/{sha256 of key}/{version}.tar.gz  a cache key's archive, a new object each save (TenantDirectory names the current one)
  *      malformed-messages/{messageId}.json           queue messages that could not be parsed, kept for inspection
  * DO   Sandbox and SandboxCoordinator objects are named by sandbox key; TenantDirectory by tenant.
  */
@@ -72,6 +73,7 @@ export const r2Keys = {
   batch: (tenant: string, batchId: string) => `tenants/${tenant}/batches/${batchId}.json`,
   batchRequest: (tenant: string, batchId: string) => `tenants/${tenant}/batches/${batchId}.request.json`,
   workspaceSnapshot: (key: string) => `workspaces/${key}/snapshot.tar.gz`,
+  cacheArchive: (tenant: string, keyHash: string, version: string) => `caches/${tenant}/${keyHash}/${version}.tar.gz`,
   activePrefix: "active/",
   activeEntry: (key: string, jobId: string) => `active/${key}/${jobId}`,
   malformedMessage: (messageId: string) => `malformed-messages/${messageId}.json`,

@@ -13,6 +13,7 @@ function message(index: number, commandBytes: number): RunMessage {
       command: "x".repeat(commandBytes),
       cwd: "/workspace",
       secrets: [],
+      cache: [],
       env: {},
       timeoutMs: 1000,
       retries: 0,
