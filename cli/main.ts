@@ -4,6 +4,7 @@
  * (cli/exitCodes.ts).
  */
 import { Command, type CommanderError } from "commander";
+import { registerCacheCommands } from "./commands/caches";
 import { registerJobCommands } from "./commands/jobs";
 import { registerPipeline } from "./commands/pipeline";
 import { registerPipelineRerun } from "./commands/pipelineRerun";
@@ -38,6 +39,7 @@ registerSandboxCommands(program);
 registerPipeline(program);
 registerPipelineRerun(program);
 registerSecretCommands(program);
+registerCacheCommands(program);
 
 try {
   await program.parseAsync(process.argv);

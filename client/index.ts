@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import { DeletedSandbox, SandboxList, type SandboxView } from "../schemas/api";
+import { CacheList, DeletedCaches } from "../schemas/cache";
 import {
   BatchEntry,
   BatchView,
@@ -214,6 +215,16 @@ export class ArtifactSandboxClient {
 
   deleteSecret(name: string): Promise<DeletedSecret> {
     return this.http.json(DeletedSecret, `/v1/secrets/${encodeURIComponent(name)}`, { method: "DELETE" });
+  }
+
+  listCaches(): Promise<CacheList> {
+    return this.http.json(CacheList, "/v1/caches");
+  }
+
+  /** Deletes the cache entry `key`, or every entry under `prefix` ("" for all). */
+  deleteCaches(match: { key: string } | { prefix: string }): Promise<DeletedCaches> {
+    const query = "key" in match ? `key=${encodeURIComponent(match.key)}` : `prefix=${encodeURIComponent(match.prefix)}`;
+    return this.http.json(DeletedCaches, `/v1/caches?${query}`, { method: "DELETE" });
   }
 }
 
