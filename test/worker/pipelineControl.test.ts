@@ -124,5 +124,15 @@ describe("rerun", () => {
     expect(second.status).toBe("succeeded");
 
     await expectError(await api(`/v1/batches/${second.batchId}/rerun?failed=true`, { method: "POST" }), 409, "NOTHING_TO_RERUN");
+
+    // Without ?failed, every job of the batch runs again.
+    const all = BatchView.parse(await (await api(`/v1/batches/${second.batchId}/rerun`, { method: "POST" })).json());
+    expect(statuses(await finishedBatch(all.batchId))).toEqual({ test: "succeeded", package: "succeeded", report: "succeeded" });
+  });
+
+  it("refuses to run a batch again while it is still running", async () => {
+    const submitted = await submitPipeline([{ name: "slow", sandboxId: uniqueSandbox("rerun-busy"), job: run("sleep 20") }]);
+    await expectError(await api(`/v1/batches/${submitted.batchId}/rerun`, { method: "POST" }), 409, "JOB_NOT_FINISHED");
+    expect((await api(`/v1/batches/${submitted.batchId}/cancel`, { method: "POST" })).status).toBe(200);
   });
 });

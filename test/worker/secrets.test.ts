@@ -5,6 +5,7 @@
  */
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { openSecret, sealSecret } from "../../access/secretCipher";
 import { tenantDirectoryFor } from "../../access/tenantDirectory";
 import { SecretMasker } from "../../runner/secrets";
 import { SecretList } from "../../schemas/secrets";
@@ -113,5 +114,20 @@ describe("the masker", () => {
     live.push("ue! and sec");
     live.flush();
     expect(seen.join("")).toBe("a ***! and sec");
+  });
+});
+
+describe("the cipher", () => {
+  const k1 = { id: "k1", secret: "a".repeat(32) };
+  const k2 = { id: "k2", secret: "b".repeat(32) };
+
+  it("opens a value sealed under a rotated-out key while that key is still listed, and only for its tenant and name", async () => {
+    const sealed = await sealSecret([k1], "acme", "TOKEN", "value-1234");
+    expect(sealed.keyId).toBe("k1");
+    expect(await openSecret([k2, k1], "acme", "TOKEN", sealed)).toBe("value-1234");
+    expect(await openSecret([k2], "acme", "TOKEN", sealed)).toBeUndefined();
+    expect(await openSecret([k1], "globex", "TOKEN", sealed)).toBeUndefined();
+    expect(await openSecret([k1], "acme", "OTHER", sealed)).toBeUndefined();
+    expect((await sealSecret([k2, k1], "acme", "TOKEN", "v")).keyId).toBe("k2");
   });
 });
