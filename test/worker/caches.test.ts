@@ -119,6 +119,20 @@ describe("caches", () => {
     await expectError(await api("/v1/caches", { method: "DELETE" }), 400, "INVALID_REQUEST");
   });
 
+  it("resolves hashFiles over no files to nothing, and reads an entry whose object is gone as a miss", async () => {
+    const prefix = `gone-${crypto.randomUUID().slice(0, 8)}-`;
+    const cache = [{ key: `${prefix}{{ hashFiles("no-such-file", "none/**") }}`, paths: ["d"] }];
+    const sandboxId = uniqueSandbox("cache-gone");
+    const first = await runJob(sandboxId, { type: "run", command: "mkdir -p d && echo 1 > d/f", cache });
+    expect(first.caches[0]).toMatchObject({ key: prefix, result: "miss", saved: true });
+    // As the bucket's lifecycle rule would, once the entry's retention has passed.
+    const [object] = await objectsUnder(`caches/local/${await sha256Hex(encoder.encode(prefix))}/`);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await env.JOB_OUTPUT.delete(object ?? "");
+    const second = await runJob(sandboxId, { type: "run", command: "mkdir -p d", cache });
+    expect(second.caches[0]).toMatchObject({ result: "miss", restoredKey: null, saved: true });
+  });
+
   it("refuses malformed keys and paths at submit", async () => {
     const submit = (cache: unknown) => postJson("/v1/sandboxes/s/jobs", { type: "run", command: "true", cache });
     expect(await expectError(await submit([{ key: "k-{{ hashFiles(package.json) }}", paths: ["x"] }]), 400, "INVALID_REQUEST")).toContain(

@@ -60,16 +60,17 @@ describe("matrix", () => {
     const batch = await finishedBatch(
       (
         await submitPipeline([
-          { name: "test", sandboxId, matrix: { NODE: ["18", "20"], OS: ["linux"] }, job: run('echo "$NODE on $OS" >> runs.txt') },
+          { name: "test", sandboxId, matrix: { NODE: ["18", "20"], OS: ["linux/x64"] }, job: run('echo "$NODE on $OS" >> runs.txt') },
           { name: "summary", sandboxId, needs: ["test"], job: run("sort runs.txt") },
         ])
       ).batchId,
     );
-    expect(statuses(batch)).toEqual({ "test-18-linux": "succeeded", "test-20-linux": "succeeded", summary: "succeeded" });
+    // The "/" is no name character: it becomes "_".
+    expect(statuses(batch)).toEqual({ "test-18-linux_x64": "succeeded", "test-20-linux_x64": "succeeded", summary: "succeeded" });
     const jobs = byName(batch);
-    expect(jobs.summary?.needs.sort()).toEqual([jobs["test-18-linux"]?.id, jobs["test-20-linux"]?.id].sort());
-    expect(jobs["test-18-linux"]?.request).toMatchObject({ envKeys: ["NODE", "OS"] });
-    expect(await (await api(`/v1/jobs/${jobs.summary?.id}/stdout`)).text()).toBe("18 on linux\n20 on linux\n");
+    expect(jobs.summary?.needs.sort()).toEqual([jobs["test-18-linux_x64"]?.id, jobs["test-20-linux_x64"]?.id].sort());
+    expect(jobs["test-18-linux_x64"]?.request).toMatchObject({ envKeys: ["NODE", "OS"] });
+    expect(await (await api(`/v1/jobs/${jobs.summary?.id}/stdout`)).text()).toBe("18 on linux/x64\n20 on linux/x64\n");
   });
 
   it("refuses a matrix over 100 jobs, and inputs from a matrix job by its plain name", async () => {

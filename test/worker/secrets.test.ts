@@ -3,13 +3,14 @@
  * environment and sees it masked as *** in its live and stored output; its value never appears
  * in a record or an error.
  */
-import { env } from "cloudflare:test";
+import { createExecutionContext, env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { openSecret, sealSecret } from "../../access/secretCipher";
 import { tenantDirectoryFor } from "../../access/tenantDirectory";
 import { SecretMasker } from "../../runner/secrets";
 import { SecretList } from "../../schemas/secrets";
-import { api, expectError, postJson, runJob, submit, uniqueSandbox } from "./client";
+import worker from "../../worker";
+import { api, BASE, expectError, postJson, runJob, submit, uniqueSandbox } from "./client";
 
 const putSecret = (name: string, value: string) => postJson(`/v1/secrets/${name}`, { value }, "PUT");
 
@@ -41,6 +42,18 @@ describe("secrets", () => {
     expect(await deleted.json()).toEqual({ name, deleted: true });
     expect(await (await api(`/v1/secrets/${name}`, { method: "DELETE" })).json()).toEqual({ name, deleted: false });
     expect(JSON.stringify(await (await api("/v1/secrets")).json())).not.toContain(name);
+  });
+
+  it("are refused with 503 by a service that has no SECRETS_ENCRYPTION_KEY", async () => {
+    const request = new Request(`${BASE}/v1/secrets/TOKEN`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ value: "some-value" }),
+    });
+    // A Worker secret, so not among the generated Env's vars.
+    const withoutKey: Env = Object.assign({}, env, { SECRETS_ENCRYPTION_KEY: "" });
+    const response = await worker.fetch(request, withoutKey, createExecutionContext());
+    expect(await expectError(response, 503, "SECRETS_NOT_CONFIGURED")).not.toContain("some-value");
   });
 
   it("refuses bad names and short values without echoing the value", async () => {
