@@ -40,6 +40,12 @@ interface CacheRun {
 
 const quote = (value: string) => `'${value.replaceAll("'", `'"'"'`)}'`;
 
+/**
+ * In a subshell: Cloudflare's container runs housekeeping commands in one long-lived shell, where
+ * a `cd`, a `shopt` or a top-level `exit` would outlive (or end) that shell.
+ */
+const contained = (script: string) => `(\n${script}\n)`;
+
 /** A SHA-256 over the matching files' names and contents, or "" when none match (as actions/cache's hashFiles). */
 async function hashFiles(run: CacheRun, globs: string[]): Promise<string> {
   // The globs are checked at submit to need no quoting; left unquoted, bash expands them here.
@@ -50,7 +56,7 @@ async function hashFiles(run: CacheRun, globs: string[]): Promise<string> {
     `files=$(for f in "$@"; do [ -f "$f" ] && printf '%s\\n' "$f"; done | LC_ALL=C sort -u)`,
     `[ -z "$files" ] || printf '%s\\n' "$files" | while IFS= read -r f; do sha256sum -- "$f"; done | sha256sum | cut -c1-64`,
   ].join("\n");
-  return (await run.sandbox.run(script)).stdout.trim();
+  return (await run.sandbox.run(contained(script))).stdout.trim();
 }
 
 export async function resolveKey(run: CacheRun, template: string): Promise<string> {
@@ -78,7 +84,9 @@ export async function restoreCaches(run: CacheRun, specs: CacheSpec[]): Promise<
     const archive = `/tmp/.cache-restore-${run.jobId}-${index}.tar.gz`;
     await run.sandbox.writeFileFromStream(archive, object.body);
     await run.sandbox.run(
-      `mkdir -p -- ${quote(run.cwd)} && tar -xzpf ${quote(archive)} -C ${quote(run.cwd)} --no-same-owner; status=$?; rm -f ${quote(archive)}; exit $status`,
+      contained(
+        `mkdir -p -- ${quote(run.cwd)} && tar -xzpf ${quote(archive)} -C ${quote(run.cwd)} --no-same-owner; status=$?; rm -f ${quote(archive)}; exit $status`,
+      ),
     );
     outcomes.push({ ...miss, result: found.exact ? "hit" : "partial", restoredKey: found.entry.key });
   }
@@ -106,11 +114,17 @@ export async function saveCaches(run: CacheRun, specs: CacheSpec[], outcomes: Ca
 
 async function saveOne(run: CacheRun, caches: CacheContext, spec: CacheSpec, outcome: CacheOutcome, index: number): Promise<CacheOutcome> {
   const archive = `/tmp/.cache-save-${run.jobId}-${index}.tar.gz`;
-  const paths = spec.paths.map(quote).join(" ");
-  // Only the paths that exist; none at all is nothing to save.
+  // Only the paths that exist (globs expanded: paths are checked at submit to need no quoting); none is nothing to save.
   const made = await run.sandbox.run(
-    `cd -- ${quote(run.cwd)} || exit 1; set --; for p in ${paths}; do [ -e "$p" ] && set -- "$@" "$p"; done; ` +
-      `if [ $# -eq 0 ]; then echo none; exit 0; fi; tar -czf ${quote(archive)} -- "$@" && echo made`,
+    contained(
+      [
+        `cd -- ${quote(run.cwd)} || exit 1`,
+        "shopt -s globstar nullglob dotglob",
+        `set --; for p in ${spec.paths.join(" ")}; do [ -e "$p" ] && set -- "$@" "$p"; done`,
+        `if [ $# -eq 0 ]; then echo none; exit 0; fi`,
+        `tar -czf ${quote(archive)} -- "$@" && echo made`,
+      ].join("\n"),
+    ),
   );
   if (made.stdout.trim() !== "made") return { ...outcome, note: "not saved: none of its paths exist" };
   try {
@@ -129,6 +143,6 @@ async function saveOne(run: CacheRun, caches: CacheContext, spec: CacheSpec, out
     await deleteCacheObjects(run.bucket, orphans);
     return { ...outcome, saved: true, savedBytes: file.size };
   } finally {
-    await run.sandbox.run(`rm -f ${quote(archive)}`).catch(() => undefined);
+    await run.sandbox.run(contained(`rm -f ${quote(archive)}`)).catch(() => undefined);
   }
 }

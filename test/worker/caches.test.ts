@@ -32,7 +32,8 @@ beforeAll(async () => {
 describe("caches", () => {
   it("miss then save, hit in another sandbox, partial hit by a restore key, and no save after a failure", async () => {
     const prefix = `npm-${crypto.randomUUID().slice(0, 8)}-`;
-    const cache = [{ key: `${prefix}{{ hashFiles("package-lock.json") }}`, paths: ["node_modules"], restoreKeys: [prefix] }];
+    // A path may be a glob: node_mod* is node_modules.
+    const cache = [{ key: `${prefix}{{ hashFiles("package-lock.json") }}`, paths: ["node_mod*"], restoreKeys: [prefix] }];
     const job = (command: string) => ({ type: "run", cwd: "/workspace/app", command, cache });
 
     const first = uniqueSandbox("cache-a");
