@@ -23,8 +23,6 @@ export function planBatch(entries: BatchEntry[]): BatchPlan {
   });
   if (duplicates.size > 0) throw invalid(`Job names must be unique in a batch; repeated: ${[...duplicates].join(", ")}`);
 
-  const lonely = entries.find((entry) => entry.when === "on_failure" && entry.needs.length === 0);
-  if (lonely) throw invalid(`Job ${lonely.name ?? "(unnamed)"} runs on_failure but needs no job: name the jobs whose failure it handles`);
   const unknown = new Set(entries.flatMap((entry) => entry.needs.filter((name) => !byName.has(name))));
   if (unknown.size > 0) throw invalid(`needs names no job of this batch: ${[...unknown].join(", ")}`);
   const needs = entries.map((entry, index) => {
@@ -34,6 +32,9 @@ export function planBatch(entries: BatchEntry[]): BatchPlan {
     if (entry.name !== undefined && named.includes(entry.name)) throw invalid(`Job ${entry.name} needs itself`);
     return [...new Set(named.map((name) => byName.get(name) ?? index))];
   });
+
+  const lonely = entries.find((entry, index) => entry.when === "on_failure" && (needs[index] ?? []).length === 0);
+  if (lonely) throw invalid(`Job ${lonely.name ?? "(unnamed)"} runs on_failure but needs no job: name the jobs whose failure it handles`);
 
   // Kahn's algorithm, always taking the earliest ready job, so independent jobs keep array order.
   const waitingOn = needs.map((list) => list.length);
