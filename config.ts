@@ -8,6 +8,9 @@ const PositiveInt = z.coerce.number().int().positive();
 /** R2 presigned URLs live at most 7 days; Worker-signed ones keep to the same bound. */
 export const MAX_SIGNED_URL_TTL_SECONDS = 7 * 24 * 60 * 60;
 
+/** A tenant's caches together, by default (actions/cache allows 10 GB per repository). */
+const DEFAULT_CACHE_MAX_BYTES = 5 * 1024 * 1024 * 1024;
+
 const ConfigVars = z.object({
   RETENTION_DAYS: PositiveInt,
   ARTIFACT_MAX_FILES: PositiveInt,
@@ -30,25 +33,29 @@ const ConfigVars = z.object({
   R2_ACCOUNT_ID: z.string().optional(),
   R2_BUCKET_NAME: z.string().optional(),
   METRICS_TOKEN: z.string().optional(),
+  SECRETS_ENCRYPTION_KEY: z.string().optional(),
+  // Not in wrangler.jsonc until it needs changing from its default.
+  CACHE_MAX_BYTES_PER_TENANT: PositiveInt.default(DEFAULT_CACHE_MAX_BYTES),
 });
 
-/** URL signing keys: `kid:secret` pairs, comma-separated; the first signs, every one verifies. */
-const SigningKeys = z
-  .string()
-  .transform((raw) =>
-    raw
-      .split(",")
-      .map((pair) => pair.trim())
-      .filter(Boolean),
-  )
-  .pipe(
-    z.array(
-      z
-        .string()
-        .regex(/^[A-Za-z0-9_-]{1,32}:.{32,}$/, "each URL signing key is kid:secret, the secret 32 characters or more")
-        .transform((pair) => ({ id: pair.slice(0, pair.indexOf(":")), secret: pair.slice(pair.indexOf(":") + 1) })),
-    ),
-  );
+/** Keys as `kid:secret` pairs, comma-separated; the first signs (or encrypts), every one verifies (or decrypts). */
+const keyList = (what: string) =>
+  z
+    .string()
+    .transform((raw) =>
+      raw
+        .split(",")
+        .map((pair) => pair.trim())
+        .filter(Boolean),
+    )
+    .pipe(
+      z.array(
+        z
+          .string()
+          .regex(/^[A-Za-z0-9_-]{1,32}:.{32,}$/, `each ${what} is kid:secret, the secret 32 characters or more`)
+          .transform((pair) => ({ id: pair.slice(0, pair.indexOf(":")), secret: pair.slice(pair.indexOf(":") + 1) })),
+      ),
+    );
 
 export interface AppConfig {
   retentionSeconds: number;
@@ -79,6 +86,10 @@ export interface AppConfig {
   webhooks: { allowPrivateDestinations: boolean };
   /** The operator token of GET /metrics; without it that route answers 404. */
   metricsToken?: string;
+  /** Encrypt tenants' secrets at rest: the first encrypts, every one decrypts (rotation). Empty: no secrets. */
+  secretsKeys: { id: string; secret: string }[];
+  /** A tenant's caches together: past it, the least recently used entries are evicted. */
+  cacheMaxBytes: number;
 }
 
 // The vars of one Worker isolate do not change: parse them once, not on every request.
@@ -106,7 +117,7 @@ function parseConfig(env: Env): AppConfig {
     apiKeyCacheSeconds: vars.API_KEY_CACHE_SECONDS,
     signedUrls: {
       defaultTtlSeconds: vars.SIGNED_URL_TTL_SECONDS,
-      keys: SigningKeys.parse(vars.URL_SIGNING_KEYS ?? ""),
+      keys: keyList("URL signing key").parse(vars.URL_SIGNING_KEYS ?? ""),
       ...(vars.R2_ACCESS_KEY_ID && vars.R2_SECRET_ACCESS_KEY && vars.R2_ACCOUNT_ID && vars.R2_BUCKET_NAME
         ? {
             r2: {
@@ -122,5 +133,7 @@ function parseConfig(env: Env): AppConfig {
     sandboxIdleTtlSeconds: vars.SANDBOX_IDLE_TTL_SECONDS,
     webhooks: { allowPrivateDestinations: vars.WEBHOOK_ALLOW_PRIVATE_DESTINATIONS === "1" },
     ...(vars.METRICS_TOKEN ? { metricsToken: vars.METRICS_TOKEN } : {}),
+    secretsKeys: keyList("secrets encryption key").parse(vars.SECRETS_ENCRYPTION_KEY ?? ""),
+    cacheMaxBytes: vars.CACHE_MAX_BYTES_PER_TENANT,
   };
 }

@@ -43,6 +43,9 @@ export default defineConfig({
                   // turn keys on per request (test/worker/access/).
                   REQUIRE_API_KEYS: "0",
                   URL_SIGNING_KEYS: "test:0123456789abcdef0123456789abcdef0123456789abcdef",
+                  SECRETS_ENCRYPTION_KEY: "test:fedcba9876543210fedcba9876543210fedcba9876543210",
+                  // Small, so that the cache test can pass it and see the least recently used entry go.
+                  CACHE_MAX_BYTES_PER_TENANT: "300000",
                   // Every request and alarm invocation fails past this many operations (platform/operationBudget.ts).
                   OPERATION_BUDGET: "1000",
                   // Webhooks go to the receiver test/setup/webhookReceiver.ts starts on 127.0.0.1.

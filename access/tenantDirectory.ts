@@ -11,7 +11,10 @@ import { z } from "zod";
 import { readConfig } from "../config";
 import { countedEnv, operationBudget, withinBudget } from "../platform/operationBudget";
 import { r2Keys } from "../storage/layout";
+import { CacheIndex, type CacheIndexEntry } from "./cacheIndex";
 import { destroySandbox, expireIdleSandbox } from "./sandboxLifecycle";
+import type { SealedSecret } from "./secretCipher";
+import { SecretTable, type StoredSecretInfo } from "./secretStore";
 
 /** Completed idempotency keys are answered from here this long (Stripe's 24 hours). */
 export const IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;
@@ -41,6 +44,8 @@ const KeyRow = z.object({ fingerprint: z.string(), response: z.string().nullable
 
 export class TenantDirectory extends DurableObject<Env> {
   private readonly sql: SqlStorage;
+  private readonly secrets: SecretTable;
+  private readonly caches: CacheIndex;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, countedEnv(env));
@@ -63,6 +68,46 @@ export class TenantDirectory extends DurableObject<Env> {
     // `claim`: which request holds a pending key; only it may complete or release the key.
     this.sql.exec(`CREATE TABLE IF NOT EXISTS idempotency_keys (
       key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, response TEXT, created_at INTEGER NOT NULL, claim TEXT)`);
+    this.secrets = new SecretTable(this.sql);
+    this.caches = new CacheIndex(this.sql);
+  }
+
+  /** The tenant's cache entries (access/cacheIndex.ts); the R2 objects are the caller's to write and delete. */
+  async lookupCache(key: string, restoreKeys: string[]): Promise<{ entry: CacheIndexEntry; exact: boolean } | undefined> {
+    return this.caches.lookup(key, restoreKeys);
+  }
+
+  async saveCache(key: string, objectKey: string, sizeBytes: number, maxBytes: number): Promise<string[]> {
+    return this.caches.save(key, objectKey, sizeBytes, maxBytes);
+  }
+
+  async listCaches(): Promise<{ entries: CacheIndexEntry[]; totalBytes: number }> {
+    return { entries: this.caches.list(), totalBytes: this.caches.totalBytes() };
+  }
+
+  async deleteCaches(match: { key: string } | { prefix: string }): Promise<string[]> {
+    return this.caches.delete(match);
+  }
+
+  async forgetCache(key: string, objectKey: string): Promise<void> {
+    this.caches.forget(key, objectKey);
+  }
+
+  /** The tenant's secrets, sealed by the Worker before they arrive (access/secretStore.ts). */
+  async putSecret(name: string, sealed: SealedSecret): Promise<StoredSecretInfo> {
+    return this.secrets.put(name, sealed);
+  }
+
+  async listSecrets(): Promise<StoredSecretInfo[]> {
+    return this.secrets.list();
+  }
+
+  async deleteSecret(name: string): Promise<boolean> {
+    return this.secrets.delete(name);
+  }
+
+  async readSecrets(names: string[]): Promise<{ name: string; sealed: SealedSecret }[]> {
+    return this.secrets.read(names);
   }
 
   /**

@@ -12,6 +12,7 @@ import { MAX_REQUEST_BODY_BYTES } from "../schemas/job";
 import { archiveRoute, archivesRouter } from "./archives";
 import { authenticate } from "./authenticate";
 import { batchesRouter } from "./batches";
+import { cachesRouter } from "./caches";
 import { COMPAT_PATHS, compatRouter } from "./compat";
 import type { ApiEnv } from "./context";
 import { ApiError, ErrorCode, errorBody } from "./errors";
@@ -24,6 +25,7 @@ import { JobPresenter } from "./present";
 import { rateLimit } from "./rateLimit";
 import { sandboxesRouter } from "./sandboxes";
 import { sandboxJobsRouter } from "./sandboxJobs";
+import { secretsRouter } from "./secrets";
 import { signedDownload } from "./signedDownload";
 import { webhooksRouter } from "./webhooks";
 
@@ -99,6 +101,8 @@ export function createApp(): OpenAPIHono<ApiEnv> {
   app.route("/", webhooksRouter);
   app.route("/", eventsRouter);
   app.route("/", metricsRouter);
+  app.route("/", secretsRouter);
+  app.route("/", cachesRouter);
   app.openAPIRegistry.registerPath(logsRoute);
   app.openAPIRegistry.registerPath(archiveRoute);
 

@@ -5,14 +5,17 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { BatchRequest, BatchView, batchStatus, type JobRecord } from "../schemas/job";
 import { type BatchManifest, readBatch } from "../storage/batches";
+import { readBatchRequest } from "../storage/batchRequests";
 import { JOB_ID_PATTERN } from "../storage/layout";
 import { refuseExtractInJson } from "./archives";
 import type { ApiEnv } from "./context";
 import { ApiError, ErrorCode } from "./errors";
 import { idempotentSubmit } from "./idempotency";
 import { MAX_WAIT_SECONDS } from "./jobService";
+import { expandMatrix } from "./matrix";
 import { ErrorBody, newRouter } from "./openapi";
 import type { JobPresenter } from "./present";
+import { planRerun } from "./rerun";
 
 const submitBatch = createRoute({
   method: "post",
@@ -65,6 +68,24 @@ const cancelBatch = createRoute({
   },
 });
 
+const rerunBatch = createRoute({
+  method: "post",
+  path: "/v1/batches/{batchId}/rerun",
+  summary: "Run a finished batch again as a new batch: with ?failed=true only the jobs that did not succeed, and what needs them",
+  request: {
+    params: BatchParams,
+    query: z.object({ failed: z.enum(["true", "false"]).default("false").openapi({ description: "only what did not succeed" }) }),
+  },
+  responses: {
+    202: { description: "The new batch", content: { "application/json": { schema: BatchView } } },
+    404: {
+      description: "Unknown batch, or one submitted before it could be run again",
+      content: { "application/json": { schema: ErrorBody } },
+    },
+    409: { description: "The batch is still running, or nothing of it failed", content: { "application/json": { schema: ErrorBody } } },
+  },
+});
+
 interface SubmittedBatch {
   batchId: string;
   createdAt: string;
@@ -74,7 +95,7 @@ interface SubmittedBatch {
 async function present(presenter: JobPresenter, batch: SubmittedBatch): Promise<BatchView> {
   return {
     batchId: batch.batchId,
-    status: batchStatus(batch.records.map((record) => record.status)),
+    status: batchStatus(batch.records),
     createdAt: batch.createdAt,
     jobs: await Promise.all(batch.records.map((record) => presenter.present(record))),
   };
@@ -104,7 +125,7 @@ export const batchesRouter = newRouter()
     const { result, replayed } = await idempotentSubmit(
       c,
       body,
-      () => c.var.jobs.submitBatch(body.jobs),
+      () => c.var.jobs.submitBatch(expandMatrix(body.jobs)),
       (batch) => ({ jobIds: batch.records.map((record) => record.id), batchId: batch.batchId }),
       (receipt) => loadBatch(c, receipt.batchId ?? ""),
     );
@@ -116,6 +137,27 @@ export const batchesRouter = newRouter()
     const { batchId } = c.req.valid("param");
     const { wait } = c.req.valid("query");
     return c.json(await present(c.var.presenter, await loadBatch(c, batchId, (wait ?? 0) * 1000)), 200);
+  })
+  .openapi(rerunBatch, async (c) => {
+    const { batchId } = c.req.valid("param");
+    const { failed } = c.req.valid("query");
+    const manifest = await readManifest(c, batchId);
+    const entries = await readBatchRequest(c.env.JOB_OUTPUT, c.var.tenant, batchId);
+    if (!entries || entries.length !== manifest.jobs.length) {
+      throw new ApiError(
+        404,
+        ErrorCode.JOB_NOT_FOUND,
+        `Batch ${batchId} has no stored request to run again (submitted by an older version)`,
+      );
+    }
+    const byId = new Map((await c.var.jobs.getMany(manifest.jobs)).map((record) => [record.id, record]));
+    const records = manifest.jobs.flatMap(({ jobId }) => byId.get(jobId) ?? []);
+    if (records.length !== manifest.jobs.length)
+      throw new ApiError(404, ErrorCode.JOB_NOT_FOUND, `Some jobs of batch ${batchId} are gone (past their retention)`);
+    const planned = planRerun(entries, records, failed === "true");
+    const result = await c.var.jobs.submitBatch(planned);
+    c.header("Location", `/v1/batches/${result.batchId}`);
+    return c.json(await present(c.var.presenter, result), 202);
   })
   .openapi(cancelBatch, async (c) => {
     const { batchId } = c.req.valid("param");

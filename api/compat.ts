@@ -86,6 +86,8 @@ compatRouter.post("/run", async (c) => {
     command,
     cwd: "/workspace",
     env: {},
+    secrets: [],
+    cache: [],
     timeoutMs: DEFAULT_TIMEOUT_MS,
     retries: 0,
     inputs: [],

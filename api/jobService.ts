@@ -10,6 +10,7 @@ import { type CoordinatorStub, coordinatorFor } from "../coordinator/stubs";
 import { type BatchEntry, type JobRecord, type JobRequest, type JobStatus, newJobRecord } from "../schemas/job";
 import { INLINE_REQUEST_MAX_BYTES, type RunMessage } from "../schemas/queueMessages";
 import { type BatchManifest, saveBatch } from "../storage/batches";
+import { saveBatchRequest } from "../storage/batchRequests";
 import { JobStore } from "../storage/jobStore";
 import { JOB_ID_PATTERN, r2Keys, sandboxKey } from "../storage/layout";
 import { ApiError, ErrorCode } from "./errors";
@@ -98,13 +99,16 @@ export class JobService {
         needs: [...new Set([...(plan.needs[index] ?? []).map(idOf), ...(resolved[index]?.needs ?? [])])],
       })),
     };
-    await saveBatch(this.env.JOB_OUTPUT, this.tenant, manifest);
+    await Promise.all([
+      saveBatch(this.env.JOB_OUTPUT, this.tenant, manifest),
+      saveBatchRequest(this.env.JOB_OUTPUT, this.tenant, batchId, entries),
+    ]);
     const prepared = plan.order.map((index) => {
       const entry = entries[index];
       const planned = manifest.jobs[index];
       const request = resolved[index]?.request;
       if (!entry || !planned || !request) throw new Error(`batch plan names job ${index}, which is not in the batch`);
-      const pipeline = { batchId, name: planned.name, needs: planned.needs };
+      const pipeline = { batchId, name: planned.name, needs: planned.needs, when: entry.when, allowFailure: entry.allowFailure };
       return {
         sandboxId: entry.sandboxId,
         request,

@@ -33,6 +33,9 @@ export function planBatch(entries: BatchEntry[]): BatchPlan {
     return [...new Set(named.map((name) => byName.get(name) ?? index))];
   });
 
+  const lonely = entries.find((entry, index) => entry.when === "on_failure" && (needs[index] ?? []).length === 0);
+  if (lonely) throw invalid(`Job ${lonely.name ?? "(unnamed)"} runs on_failure but needs no job: name the jobs whose failure it handles`);
+
   // Kahn's algorithm, always taking the earliest ready job, so independent jobs keep array order.
   const waitingOn = needs.map((list) => list.length);
   const dependents = entries.map((): number[] => []);

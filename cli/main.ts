@@ -4,10 +4,13 @@
  * (cli/exitCodes.ts).
  */
 import { Command, type CommanderError } from "commander";
+import { registerCacheCommands } from "./commands/caches";
 import { registerJobCommands } from "./commands/jobs";
 import { registerPipeline } from "./commands/pipeline";
+import { registerPipelineRerun } from "./commands/pipelineRerun";
 import { registerRun } from "./commands/run";
 import { registerSandboxCommands } from "./commands/sandboxes";
+import { registerSecretCommands } from "./commands/secrets";
 import { registerWebhookCommands } from "./commands/webhooks";
 import { ExitCode } from "./exitCodes";
 import { describeFailure } from "./failure";
@@ -38,6 +41,9 @@ registerJobCommands(program);
 registerSandboxCommands(program);
 registerPipeline(program);
 registerWebhookCommands(program);
+registerPipelineRerun(program);
+registerSecretCommands(program);
+registerCacheCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import { DeletedSandbox, SandboxList, type SandboxView } from "../schemas/api";
+import { CacheList, DeletedCaches } from "../schemas/cache";
 import {
   BatchEntry,
   BatchView,
@@ -16,6 +17,7 @@ import {
   type JobView,
   JobView as JobViewSchema,
 } from "../schemas/job";
+import { DeletedSecret, SecretEntry, SecretList } from "../schemas/secrets";
 import { type ClientOptions, Http } from "./http";
 import { followLogs, type LogEvent } from "./logs";
 import { Backoff, DEFAULT_RETRY, type RetryPolicy } from "./retry";
@@ -179,6 +181,13 @@ export class ArtifactSandboxClient {
     return this.http.json(BatchView, `/v1/batches/${encodeURIComponent(batchId)}${query}`);
   }
 
+  /** Runs a finished batch again as a new batch: with `failed`, only what did not succeed and what needs it. */
+  rerunBatch(batchId: string, options: { failed?: boolean } = {}): Promise<BatchView> {
+    return this.http.json(BatchView, `/v1/batches/${encodeURIComponent(batchId)}/rerun?failed=${options.failed === true}`, {
+      method: "POST",
+    });
+  }
+
   cancelBatch(batchId: string): Promise<BatchView> {
     return this.http.json(BatchView, `/v1/batches/${encodeURIComponent(batchId)}/cancel`, { method: "POST" });
   }
@@ -189,6 +198,33 @@ export class ArtifactSandboxClient {
 
   deleteSandbox(sandboxId: string): Promise<DeletedSandbox> {
     return this.http.json(DeletedSandbox, `/v1/sandboxes/${encodeURIComponent(sandboxId)}`, { method: "DELETE" });
+  }
+
+  /** Stores a secret (write-only: its value never comes back). */
+  setSecret(name: string, value: string): Promise<SecretEntry> {
+    return this.http.json(SecretEntry, `/v1/secrets/${encodeURIComponent(name)}`, {
+      method: "PUT",
+      headers: jsonHeaders(undefined),
+      body: JSON.stringify({ value }),
+    });
+  }
+
+  async listSecrets(): Promise<SecretEntry[]> {
+    return (await this.http.json(SecretList, "/v1/secrets")).secrets;
+  }
+
+  deleteSecret(name: string): Promise<DeletedSecret> {
+    return this.http.json(DeletedSecret, `/v1/secrets/${encodeURIComponent(name)}`, { method: "DELETE" });
+  }
+
+  listCaches(): Promise<CacheList> {
+    return this.http.json(CacheList, "/v1/caches");
+  }
+
+  /** Deletes the cache entry `key`, or every entry under `prefix` ("" for all). */
+  deleteCaches(match: { key: string } | { prefix: string }): Promise<DeletedCaches> {
+    const query = "key" in match ? `key=${encodeURIComponent(match.key)}` : `prefix=${encodeURIComponent(match.prefix)}`;
+    return this.http.json(DeletedCaches, `/v1/caches?${query}`, { method: "DELETE" });
   }
 }
 

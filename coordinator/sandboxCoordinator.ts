@@ -13,9 +13,11 @@ import { DurableObject } from "cloudflare:workers";
 import { tenantDirectoryFor } from "../access/tenantDirectory";
 import { readConfig } from "../config";
 import { countedEnv, operationBudget, withinBudget } from "../platform/operationBudget";
+import { cacheContextFor } from "../runner/caches";
 import type { JobControl, RunOutcome } from "../runner/jobTypes";
 import { LEASE_MS } from "../runner/lease";
 import { retryDelayMs, runJob } from "../runner/runJob";
+import { secretSourceFor } from "../runner/secrets";
 import { sandboxFactory } from "../sandbox/select";
 import { commandBudgetMs, isTerminal, type JobRecord, type JobStatus } from "../schemas/job";
 import { JobStore } from "../storage/jobStore";
@@ -339,6 +341,8 @@ export class SandboxCoordinator extends DurableObject<Env> {
             this.started.raise(record.id);
           },
           onOutput: (stream, text) => running.log.append(stream, text),
+          secrets: secretSourceFor(this.env, record.tenant),
+          caches: cacheContextFor(this.env, record.tenant),
         }).catch((error: unknown): RunOutcome => {
           // A storage error outside the run itself (reading needs or the request): try again.
           console.error(`job ${record.id}: error around its run, will retry`, error);

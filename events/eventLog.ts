@@ -128,7 +128,8 @@ export class EventLog {
     for (const job of jobs) counts[job.status] = (counts[job.status] ?? 0) + 1;
     return {
       batchId: record.batchId,
-      status: batchStatus(jobs.map((job) => job.status)),
+      // The event log keeps no allowFailure: an allowed failure counts as a failure here.
+      status: batchStatus(jobs.map((job) => ({ status: job.status, error: job.error, allowFailure: false }))),
       createdAt: batch.created_at,
       finishedAt: record.finishedAt ?? new Date().toISOString(),
       counts,

@@ -18,16 +18,18 @@ import {
 import { r2Keys } from "../storage/layout";
 import { type JobAttempt, putArtifact, putOutput } from "../storage/outputs";
 import { type ArtifactLimits, collectArtifacts, contentTypeFor } from "./artifacts";
+import { type CacheContext, restoreCaches, saveCaches } from "./caches";
 import { runCommandTries, succeeded } from "./commandTries";
 import { planExtraction, unpackInSandbox } from "./extractArchive";
 import { copyInputs, type InputContext } from "./inputs";
+import { loadSecrets, maskedListener, type SecretMasker, type SecretSource } from "./secrets";
 
 /** The fields of the record that running a job decides. */
 export type JobOutcome = Pick<
   JobRecord,
   "status" | "exitCode" | "signal" | "tries" | "error" | "stdout" | "stderr" | "artifacts" | "skippedArtifacts"
 > &
-  Partial<Pick<JobRecord, "extracted">>;
+  Partial<Pick<JobRecord, "extracted" | "caches">>;
 
 export interface ExecuteContext {
   /** The job and the attempt this run is: outputs are stored under it. */
@@ -41,6 +43,10 @@ export interface ExecuteContext {
   onOutput?: ExecRequest["onOutput"];
   /** Reads a job of the same tenant: the source of an input. */
   readJob: InputContext["readJob"];
+  /** The tenant's secrets a run job names (runner/secrets.ts); none can be read without it. */
+  secrets?: SecretSource;
+  /** The tenant's cache index a run job's `cache` uses (runner/caches.ts); without it every cache misses. */
+  caches?: CacheContext;
 }
 
 export async function executeJob(context: ExecuteContext, request: JobRequest): Promise<JobOutcome> {
@@ -64,9 +70,17 @@ function fileOutcome(fields: Partial<JobOutcome> & Pick<JobOutcome, "status">): 
 
 async function executeRun(context: ExecuteContext, request: RunJobRequest): Promise<JobOutcome> {
   const { at, sandbox, bucket } = context;
+  const secrets = await loadSecrets(context.secrets, request.secrets);
+  if ("error" in secrets) return fileOutcome({ status: "failed", error: secrets.error });
   const inputError = await copyInputs(context, request.inputs);
   if (inputError) return fileOutcome({ status: "failed", error: inputError });
-  const { last: result, tries, cancelled } = await runCommandTries(sandbox, request, context.signal, context.onOutput);
+  const cacheRun = { sandbox, bucket, tenant: at.tenant, jobId: at.jobId, cwd: request.cwd, caches: context.caches };
+  const restored = await restoreCaches(cacheRun, request.cache);
+  const live = maskedListener(secrets.masker, context.onOutput);
+  const withSecrets = { ...request, env: { ...request.env, ...secrets.values } };
+  const tried = await runCommandTries(sandbox, withSecrets, context.signal, live.onOutput).finally(() => live.flush());
+  const { tries, cancelled } = tried;
+  const result = masked(tried.last, secrets.masker);
   // Empty output is not stored: its size in the record says it all.
   await Promise.all([
     result.stdout.bytes.byteLength > 0 && putOutput(bucket, at, "stdout", result.stdout.bytes),
@@ -82,12 +96,16 @@ async function executeRun(context: ExecuteContext, request: RunJobRequest): Prom
       tries,
       stdout: outputRef(result.stdout),
       stderr: outputRef(result.stderr),
+      caches: restored,
     };
   }
   // Artifacts are collected whatever the exit status: a failing test run's report is what you want.
   const collected = await collectArtifacts(sandbox, bucket, { at, cwd: request.cwd, patterns: request.artifacts }, context.artifactLimits);
+  const status = runStatus(result, request, tries.length);
+  const caches = status.status === "succeeded" ? await saveCaches(cacheRun, request.cache, restored) : restored;
   return {
-    ...runStatus(result, request, tries.length),
+    ...status,
+    caches,
     exitCode: result.exitCode,
     signal: result.signal,
     tries,
@@ -150,6 +168,13 @@ async function executeExtract(context: ExecuteContext, request: ArchiveExtractRe
   await unpackInSandbox(context.sandbox, archivePath, request.path, plan.members);
   await context.bucket.delete(key);
   return { ...fileOutcome({ status: "succeeded" }), extracted: plan.extracted };
+}
+
+/** The try's output with every secret value masked, as it is stored. */
+function masked(result: ExecResult, masker: SecretMasker): ExecResult {
+  if (!masker.active) return result;
+  const mask = (output: CapturedOutput): CapturedOutput => ({ ...output, bytes: masker.maskStored(output.bytes, output.droppedBytes) });
+  return { ...result, stdout: mask(result.stdout), stderr: mask(result.stderr) };
 }
 
 function outputRef(output: CapturedOutput): OutputRef {

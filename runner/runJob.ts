@@ -9,10 +9,12 @@ import { SandboxOperationError, type SandboxPort } from "../sandbox/port";
 import type { JobError, JobRecord, JobRequest } from "../schemas/job";
 import type { JobStore } from "../storage/jobStore";
 import type { ArtifactLimits } from "./artifacts";
+import type { CacheContext } from "./caches";
 import { executeJob } from "./executeJob";
 import type { JobControl, RunOutcome } from "./jobTypes";
 import { JobLease, LEASE_MS } from "./lease";
-import { checkNeeds, skippedError } from "./needs";
+import { checkNeeds } from "./needs";
+import type { SecretSource } from "./secrets";
 
 export interface RunnerDeps {
   control: JobControl;
@@ -27,6 +29,10 @@ export interface RunnerDeps {
   onClaimed?: () => void;
   /** Receives the command's output as it is written (the coordinator serves it as live logs). */
   onOutput?: (stream: "stdout" | "stderr", text: string) => void;
+  /** Decrypts the tenant's secrets a job names. */
+  secrets?: SecretSource;
+  /** The tenant's cache index. */
+  caches?: CacheContext;
 }
 
 const CANCELLED: Pick<JobRecord, "status" | "error"> = {
@@ -67,7 +73,7 @@ export async function runJob(record: JobRecord, heldRequest: JobRequest | undefi
 
   const verdict = await checkNeeds(deps.store, record);
   if (verdict.kind === "wait") return { kind: "wait", reason: `waiting for ${verdict.waitingFor.join(", ")}` };
-  if (verdict.kind === "skip") return ended(control, { status: "skipped", error: skippedError(verdict.because) });
+  if (verdict.kind === "skip") return ended(control, { status: "skipped", error: verdict.error });
 
   const request = heldRequest ?? (await deps.store.readRequest(record.id));
   if (!request) {
@@ -100,6 +106,8 @@ async function runClaimed(claimed: JobRecord, request: JobRequest, deps: RunnerD
         signal: stop,
         onOutput: deps.onOutput,
         readJob: (jobId) => store.readFinishedFromR2(jobId),
+        secrets: deps.secrets,
+        caches: deps.caches,
       },
       request,
     );

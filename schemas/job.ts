@@ -4,7 +4,9 @@
  * document is generated from them.
  */
 import { z } from "@hono/zod-openapi";
+import { CacheOutcome, CacheSpec } from "./cache";
 import { SandboxId, TenantId, WorkspaceDirPath, WorkspaceFilePath } from "./ids";
+import { SecretName } from "./secrets";
 
 /**
  * A job runs inside one invocation of its sandbox coordinator's alarm, which Cloudflare limits to
@@ -76,6 +78,10 @@ export const RunJobRequest = z
     artifacts: z.array(GlobPattern).max(64, "At most 64 artifact patterns").default([]),
     /** Artifacts of finished jobs copied into this job's sandbox before its command runs. */
     inputs: z.array(JobInput).max(16, "At most 16 inputs").default([]),
+    /** The tenant's secrets (PUT /v1/secrets/{name}) the command gets as environment variables; masked in its output. */
+    secrets: z.array(SecretName).max(32, "At most 32 secrets").default([]),
+    /** Directories restored before the command and saved after a success that missed their key (schemas/cache.ts). */
+    cache: z.array(CacheSpec).max(4, "At most 4 caches").default([]),
     /**
      * Kept so that older clients' requests still validate: every sandbox has outbound network (a
      * Cloudflare container always does), so only `true` is accepted.
@@ -89,6 +95,10 @@ export const RunJobRequest = z
       .optional(),
   })
   .strict()
+  .refine((job) => !job.secrets.some((name) => Object.hasOwn(job.env, name)), {
+    message: "A secret's name is also in env; a variable comes from one or the other",
+    path: ["secrets"],
+  })
   // Every try may use all of timeoutMs, and all of them must fit in the runner's 14 minutes.
   .refine((job) => commandBudgetMs(job) <= MAX_TIMEOUT_MS, {
     message: `(retries + 1) * timeoutMs is at most ${MAX_TIMEOUT_MS} (14 minutes: every try may use all of timeoutMs, and all of them must fit in the 15 minutes a job's runner is given)`,
@@ -148,14 +158,41 @@ export const JobName = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "Job names are 1-64 letters, digits, '_', '.' and '-', starting with a letter or digit");
 
+/**
+ * On what outcome of its needs a job runs: `on_success` (every need succeeded, or failed with
+ * `allowFailure`), `always` (once they have all finished, whatever their outcome), `on_failure`
+ * (once they have all finished, if one did not succeed). Otherwise it ends `skipped`.
+ */
+export const JobWhen = z.enum(["on_success", "always", "on_failure"]);
+export type JobWhen = z.infer<typeof JobWhen>;
+
+const MATRIX_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Env var name to its values: the job runs once per combination (at most the batch's size in all). */
+export const Matrix = z
+  .record(z.string(), z.array(z.string().min(1).max(256)).min(1).max(MAX_JOBS_PER_BATCH))
+  .superRefine((matrix, ctx) => {
+    const keys = Object.keys(matrix);
+    if (keys.length === 0 || keys.length > 4) ctx.addIssue({ code: "custom", message: "A matrix has 1 to 4 variables" });
+    for (const key of keys) {
+      if (!MATRIX_KEY.test(key))
+        ctx.addIssue({ code: "custom", path: [key], message: `Matrix variables are env var names; "${key}" is not` });
+    }
+  });
+export type Matrix = z.infer<typeof Matrix>;
+
 export const BatchEntry = z
   .object({
     sandboxId: SandboxId,
     job: JobRequest,
     /** Names this job for the `needs` of others in the batch. */
     name: JobName.optional(),
-    /** Jobs of this batch that must succeed before this one starts; if one does not, this one is skipped. */
+    /** Jobs of this batch that must finish before this one starts; `when` says on what outcome it then runs. */
     needs: z.array(JobName).max(MAX_JOBS_PER_BATCH).default([]),
+    when: JobWhen.default("on_success"),
+    /** Its failure neither skips its dependents nor fails the batch. */
+    allowFailure: z.boolean().default(false),
+    /** Runs the job once per combination of these values, each given as an env var; names get the values as a suffix. */
+    matrix: Matrix.optional(),
   })
   .strict();
 export type BatchEntry = z.infer<typeof BatchEntry>;
@@ -188,6 +225,9 @@ export const JobRequestSummary = z.union([
     retries: z.number().int().default(0),
     artifacts: z.array(z.string()),
     inputs: z.array(z.object({ from: z.string(), artifacts: z.array(z.string()), path: z.string() })).default([]),
+    /** Names only: a secret's value is never in a record. */
+    secrets: z.array(z.string()).default([]),
+    cache: z.array(z.object({ key: z.string(), paths: z.array(z.string()), restoreKeys: z.array(z.string()) })).default([]),
   }),
   z.object({
     type: z.literal("file"),
@@ -276,6 +316,11 @@ export const JobRecord = z.object({
   batchId: z.string().nullable().default(null),
   name: z.string().nullable().default(null),
   needs: z.array(z.string()).default([]),
+  /** When a batch job runs after its needs, and whether its failure is allowed (see BatchEntry). */
+  when: JobWhen.default("on_success"),
+  allowFailure: z.boolean().default(false),
+  /** Each of a run job's caches: hit, partial hit or miss, and whether it was saved. */
+  caches: z.array(CacheOutcome).default([]),
 });
 export type JobRecord = z.infer<typeof JobRecord>;
 
@@ -286,7 +331,11 @@ export function newJobRecord(
   request: JobRequest,
   now: number,
   retentionSeconds: number,
-  pipeline: Pick<JobRecord, "batchId" | "name" | "needs"> = { batchId: null, name: null, needs: [] },
+  pipeline: Pick<JobRecord, "batchId" | "name" | "needs"> & Partial<Pick<JobRecord, "when" | "allowFailure">> = {
+    batchId: null,
+    name: null,
+    needs: [],
+  },
 ): JobRecord {
   return {
     id,
@@ -312,6 +361,9 @@ export function newJobRecord(
     leaseUntil: null,
     cancelRequested: false,
     extracted: null,
+    when: "on_success",
+    allowFailure: false,
+    caches: [],
     ...pipeline,
   };
 }
@@ -328,6 +380,8 @@ export function summarizeRequest(request: JobRequest): JobRequestSummary {
       retries: request.retries,
       artifacts: request.artifacts,
       inputs: request.inputs,
+      secrets: request.secrets,
+      cache: request.cache,
     };
   }
   if (request.op === "write") {
@@ -367,9 +421,19 @@ export const BatchView = z
   .openapi("Batch");
 export type BatchView = z.infer<typeof BatchView>;
 
+/** A skipped job whose `when` did not hold (an `on_failure` job when nothing failed): not a failure of its batch. */
+export const WHEN_NOT_MET = "WHEN_NOT_MET";
+
+/** Whether a finished job counts as a success for its batch: it succeeded, its failure is allowed, or its `when` did not hold. */
+export function passedForBatch(job: Pick<JobRecord, "status" | "allowFailure" | "error">): boolean {
+  if (job.status === "succeeded") return true;
+  if (job.status === "skipped") return job.error?.code === WHEN_NOT_MET;
+  return isTerminal(job.status) && job.allowFailure;
+}
+
 /** A batch's overall status from its jobs'. */
-export function batchStatus(statuses: JobStatus[]): BatchStatus {
-  if (statuses.every((status) => status === "succeeded")) return "succeeded";
-  if (statuses.every(isTerminal)) return "failed";
+export function batchStatus(jobs: Pick<JobRecord, "status" | "allowFailure" | "error">[]): BatchStatus {
+  const statuses = jobs.map((job) => job.status);
+  if (statuses.every(isTerminal)) return jobs.every(passedForBatch) ? "succeeded" : "failed";
   return statuses.every((status) => status === "queued") ? "queued" : "running";
 }

@@ -76,7 +76,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     bindings: {
       ...Object.fromEntries(Object.entries(vars).map(([name, value]) => [name, { type: "plain_text" as const, value }])),
       LOCAL_SANDBOX_TOKEN: { type: "secret_text", value: token },
-      URL_SIGNING_KEYS: { type: "secret_text", value: await localSigningKeys(options.stateDir) },
+      URL_SIGNING_KEYS: { type: "secret_text", value: await localKey(options.stateDir, "url-signing-key") },
+      SECRETS_ENCRYPTION_KEY: { type: "secret_text", value: await localKey(options.stateDir, "secrets-encryption-key") },
     },
     // As `wrangler dev` derives it from the config's `nodejs_compat` flag.
     build: { nodejsCompatMode: (config) => (config.compatibility_flags.includes("nodejs_compat") ? "v2" : null) },
@@ -107,11 +108,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 }
 
 /**
- * The key that signs download URLs, kept with the state so URLs handed out stay valid across
- * restarts; made on first start, readable only by its owner.
+ * A key kept with the state (URL signing, secrets encryption), so signed URLs and stored secrets
+ * stay valid across restarts; made on first start, readable only by its owner.
  */
-async function localSigningKeys(stateDir: string): Promise<string> {
-  const path = join(stateDir, "url-signing-key");
+async function localKey(stateDir: string, file: string): Promise<string> {
+  const path = join(stateDir, file);
   const existing = await readFile(path, "utf8").catch(() => undefined);
   if (existing?.trim()) return existing.trim();
   const keys = `local:${randomBytes(32).toString("hex")}`;

@@ -22,7 +22,9 @@
  *      undelivered/{sandboxKey}/{jobId}              empty entry for a job its coordinator did not take at submit,
  *                                                    until it ends: the sweeper's worklist should its message be lost
  *      tenant-registry/{tenant}                      empty entry per tenant ever admitted: where the sweeper starts
+ *      tenants/{tenant}/batches/{batchId}.request.json  its jobs as submitted (matrix expanded), to run them again
  *      workspaces/{sandboxKey}/snapshot.tar.gz       the sandbox's /workspace, saved when its container went to sleep
+ *      caches/{tenant}/{sha256 of key}/{version}.tar.gz  a cache key's archive, a new object each save (TenantDirectory names the current one)
  *      malformed-messages/{messageId}.json           queue messages that could not be parsed, kept for inspection
  *      metrics-tenants/{tenant}                      empty, written once when a tenant's first job finishes: whom GET /metrics reports on
  * DO   Sandbox and SandboxCoordinator objects are named by sandbox key; TenantDirectory and TenantEvents by tenant.
@@ -78,11 +80,13 @@ export const r2Keys = {
     `${jobPrefix(tenant, jobId)}/attempts/${attempt}/artifacts/${path}`,
   upload: (tenant: string, jobId: string) => `${jobPrefix(tenant, jobId)}/upload.tar.gz`,
   batch: (tenant: string, batchId: string) => `tenants/${tenant}/batches/${batchId}.json`,
+  batchRequest: (tenant: string, batchId: string) => `tenants/${tenant}/batches/${batchId}.request.json`,
   workspaceSnapshot: (key: string) => `workspaces/${key}/snapshot.tar.gz`,
   undeliveredPrefix: "undelivered/",
   undeliveredEntry: (key: string, jobId: string) => `undelivered/${key}/${jobId}`,
   tenantRegistryPrefix: "tenant-registry/",
   tenantRegistryEntry: (tenant: string) => `tenant-registry/${tenant}`,
+  cacheArchive: (tenant: string, keyHash: string, version: string) => `caches/${tenant}/${keyHash}/${version}.tar.gz`,
   malformedMessage: (messageId: string) => `malformed-messages/${messageId}.json`,
   metricsTenantPrefix: "metrics-tenants/",
   metricsTenant: (tenant: string) => `metrics-tenants/${tenant}`,

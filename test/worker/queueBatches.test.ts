@@ -12,6 +12,8 @@ function message(index: number, commandBytes: number): RunMessage {
       type: "run",
       command: "x".repeat(commandBytes),
       cwd: "/workspace",
+      secrets: [],
+      cache: [],
       env: {},
       timeoutMs: 1000,
       retries: 0,

@@ -72,7 +72,7 @@ function batchTable(batches: BatchSummary[]): HTMLTableElement {
           "tr",
           { "data-batch-id": batch.batchId },
           el("td", {}, el("a", { href: batchHref(batch.batchId), class: "mono", title: batch.batchId }, shortId(batch.batchId))),
-          el("td", {}, statusBadge(batchStatus(batch.jobs.map((job) => job.status)))),
+          el("td", {}, statusBadge(batchStatus(batch.jobs))),
           el("td", {}, batch.jobs.map((job) => job.name ?? shortId(job.id)).join(", ")),
           el("td", { class: "mono" }, [...new Set(batch.jobs.map((job) => job.sandboxId))].join(", ")),
           el("td", {}, formatTime(batch.createdAt)),
