@@ -74,7 +74,8 @@ describe.each(modes)("the local stack's process group killed with SIGKILL (%s)",
     const rootPid = stack.child.pid;
     if (rootPid === undefined) throw new Error("npm run dev has no pid");
     const busy = ["kill-busy-0", "kill-busy-1", "kill-busy-2"];
-    for (const sandboxId of busy) await submitWithOneRetry(stack.apiUrl, sandboxId, { type: "run", command: "sleep 300", timeoutMs: 600_000 });
+    for (const sandboxId of busy)
+      await submitWithOneRetry(stack.apiUrl, sandboxId, { type: "run", command: "sleep 300", timeoutMs: 600_000 });
     const perContainer = mode === "reference" ? ["pasta", "bwrap", "agent", "bun"] : ["pasta", "bwrap", "agent"];
     // Every busy sandbox's container is up: the fewest of any of its programs is one per sandbox.
     const fewest = () => Math.min(...perContainer.map((name) => countRoles(containerProcesses(rootPid))[name] ?? 0));
