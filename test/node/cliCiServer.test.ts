@@ -2,35 +2,19 @@
  * The CLI's commands for secrets, caches and reruns, as a subprocess against a real `npm run dev`
  * stack (one for the file); what they claim is checked through the typed client.
  */
-import { spawn } from "node:child_process";
 import { rm } from "node:fs/promises";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ArtifactSandboxClient } from "../../client";
 import { type DevProcess, startDevProcess } from "../../scripts/devProcess";
+import { type CliResult, runCli } from "./cliProcess";
 import { freePort, tempStateDir } from "./devStack";
-
-const BIN = join(process.cwd(), "bin/artifact-sandbox.mjs");
 
 let stack: DevProcess | undefined;
 let stateDir: string | undefined;
 let client: ArtifactSandboxClient;
 
-function cli(args: string[], stdin = ""): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    env: { ...process.env, ARTIFACT_SANDBOX_URL: stack?.apiUrl ?? "", ARTIFACT_SANDBOX_KEY: "" },
-    stdio: ["pipe", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  child.stdin.end(stdin);
-  return new Promise((resolve) => child.once("close", (code) => resolve({ code, stdout, stderr })));
+function cli(args: string[], stdin = ""): Promise<CliResult> {
+  return runCli(stack?.apiUrl ?? "", args, stdin);
 }
 
 beforeAll(async () => {

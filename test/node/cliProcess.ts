@@ -36,3 +36,14 @@ export function finished(child: ChildProcess): Promise<CliResult> {
   });
   return new Promise((resolve) => child.once("close", (code) => resolve({ code, stdout, stderr })));
 }
+
+/** Runs the CLI to its end with `stdin` as its input (none by default, as CI gives it). */
+export function runCli(apiUrl: string, args: string[], stdin = ""): Promise<CliResult> {
+  const child = spawn(process.execPath, [CLI_BIN, ...args], {
+    env: { ...process.env, ARTIFACT_SANDBOX_URL: apiUrl, ARTIFACT_SANDBOX_KEY: "" },
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  const result = finished(child);
+  child.stdin?.end(stdin);
+  return result;
+}

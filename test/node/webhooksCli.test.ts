@@ -4,19 +4,16 @@
  * HTTP server) that fails the first delivery and takes the second, verifying each signature
  * with the `standardwebhooks` library as a receiver would.
  */
-import { spawn } from "node:child_process";
 import { rm } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
-import { join } from "node:path";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { EventView } from "../../schemas/events";
 import { CreatedWebhook, DeliveryView } from "../../schemas/webhooks";
 import { type DevProcess, startDevProcess } from "../../scripts/devProcess";
+import { type CliResult, runCli } from "./cliProcess";
 import { freePort, tempStateDir } from "./devStack";
-
-const BIN = join(process.cwd(), "bin/artifact-sandbox.mjs");
 
 interface Arrival {
   headers: Record<string, string>;
@@ -31,20 +28,8 @@ let receiver: Server | undefined;
 let receiverUrl = "";
 const arrivals: Arrival[] = [];
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    env: { ...process.env, ARTIFACT_SANDBOX_URL: stack?.apiUrl ?? "", ARTIFACT_SANDBOX_KEY: "" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  return new Promise((resolve) => child.once("close", (code) => resolve({ code, stdout, stderr })));
+function cli(args: string[]): Promise<CliResult> {
+  return runCli(stack?.apiUrl ?? "", args);
 }
 
 async function arrivalsUntil(count: number, timeoutMs: number): Promise<Arrival[]> {
