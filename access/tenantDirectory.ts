@@ -10,6 +10,7 @@ import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import { readConfig } from "../config";
 import { countedEnv, operationBudget, withinBudget } from "../platform/operationBudget";
+import { hex } from "../storage/hex";
 import { r2Keys } from "../storage/layout";
 import { CacheIndex, type CacheIndexEntry } from "./cacheIndex";
 import { destroySandbox, expireIdleSandbox } from "./sandboxLifecycle";
@@ -22,7 +23,7 @@ export const IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;
 const IDEMPOTENCY_PENDING_MS = 60 * 1000;
 
 export type IdempotencyClaim =
-  | { state: "claimed"; claim: string }
+  | { state: "claimed"; claim: string; seed: { at: number; random: string } }
   | { state: "replay"; response: string }
   | { state: "mismatch" }
   | { state: "in-progress" };
@@ -40,7 +41,14 @@ export interface SandboxEntry {
 }
 
 const SandboxRow = z.object({ sandbox_id: z.string(), created_at: z.number(), last_active_at: z.number() });
-const KeyRow = z.object({ fingerprint: z.string(), response: z.string().nullable(), created_at: z.number() });
+const KeyRow = z.object({
+  fingerprint: z.string(),
+  response: z.string().nullable(),
+  created_at: z.number(),
+  claim: z.string().nullable(),
+  seed_at: z.number().nullable(),
+  seed_random: z.string().nullable(),
+});
 
 export class TenantDirectory extends DurableObject<Env> {
   private readonly sql: SqlStorage;
@@ -55,19 +63,15 @@ export class TenantDirectory extends DurableObject<Env> {
       sandbox_id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, last_active_at INTEGER NOT NULL,
       ending INTEGER NOT NULL DEFAULT 0)`);
     // `unfinished`: jobs admitted and not yet ended, as last known (added at admission, set by the coordinator).
-    if (
-      !this.sql
-        .exec("PRAGMA table_info(sandboxes)")
-        .toArray()
-        .some((column) => column.name === "unfinished")
-    ) {
-      this.sql.exec("ALTER TABLE sandboxes ADD COLUMN unfinished INTEGER NOT NULL DEFAULT 0");
-    }
+    this.addColumnIfMissing("sandboxes", "unfinished", "INTEGER NOT NULL DEFAULT 0");
     // Whether this tenant is in the R2 registry the sweeper starts from (written once).
     this.sql.exec("CREATE TABLE IF NOT EXISTS registered (tenant TEXT PRIMARY KEY)");
     // `claim`: which request holds a pending key; only it may complete or release the key.
     this.sql.exec(`CREATE TABLE IF NOT EXISTS idempotency_keys (
       key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, response TEXT, created_at INTEGER NOT NULL, claim TEXT)`);
+    // The seed of the request's job IDs (api/jobIds.ts): its time and 32 random bytes (hex).
+    this.addColumnIfMissing("idempotency_keys", "seed_at", "INTEGER");
+    this.addColumnIfMissing("idempotency_keys", "seed_random", "TEXT");
     this.secrets = new SecretTable(this.sql);
     this.caches = new CacheIndex(this.sql);
   }
@@ -202,32 +206,47 @@ export class TenantDirectory extends DurableObject<Env> {
   /**
    * Claims an idempotency key for a request with this fingerprint (a hash of its method, path
    * and body): the first claim proceeds; a repeat with the same fingerprint is replayed once
-   * complete (in progress until then); a different fingerprint is a mismatch.
+   * complete (in progress until then); a different fingerprint is a mismatch. The claim carries
+   * the seed the request's job IDs are made from: a retry of a request that failed or died
+   * before completing gets the same seed, so it makes the same jobs, never new ones.
    */
   async claimIdempotencyKey(tenant: string, key: string, fingerprint: string): Promise<IdempotencyClaim> {
     await this.rememberTenant(tenant);
     const now = Date.now();
-    const row = this.sql.exec("SELECT fingerprint, response, created_at FROM idempotency_keys WHERE key = ?", key).toArray()[0];
+    const row = this.sql
+      .exec("SELECT fingerprint, response, created_at, claim, seed_at, seed_random FROM idempotency_keys WHERE key = ?", key)
+      .toArray()[0];
     const existing = row === undefined ? undefined : KeyRow.parse(row);
-    const expired =
-      existing !== undefined &&
-      (existing.response === null
-        ? now - existing.created_at > IDEMPOTENCY_PENDING_MS
-        : now - existing.created_at > IDEMPOTENCY_RETENTION_MS);
-    if (existing && !expired) {
-      if (existing.fingerprint !== fingerprint) return { state: "mismatch" };
-      return existing.response === null ? { state: "in-progress" } : { state: "replay", response: existing.response };
+    if (existing && existing.response !== null && now - existing.created_at <= IDEMPOTENCY_RETENTION_MS) {
+      return existing.fingerprint === fingerprint ? { state: "replay", response: existing.response } : { state: "mismatch" };
     }
+    if (existing && existing.response === null && existing.claim !== null && now - existing.created_at <= IDEMPOTENCY_PENDING_MS) {
+      return existing.fingerprint === fingerprint ? { state: "in-progress" } : { state: "mismatch" };
+    }
+    // Free: never used, past its retention, released, or its request died. The same request
+    // keeps its seed while its jobs may still be held (retention is at least a day).
+    const kept =
+      existing?.response === null &&
+      existing.fingerprint === fingerprint &&
+      existing.seed_at !== null &&
+      existing.seed_random !== null &&
+      now - existing.seed_at < IDEMPOTENCY_RETENTION_MS
+        ? { at: existing.seed_at, random: existing.seed_random }
+        : undefined;
+    const seed = kept ?? { at: now, random: hex(crypto.getRandomValues(new Uint8Array(32))) };
     const claim = crypto.randomUUID();
     this.sql.exec(
-      "INSERT OR REPLACE INTO idempotency_keys (key, fingerprint, response, created_at, claim) VALUES (?, ?, NULL, ?, ?)",
+      `INSERT OR REPLACE INTO idempotency_keys (key, fingerprint, response, created_at, claim, seed_at, seed_random)
+         VALUES (?, ?, NULL, ?, ?, ?, ?)`,
       key,
       fingerprint,
       now,
       claim,
+      seed.at,
+      seed.random,
     );
     await this.armAlarm();
-    return { state: "claimed", claim };
+    return { state: "claimed", claim, seed };
   }
 
   /** The claimed request succeeded: repeats get this response. */
@@ -235,9 +254,12 @@ export class TenantDirectory extends DurableObject<Env> {
     this.sql.exec("UPDATE idempotency_keys SET response = ? WHERE key = ? AND claim = ?", response, key, claim);
   }
 
-  /** The claimed request failed before creating anything: the key may be used again at once. */
+  /**
+   * The claimed request failed: the key may be claimed again at once. Its seed stays, since the
+   * request may have handed some jobs over before it failed; a retry makes those same jobs.
+   */
   async releaseIdempotencyKey(key: string, claim: string): Promise<void> {
-    this.sql.exec("DELETE FROM idempotency_keys WHERE key = ? AND claim = ? AND response IS NULL", key, claim);
+    this.sql.exec("UPDATE idempotency_keys SET claim = NULL WHERE key = ? AND claim = ? AND response IS NULL", key, claim);
   }
 
   override alarm(): Promise<void> {
@@ -273,6 +295,12 @@ export class TenantDirectory extends DurableObject<Env> {
       }
     }
     await this.armAlarm();
+  }
+
+  /** Tables created by an older version get the columns added since. */
+  private addColumnIfMissing(table: string, column: string, declaration: string): void {
+    const columns = this.sql.exec(`PRAGMA table_info(${table})`).toArray();
+    if (!columns.some((existing) => existing.name === column)) this.sql.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${declaration}`);
   }
 
   private unfinishedJobs(): number {
