@@ -10,6 +10,7 @@ import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import { readConfig } from "../config";
 import { countedEnv, operationBudget, withinBudget } from "../platform/operationBudget";
+import { hex } from "../storage/hex";
 import { r2Keys } from "../storage/layout";
 import { CacheIndex, type CacheIndexEntry } from "./cacheIndex";
 import { destroySandbox, expireIdleSandbox } from "./sandboxLifecycle";
@@ -20,9 +21,16 @@ import { SecretTable, type StoredSecretInfo } from "./secretStore";
 export const IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;
 /** A submit that neither completed nor failed in this time died mid-way: its key may be used again. */
 const IDEMPOTENCY_PENDING_MS = 60 * 1000;
+/**
+ * A delete or idle expiry takes well under this (its running jobs get 15 s to stop). A marker
+ * older than this was left by one that died with this object (a reset, a deploy): the alarm
+ * finishes such a delete, and lifts the marker of such an expiry (the next alarm expires the
+ * sandbox again if it is still idle), so the sandbox does not answer SANDBOX_BUSY for long.
+ */
+export const ENDING_STALE_MS = 2 * 60 * 1000;
 
 export type IdempotencyClaim =
-  | { state: "claimed"; claim: string }
+  | { state: "claimed"; claim: string; seed: { at: number; random: string } }
   | { state: "replay"; response: string }
   | { state: "mismatch" }
   | { state: "in-progress" };
@@ -40,7 +48,14 @@ export interface SandboxEntry {
 }
 
 const SandboxRow = z.object({ sandbox_id: z.string(), created_at: z.number(), last_active_at: z.number() });
-const KeyRow = z.object({ fingerprint: z.string(), response: z.string().nullable(), created_at: z.number() });
+const KeyRow = z.object({
+  fingerprint: z.string(),
+  response: z.string().nullable(),
+  created_at: z.number(),
+  claim: z.string().nullable(),
+  seed_at: z.number().nullable(),
+  seed_random: z.string().nullable(),
+});
 
 export class TenantDirectory extends DurableObject<Env> {
   private readonly sql: SqlStorage;
@@ -50,24 +65,22 @@ export class TenantDirectory extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, countedEnv(env));
     this.sql = ctx.storage.sql;
-    // `ending`: set while the sandbox is being deleted or expired, when no job is admitted to it.
+    // `ending`: when a delete or idle expiry of the sandbox began (0: none is under way); no job
+    // is admitted to it meanwhile. `delete_requested`: the ending is a delete (else an expiry).
     this.sql.exec(`CREATE TABLE IF NOT EXISTS sandboxes (
       sandbox_id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, last_active_at INTEGER NOT NULL,
       ending INTEGER NOT NULL DEFAULT 0)`);
+    this.addColumnIfMissing("sandboxes", "delete_requested", "INTEGER NOT NULL DEFAULT 0");
     // `unfinished`: jobs admitted and not yet ended, as last known (added at admission, set by the coordinator).
-    if (
-      !this.sql
-        .exec("PRAGMA table_info(sandboxes)")
-        .toArray()
-        .some((column) => column.name === "unfinished")
-    ) {
-      this.sql.exec("ALTER TABLE sandboxes ADD COLUMN unfinished INTEGER NOT NULL DEFAULT 0");
-    }
+    this.addColumnIfMissing("sandboxes", "unfinished", "INTEGER NOT NULL DEFAULT 0");
     // Whether this tenant is in the R2 registry the sweeper starts from (written once).
     this.sql.exec("CREATE TABLE IF NOT EXISTS registered (tenant TEXT PRIMARY KEY)");
     // `claim`: which request holds a pending key; only it may complete or release the key.
     this.sql.exec(`CREATE TABLE IF NOT EXISTS idempotency_keys (
       key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, response TEXT, created_at INTEGER NOT NULL, claim TEXT)`);
+    // The seed of the request's job IDs (api/jobIds.ts): its time and 32 random bytes (hex).
+    this.addColumnIfMissing("idempotency_keys", "seed_at", "INTEGER");
+    this.addColumnIfMissing("idempotency_keys", "seed_random", "TEXT");
     this.secrets = new SecretTable(this.sql);
     this.caches = new CacheIndex(this.sql);
   }
@@ -125,7 +138,7 @@ export class TenantDirectory extends DurableObject<Env> {
     const unique = Object.keys(jobsBySandbox);
     const newJobs = Object.values(jobsBySandbox).reduce((sum, count) => sum + count, 0);
     const ending = unique.find(
-      (id) => this.sql.exec("SELECT 1 FROM sandboxes WHERE sandbox_id = ? AND ending = 1", id).toArray().length > 0,
+      (id) => this.sql.exec("SELECT 1 FROM sandboxes WHERE sandbox_id = ? AND ending > 0", id).toArray().length > 0,
     );
     if (ending !== undefined) return { ok: false, ending };
     const known = new Set(unique.filter((id) => this.sql.exec("SELECT 1 FROM sandboxes WHERE sandbox_id = ?", id).toArray().length > 0));
@@ -187,14 +200,25 @@ export class TenantDirectory extends DurableObject<Env> {
    * and workspace destroyed (a submit meanwhile gets a 409 to retry). One never used is left alone.
    */
   async deleteSandbox(tenant: string, sandboxId: string): Promise<{ deleted: boolean; cancelledJobs: number }> {
-    const marked = this.sql.exec("UPDATE sandboxes SET ending = 1 WHERE sandbox_id = ?", sandboxId).rowsWritten;
+    const marked = this.sql.exec(
+      "UPDATE sandboxes SET ending = ?, delete_requested = 1 WHERE sandbox_id = ?",
+      Date.now(),
+      sandboxId,
+    ).rowsWritten;
     if (marked === 0) return { deleted: false, cancelledJobs: 0 };
+    // Armed for when the marker goes stale: should this object be reset mid-delete, the alarm finishes it.
+    await this.armAlarm();
+    return { deleted: true, cancelledJobs: await this.carryOutDelete(tenant, sandboxId) };
+  }
+
+  /** Cancels the marked sandbox's jobs and destroys it; a failure lifts the marker (the sandbox stays). */
+  private async carryOutDelete(tenant: string, sandboxId: string): Promise<number> {
     try {
       const cancelledJobs = await destroySandbox(this.env, tenant, sandboxId);
       this.sql.exec("DELETE FROM sandboxes WHERE sandbox_id = ?", sandboxId);
-      return { deleted: true, cancelledJobs };
+      return cancelledJobs;
     } catch (error) {
-      this.sql.exec("UPDATE sandboxes SET ending = 0 WHERE sandbox_id = ?", sandboxId);
+      this.sql.exec("UPDATE sandboxes SET ending = 0, delete_requested = 0 WHERE sandbox_id = ?", sandboxId);
       throw error;
     }
   }
@@ -202,32 +226,47 @@ export class TenantDirectory extends DurableObject<Env> {
   /**
    * Claims an idempotency key for a request with this fingerprint (a hash of its method, path
    * and body): the first claim proceeds; a repeat with the same fingerprint is replayed once
-   * complete (in progress until then); a different fingerprint is a mismatch.
+   * complete (in progress until then); a different fingerprint is a mismatch. The claim carries
+   * the seed the request's job IDs are made from: a retry of a request that failed or died
+   * before completing gets the same seed, so it makes the same jobs, never new ones.
    */
   async claimIdempotencyKey(tenant: string, key: string, fingerprint: string): Promise<IdempotencyClaim> {
     await this.rememberTenant(tenant);
     const now = Date.now();
-    const row = this.sql.exec("SELECT fingerprint, response, created_at FROM idempotency_keys WHERE key = ?", key).toArray()[0];
+    const row = this.sql
+      .exec("SELECT fingerprint, response, created_at, claim, seed_at, seed_random FROM idempotency_keys WHERE key = ?", key)
+      .toArray()[0];
     const existing = row === undefined ? undefined : KeyRow.parse(row);
-    const expired =
-      existing !== undefined &&
-      (existing.response === null
-        ? now - existing.created_at > IDEMPOTENCY_PENDING_MS
-        : now - existing.created_at > IDEMPOTENCY_RETENTION_MS);
-    if (existing && !expired) {
-      if (existing.fingerprint !== fingerprint) return { state: "mismatch" };
-      return existing.response === null ? { state: "in-progress" } : { state: "replay", response: existing.response };
+    if (existing && existing.response !== null && now - existing.created_at <= IDEMPOTENCY_RETENTION_MS) {
+      return existing.fingerprint === fingerprint ? { state: "replay", response: existing.response } : { state: "mismatch" };
     }
+    if (existing && existing.response === null && existing.claim !== null && now - existing.created_at <= IDEMPOTENCY_PENDING_MS) {
+      return existing.fingerprint === fingerprint ? { state: "in-progress" } : { state: "mismatch" };
+    }
+    // Free: never used, past its retention, released, or its request died. The same request
+    // keeps its seed while its jobs may still be held (retention is at least a day).
+    const kept =
+      existing?.response === null &&
+      existing.fingerprint === fingerprint &&
+      existing.seed_at !== null &&
+      existing.seed_random !== null &&
+      now - existing.seed_at < IDEMPOTENCY_RETENTION_MS
+        ? { at: existing.seed_at, random: existing.seed_random }
+        : undefined;
+    const seed = kept ?? { at: now, random: hex(crypto.getRandomValues(new Uint8Array(32))) };
     const claim = crypto.randomUUID();
     this.sql.exec(
-      "INSERT OR REPLACE INTO idempotency_keys (key, fingerprint, response, created_at, claim) VALUES (?, ?, NULL, ?, ?)",
+      `INSERT OR REPLACE INTO idempotency_keys (key, fingerprint, response, created_at, claim, seed_at, seed_random)
+         VALUES (?, ?, NULL, ?, ?, ?, ?)`,
       key,
       fingerprint,
       now,
       claim,
+      seed.at,
+      seed.random,
     );
     await this.armAlarm();
-    return { state: "claimed", claim };
+    return { state: "claimed", claim, seed };
   }
 
   /** The claimed request succeeded: repeats get this response. */
@@ -235,21 +274,28 @@ export class TenantDirectory extends DurableObject<Env> {
     this.sql.exec("UPDATE idempotency_keys SET response = ? WHERE key = ? AND claim = ?", response, key, claim);
   }
 
-  /** The claimed request failed before creating anything: the key may be used again at once. */
+  /**
+   * The claimed request failed: the key may be claimed again at once. Its seed stays, since the
+   * request may have handed some jobs over before it failed; a retry makes those same jobs.
+   */
   async releaseIdempotencyKey(key: string, claim: string): Promise<void> {
-    this.sql.exec("DELETE FROM idempotency_keys WHERE key = ? AND claim = ? AND response IS NULL", key, claim);
+    this.sql.exec("UPDATE idempotency_keys SET claim = NULL WHERE key = ? AND claim = ? AND response IS NULL", key, claim);
   }
 
   override alarm(): Promise<void> {
     return withinBudget(operationBudget(this.env), "TenantDirectory alarm", () => this.expire());
   }
 
-  /** Expires idle sandboxes (container and workspace destroyed) and old idempotency keys. */
+  /**
+   * Finishes deletes and lifts expiry markers that a reset of this object left behind, expires
+   * idle sandboxes (container and workspace destroyed), and drops old idempotency keys.
+   */
   private async expire(): Promise<void> {
     const tenant = await this.ctx.storage.get(TENANT_KEY);
     const now = Date.now();
     this.sql.exec("DELETE FROM idempotency_keys WHERE created_at < ?", now - IDEMPOTENCY_RETENTION_MS);
     if (typeof tenant === "string") {
+      await this.resumeStaleEndings(tenant, now);
       const idleBefore = now - readConfig(this.env).sandboxIdleTtlSeconds * 1000;
       const idle = this.sql
         .exec("SELECT sandbox_id, created_at, last_active_at FROM sandboxes WHERE last_active_at < ?", idleBefore)
@@ -258,7 +304,12 @@ export class TenantDirectory extends DurableObject<Env> {
       for (const { sandbox_id: sandboxId } of idle) {
         // Marked first, and only if still idle: a submit admitted meanwhile keeps it alive, and
         // none is admitted while it is destroyed.
-        const marked = this.sql.exec("UPDATE sandboxes SET ending = 1 WHERE sandbox_id = ? AND last_active_at < ?", sandboxId, idleBefore);
+        const marked = this.sql.exec(
+          "UPDATE sandboxes SET ending = ? WHERE sandbox_id = ? AND last_active_at < ? AND ending = 0",
+          now,
+          sandboxId,
+          idleBefore,
+        );
         if (marked.rowsWritten === 0) continue;
         const outcome = await expireIdleSandbox(this.env, tenant, sandboxId).catch((error: unknown) => {
           console.warn(`sandbox ${tenant}.${sandboxId}: idle expiry failed, will try again`, error);
@@ -273,6 +324,29 @@ export class TenantDirectory extends DurableObject<Env> {
       }
     }
     await this.armAlarm();
+  }
+
+  private async resumeStaleEndings(tenant: string, now: number): Promise<void> {
+    const stale = this.sql
+      .exec("SELECT sandbox_id, delete_requested FROM sandboxes WHERE ending > 0 AND ending < ?", now - ENDING_STALE_MS)
+      .toArray()
+      .map((row) => z.object({ sandbox_id: z.string(), delete_requested: z.number() }).parse(row));
+    for (const { sandbox_id: sandboxId, delete_requested: deleteRequested } of stale) {
+      if (deleteRequested === 0) {
+        this.sql.exec("UPDATE sandboxes SET ending = 0 WHERE sandbox_id = ?", sandboxId);
+        continue;
+      }
+      this.sql.exec("UPDATE sandboxes SET ending = ? WHERE sandbox_id = ?", now, sandboxId);
+      await this.carryOutDelete(tenant, sandboxId).catch((error: unknown) =>
+        console.warn(`sandbox ${tenant}.${sandboxId}: a delete left unfinished by a reset failed again`, error),
+      );
+    }
+  }
+
+  /** Tables created by an older version get the columns added since. */
+  private addColumnIfMissing(table: string, column: string, declaration: string): void {
+    const columns = this.sql.exec(`PRAGMA table_info(${table})`).toArray();
+    if (!columns.some((existing) => existing.name === column)) this.sql.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${declaration}`);
   }
 
   private unfinishedJobs(): number {
@@ -295,19 +369,21 @@ export class TenantDirectory extends DurableObject<Env> {
     return z.object({ n: z.number() }).parse(this.sql.exec("SELECT COUNT(*) AS n FROM sandboxes").one()).n;
   }
 
-  /** The alarm goes off when the first sandbox may be idle, or the first key may expire. */
+  /** The alarm goes off when the first sandbox may be idle, a key may expire, or an ending marker goes stale. */
   private async armAlarm(): Promise<void> {
     const ttlMs = readConfig(this.env).sandboxIdleTtlSeconds * 1000;
-    const oldest = z
-      .object({ sandbox: z.number().nullable(), key: z.number().nullable() })
-      .parse(
-        this.sql
-          .exec("SELECT (SELECT MIN(last_active_at) FROM sandboxes) AS sandbox, (SELECT MIN(created_at) FROM idempotency_keys) AS key")
-          .one(),
-      );
+    const oldest = z.object({ sandbox: z.number().nullable(), key: z.number().nullable(), ending: z.number().nullable() }).parse(
+      this.sql
+        .exec(
+          `SELECT (SELECT MIN(last_active_at) FROM sandboxes) AS sandbox, (SELECT MIN(created_at) FROM idempotency_keys) AS key,
+               (SELECT MIN(ending) FROM sandboxes WHERE ending > 0) AS ending`,
+        )
+        .one(),
+    );
     const due = [
       oldest.sandbox === null ? undefined : oldest.sandbox + ttlMs,
       oldest.key === null ? undefined : oldest.key + IDEMPOTENCY_RETENTION_MS,
+      oldest.ending === null ? undefined : oldest.ending + ENDING_STALE_MS,
     ].filter((at): at is number => at !== undefined);
     if (due.length === 0) return this.ctx.storage.deleteAlarm();
     const next = Math.max(Date.now(), Math.min(...due));

@@ -125,7 +125,7 @@ export const batchesRouter = newRouter()
     const { result, replayed } = await idempotentSubmit(
       c,
       body,
-      () => c.var.jobs.submitBatch(expandMatrix(body.jobs)),
+      (seed) => c.var.jobs.submitBatch(expandMatrix(body.jobs), seed),
       (batch) => ({ jobIds: batch.records.map((record) => record.id), batchId: batch.batchId }),
       (receipt) => loadBatch(c, receipt.batchId ?? ""),
     );

@@ -128,8 +128,31 @@ compatRouter.get("/file", async (c) => {
       },
     });
   }
-  return c.json({ path, content: await object.text() });
+  return new Response(contentAsJson(path, object.body), { headers: { "content-type": "application/json" } });
 });
+
+/**
+ * `{"path": ..., "content": ...}` written as the file streams from R2: decoded as UTF-8 (as
+ * `text()` would) and escaped piece by piece, so a large file is never held whole. A read that
+ * fails part-way ends the body early (the status has been sent): the client sees invalid JSON.
+ */
+function contentAsJson(path: string, body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+  const encoder = new TextEncoder();
+  return body.pipeThrough(new TextDecoderStream()).pipeThrough(
+    new TransformStream<string, Uint8Array>({
+      start(controller) {
+        controller.enqueue(encoder.encode(`{"path":${JSON.stringify(path)},"content":"`));
+      },
+      // The decoder never splits a character, so each piece escapes on its own.
+      transform(text, controller) {
+        controller.enqueue(encoder.encode(JSON.stringify(text).slice(1, -1)));
+      },
+      flush(controller) {
+        controller.enqueue(encoder.encode('"}'));
+      },
+    }),
+  );
+}
 
 compatRouter.delete("/file", async (c) => {
   const sandboxId = sandboxIdOf(c);

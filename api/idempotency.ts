@@ -3,7 +3,9 @@
  * the same key with the same body answers with the job(s) it created the first time, never a
  * second run; with a different body 422; while the first request is still being accepted 409.
  * Keys are per tenant and claimed in the tenant's directory, a Durable Object, so two identical
- * requests at once create one job.
+ * requests at once create one job. The job IDs come from the key's seed, so a retry of a request
+ * that failed or died after handing some jobs over hands over the same jobs, which their
+ * coordinators ignore, never second copies.
  */
 import type { Context } from "hono";
 import { z } from "zod";
@@ -11,6 +13,7 @@ import { tenantDirectoryFor } from "../access/tenantDirectory";
 import { sha256Hex } from "../storage/hex";
 import type { ApiEnv } from "./context";
 import { ApiError, ErrorCode } from "./errors";
+import { IdSeed } from "./jobIds";
 
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 
@@ -30,12 +33,12 @@ ${JSON.stringify(body)}`);
 export async function idempotentSubmit<T>(
   c: Context<ApiEnv>,
   body: unknown,
-  submit: () => Promise<T>,
+  submit: (seed: IdSeed | undefined) => Promise<T>,
   receiptOf: (result: T) => Receipt,
   replay: (receipt: Receipt) => Promise<T>,
 ): Promise<{ result: T; replayed: boolean }> {
   const key = c.req.header("idempotency-key");
-  if (key === undefined) return { result: await submit(), replayed: false };
+  if (key === undefined) return { result: await submit(undefined), replayed: false };
   if (!KEY_PATTERN.test(key)) {
     throw new ApiError(400, ErrorCode.INVALID_REQUEST, "Idempotency-Key must be 1-255 visible ASCII characters (a UUID is a good choice)");
   }
@@ -62,9 +65,10 @@ export async function idempotentSubmit<T>(
   if (claim.state === "replay") return { result: await replay(Receipt.parse(JSON.parse(claim.response))), replayed: true };
   let result: T;
   try {
-    result = await submit();
+    result = await submit(IdSeed.parse(claim.seed));
   } catch (error) {
-    // Nothing was created: the key may be used again at once.
+    // The key may be used again at once; a retry makes the same job IDs (its seed is kept), so
+    // a job this request handed over before it failed is not created twice.
     await directory.releaseIdempotencyKey(key, claim.claim).catch(() => undefined);
     throw error;
   }

@@ -2,7 +2,7 @@
  * Submitting jobs and waiting for them: shared by the v1 routes and the original synchronous
  * routes, which are the same pipeline plus a wait.
  */
-import { decodeTime, monotonicFactory, ulid } from "ulid";
+import { decodeTime } from "ulid";
 import { tenantDirectoryFor } from "../access/tenantDirectory";
 import type { AppConfig } from "../config";
 import type { HandedJob } from "../coordinator/jobTable";
@@ -14,6 +14,7 @@ import { saveBatchRequest } from "../storage/batchRequests";
 import { JobStore } from "../storage/jobStore";
 import { JOB_ID_PATTERN, r2Keys, sandboxKey } from "../storage/layout";
 import { ApiError, ErrorCode } from "./errors";
+import { type IdSeed, submitIds } from "./jobIds";
 import { inputSources, planBatch } from "./pipelinePlan";
 import { sendRunMessages } from "./queueSender";
 
@@ -37,19 +38,20 @@ export class JobService {
   async submitUpload(sandboxId: string, dir: string, body: ReadableStream<Uint8Array>, bytes: number): Promise<JobRecord> {
     // Quotas first: a refused upload is not stored at all.
     await this.admit([sandboxId]);
-    const jobId = monotonicFactory()(Date.now());
+    const ids = submitIds();
+    const jobId = ids.nextJobId(ids.now);
     const sized = new FixedLengthStream(bytes);
     await Promise.all([body.pipeTo(sized.writable), this.env.JOB_OUTPUT.put(r2Keys.upload(this.tenant, jobId), sized.readable)]).catch(
       () => {
         throw new ApiError(400, ErrorCode.INVALID_REQUEST, `The upload ended before its Content-Length (${bytes} bytes) arrived`);
       },
     );
-    return this.submit(sandboxId, { type: "file", op: "extract", path: dir, archiveBytes: bytes }, jobId);
+    return this.submit(sandboxId, { type: "file", op: "extract", path: dir, archiveBytes: bytes }, { jobId });
   }
 
-  /** Submits one job. */
-  async submit(sandboxId: string, submitted: JobRequest, jobId?: string): Promise<JobRecord> {
-    const now = Date.now();
+  /** Submits one job; its ID is `jobId`, or made from `seed` (an idempotency key's) when given. */
+  async submit(sandboxId: string, submitted: JobRequest, options: { jobId?: string; seed?: IdSeed } = {}): Promise<JobRecord> {
+    const { now, nextJobId } = submitIds(options.seed);
     const { request, needs } = resolveInputs(submitted, () => undefined);
     const pipeline = { batchId: null, name: null, needs };
     const [record] = await this.createAndQueue([
@@ -57,7 +59,7 @@ export class JobService {
         sandboxId,
         request,
         record: newJobRecord(
-          jobId ?? monotonicFactory()(idTimeAfter(now, needs)),
+          options.jobId ?? nextJobId(idTimeAfter(now, needs)),
           { tenant: this.tenant, sandboxId },
           request,
           now,
@@ -73,15 +75,14 @@ export class JobService {
   /**
    * Submits a batch: its jobs in array order, except that a job comes after the jobs it needs
    * (pipelinePlan.ts). Its manifest is stored before any job can run, for the wake-ups of the
-   * jobs that need another. Returns the records in the request's order.
+   * jobs that need another. Returns the records in the request's order. With `seed` (an
+   * idempotency key's), the same entries get the same IDs every time.
    */
-  async submitBatch(entries: BatchEntry[]): Promise<{ batchId: string; createdAt: string; records: JobRecord[] }> {
+  async submitBatch(entries: BatchEntry[], seed?: IdSeed): Promise<{ batchId: string; createdAt: string; records: JobRecord[] }> {
     const plan = planBatch(entries);
-    const now = Date.now();
-    const batchId = ulid(now);
     // Monotonic within this call only: a batch keeps its order, while IDs from separate requests
     // share no sequence that one tenant could use to guess another's job IDs.
-    const newJobId = monotonicFactory();
+    const { now, batchId, nextJobId: newJobId } = submitIds(seed);
     const named = new Set(entries.flatMap((entry) => (entry.name === undefined ? [] : [entry.name])));
     const outside = entries.flatMap((entry) => inputSources(entry).filter((from) => !named.has(from) && JOB_ID_PATTERN.test(from)));
     const idTime = idTimeAfter(now, outside);

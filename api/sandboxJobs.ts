@@ -46,7 +46,7 @@ export const sandboxJobsRouter = newRouter()
     const { result: record, replayed } = await idempotentSubmit(
       c,
       request,
-      () => c.var.jobs.submit(sandboxId, request),
+      (seed) => c.var.jobs.submit(sandboxId, request, { seed }),
       (submitted) => ({ jobIds: [submitted.id] }),
       ({ jobIds: [jobId] }) => c.var.jobs.get(jobId ?? ""),
     );

@@ -75,7 +75,9 @@ export type SandboxErrorCode =
   | "SANDBOX_ERROR"
   | "CANCELLED"
   /** Every container the account may run is running: the job waits for one (not one of its attempts). */
-  | "CONTAINER_CAPACITY";
+  | "CONTAINER_CAPACITY"
+  /** The workspace could not be saved before its container stopped: a fresh one has an older save, or none. */
+  | "WORKSPACE_LOST";
 
 export class SandboxOperationError extends Error {
   constructor(

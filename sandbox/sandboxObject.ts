@@ -1,6 +1,9 @@
 /**
  * The Sandbox Durable Object: the SDK's own class, plus workspace persistence (the workspace is
  * saved to R2 before the container sleeps and put back into a fresh one; workspaceSnapshot.ts).
+ * A save that fails keeps the container awake (the next idle period tries again) and is
+ * remembered: should the container stop anyway, the next job is told its workspace was lost
+ * rather than silently given the older save.
  * Locally (LOCAL_SANDBOX_URL set, as `npm run dev` and the tests do) it is handed a container
  * handle that reaches the local container host instead of a Cloudflare Container: see
  * localContainer.ts, the one place where the two paths differ.
@@ -9,7 +12,7 @@ import { Sandbox as SdkSandbox } from "@cloudflare/sandbox";
 import { readConfig } from "../config";
 import { WORKSPACE_ROOT } from "../schemas/ids";
 import { LocalContainerHandle } from "./localContainer";
-import { restoreWorkspaceIfFresh, saveWorkspace } from "./workspaceSnapshot";
+import { restoreWorkspaceIfFresh, saveWorkspace, type WorkspaceLost } from "./workspaceSnapshot";
 
 /** The state type the SDK's constructor declares. */
 type SandboxState = ConstructorParameters<typeof SdkSandbox<Env>>[0];
@@ -47,7 +50,7 @@ export class Sandbox extends SdkSandbox<Env> {
    * A container already checked since it started is not asked again; one that stopped or was
    * replaced is (the container itself knows: its marker is gone with its /tmp).
    */
-  async prepareWorkspace(): Promise<"restored" | "kept"> {
+  async prepareWorkspace(): Promise<"restored" | "kept" | "empty" | WorkspaceLost> {
     this.lastJobAt = Date.now();
     if (!readConfig(this.env).persistWorkspace) {
       // Started here, where a cold start may take its time: the job's own round trips are then
@@ -61,7 +64,11 @@ export class Sandbox extends SdkSandbox<Env> {
     if (this.checkedStart === this.containerStarts && this.ctx.container?.running) return "kept";
     const outcome = await restoreWorkspaceIfFresh(this, this.env.JOB_OUTPUT, await sandboxName(this.ctx));
     this.checkedStart = this.containerStarts;
-    return outcome;
+    const unsaved = await this.ctx.storage.get(UNSAVED_KEY);
+    if (outcome === "kept" || typeof unsaved !== "string") return outcome;
+    // Told once: the job that finds it fails saying so; later jobs use the workspace as it now is.
+    await this.ctx.storage.delete(UNSAVED_KEY);
+    return { lost: outcome === "restored" ? "restored an older save" : "nothing saved", failedSaveAt: unsaved };
   }
 
   override async onStart(): Promise<void> {
@@ -71,7 +78,11 @@ export class Sandbox extends SdkSandbox<Env> {
 
   /** Saves the workspace to R2 now (what happens before the container sleeps); returns its size. */
   async saveWorkspace(): Promise<number> {
-    const saved = this.saving.then(async () => saveWorkspace(this, this.env.JOB_OUTPUT, await sandboxName(this.ctx)));
+    const saved = this.saving.then(async () => {
+      const bytes = await saveWorkspace(this, this.env.JOB_OUTPUT, await sandboxName(this.ctx));
+      await this.ctx.storage.delete(UNSAVED_KEY);
+      return bytes;
+    });
     this.saving = saved.catch(() => undefined);
     return saved;
   }
@@ -80,7 +91,19 @@ export class Sandbox extends SdkSandbox<Env> {
   override async onActivityExpired(): Promise<void> {
     if (readConfig(this.env).persistWorkspace && this.ctx.container?.running) {
       const savingFrom = Date.now();
-      await this.saveWorkspace().catch((error: unknown) => console.error("could not save the workspace before sleeping", error));
+      const failed = await this.saveWorkspace().then(
+        () => false,
+        (error: unknown) => {
+          console.error("could not save the workspace before sleeping; the container stays up and tries again", error);
+          return true;
+        },
+      );
+      if (failed) {
+        if ((await this.ctx.storage.get(UNSAVED_KEY)) === undefined)
+          await this.ctx.storage.put(UNSAVED_KEY, new Date(savingFrom).toISOString());
+        this.renewActivityTimeout();
+        return;
+      }
       if (this.lastJobAt >= savingFrom) {
         // A job came while the workspace was saved: the container is busy again, not idle.
         this.renewActivityTimeout();
@@ -92,6 +115,8 @@ export class Sandbox extends SdkSandbox<Env> {
 }
 
 const NAME_KEY = "artifact-sandbox:name";
+/** Set (to the failed save's time) while the saved workspace is older than the container's. */
+const UNSAVED_KEY = "artifact-sandbox:workspace-unsaved";
 
 /** The sandbox's name (its ID in our API), by which getSandbox() addressed this object. */
 async function sandboxName(ctx: SandboxState): Promise<string> {

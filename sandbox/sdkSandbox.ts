@@ -16,6 +16,7 @@ import { decodeFileStream } from "./fileStream";
 import { inPieces } from "./pieces";
 import { type ExecRequest, type ExecResult, type FileStream, type SandboxFileInfo, SandboxOperationError, type SandboxPort } from "./port";
 import { inSubshell, shellQuote } from "./shell";
+import { WorkspaceLost } from "./workspaceSnapshot";
 
 /** The part of the SDK's sandbox stub this adapter uses. */
 export interface SdkSandboxStub {
@@ -97,6 +98,16 @@ export class SdkSandbox implements SandboxPort {
     if (prepared === NO_ANSWER) {
       await this.abandonContainer();
       throw new SandboxOperationError("SANDBOX_UNAVAILABLE", "The sandbox's container did not start within 150 s; it was destroyed", true);
+    }
+    const lost = WorkspaceLost.safeParse(prepared);
+    if (lost.success) {
+      const now = lost.data.lost === "restored an older save" ? "holds the last save made before then" : "is empty (nothing was saved)";
+      throw new SandboxOperationError(
+        "WORKSPACE_LOST",
+        `The workspace could not be saved before its container stopped (a save failed at ${lost.data.failedSaveAt}); /workspace ${now}, ` +
+          "so later changes are gone. Submit again to go on from it as it is, or delete the sandbox to start over.",
+        false,
+      );
     }
   }
 

@@ -5,6 +5,7 @@
  * into a fresh container (an empty /workspace) before the next job. Only SDK calls are used,
  * so the same code runs against the local container host.
  */
+import { z } from "zod";
 import { r2Keys } from "../storage/layout";
 import { toBase64 } from "./base64";
 import { decodeFileStream } from "./fileStream";
@@ -25,6 +26,10 @@ const PART_PREFIX = "/tmp/.artifact-sandbox-workspace.part.";
 const READY_MARKER = "/tmp/.artifact-sandbox-workspace-ready";
 /** Restores upload in pieces below the SDK's 32 MiB limit on an encoded write. */
 const PART_BYTES = 8 * 1024 * 1024;
+
+/** A fresh container whose workspace could not be saved before the last one stopped: what prepareWorkspace answers. */
+export const WorkspaceLost = z.object({ lost: z.enum(["restored an older save", "nothing saved"]), failedSaveAt: z.string() });
+export type WorkspaceLost = z.infer<typeof WorkspaceLost>;
 
 export class WorkspaceSnapshotError extends Error {
   override readonly name = "WorkspaceSnapshotError";
@@ -50,9 +55,14 @@ export async function saveWorkspace(sandbox: SnapshotSandbox, bucket: R2Bucket, 
 /**
  * Before a job: in a container that has not been checked yet, puts the saved workspace back if
  * /workspace is empty (a fresh container). A non-empty one is never overwritten: locally the
- * workspace outlives its container, and its files are newer than any snapshot.
+ * workspace outlives its container, and its files are newer than any snapshot. "empty": a
+ * fresh container with no saved workspace to put back.
  */
-export async function restoreWorkspaceIfFresh(sandbox: SnapshotSandbox, bucket: R2Bucket, sandboxId: string): Promise<"restored" | "kept"> {
+export async function restoreWorkspaceIfFresh(
+  sandbox: SnapshotSandbox,
+  bucket: R2Bucket,
+  sandboxId: string,
+): Promise<"restored" | "kept" | "empty"> {
   if ((await sandbox.exists(READY_MARKER)).exists) return "kept";
   const empty = await sandbox.exec(inSubshell('[ -z "$(ls -A /workspace 2>/dev/null)" ]'));
   const snapshot = empty.success ? await bucket.get(r2Keys.workspaceSnapshot(sandboxId)) : null;
@@ -64,7 +74,8 @@ export async function restoreWorkspaceIfFresh(sandbox: SnapshotSandbox, bucket: 
     if (!unpacked.success) throw new WorkspaceSnapshotError(`Could not unpack the saved workspace: ${unpacked.stderr.slice(0, 500)}`);
   }
   await sandbox.writeFile(READY_MARKER, "");
-  return snapshot ? "restored" : "kept";
+  if (snapshot) return "restored";
+  return empty.success ? "empty" : "kept";
 }
 
 async function uploadInParts(sandbox: SnapshotSandbox, body: ReadableStream<Uint8Array>): Promise<void> {

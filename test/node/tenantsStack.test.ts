@@ -13,7 +13,9 @@ import { authHeaders, awaitJob, freePort, submitJob, tempStateDir } from "./devS
 
 const run = promisify(execFile);
 const IDLE_TTL_SECONDS = 3;
-const SandboxList = z.object({ sandboxes: z.array(z.object({ sandboxId: z.string() })) });
+const SandboxList = z.object({ sandboxes: z.array(z.object({ sandboxId: z.string(), expiresAt: z.string() })) });
+/** An expiry is the directory's alarm at `expiresAt`, then a container destroy and an R2 delete. */
+const EXPIRY_MARGIN_MS = 10_000;
 
 describe("tenants on the local stack", () => {
   let stack: DevProcess | undefined;
@@ -52,13 +54,13 @@ describe("tenants on the local stack", () => {
     expect((await awaitJob(apiUrl, written.id, 60_000, key)).status).toBe("succeeded");
 
     // Idle past its TTL: gone from the list, and its workspace with it.
-    const listed = async () =>
-      SandboxList.parse(await (await fetch(`${apiUrl}/v1/sandboxes`, { headers: authHeaders(key) })).json()).sandboxes.map(
-        (s) => s.sandboxId,
-      );
-    expect(await listed()).toEqual(["idle"]);
-    const deadline = Date.now() + 60_000;
-    while ((await listed()).includes("idle") && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 500));
+    const sandboxes = async () =>
+      SandboxList.parse(await (await fetch(`${apiUrl}/v1/sandboxes`, { headers: authHeaders(key) })).json()).sandboxes;
+    const listed = async () => (await sandboxes()).map((s) => s.sandboxId);
+    const [idle] = await sandboxes();
+    expect(idle?.sandboxId).toBe("idle");
+    const deadline = Date.parse(idle?.expiresAt ?? "") + EXPIRY_MARGIN_MS;
+    while ((await listed()).includes("idle") && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 250));
     expect(await listed()).toEqual([]);
     const after = await submitJob(apiUrl, "idle", { type: "run", command: "ls -A /workspace | wc -l" }, key);
     expect((await awaitJob(apiUrl, after.id, 60_000, key)).status).toBe("succeeded");

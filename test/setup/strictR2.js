@@ -3,6 +3,8 @@
 // A delete changes the key as a put does, so it counts as a write too. Plain JavaScript because
 // miniflare loads it as-is.
 const lastWriteAt = new Map();
+/** test/worker/workspacePersistence.test.ts: a put of a workspace snapshot fails while this object exists. */
+const REFUSE_PUT_PREFIX = "test-hooks/refuse-put/";
 
 function noteWrite(key) {
   const now = Date.now();
@@ -21,6 +23,11 @@ export default function strictR2(env) {
     list: (options) => inner.list(options),
     async put(key, value, options) {
       noteWrite(key);
+      // A test makes a workspace save fail as an R2 outage would by storing this marker object.
+      if (key.startsWith("workspaces/") && (await inner.head(`${REFUSE_PUT_PREFIX}${key}`))) {
+        await value?.cancel?.();
+        throw new Error(`R2 put failed: 503 Service Unavailable (test marker ${REFUSE_PUT_PREFIX}${key})`);
+      }
       return inner.put(key, value, options);
     },
     async delete(keys) {

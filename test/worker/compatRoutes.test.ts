@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { api } from "./client";
+import { api, uniqueSandbox } from "./client";
 
 const LegacyError = z.object({ error: z.string(), code: z.string() });
 
@@ -108,4 +108,47 @@ describe("original routes: shapes kept, flaws fixed", () => {
     await call("POST", "/run", "g", { command: "mkdir -p adir" });
     expect(await legacyError(await call("GET", "/file?path=/workspace/adir", "g"), 400)).toMatch(/is a directory/);
   });
+
+  // `&mode=download` sends R2's stream as it is; the JSON answer is the one built on the way.
+  it("streams a 64 MiB file as JSON, byte for byte", async () => {
+    const sandboxId = uniqueSandbox("bigfile");
+    // 64 bytes that JSON must escape (quote, backslash, tab) with multi-byte characters, which
+    // also straddle the stream's pieces once repeated: doubled 20 times, 64 MiB.
+    const line = 'a "quoted" \\ path\ttab ü€ and 😀 then padding..............\n';
+    expect(new TextEncoder().encode(line).byteLength).toBe(64);
+    expect((await call("PUT", "/file", sandboxId, { path: "/workspace/big.txt", content: line })).status).toBe(200);
+    const grown = await call("POST", "/run", sandboxId, {
+      command: "for i in $(seq 20); do cat big.txt big.txt > t && mv t big.txt; done",
+    });
+    expect(await grown.json()).toMatchObject({ exitCode: 0 });
+
+    const copies = 2 ** 20;
+    const expected = async (prefix: string, piece: string, suffix: string) => {
+      const digest = new crypto.DigestStream("SHA-256");
+      const writer = digest.getWriter();
+      const encoder = new TextEncoder();
+      await writer.write(encoder.encode(prefix));
+      const block = encoder.encode(piece.repeat(1024));
+      for (let i = 0; i < copies / 1024; i++) await writer.write(block);
+      await writer.write(encoder.encode(suffix));
+      await writer.close();
+      return hexOf(await digest.digest);
+    };
+    const received = async (response: Response) => {
+      expect(response.status).toBe(200);
+      const digest = new crypto.DigestStream("SHA-256");
+      await response.body?.pipeTo(digest);
+      return hexOf(await digest.digest);
+    };
+
+    const asJson = await call("GET", "/file?path=/workspace/big.txt", sandboxId);
+    expect(asJson.headers.get("content-type")).toContain("application/json");
+    expect(await received(asJson)).toBe(
+      await expected('{"path":"/workspace/big.txt","content":"', JSON.stringify(line).slice(1, -1), '"}'),
+    );
+  }, 180_000);
 });
+
+function hexOf(bytes: ArrayBuffer): string {
+  return [...new Uint8Array(bytes)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
+}

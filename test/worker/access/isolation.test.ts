@@ -2,6 +2,7 @@
  * Two tenants with the same sandbox ID: different sandboxes, files and jobs. Every route that
  * names a job or a sandbox answers the other tenant 404, never 403.
  */
+import { packTar } from "modern-tar";
 import { describe, expect, it } from "vitest";
 import { BatchView, JobPageView } from "../../../schemas/job";
 import { expectError } from "../client";
@@ -88,4 +89,37 @@ describe("tenant isolation", () => {
     expect(anonymous.status).toBe(401);
     expect(await anonymous.json()).toMatchObject({ code: "UNAUTHENTICATED", error: expect.stringContaining("Authorization") });
   });
+
+  it("unpacks an upload into the uploader's sandbox only, and never copies in another tenant's artifacts", async () => {
+    const acme = await createKey(uniqueTenant("acme"));
+    const globex = await createKey(uniqueTenant("globex"));
+    const sandbox = "shared-upload";
+    const acmeJob = await submitAs(acme.key, sandbox, { type: "run", command: "echo acme-secret > owner.txt", artifacts: ["owner.txt"] });
+    expect((await finishedAs(acme.key, acmeJob.id)).status).toBe("succeeded");
+
+    const tar = await packTar([{ header: { name: "from-globex.txt", size: 6, type: "file" }, body: "globex" }]);
+    const gzipped = new Uint8Array(await new Response(new Blob([tar]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer());
+    const uploaded = await deployed(`/v1/sandboxes/${sandbox}/archive?path=/workspace/src`, {
+      method: "PUT",
+      key: globex.key,
+      body: gzipped,
+      headers: { "content-type": "application/gzip", "content-length": String(gzipped.byteLength) },
+    });
+    expect(uploaded.status, await uploaded.clone().text()).toBe(202);
+    expect((await finishedAs(globex.key, JobPageView.shape.jobs.element.parse(await uploaded.json()).id)).status).toBe("succeeded");
+    const look = await submitAs(acme.key, sandbox, { type: "run", command: "ls -A /workspace" });
+    expect((await finishedAs(acme.key, look.id)).status).toBe("succeeded");
+    expect(await (await deployed(`/v1/jobs/${look.id}/stdout`, { key: acme.key })).text()).toBe("owner.txt\n");
+
+    // An input naming acme's job, submitted by globex, copies nothing.
+    const stealing = await submitAs(globex.key, sandbox, {
+      type: "run",
+      command: "cat /workspace/in/owner.txt",
+      inputs: [{ from: acmeJob.id, artifacts: ["owner.txt"], path: "/workspace/in" }],
+    });
+    const stole = await finishedAs(globex.key, stealing.id);
+    // To globex the job it names does not exist: the one that needs it is skipped, as for a job gone.
+    expect(stole).toMatchObject({ status: "skipped", error: { code: "SKIPPED", message: "Not run: a job it needs is gone" } });
+    expect(await (await deployed(`/v1/jobs/${stealing.id}/stdout`, { key: globex.key })).text()).not.toContain("acme-secret");
+  }, 60_000);
 });
