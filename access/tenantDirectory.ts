@@ -12,6 +12,7 @@ import { readConfig } from "../config";
 import { countedEnv, operationBudget, withinBudget } from "../platform/operationBudget";
 import { r2Keys } from "../storage/layout";
 import { CacheIndex, type CacheIndexEntry } from "./cacheIndex";
+import { ContainerSlots, type SlotGrant } from "./containerSlots";
 import { destroySandbox, expireIdleSandbox } from "./sandboxLifecycle";
 import type { SealedSecret } from "./secretCipher";
 import { SecretTable, type StoredSecretInfo } from "./secretStore";
@@ -46,6 +47,7 @@ export class TenantDirectory extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly secrets: SecretTable;
   private readonly caches: CacheIndex;
+  private readonly slots: ContainerSlots;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, countedEnv(env));
@@ -70,6 +72,20 @@ export class TenantDirectory extends DurableObject<Env> {
       key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, response TEXT, created_at INTEGER NOT NULL, claim TEXT)`);
     this.secrets = new SecretTable(this.sql);
     this.caches = new CacheIndex(this.sql);
+    this.slots = new ContainerSlots(this.sql);
+  }
+
+  /** The tenant's container slots (access/containerSlots.ts), taken and given back by its sandboxes' coordinators. */
+  async takeContainerSlot(sandboxId: string, cap: number): Promise<SlotGrant> {
+    return this.slots.take(sandboxId, cap, Date.now());
+  }
+
+  async renewContainerSlot(sandboxId: string): Promise<boolean> {
+    return this.slots.renew(sandboxId, Date.now());
+  }
+
+  async idleContainerSlot(sandboxId: string, until: number): Promise<void> {
+    this.slots.idle(sandboxId, Date.now(), until);
   }
 
   /** The tenant's cache entries (access/cacheIndex.ts); the R2 objects are the caller's to write and delete. */
@@ -192,6 +208,7 @@ export class TenantDirectory extends DurableObject<Env> {
     try {
       const cancelledJobs = await destroySandbox(this.env, tenant, sandboxId);
       this.sql.exec("DELETE FROM sandboxes WHERE sandbox_id = ?", sandboxId);
+      this.slots.release(sandboxId);
       return { deleted: true, cancelledJobs };
     } catch (error) {
       this.sql.exec("UPDATE sandboxes SET ending = 0 WHERE sandbox_id = ?", sandboxId);
@@ -264,7 +281,10 @@ export class TenantDirectory extends DurableObject<Env> {
           console.warn(`sandbox ${tenant}.${sandboxId}: idle expiry failed, will try again`, error);
           return "retry" as const;
         });
-        if (outcome === "expired") this.sql.exec("DELETE FROM sandboxes WHERE sandbox_id = ?", sandboxId);
+        if (outcome === "expired") {
+          this.sql.exec("DELETE FROM sandboxes WHERE sandbox_id = ?", sandboxId);
+          this.slots.release(sandboxId);
+        }
         // Busy (a job of its own still runs): a full TTL from now. Failed: again in a minute.
         else {
           const retryAt = outcome === "busy" ? now : now - readConfig(this.env).sandboxIdleTtlSeconds * 1000 + 60_000;

@@ -59,6 +59,8 @@ export interface SandboxPort {
   endCommands(): Promise<void>;
   /** Empties the workspace and stops the container: what deleting a sandbox (or its idle expiry) does. */
   destroy(): Promise<void>;
+  /** Stops the container as sleeping does (the workspace kept), to free its slot for another sandbox. */
+  stopContainer(): Promise<void>;
   /** Regular files below `dir`, recursively. */
   listFiles(dir: string): Promise<SandboxFileInfo[]>;
 }
@@ -75,7 +77,9 @@ export type SandboxErrorCode =
   | "SANDBOX_ERROR"
   | "CANCELLED"
   /** Every container the account may run is running: the job waits for one (not one of its attempts). */
-  | "CONTAINER_CAPACITY";
+  | "CONTAINER_CAPACITY"
+  /** The tenant's sandboxes hold its TENANT_MAX_CONTAINERS containers, each running a job: the job waits likewise. */
+  | "TENANT_CONTAINER_CAP";
 
 export class SandboxOperationError extends Error {
   constructor(

@@ -7,7 +7,6 @@
  */
 import { Sandbox as SdkSandbox } from "@cloudflare/sandbox";
 import { readConfig } from "../config";
-import { WORKSPACE_ROOT } from "../schemas/ids";
 import { LocalContainerHandle } from "./localContainer";
 import { restoreWorkspaceIfFresh, saveWorkspace } from "./workspaceSnapshot";
 
@@ -49,12 +48,10 @@ export class Sandbox extends SdkSandbox<Env> {
    */
   async prepareWorkspace(): Promise<"restored" | "kept"> {
     this.lastJobAt = Date.now();
-    if (!readConfig(this.env).persistWorkspace) {
-      // Started here, where a cold start may take its time: the job's own round trips are then
-      // held to the short deadline that tells a stopped container from a slow start.
-      if (!this.ctx.container?.running) await this.exists(WORKSPACE_ROOT);
-      return "kept";
-    }
+    // Started here, where a cold start may take its time: the job's own round trips are then
+    // held to the short deadline that tells a stopped container from a slow start.
+    await this.startContainer();
+    if (!readConfig(this.env).persistWorkspace) return "kept";
     // A job waits for a save under way, so that it neither changes files mid-archive nor has its
     // container stopped under it.
     await this.saving;
@@ -62,6 +59,30 @@ export class Sandbox extends SdkSandbox<Env> {
     const outcome = await restoreWorkspaceIfFresh(this, this.env.JOB_OUTPUT, await sandboxName(this.ctx));
     this.checkedStart = this.containerStarts;
     return outcome;
+  }
+
+  /**
+   * Starts the container if it is not running, in one go: past the account's container cap the
+   * platform's refusal comes back at once. The SDK's own calls would retry it for over two
+   * minutes (their transport's retry budget is at least 120 s whatever containerTimeouts say);
+   * the job runner retries it itself, the job waiting queued meanwhile.
+   */
+  private async startContainer(): Promise<void> {
+    if (this.ctx.container?.running) return;
+    await this.startAndWaitForPorts({
+      ports: this.defaultPort,
+      cancellationOptions: { instanceGetTimeoutMS: INSTANCE_GET_TIMEOUT_MS, portReadyTimeoutMS: PORT_READY_TIMEOUT_MS },
+    });
+  }
+
+  /**
+   * Ends the container as sleeping does, now, its workspace saved first (deployed, its disk goes
+   * with it): what the tenant's next job asks of an idle container whose slot it takes.
+   */
+  async stopContainer(): Promise<void> {
+    if (!this.ctx.container?.running) return;
+    if (readConfig(this.env).persistWorkspace) await this.saveWorkspace();
+    await this.destroy();
   }
 
   override async onStart(): Promise<void> {
@@ -92,6 +113,9 @@ export class Sandbox extends SdkSandbox<Env> {
 }
 
 const NAME_KEY = "artifact-sandbox:name";
+/** The SDK's own start budgets (its containerTimeouts defaults, which it keeps private). */
+const INSTANCE_GET_TIMEOUT_MS = 30_000;
+const PORT_READY_TIMEOUT_MS = 90_000;
 
 /** The sandbox's name (its ID in our API), by which getSandbox() addressed this object. */
 async function sandboxName(ctx: SandboxState): Promise<string> {
