@@ -30,7 +30,9 @@ describe("containers shared between tenants", () => {
     const otherSandbox = uniqueSandbox("other");
     try {
       const flood = await Promise.all(
-        floodSandboxes.map((sandboxId, index) => submitAs(flooder.key, sandboxId, { command: `sleep 8; echo flood-${index}` })),
+        floodSandboxes.map((sandboxId, index) =>
+          submitAs(flooder.key, sandboxId, { type: "run", command: `sleep 8; echo flood-${index}` }),
+        ),
       );
 
       // Watched until every flood job has finished: never more than the tenant's cap running,
@@ -48,7 +50,8 @@ describe("containers shared between tenants", () => {
         }
         const unfinished = views.filter((view) => view.status === "queued" || view.status === "running").length;
         // Once the flood holds the tenant's cap, the other tenant submits.
-        if (otherJob === undefined && running === 2) otherJob = await submitAs(other.key, otherSandbox, { command: "echo other" });
+        if (otherJob === undefined && running === 2)
+          otherJob = await submitAs(other.key, otherSandbox, { type: "run", command: "echo other" });
         if (otherJob !== undefined && !otherFinishedWhileFloodRan && unfinished > 0) {
           const view = await jobAs(other.key, otherJob.id);
           if (view.status === "succeeded") otherFinishedWhileFloodRan = true;
@@ -91,12 +94,14 @@ describe("containers shared between tenants", () => {
     const lateSandbox = uniqueSandbox("late");
     try {
       // Three containers awake (idle after their jobs, until they sleep): the host's cap.
-      const firstJobs = await Promise.all(firstSandboxes.map((sandboxId) => submitAs(first.key, sandboxId, { command: "echo first" })));
-      const secondJob = await submitAs(second.key, secondSandbox, { command: "echo second" });
+      const firstJobs = await Promise.all(
+        firstSandboxes.map((sandboxId) => submitAs(first.key, sandboxId, { type: "run", command: "echo first" })),
+      );
+      const secondJob = await submitAs(second.key, secondSandbox, { type: "run", command: "echo second" });
       const held = await Promise.all([...firstJobs.map((job) => finishedAs(first.key, job.id)), finishedAs(second.key, secondJob.id)]);
       expect(held.map((job) => job.status)).toEqual(["succeeded", "succeeded", "succeeded"]);
 
-      const waiting = await submitAs(late.key, lateSandbox, { command: "echo late" });
+      const waiting = await submitAs(late.key, lateSandbox, { type: "run", command: "echo late" });
       let seen: JobView | undefined;
       for (let tries = 0; tries < 120 && seen === undefined; tries++) {
         const view = await jobAs(late.key, waiting.id);
