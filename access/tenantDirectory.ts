@@ -4,7 +4,8 @@
  * its alarm carries out), how many unfinished jobs each has (for the job quota: added at
  * admission, set by each sandbox's coordinator as its jobs end), and its idempotency keys (one
  * object serialises a tenant's submits, so two identical requests at once create one job; KV,
- * with no compare-and-set, could not).
+ * with no compare-and-set, could not). It also hands out the tenant's container slots
+ * (containerSlots.ts), which keep its sandboxes within TENANT_MAX_CONTAINERS.
  */
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
