@@ -35,9 +35,7 @@ export class ContainerSlot {
     if (!grant.granted) {
       return {
         taken: false,
-        reason:
-          `tenant ${this.tenant} has ${grant.held} containers running jobs, its cap (TENANT_MAX_CONTAINERS = ${this.cap}); ` +
-          "this job starts when one of them is done",
+        reason: `tenant ${this.tenant} has ${grant.held} containers running jobs, its cap (TENANT_MAX_CONTAINERS = ${this.cap})`,
       };
     }
     this.held = true;

@@ -137,10 +137,14 @@ function waitedTooLong(record: JobRecord): boolean {
 
 /** A queued job whose tenant's containers are all running jobs: it waits queued, saying why, for up to the same hour. */
 async function waitForContainer(deps: RunnerDeps, record: JobRecord, refusal: JobError): Promise<RunOutcome> {
-  const waiting = { code: refusal.code, message: `Waiting for one of its tenant's containers: ${refusal.message}` };
   if (waitedTooLong(record)) {
-    return ended(deps.control, { status: "failed", error: { ...waiting, message: `${refusal.message}; gave up after an hour` } });
+    const message = `Gave up after an hour waiting for one of its tenant's containers: ${refusal.message}`;
+    return ended(deps.control, { status: "failed", error: { code: refusal.code, message } });
   }
+  const waiting = {
+    code: refusal.code,
+    message: `Waiting for one of its tenant's containers: ${refusal.message}; it starts when one is free`,
+  };
   deps.control.hold(waiting, CAPACITY_RETRY_MS);
   return { kind: "retry", delayMs: CAPACITY_RETRY_MS, reason: waiting.message };
 }

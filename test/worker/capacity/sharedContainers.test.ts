@@ -64,7 +64,7 @@ describe("containers shared between tenants", () => {
       expect(waitingReasons.size).toBeGreaterThanOrEqual(2);
       for (const reason of waitingReasons.values()) {
         expect(reason).toMatch(
-          /^Waiting for one of its tenant's containers: tenant flood-\S+ has 2 containers running jobs, its cap \(TENANT_MAX_CONTAINERS = 2\)/,
+          /^Waiting for one of its tenant's containers: tenant flood-\S+ has 2 containers running jobs, its cap \(TENANT_MAX_CONTAINERS = 2\); it starts when one is free$/,
         );
       }
       // The other tenant's job ran while the flood was still going.
