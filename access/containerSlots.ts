@@ -3,8 +3,10 @@
  * of its sandboxes hold one at a time, so one tenant cannot take every container the account may
  * run. A sandbox's coordinator takes its slot before its job reaches the container and keeps it
  * while the container may be awake: `busy` under a short lease its heartbeat renews, then `idle`
- * until the container would have gone to sleep. Every slot is a lease with an expiry, so one whose
- * coordinator vanished is reclaimed once it lapses; none is held forever.
+ * until the container would have gone to sleep. Idle containers count, since they take the
+ * account's containers as much as busy ones; but the tenant's next job takes an idle one's slot
+ * (its container stopped first) rather than wait. Every slot is a lease with an expiry, so one
+ * whose coordinator vanished is reclaimed once it lapses; none is held forever.
  */
 import { z } from "zod";
 
