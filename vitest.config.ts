@@ -65,6 +65,9 @@ export default defineConfig({
                   TEST_CONTAINER_SERVER: host.containerServer,
                   // A host that runs one container at most (test/worker/containerCapacity.test.ts).
                   TEST_CAPPED_HOST_URL: cappedHost.url,
+                  // Uncapped, as the host is (test/setup/sandboxHost.ts): the tests' hundreds of
+                  // sandboxes are all tenant "local"'s. The cap is tested in worker-capacity below.
+                  TENANT_MAX_CONTAINERS: "10000",
                   // Small, so that a test can overflow it cheaply.
                   OUTPUT_MAX_BYTES: "65536",
                   // Short, so that a test of a sandbox that stops answering ends soon (deployed: 20 s).
