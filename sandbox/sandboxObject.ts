@@ -50,7 +50,7 @@ export class Sandbox extends SdkSandbox<Env> {
     this.lastJobAt = Date.now();
     // Started here, where a cold start may take its time: the job's own round trips are then
     // held to the short deadline that tells a stopped container from a slow start.
-    await this.startContainer();
+    await this.startContainerOnce();
     if (!readConfig(this.env).persistWorkspace) return "kept";
     // A job waits for a save under way, so that it neither changes files mid-archive nor has its
     // container stopped under it.
@@ -67,7 +67,7 @@ export class Sandbox extends SdkSandbox<Env> {
    * minutes (their transport's retry budget is at least 120 s whatever containerTimeouts say);
    * the job runner retries it itself, the job waiting queued meanwhile.
    */
-  private async startContainer(): Promise<void> {
+  private async startContainerOnce(): Promise<void> {
     if (this.ctx.container?.running) return;
     await this.startAndWaitForPorts({
       ports: this.defaultPort,
