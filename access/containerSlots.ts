@@ -26,6 +26,8 @@ export class ContainerSlots {
   constructor(private readonly sql: SqlStorage) {
     this.sql.exec(`CREATE TABLE IF NOT EXISTS container_slots (
       sandbox_id TEXT PRIMARY KEY, busy INTEGER NOT NULL, expires_at INTEGER NOT NULL, since INTEGER NOT NULL)`);
+    // Sandboxes refused a slot, to be woken in turn as the tenant's jobs end (they also retry on their own).
+    this.sql.exec("CREATE TABLE IF NOT EXISTS container_slot_waiters (sandbox_id TEXT PRIMARY KEY, since INTEGER NOT NULL)");
   }
 
   /**
@@ -42,10 +44,15 @@ export class ContainerSlots {
     let evict: string | undefined;
     if (held >= cap) {
       const idle = this.sql.exec("SELECT sandbox_id FROM container_slots WHERE busy = 0 ORDER BY since LIMIT 1").toArray()[0];
-      if (idle === undefined) return { granted: false, held };
+      if (idle === undefined) {
+        // Its place in line is kept from its first refusal.
+        this.sql.exec("INSERT OR IGNORE INTO container_slot_waiters (sandbox_id, since) VALUES (?, ?)", sandboxId, now);
+        return { granted: false, held };
+      }
       evict = SlotRow.parse(idle).sandbox_id;
       this.sql.exec("DELETE FROM container_slots WHERE sandbox_id = ?", evict);
     }
+    this.sql.exec("DELETE FROM container_slot_waiters WHERE sandbox_id = ?", sandboxId);
     this.sql.exec("INSERT INTO container_slots (sandbox_id, busy, expires_at, since) VALUES (?, 1, ?, ?)", sandboxId, expiresAt, now);
     return evict === undefined ? { granted: true } : { granted: true, evict };
   }
@@ -58,13 +65,23 @@ export class ContainerSlots {
     );
   }
 
-  /** The job ended; the container stays awake (and holds the slot) until `until`, when it would sleep. */
-  idle(sandboxId: string, now: number, until: number): void {
+  /**
+   * The job ended; the container stays awake (and holds the slot) until `until`, when it would
+   * sleep. Returns the sandbox that has waited longest for a slot, now to be woken (it may take
+   * this one), and forgets it: should it not be waiting any more, the next one retries on its own.
+   */
+  idle(sandboxId: string, now: number, until: number): string | undefined {
     this.sql.exec("UPDATE container_slots SET busy = 0, expires_at = ?, since = ? WHERE sandbox_id = ?", until, now, sandboxId);
+    const waiter = this.sql.exec("SELECT sandbox_id FROM container_slot_waiters ORDER BY since LIMIT 1").toArray()[0];
+    if (waiter === undefined) return undefined;
+    const next = SlotRow.parse(waiter).sandbox_id;
+    this.sql.exec("DELETE FROM container_slot_waiters WHERE sandbox_id = ?", next);
+    return next;
   }
 
   /** The sandbox's container is gone (the sandbox deleted or expired). */
   release(sandboxId: string): void {
     this.sql.exec("DELETE FROM container_slots WHERE sandbox_id = ?", sandboxId);
+    this.sql.exec("DELETE FROM container_slot_waiters WHERE sandbox_id = ?", sandboxId);
   }
 }

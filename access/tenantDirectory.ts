@@ -85,8 +85,9 @@ export class TenantDirectory extends DurableObject<Env> {
     return this.slots.renew(sandboxId, Date.now());
   }
 
-  async idleContainerSlot(sandboxId: string, until: number): Promise<void> {
-    this.slots.idle(sandboxId, Date.now(), until);
+  /** Returns the tenant's sandbox to wake now, the one that has waited longest for a slot. */
+  async idleContainerSlot(sandboxId: string, until: number): Promise<string | undefined> {
+    return this.slots.idle(sandboxId, Date.now(), until);
   }
 
   /** The tenant's cache entries (access/cacheIndex.ts); the R2 objects are the caller's to write and delete. */

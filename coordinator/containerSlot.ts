@@ -56,13 +56,21 @@ export class ContainerSlot {
       );
   }
 
-  /** The job is over: the slot stays with the container, idle, until it would sleep. */
+  /**
+   * The job is over: the slot stays with the container, idle, until it would sleep, and the
+   * tenant's sandbox that has waited longest for a slot is woken to take it.
+   */
   async idle(): Promise<void> {
     if (!this.held) return;
     this.held = false;
-    await this.directory()
-      .idleContainerSlot(this.sandboxId, Date.now() + IDLE_SLOT_MS)
-      .catch((error: unknown) => console.warn(`sandbox ${this.tenant}.${this.sandboxId}: could not mark its container slot idle`, error));
+    try {
+      const waiting = await this.directory().idleContainerSlot(this.sandboxId, Date.now() + IDLE_SLOT_MS);
+      if (waiting === undefined) return;
+      await coordinatorFor(this.env.SANDBOX_COORDINATOR, sandboxKey(this.tenant, waiting)).containerSlotFree();
+    } catch (error) {
+      // The waiting job retries on its own within CAPACITY_RETRY_MS.
+      console.warn(`sandbox ${this.tenant}.${this.sandboxId}: could not hand on its container slot`, error);
+    }
   }
 
   /**

@@ -205,6 +205,11 @@ export class SandboxCoordinator extends DurableObject<Env> {
     return "stopped";
   }
 
+  /** A slot among the tenant's containers may be free: a job waiting for one tries now. */
+  async containerSlotFree(): Promise<void> {
+    if (this.table.releaseHeld("TENANT_CONTAINER_CAP")) await this.wake();
+  }
+
   /** What the running job has written to one stream so far; null when this object is not running it. */
   async outputSoFar(jobId: string, stream: OutputStream): Promise<Uint8Array | null> {
     return this.running?.jobId === jobId ? this.running.log.snapshot(stream) : null;
@@ -373,8 +378,9 @@ export class SandboxCoordinator extends DurableObject<Env> {
           return { kind: "retry", delayMs, reason: "storage error" };
         });
         running.log.close();
-        await slot.idle();
         this.running = undefined;
+        // Not running first: the sandbox woken here may take this idle container's slot at once.
+        await slot.idle();
         // A request stored in R2 is a large file write, which collects nothing.
         heavyJobRun = (held.request?.type === "run" && held.request.artifacts.length > 0) || Date.now() - jobStartedAt > HEAVY_JOB_MS;
         if (outcome.kind === "wait") {

@@ -148,6 +148,20 @@ describe("a tenant's container slots", () => {
     });
   });
 
+  it("names the sandbox that has waited longest when a job ends, each waiter once", async () => {
+    await withSlots((slots) => {
+      expect(slots.take("a", 1, now).granted).toBe(true);
+      expect(slots.take("first", 1, now + 1000).granted).toBe(false);
+      expect(slots.take("second", 1, now + 2000).granted).toBe(false);
+      // A retry keeps its place in line.
+      expect(slots.take("first", 1, now + 3000).granted).toBe(false);
+      expect(slots.idle("a", now + 4000, now + 600_000)).toBe("first");
+      expect(slots.take("first", 1, now + 5000)).toEqual({ granted: true, evict: "a" });
+      expect(slots.idle("first", now + 6000, now + 600_000)).toBe("second");
+      expect(slots.idle("first", now + 7000, now + 600_000)).toBeUndefined();
+    });
+  });
+
   it("reclaims a busy slot whose coordinator stopped renewing it, and keeps one that is renewed", async () => {
     await withSlots((slots) => {
       expect(slots.take("renewed", 2, now).granted).toBe(true);
