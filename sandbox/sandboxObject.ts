@@ -63,9 +63,9 @@ export class Sandbox extends SdkSandbox<Env> {
 
   /**
    * Starts the container if it is not running, in one go: past the account's container cap the
-   * platform's refusal comes back at once. The SDK's own calls would retry it for over two
-   * minutes (their transport's retry budget is at least 120 s whatever containerTimeouts say);
-   * the job runner retries it itself, the job waiting queued meanwhile.
+   * platform's refusal comes back from this one start. The SDK's own calls would retry it for
+   * over two minutes (their transport's retry budget is at least 120 s whatever
+   * containerTimeouts say); the job runner retries it itself, the job waiting queued meanwhile.
    */
   private async startContainerOnce(): Promise<void> {
     if (this.ctx.container?.running) return;
@@ -76,8 +76,8 @@ export class Sandbox extends SdkSandbox<Env> {
   }
 
   /**
-   * Ends the container as sleeping does, now, its workspace saved first (deployed, its disk goes
-   * with it): what the tenant's next job asks of an idle container whose slot it takes.
+   * Ends the container now, its workspace saved first as before it sleeps (deployed, its disk
+   * goes with it): what the tenant's next job asks of an idle container whose slot it takes.
    */
   async stopContainer(): Promise<void> {
     if (!this.ctx.container?.running) return;
