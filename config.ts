@@ -24,6 +24,7 @@ const ConfigVars = z.object({
   SIGNED_URL_TTL_SECONDS: PositiveInt.max(MAX_SIGNED_URL_TTL_SECONDS),
   MAX_ACTIVE_JOBS_PER_TENANT: PositiveInt,
   MAX_SANDBOXES_PER_TENANT: PositiveInt,
+  TENANT_MAX_CONTAINERS: PositiveInt,
   SANDBOX_IDLE_TTL_SECONDS: PositiveInt,
   WEBHOOK_ALLOW_PRIVATE_DESTINATIONS: z.enum(["0", "1"]).default("0"),
   // Secrets (wrangler secret put; .dev.vars or `npm run dev` locally), absent until set.
@@ -80,6 +81,8 @@ export interface AppConfig {
     r2?: { accessKeyId: string; secretAccessKey: string; accountId: string; bucket: string };
   };
   quotas: { maxActiveJobs: number; maxSandboxes: number };
+  /** Containers one tenant's sandboxes may hold awake at once (access/containerSlots.ts). */
+  tenantMaxContainers: number;
   /** A sandbox idle this long has its container and workspace destroyed. */
   sandboxIdleTtlSeconds: number;
   /** `allowPrivateDestinations`: http and local receivers too (npm run dev, tests); deployed, https to public hosts only. */
@@ -130,6 +133,7 @@ function parseConfig(env: Env): AppConfig {
         : {}),
     },
     quotas: { maxActiveJobs: vars.MAX_ACTIVE_JOBS_PER_TENANT, maxSandboxes: vars.MAX_SANDBOXES_PER_TENANT },
+    tenantMaxContainers: vars.TENANT_MAX_CONTAINERS,
     sandboxIdleTtlSeconds: vars.SANDBOX_IDLE_TTL_SECONDS,
     webhooks: { allowPrivateDestinations: vars.WEBHOOK_ALLOW_PRIVATE_DESTINATIONS === "1" },
     ...(vars.METRICS_TOKEN ? { metricsToken: vars.METRICS_TOKEN } : {}),

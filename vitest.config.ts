@@ -1,5 +1,5 @@
 import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 
 // The Worker exactly as wrangler.jsonc configures it, except that KV and the queue producer are
@@ -10,6 +10,38 @@ const wranglerOptions = unstable_getMiniflareWorkerOptions("./wrangler.jsonc");
 const { JOB_STATUS: _plainKv, ...otherKvNamespaces } = wranglerOptions.workerOptions.kvNamespaces ?? {};
 const { JOB_QUEUE: _plainQueue, ...otherQueueProducers } = wranglerOptions.workerOptions.queueProducers ?? {};
 const { JOB_OUTPUT: _plainBucket, ...otherR2Buckets } = wranglerOptions.workerOptions.r2Buckets ?? {};
+
+// Everything but the bindings, the same in both Worker projects.
+const sharedWorkerOptions = {
+  ratelimits: {
+    ...wranglerOptions.workerOptions.ratelimits,
+    // A tight limit the rate limit test puts in place of the configured one.
+    TIGHT_RATE_LIMIT: { simple: { limit: 3, period: 60 } },
+  },
+  kvNamespaces: otherKvNamespaces,
+  queueProducers: otherQueueProducers,
+  r2Buckets: otherR2Buckets,
+  wrappedBindings: {
+    JOB_STATUS: { scriptName: "strict-kv" },
+    JOB_QUEUE: { scriptName: "strict-queue" },
+    JOB_OUTPUT: { scriptName: "strict-r2" },
+  },
+  workers: [
+    { name: "strict-kv", modules: true, scriptPath: "./test/setup/strictKv.js", kvNamespaces: { INNER: "job-status" } },
+    {
+      name: "strict-r2",
+      modules: true,
+      scriptPath: "./test/setup/strictR2.js",
+      r2Buckets: { INNER: "artifact-sandbox-output" },
+    },
+    {
+      name: "strict-queue",
+      modules: true,
+      scriptPath: "./test/setup/strictQueue.js",
+      queueProducers: { INNER: { queueName: "artifact-sandbox-jobs" } },
+    },
+  ],
+};
 
 export default defineConfig({
   test: {
@@ -33,6 +65,9 @@ export default defineConfig({
                   TEST_CONTAINER_SERVER: host.containerServer,
                   // A host that runs one container at most (test/worker/containerCapacity.test.ts).
                   TEST_CAPPED_HOST_URL: cappedHost.url,
+                  // Uncapped, as the host is (test/setup/sandboxHost.ts): the tests' hundreds of
+                  // sandboxes are all tenant "local"'s. The cap is tested in worker-capacity below.
+                  TENANT_MAX_CONTAINERS: "10000",
                   // Small, so that a test can overflow it cheaply.
                   OUTPUT_MAX_BYTES: "65536",
                   // Short, so that a test of a sandbox that stops answering ends soon (deployed: 20 s).
@@ -52,34 +87,7 @@ export default defineConfig({
                   WEBHOOK_ALLOW_PRIVATE_DESTINATIONS: "1",
                   METRICS_TOKEN: "test-metrics-token-0123456789abcdef",
                 },
-                ratelimits: {
-                  ...wranglerOptions.workerOptions.ratelimits,
-                  // A tight limit the rate limit test puts in place of the configured one.
-                  TIGHT_RATE_LIMIT: { simple: { limit: 3, period: 60 } },
-                },
-                kvNamespaces: otherKvNamespaces,
-                queueProducers: otherQueueProducers,
-                r2Buckets: otherR2Buckets,
-                wrappedBindings: {
-                  JOB_STATUS: { scriptName: "strict-kv" },
-                  JOB_QUEUE: { scriptName: "strict-queue" },
-                  JOB_OUTPUT: { scriptName: "strict-r2" },
-                },
-                workers: [
-                  { name: "strict-kv", modules: true, scriptPath: "./test/setup/strictKv.js", kvNamespaces: { INNER: "job-status" } },
-                  {
-                    name: "strict-r2",
-                    modules: true,
-                    scriptPath: "./test/setup/strictR2.js",
-                    r2Buckets: { INNER: "artifact-sandbox-output" },
-                  },
-                  {
-                    name: "strict-queue",
-                    modules: true,
-                    scriptPath: "./test/setup/strictQueue.js",
-                    queueProducers: { INNER: { queueName: "artifact-sandbox-jobs" } },
-                  },
-                ],
+                ...sharedWorkerOptions,
               },
             };
           }),
@@ -87,8 +95,41 @@ export default defineConfig({
         test: {
           name: "worker",
           include: ["test/worker/**/*.test.ts"],
+          exclude: [...configDefaults.exclude, "test/worker/capacity/**"],
           globalSetup: ["./test/setup/sandboxHost.ts", "./test/setup/webhookReceiver.ts"],
           testTimeout: 30_000,
+        },
+      },
+      {
+        // The Worker on a host that runs 3 containers at most, with a tenant cap of 2: how the
+        // containers are shared (test/worker/capacity/).
+        plugins: [
+          cloudflareTest(({ inject }) => {
+            const host = inject("capacityHost");
+            return {
+              main: wranglerOptions.main,
+              miniflare: {
+                ...wranglerOptions.workerOptions,
+                bindings: {
+                  ...wranglerOptions.workerOptions.bindings,
+                  LOCAL_SANDBOX_URL: host.url,
+                  LOCAL_SANDBOX_TOKEN: host.token,
+                  TEST_CONTAINER_SERVER: host.containerServer,
+                  TENANT_MAX_CONTAINERS: "2",
+                  SANDBOX_LOG_LEVEL: "warn",
+                  URL_SIGNING_KEYS: "test:0123456789abcdef0123456789abcdef0123456789abcdef",
+                  OPERATION_BUDGET: "1000",
+                },
+                ...sharedWorkerOptions,
+              },
+            };
+          }),
+        ],
+        test: {
+          name: "worker-capacity",
+          include: ["test/worker/capacity/**/*.test.ts"],
+          globalSetup: ["./test/setup/capacityHost.ts"],
+          testTimeout: 120_000,
         },
       },
       {

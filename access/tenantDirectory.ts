@@ -4,7 +4,8 @@
  * its alarm carries out), how many unfinished jobs each has (for the job quota: added at
  * admission, set by each sandbox's coordinator as its jobs end), and its idempotency keys (one
  * object serialises a tenant's submits, so two identical requests at once create one job; KV,
- * with no compare-and-set, could not).
+ * with no compare-and-set, could not). It also hands out the tenant's container slots
+ * (containerSlots.ts), which keep its sandboxes within TENANT_MAX_CONTAINERS.
  */
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
@@ -13,6 +14,7 @@ import { countedEnv, operationBudget, withinBudget } from "../platform/operation
 import { hex } from "../storage/hex";
 import { r2Keys } from "../storage/layout";
 import { CacheIndex, type CacheIndexEntry } from "./cacheIndex";
+import { ContainerSlots, type SlotGrant } from "./containerSlots";
 import { destroySandbox, expireIdleSandbox } from "./sandboxLifecycle";
 import type { SealedSecret } from "./secretCipher";
 import { SecretTable, type StoredSecretInfo } from "./secretStore";
@@ -61,6 +63,7 @@ export class TenantDirectory extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly secrets: SecretTable;
   private readonly caches: CacheIndex;
+  private readonly slots: ContainerSlots;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, countedEnv(env));
@@ -83,6 +86,21 @@ export class TenantDirectory extends DurableObject<Env> {
     this.addColumnIfMissing("idempotency_keys", "seed_random", "TEXT");
     this.secrets = new SecretTable(this.sql);
     this.caches = new CacheIndex(this.sql);
+    this.slots = new ContainerSlots(this.sql);
+  }
+
+  /** The tenant's container slots (access/containerSlots.ts), taken and given back by its sandboxes' coordinators. */
+  async takeContainerSlot(sandboxId: string, cap: number): Promise<SlotGrant> {
+    return this.slots.take(sandboxId, cap, Date.now());
+  }
+
+  async renewContainerSlot(sandboxId: string): Promise<boolean> {
+    return this.slots.renew(sandboxId, Date.now());
+  }
+
+  /** Returns the tenant's sandbox to wake now, the one that has waited longest for a slot. */
+  async idleContainerSlot(sandboxId: string, until: number): Promise<string | undefined> {
+    return this.slots.idle(sandboxId, Date.now(), until);
   }
 
   /** The tenant's cache entries (access/cacheIndex.ts); the R2 objects are the caller's to write and delete. */
@@ -216,6 +234,7 @@ export class TenantDirectory extends DurableObject<Env> {
     try {
       const cancelledJobs = await destroySandbox(this.env, tenant, sandboxId);
       this.sql.exec("DELETE FROM sandboxes WHERE sandbox_id = ?", sandboxId);
+      this.slots.release(sandboxId);
       return cancelledJobs;
     } catch (error) {
       this.sql.exec("UPDATE sandboxes SET ending = 0, delete_requested = 0 WHERE sandbox_id = ?", sandboxId);
@@ -315,7 +334,10 @@ export class TenantDirectory extends DurableObject<Env> {
           console.warn(`sandbox ${tenant}.${sandboxId}: idle expiry failed, will try again`, error);
           return "retry" as const;
         });
-        if (outcome === "expired") this.sql.exec("DELETE FROM sandboxes WHERE sandbox_id = ?", sandboxId);
+        if (outcome === "expired") {
+          this.sql.exec("DELETE FROM sandboxes WHERE sandbox_id = ?", sandboxId);
+          this.slots.release(sandboxId);
+        }
         // Busy (a job of its own still runs): a full TTL from now. Failed: again in a minute.
         else {
           const retryAt = outcome === "busy" ? now : now - readConfig(this.env).sandboxIdleTtlSeconds * 1000 + 60_000;

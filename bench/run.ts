@@ -32,13 +32,14 @@ const PORTS = { api: 18787, host: 18788, hostAlone: 18789, crashApi: 18797, cras
 /**
  * The stack's settings for the benchmark: the artifact cap raised above the 1 GiB artifact, no
  * line printed per request (its output goes nowhere; printing costs the Worker's thread), and
- * no cap on containers: its phases use more sandboxes within the host's idle time than
- * wrangler.jsonc's max_instances, and it measures the stack, not the account's cap.
+ * no cap on containers, the account's or a tenant's: its phases use more sandboxes within the
+ * host's idle time than wrangler.jsonc's max_instances, and it measures the stack, not the caps.
  */
 const STACK_ENV = {
   ARTIFACT_MAX_TOTAL_BYTES: String(2 * 1024 * 1024 * 1024),
   ARTIFACT_SANDBOX_LOG_LEVEL: "warn",
   SANDBOX_MAX_CONTAINERS: String(BENCH_MAX_CONTAINERS),
+  TENANT_MAX_CONTAINERS: String(BENCH_MAX_CONTAINERS),
 };
 
 /** An API key for tenant `bench`, made as a user makes one (`npm run keys`), in the stack's state. */

@@ -194,6 +194,28 @@ export class JobTable {
     this.sql.exec("UPDATE job_state SET not_before = ? WHERE job_id = ? AND status = 'queued'", notBefore, jobId);
   }
 
+  /** Holds a queued job back until `notBefore` with the reason it waits (no container for it yet); it stays first in line. */
+  holdQueued(jobId: string, error: JobError, notBefore: number): void {
+    this.sql.exec(
+      "UPDATE job_state SET last_error = ?, not_before = ? WHERE job_id = ? AND status = 'queued'",
+      JSON.stringify(error),
+      notBefore,
+      jobId,
+    );
+  }
+
+  /** Lets a job held for `code` (holdQueued) run now; whether there was one. */
+  releaseHeld(code: string): boolean {
+    return (
+      this.sql.exec(
+        `UPDATE job_state SET not_before = ? WHERE status = 'queued' AND not_before > ? AND json_extract(last_error, '$.code') = ?`,
+        Date.now(),
+        Date.now(),
+        code,
+      ).rowsWritten > 0
+    );
+  }
+
   /** Holds a queued job back until the jobs it needs have finished (`releaseWaiting`), or until `recheckAt`. */
   waitForNeeds(jobId: string, recheckAt: number): void {
     this.sql.exec("UPDATE job_state SET not_before = ?, waiting_for_needs = 1 WHERE job_id = ? AND status = 'queued'", recheckAt, jobId);

@@ -22,6 +22,7 @@ import { sandboxFactory } from "../sandbox/select";
 import { commandBudgetMs, isTerminal, type JobRecord, type JobStatus } from "../schemas/job";
 import { JobStore } from "../storage/jobStore";
 import { sandboxKey } from "../storage/layout";
+import { ContainerSlot } from "./containerSlot";
 import { type FinalOutcome, JobFinisher } from "./finishing";
 import { type HandedJob, type HeldJob, JobTable } from "./jobTable";
 import { LiveLog, type Offsets, type OutputStream } from "./liveLog";
@@ -58,7 +59,9 @@ export class SandboxCoordinator extends DurableObject<Env> {
   private readonly finished = new Signal<true>();
   private readonly finisher: JobFinisher;
   /** The job this object is running now, how to cancel it, and its output so far. */
-  private running: { jobId: string; cancel: AbortController; log: LiveLog; claimed: boolean } | undefined;
+  private running: { jobId: string; cancel: AbortController; log: LiveLog; claimed: boolean; slot: ContainerSlot } | undefined;
+  /** The stop of this sandbox's idle container that another sandbox of its tenant asked for, under way. */
+  private stoppingContainer: Promise<unknown> = Promise.resolve();
   /** Raised when a job starts running here: wakes followers of its logs that came early. */
   private readonly started = new Signal<true>();
   private draining: Promise<void> | undefined;
@@ -189,6 +192,24 @@ export class SandboxCoordinator extends DurableObject<Env> {
     return runningIt()?.log.follow(from, maxMs) ?? null;
   }
 
+  /**
+   * Another sandbox of the tenant took this one's container slot (it was idle): the container
+   * stops now, its workspace saved, unless a job of this sandbox has started meanwhile (that job
+   * took a slot of its own). `key` is this sandbox's key, which an alarm is not told.
+   */
+  async stopIdleContainer(key: string): Promise<"stopped" | "busy"> {
+    if (this.running) return "busy";
+    const stopping = sandboxFactory(this.env)(key).stopContainer();
+    this.stoppingContainer = stopping.catch(() => undefined);
+    await stopping;
+    return "stopped";
+  }
+
+  /** A slot among the tenant's containers may be free: a job waiting for one tries now. */
+  async containerSlotFree(): Promise<void> {
+    if (this.table.releaseHeld("TENANT_CONTAINER_CAP")) await this.wake();
+  }
+
   /** What the running job has written to one stream so far; null when this object is not running it. */
   async outputSoFar(jobId: string, stream: OutputStream): Promise<Uint8Array | null> {
     return this.running?.jobId === jobId ? this.running.log.snapshot(stream) : null;
@@ -285,8 +306,10 @@ export class SandboxCoordinator extends DurableObject<Env> {
         const renewed = this.table.renew(jobId, attempt, leaseUntil);
         // Should this object die mid-job, the alarm fires once the lease has lapsed.
         if (renewed.held) await this.ctx.storage.setAlarm(leaseUntil);
+        this.running?.slot.renewIfDue();
         return renewed;
       },
+      hold: (error, delayMs) => this.table.holdQueued(jobId, error, Date.now() + delayMs),
       requeue: (attempt, error, delayMs, options) => this.table.requeue(jobId, attempt, error, Date.now() + delayMs, options),
       finish: async (outcome: FinalOutcome, attempt) => {
         const final = this.finisher.finish(jobId, outcome, attempt);
@@ -320,8 +343,11 @@ export class SandboxCoordinator extends DurableObject<Env> {
         }
         jobsRun++;
         const jobStartedAt = Date.now();
-        const running = { jobId: record.id, cancel: new AbortController(), log: new LiveLog(), claimed: false };
+        const slot = new ContainerSlot(this.env, record.tenant, record.sandboxId, config.tenantMaxContainers);
+        const running = { jobId: record.id, cancel: new AbortController(), log: new LiveLog(), claimed: false, slot };
         this.running = running;
+        // A stop of this sandbox's idle container, asked for before this job began, ends first.
+        await this.stoppingContainer;
         // Should this object die mid-job, the alarm fires again once the lease has lapsed. One
         // watchdog covers a run of quick jobs; lease renewals keep it ahead of a long one.
         if (watchdogAt - Date.now() < LEASE_MS / 2) {
@@ -343,6 +369,7 @@ export class SandboxCoordinator extends DurableObject<Env> {
           onOutput: (stream, text) => running.log.append(stream, text),
           secrets: secretSourceFor(this.env, record.tenant),
           caches: cacheContextFor(this.env, record.tenant),
+          containerSlot: slot,
         }).catch((error: unknown): RunOutcome => {
           // A storage error outside the run itself (reading needs or the request): try again.
           console.error(`job ${record.id}: error around its run, will retry`, error);
@@ -352,6 +379,8 @@ export class SandboxCoordinator extends DurableObject<Env> {
         });
         running.log.close();
         this.running = undefined;
+        // Not running first: the sandbox woken here may take this idle container's slot at once.
+        await slot.idle();
         // A request stored in R2 is a large file write, which collects nothing.
         heavyJobRun = (held.request?.type === "run" && held.request.artifacts.length > 0) || Date.now() - jobStartedAt > HEAVY_JOB_MS;
         if (outcome.kind === "wait") {

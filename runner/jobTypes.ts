@@ -13,6 +13,8 @@ export interface JobControl {
   renew(attempt: number, leaseUntil: number): Promise<{ held: boolean; cancelRequested: boolean }>;
   /** Puts a failed attempt back first in line, to run again after `delayMs`; `attemptCounts: false` gives the attempt back. */
   requeue(attempt: number, error: JobRecord["error"] & object, delayMs: number, options?: { attemptCounts: boolean }): boolean;
+  /** Keeps a queued job first in line until `delayMs` have passed, its `error` saying why it waits. */
+  hold(error: JobRecord["error"] & object, delayMs: number): void;
   /** The one way a job ends (coordinator/finishing.ts); false when the attempt no longer held it. */
   finish(outcome: Partial<JobOutcome> & Pick<JobRecord, "status">, attempt?: number): Promise<boolean>;
 }
@@ -25,3 +27,6 @@ export type RunOutcome =
   | { kind: "done"; reason: string }
   | { kind: "retry"; delayMs: number; reason: string }
   | { kind: "wait"; reason: string };
+
+/** A sandbox's place among its tenant's containers (coordinator/containerSlot.ts); `reason` says why it has none. */
+export type SlotTake = { taken: true } | { taken: false; reason: string };

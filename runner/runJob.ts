@@ -11,7 +11,7 @@ import type { JobStore } from "../storage/jobStore";
 import type { ArtifactLimits } from "./artifacts";
 import type { CacheContext } from "./caches";
 import { executeJob } from "./executeJob";
-import type { JobControl, RunOutcome } from "./jobTypes";
+import type { JobControl, RunOutcome, SlotTake } from "./jobTypes";
 import { JobLease, LEASE_MS } from "./lease";
 import { checkNeeds } from "./needs";
 import type { SecretSource } from "./secrets";
@@ -33,6 +33,8 @@ export interface RunnerDeps {
   secrets?: SecretSource;
   /** The tenant's cache index. */
   caches?: CacheContext;
+  /** Takes the sandbox's place among its tenant's containers (TENANT_MAX_CONTAINERS) before the job is claimed. */
+  containerSlot?: { take(): Promise<SlotTake> };
 }
 
 const CANCELLED: Pick<JobRecord, "status" | "error"> = {
@@ -83,6 +85,10 @@ export async function runJob(record: JobRecord, heldRequest: JobRequest | undefi
     });
   }
 
+  // Before the claim: a job waiting for its tenant's containers stays queued, not running.
+  const slot = await deps.containerSlot?.take();
+  if (slot && !slot.taken) return waitForContainer(deps, record, { code: "TENANT_CONTAINER_CAP", message: slot.reason });
+
   const claimed = control.claim(Date.now() + LEASE_MS);
   if (!claimed) return { kind: "done", reason: "the job was no longer queued (cancelled meanwhile)" };
   return runClaimed(claimed, request, deps);
@@ -125,11 +131,29 @@ async function runClaimed(claimed: JobRecord, request: JobRequest, deps: RunnerD
 export const CAPACITY_RETRY_MS = 10_000;
 export const CAPACITY_WAIT_LIMIT_MS = 60 * 60 * 1000;
 
+function waitedTooLong(record: JobRecord): boolean {
+  return Date.now() - Date.parse(record.createdAt) >= CAPACITY_WAIT_LIMIT_MS;
+}
+
+/** A queued job whose tenant's containers are all running jobs: it waits queued, saying why, for up to the same hour. */
+async function waitForContainer(deps: RunnerDeps, record: JobRecord, refusal: JobError): Promise<RunOutcome> {
+  if (waitedTooLong(record)) {
+    const message = `Gave up after an hour waiting for one of its tenant's containers: ${refusal.message}`;
+    return ended(deps.control, { status: "failed", error: { code: refusal.code, message } });
+  }
+  const waiting = {
+    code: refusal.code,
+    message: `Waiting for one of its tenant's containers: ${refusal.message}; it starts when one is free`,
+  };
+  deps.control.hold(waiting, CAPACITY_RETRY_MS);
+  return { kind: "retry", delayMs: CAPACITY_RETRY_MS, reason: waiting.message };
+}
+
 async function failOrRetry(deps: RunnerDeps, claimed: JobRecord, error: unknown): Promise<RunOutcome> {
   const attempt = claimed.attempts;
   const jobId = claimed.id;
   const fault = error instanceof SandboxOperationError ? error : undefined;
-  if (fault?.code === "CONTAINER_CAPACITY" && Date.now() - Date.parse(claimed.createdAt) < CAPACITY_WAIT_LIMIT_MS) {
+  if (fault?.code === "CONTAINER_CAPACITY" && !waitedTooLong(claimed)) {
     // Queued, saying why, and not one of its attempts: it runs once a container frees up.
     const waiting = { code: fault.code, message: `Waiting for a free container: ${fault.message}` };
     if (!deps.control.requeue(attempt, waiting, CAPACITY_RETRY_MS, { attemptCounts: false })) {

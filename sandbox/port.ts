@@ -59,6 +59,8 @@ export interface SandboxPort {
   endCommands(): Promise<void>;
   /** Empties the workspace and stops the container: what deleting a sandbox (or its idle expiry) does. */
   destroy(): Promise<void>;
+  /** Stops the container as sleeping does (the workspace kept), to free its slot for another sandbox. */
+  stopContainer(): Promise<void>;
   /** Regular files below `dir`, recursively. */
   listFiles(dir: string): Promise<SandboxFileInfo[]>;
 }
@@ -77,7 +79,9 @@ export type SandboxErrorCode =
   /** Every container the account may run is running: the job waits for one (not one of its attempts). */
   | "CONTAINER_CAPACITY"
   /** The workspace could not be saved before its container stopped: a fresh one has an older save, or none. */
-  | "WORKSPACE_LOST";
+  | "WORKSPACE_LOST"
+  /** The tenant's sandboxes hold its TENANT_MAX_CONTAINERS containers, each running a job: the job waits likewise. */
+  | "TENANT_CONTAINER_CAP";
 
 export class SandboxOperationError extends Error {
   constructor(

@@ -10,7 +10,6 @@
  */
 import { Sandbox as SdkSandbox } from "@cloudflare/sandbox";
 import { readConfig } from "../config";
-import { WORKSPACE_ROOT } from "../schemas/ids";
 import { LocalContainerHandle } from "./localContainer";
 import { restoreWorkspaceIfFresh, saveWorkspace, type WorkspaceLost } from "./workspaceSnapshot";
 
@@ -52,12 +51,10 @@ export class Sandbox extends SdkSandbox<Env> {
    */
   async prepareWorkspace(): Promise<"restored" | "kept" | "empty" | WorkspaceLost> {
     this.lastJobAt = Date.now();
-    if (!readConfig(this.env).persistWorkspace) {
-      // Started here, where a cold start may take its time: the job's own round trips are then
-      // held to the short deadline that tells a stopped container from a slow start.
-      if (!this.ctx.container?.running) await this.exists(WORKSPACE_ROOT);
-      return "kept";
-    }
+    // Started here, where a cold start may take its time: the job's own round trips are then
+    // held to the short deadline that tells a stopped container from a slow start.
+    await this.startContainerOnce();
+    if (!readConfig(this.env).persistWorkspace) return "kept";
     // A job waits for a save under way, so that it neither changes files mid-archive nor has its
     // container stopped under it.
     await this.saving;
@@ -69,6 +66,30 @@ export class Sandbox extends SdkSandbox<Env> {
     // Told once: the job that finds it fails saying so; later jobs use the workspace as it now is.
     await this.ctx.storage.delete(UNSAVED_KEY);
     return { lost: outcome === "restored" ? "restored an older save" : "nothing saved", failedSaveAt: unsaved };
+  }
+
+  /**
+   * Starts the container if it is not running, in one go: past the account's container cap the
+   * platform's refusal comes back from this one start. The SDK's own calls would retry it for
+   * over two minutes (their transport's retry budget is at least 120 s whatever
+   * containerTimeouts say); the job runner retries it itself, the job waiting queued meanwhile.
+   */
+  private async startContainerOnce(): Promise<void> {
+    if (this.ctx.container?.running) return;
+    await this.startAndWaitForPorts({
+      ports: this.defaultPort,
+      cancellationOptions: { instanceGetTimeoutMS: INSTANCE_GET_TIMEOUT_MS, portReadyTimeoutMS: PORT_READY_TIMEOUT_MS },
+    });
+  }
+
+  /**
+   * Ends the container now, its workspace saved first as before it sleeps (deployed, its disk
+   * goes with it): what the tenant's next job asks of an idle container whose slot it takes.
+   */
+  async stopContainer(): Promise<void> {
+    if (!this.ctx.container?.running) return;
+    if (readConfig(this.env).persistWorkspace) await this.saveWorkspace();
+    await this.destroy();
   }
 
   override async onStart(): Promise<void> {
@@ -117,6 +138,9 @@ export class Sandbox extends SdkSandbox<Env> {
 const NAME_KEY = "artifact-sandbox:name";
 /** Set (to the failed save's time) while the saved workspace is older than the container's. */
 const UNSAVED_KEY = "artifact-sandbox:workspace-unsaved";
+/** The SDK's own start budgets (its containerTimeouts defaults, which it keeps private). */
+const INSTANCE_GET_TIMEOUT_MS = 30_000;
+const PORT_READY_TIMEOUT_MS = 90_000;
 
 /** The sandbox's name (its ID in our API), by which getSandbox() addressed this object. */
 async function sandboxName(ctx: SandboxState): Promise<string> {

@@ -21,6 +21,7 @@ import { WorkspaceLost } from "./workspaceSnapshot";
 /** The part of the SDK's sandbox stub this adapter uses. */
 export interface SdkSandboxStub {
   prepareWorkspace(): Promise<unknown>;
+  stopContainer(): Promise<void>;
   writeFile(path: string, content: string, options?: { encoding?: string }): Promise<unknown>;
   readFileStream(path: string): Promise<ReadableStream<Uint8Array>>;
   deleteFile(path: string): Promise<unknown>;
@@ -48,8 +49,9 @@ const WRITE_PIECE_BYTES = 8 * 1024 * 1024;
 const HOUSEKEEPING_TIMEOUT_MS = 5 * 60 * 1000;
 
 /**
- * Starting the container (a cold start; Cloudflare allows 90 s for its port) may take this long;
- * past the account's container cap the SDK retries for about 135 s before it says so.
+ * Starting the container (a cold start; Cloudflare allows 30 s for an instance and 90 s for its
+ * port) may take this long. Past the account's container cap the start fails at once
+ * (sandboxObject.ts starts it in one go, not through the SDK's two-minute retries).
  */
 const START_ANSWER_MS = 150_000;
 const DEFAULT_ANSWER_TIMEOUT_MS = 20_000;
@@ -109,6 +111,11 @@ export class SdkSandbox implements SandboxPort {
         false,
       );
     }
+  }
+
+  async stopContainer(): Promise<void> {
+    const stopped = await answerWithin(this.sandbox.stopContainer(), START_ANSWER_MS, "stopping the container");
+    if (stopped === NO_ANSWER) throw new SandboxOperationError("SANDBOX_ERROR", "The container did not stop within 150 s", true);
   }
 
   async writeFile(path: string, content: Uint8Array): Promise<void> {
