@@ -27,7 +27,15 @@ function detail(job: JobView): string {
   if (job.exitCode !== null) parts.push(`exit ${job.exitCode}`);
   if (job.durationMs !== null) parts.push(formatDuration(job.durationMs));
   if (job.error) parts.push(job.error.code);
+  for (const cache of job.caches) parts.push(cacheText(cache));
   return parts.join(", ");
+}
+
+/** `cache deps-3f2a9c...: miss, saved`: a cache's key (its start: hashed keys are long) and how it went. */
+function cacheText(cache: JobView["caches"][number]): string {
+  const key = cache.key.length > 24 ? `${cache.key.slice(0, 21)}...` : cache.key;
+  const result = cache.result === "partial" ? "partial hit" : cache.result;
+  return `cache ${key}: ${result}${cache.saved ? ", saved" : ""}`;
 }
 
 class TableBoard implements JobBoard {
