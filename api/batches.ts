@@ -5,7 +5,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { BatchRequest, BatchView, batchStatus, type JobRecord } from "../schemas/job";
 import { type BatchManifest, readBatch } from "../storage/batches";
-import { readBatchRequest } from "../storage/batchRequests";
 import { JOB_ID_PATTERN } from "../storage/layout";
 import { refuseExtractInJson } from "./archives";
 import type { ApiEnv } from "./context";
@@ -15,7 +14,7 @@ import { MAX_WAIT_SECONDS } from "./jobService";
 import { expandMatrix } from "./matrix";
 import { ErrorBody, newRouter } from "./openapi";
 import type { JobPresenter } from "./present";
-import { planRerun } from "./rerun";
+import { planRerun, submittedEntries } from "./rerun";
 
 const submitBatch = createRoute({
   method: "post",
@@ -82,7 +81,10 @@ const rerunBatch = createRoute({
       description: "Unknown batch, or one submitted before it could be run again",
       content: { "application/json": { schema: ErrorBody } },
     },
-    409: { description: "The batch is still running, or nothing of it failed", content: { "application/json": { schema: ErrorBody } } },
+    409: {
+      description: "The batch is still running, nothing of it failed, or its stored request cannot be read (REQUEST_UNREADABLE)",
+      content: { "application/json": { schema: ErrorBody } },
+    },
   },
 });
 
@@ -142,14 +144,7 @@ export const batchesRouter = newRouter()
     const { batchId } = c.req.valid("param");
     const { failed } = c.req.valid("query");
     const manifest = await readManifest(c, batchId);
-    const entries = await readBatchRequest(c.env.JOB_OUTPUT, c.var.tenant, batchId);
-    if (!entries || entries.length !== manifest.jobs.length) {
-      throw new ApiError(
-        404,
-        ErrorCode.JOB_NOT_FOUND,
-        `Batch ${batchId} has no stored request to run again (submitted by an older version)`,
-      );
-    }
+    const entries = await submittedEntries(c.env.JOB_OUTPUT, c.var.jobs.config.secretsKeys, c.var.tenant, batchId, manifest.jobs.length);
     const byId = new Map((await c.var.jobs.getMany(manifest.jobs)).map((record) => [record.id, record]));
     const records = manifest.jobs.flatMap(({ jobId }) => byId.get(jobId) ?? []);
     if (records.length !== manifest.jobs.length)

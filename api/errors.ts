@@ -44,6 +44,7 @@ export const ErrorCode = {
   DELIVERY_PENDING: "DELIVERY_PENDING",
   SECRET_NOT_FOUND: "SECRET_NOT_FOUND",
   NOTHING_TO_RERUN: "NOTHING_TO_RERUN",
+  REQUEST_UNREADABLE: "REQUEST_UNREADABLE",
   SECRETS_NOT_CONFIGURED: "SECRETS_NOT_CONFIGURED",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

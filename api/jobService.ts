@@ -102,7 +102,7 @@ export class JobService {
     };
     await Promise.all([
       saveBatch(this.env.JOB_OUTPUT, this.tenant, manifest),
-      saveBatchRequest(this.env.JOB_OUTPUT, this.tenant, batchId, entries),
+      saveBatchRequest(this.env.JOB_OUTPUT, this.tenant, batchId, entries, this.config.secretsKeys),
     ]);
     const prepared = plan.order.map((index) => {
       const entry = entries[index];

@@ -5,9 +5,35 @@
  * keeps its needs on the jobs that run again; what it needed of the jobs that succeeded is
  * already done, and its inputs from them are taken from those jobs by ID.
  */
+import type { CipherKey } from "../access/secretCipher";
 import { type BatchEntry, type JobRecord, WHEN_NOT_MET } from "../schemas/job";
+import { readBatchRequest } from "../storage/batchRequests";
 import { ApiError, ErrorCode } from "./errors";
 import { inputSources } from "./pipelinePlan";
+
+/** The batch's jobs as submitted, from its stored request (storage/batchRequests.ts); an ApiError saying why not. */
+export async function submittedEntries(
+  bucket: R2Bucket,
+  keys: CipherKey[],
+  tenant: string,
+  batchId: string,
+  jobCount: number,
+): Promise<BatchEntry[]> {
+  const stored = await readBatchRequest(bucket, tenant, batchId, keys);
+  if (stored !== undefined && "unreadable" in stored) {
+    throw new ApiError(
+      409,
+      ErrorCode.REQUEST_UNREADABLE,
+      stored.unreadable === "withheld"
+        ? `Batch ${batchId} carried env values, stdin or file content, which are kept for a rerun only encrypted, and SECRETS_ENCRYPTION_KEY was not set: submit it again`
+        : `Batch ${batchId}'s stored request was encrypted under a key no longer in SECRETS_ENCRYPTION_KEY: submit it again`,
+    );
+  }
+  if (stored === undefined || stored.jobs.length !== jobCount) {
+    throw new ApiError(404, ErrorCode.JOB_NOT_FOUND, `Batch ${batchId} has no stored request to run again (submitted by an older version)`);
+  }
+  return stored.jobs;
+}
 
 /** `entries` and `records` in the batch's order (its manifest's). */
 export function planRerun(entries: BatchEntry[], records: JobRecord[], onlyFailed: boolean): BatchEntry[] {

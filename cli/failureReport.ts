@@ -1,13 +1,14 @@
 /**
  * Why a pipeline failed, for its summary: a failed job's failing tests when it left a JUnit XML
  * report among its artifacts, otherwise the lines around the first error-looking line of its
- * output and then the output's tail; a skipped job with the needs that did not succeed. Under
- * GitHub Actions each failure also becomes an `::error` annotation.
+ * output and then the output's tail; a skipped job with the needs that did not succeed. A failure
+ * that `allowFailure` lets pass is explained too, headed as allowed. Under GitHub Actions each
+ * failure also becomes an `::error` annotation (`::warning` when allowed).
  */
 import type { ArtifactSandboxClient, BatchView, JobView } from "../client";
 import { errorAnnotation, inert } from "./githubActions";
 import { type FailedTest, failedTests, locationIn, looksLikeJUnit } from "./junit";
-import { jobLine, plural } from "./output";
+import { failureAllowed, jobLine, notNeeded, plural } from "./output";
 
 /** How much of each stream's end is searched for an error and shown. */
 const TAIL_BYTES = 64 * 1024;
@@ -28,26 +29,34 @@ export interface ReportOptions {
   github: boolean;
 }
 
-/** The summary's part about every job that did not succeed, as text. */
+/**
+ * The summary's part about every job that did not succeed, as text; a job skipped because its
+ * `when` did not hold (an `on_failure` job when nothing failed) is no failure and not listed.
+ */
 export async function explainFailures(client: ArtifactSandboxClient, batch: BatchView, options: ReportOptions): Promise<string> {
   const byId = new Map(batch.jobs.map((job) => [job.id, job]));
   let text = "";
   for (const job of batch.jobs) {
-    if (job.status === "succeeded") continue;
+    if (job.status === "succeeded" || notNeeded(job)) continue;
     if (job.status === "skipped") {
+      // The needs that caused the skip: an allowed failure causes none.
       const needs = job.needs
         .map((id) => byId.get(id))
-        .filter((need): need is JobView => need !== undefined && need.status !== "succeeded");
+        .filter((need): need is JobView => need !== undefined && need.status !== "succeeded" && !failureAllowed(need));
       const because = needs.map((need) => `${need.name ?? need.id} (${need.status})`).join(", ");
       text += `\nSKIPPED ${job.name ?? job.id} (${job.sandboxId}): ${because ? `needs ${because}` : (job.error?.message ?? "not run")}\n`;
       continue;
     }
-    text += `\nFAILED ${jobLine(job)}\n`;
+    const level = failureAllowed(job) ? "warning" : "error";
+    text += `\n${level === "warning" ? "ALLOWED FAILURE" : "FAILED"} ${jobLine(job)}\n`;
     const tests = await failingTestsOf(client, job);
-    text += tests.length > 0 ? describeTests(job, tests, options) : await describeOutput(client, job, options);
+    text += tests.length > 0 ? describeTests(job, tests, { ...options, level }) : await describeOutput(client, job, { ...options, level });
   }
   return text;
 }
+
+/** How a job's failure is annotated under GitHub Actions: a warning when its batch lets it pass. */
+type Explained = ReportOptions & { level: "error" | "warning" };
 
 async function failingTestsOf(client: ArtifactSandboxClient, job: JobView): Promise<FailedTest[]> {
   const reports = job.artifacts.filter((artifact) => artifact.path.endsWith(".xml") && artifact.size <= MAX_REPORT_BYTES);
@@ -68,7 +77,7 @@ function relativeToJob(job: JobView, file: string): string {
   return file.startsWith(`${cwd}/`) ? file.slice(cwd.length + 1) : file.replace(/^\.\//, "");
 }
 
-function describeTests(job: JobView, tests: FailedTest[], options: ReportOptions): string {
+function describeTests(job: JobView, tests: FailedTest[], options: Explained): string {
   let text = `  ${plural(tests.length, "failing test")}:\n`;
   let annotations = "";
   for (const test of tests.slice(0, MAX_TESTS_SHOWN)) {
@@ -78,14 +87,20 @@ function describeTests(job: JobView, tests: FailedTest[], options: ReportOptions
     if (file) text += `      at ${file}${test.line ? `:${test.line}` : ""}\n`;
     if (options.github) {
       const message = [test.message, test.details].filter(Boolean).join("\n").slice(0, 4000);
-      annotations += errorAnnotation({ title: `${job.name ?? job.id}: ${test.name}`, message, file, line: test.line });
+      annotations += errorAnnotation({
+        level: options.level,
+        title: `${job.name ?? job.id}: ${test.name}`,
+        message,
+        file,
+        line: test.line,
+      });
     }
   }
   if (tests.length > MAX_TESTS_SHOWN) text += `  ... and ${plural(tests.length - MAX_TESTS_SHOWN, "more failing test")}\n`;
   return (options.github ? inert(text) : text) + annotations;
 }
 
-async function describeOutput(client: ArtifactSandboxClient, job: JobView, options: ReportOptions): Promise<string> {
+async function describeOutput(client: ArtifactSandboxClient, job: JobView, options: Explained): Promise<string> {
   let text = "";
   let firstError: { line: string; context: string[] } | undefined;
   for (const stream of ["stderr", "stdout"] as const) {
@@ -105,13 +120,14 @@ async function describeOutput(client: ArtifactSandboxClient, job: JobView, optio
   if (!options.github) return text;
   // The error line's own file:line first, else one the lines around it name (a stack trace's).
   const location = firstError ? (locationIn(firstError.line) ?? locationIn(firstError.context.join("\n"))) : undefined;
-  const annotation = errorAnnotation({
+  const note = errorAnnotation({
+    level: options.level,
     title: `${job.name ?? job.id} ${job.status}`,
     message: firstError?.line.trim() || job.error?.message || job.status,
     file: location ? relativeToJob(job, location.file) : undefined,
     line: location?.line,
   });
-  return inert(text) + annotation;
+  return inert(text) + note;
 }
 
 /** The lines of an output's tail; the first one is cut when the tail began mid-line. */

@@ -20,20 +20,22 @@ function escapeProperty(text: string): string {
 }
 
 export interface Annotation {
+  /** `warning` for an allowed failure; `error` otherwise. */
+  level?: "error" | "warning";
   message: string;
   title?: string;
   file?: string;
   line?: number;
 }
 
-/** `::error file=...,line=...,title=...::message`: shown on the run's summary and, with a file, beside its line. */
+/** `::error file=...,line=...,title=...::message` (or `::warning`): shown on the run's summary and, with a file, beside its line. */
 export function errorAnnotation(annotation: Annotation): string {
   const properties = [
     annotation.file ? `file=${escapeProperty(annotation.file)}` : undefined,
     annotation.line ? `line=${annotation.line}` : undefined,
     annotation.title ? `title=${escapeProperty(annotation.title)}` : undefined,
   ].filter((property) => property !== undefined);
-  return `::error${properties.length > 0 ? ` ${properties.join(",")}` : ""}::${escapeData(annotation.message)}\n`;
+  return `::${annotation.level ?? "error"}${properties.length > 0 ? ` ${properties.join(",")}` : ""}::${escapeData(annotation.message)}\n`;
 }
 
 /** A collapsible group holding untrusted text: workflow commands are off inside it. */

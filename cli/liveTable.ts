@@ -5,7 +5,7 @@
  */
 import logUpdate from "log-update";
 import type { JobView } from "../client";
-import { formatDuration, timestamp } from "./output";
+import { formatDuration, statusText, timestamp } from "./output";
 
 export interface JobBoard {
   update(jobs: JobView[]): void;
@@ -27,17 +27,26 @@ function detail(job: JobView): string {
   if (job.exitCode !== null) parts.push(`exit ${job.exitCode}`);
   if (job.durationMs !== null) parts.push(formatDuration(job.durationMs));
   if (job.error) parts.push(job.error.code);
+  for (const cache of job.caches) parts.push(cacheText(cache));
   return parts.join(", ");
+}
+
+/** `cache deps-3f2a9c...: miss, saved`: a cache's key (its start: hashed keys are long) and how it went. */
+function cacheText(cache: JobView["caches"][number]): string {
+  const key = cache.key.length > 24 ? `${cache.key.slice(0, 21)}...` : cache.key;
+  const result = cache.result === "partial" ? "partial hit" : cache.result;
+  return `cache ${key}: ${result}${cache.saved ? ", saved" : ""}`;
 }
 
 class TableBoard implements JobBoard {
   update(jobs: JobView[]): void {
     const nameWidth = Math.max(4, ...jobs.map((job) => label(job).length));
     const sandboxWidth = Math.max(7, ...jobs.map((job) => job.sandboxId.length));
+    const statusWidth = Math.max(9, ...jobs.map((job) => statusText(job).length));
     const row = (name: string, sandbox: string, status: string, rest: string) =>
-      `${name.padEnd(nameWidth)}  ${sandbox.padEnd(sandboxWidth)}  ${status.padEnd(9)}  ${rest}`.trimEnd();
+      `${name.padEnd(nameWidth)}  ${sandbox.padEnd(sandboxWidth)}  ${status.padEnd(statusWidth)}  ${rest}`.trimEnd();
     logUpdate(
-      [row("JOB", "SANDBOX", "STATUS", ""), ...jobs.map((job) => row(label(job), job.sandboxId, job.status, detail(job)))].join("\n"),
+      [row("JOB", "SANDBOX", "STATUS", ""), ...jobs.map((job) => row(label(job), job.sandboxId, statusText(job), detail(job)))].join("\n"),
     );
   }
 
@@ -57,7 +66,7 @@ class LineBoard implements JobBoard {
       this.seen.set(job.id, job.status);
       const rest = detail(job);
       this.stream.write(
-        `${timestamp()} ${label(job)}: ${job.status}${rest ? `  ${rest}` : ""}  (sandbox ${job.sandboxId}, job ${job.id})\n`,
+        `${timestamp()} ${label(job)}: ${statusText(job)}${rest ? `  ${rest}` : ""}  (sandbox ${job.sandboxId}, job ${job.id})\n`,
       );
     }
   }

@@ -1,23 +1,50 @@
 /** How the CLI prints: JSON for programs (--json), short lines for people. */
 import type { BatchView, JobView } from "../client";
+import { isTerminal, WHEN_NOT_MET } from "../schemas/job";
 
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
+/** A failure (or timeout) that `allowFailure` lets pass: it neither skips dependents nor fails the batch. */
+export function failureAllowed(job: Pick<JobView, "status" | "allowFailure">): boolean {
+  return job.allowFailure && isTerminal(job.status) && job.status !== "succeeded" && job.status !== "skipped";
+}
+
+/** A job skipped because its `when` did not hold (an `on_failure` job when nothing failed): not a failure. */
+export function notNeeded(job: Pick<JobView, "status" | "error">): boolean {
+  return job.status === "skipped" && job.error?.code === WHEN_NOT_MET;
+}
+
+/** A job's status as people read it: `failed (allowed)` for a failure its batch lets pass. */
+export function statusText(job: Pick<JobView, "status" | "allowFailure">): string {
+  return failureAllowed(job) ? `${job.status} (allowed)` : job.status;
+}
+
 /** One line about a job: its id, sandbox, status, and how it ended. */
 export function jobLine(job: JobView): string {
-  const parts = [`${job.id}`, job.name ? `${job.name} (${job.sandboxId})` : job.sandboxId, job.status];
+  const parts = [`${job.id}`, job.name ? `${job.name} (${job.sandboxId})` : job.sandboxId, statusText(job)];
   if (job.exitCode !== null) parts.push(`exit ${job.exitCode}`);
   if (job.durationMs !== null) parts.push(formatDuration(job.durationMs));
   if (job.error) parts.push(`${job.error.code}: ${job.error.message}`);
   return parts.join("  ");
 }
 
-/** A batch: its status and how many jobs succeeded, then one line per job. */
+/** How a batch's jobs ended: `3 of 5 jobs succeeded, 1 failure allowed, 1 not needed`. */
+export function batchCounts(jobs: JobView[]): string {
+  const succeeded = jobs.filter((job) => job.status === "succeeded").length;
+  const allowed = jobs.filter(failureAllowed).length;
+  const unneeded = jobs.filter(notNeeded).length;
+  return [
+    `${succeeded} of ${plural(jobs.length, "job")} succeeded`,
+    ...(allowed > 0 ? [`${plural(allowed, "failure")} allowed`] : []),
+    ...(unneeded > 0 ? [`${unneeded} not needed (when not met)`] : []),
+  ].join(", ");
+}
+
+/** A batch: its status and how its jobs ended, then one line per job. */
 export function batchText(batch: BatchView): string {
-  const succeeded = batch.jobs.filter((job) => job.status === "succeeded").length;
-  const head = `batch ${batch.batchId}  ${batch.status}  ${succeeded} of ${plural(batch.jobs.length, "job")} succeeded  created ${batch.createdAt}`;
+  const head = `batch ${batch.batchId}  ${batch.status}  ${batchCounts(batch.jobs)}  created ${batch.createdAt}`;
   return `${[head, ...batch.jobs.map((job) => `  ${jobLine(job)}`)].join("\n")}\n`;
 }
 

@@ -1,17 +1,19 @@
 /**
  * A pipeline file (YAML or JSON): named jobs across sandboxes with `needs`, turned into one batch
  * (`POST /v1/jobs`), and directories to upload before it. Each step is either a `command` with
- * the run job's fields under short names, or a whole `job` as the API takes it; the API's own
- * schemas check both. `${RUN_ID}` and `${env:NAME}` are replaced first (cli/interpolate.ts), and
- * every problem is reported at its path (`jobs.2.timeout: ...`).
+ * the run job's fields under the same names (`timeout` for `timeoutMs`), or a whole `job` as the
+ * API takes it, beside the batch entry's own fields (`needs`, `when`, `allowFailure`, `matrix`).
+ * Every field is the API's own schema, and the whole entry is checked with it too, so the file
+ * takes what the API takes. `${RUN_ID}` and `${env:NAME}` are replaced first
+ * (cli/interpolate.ts), and every problem is reported at its path (`jobs.2.timeout: ...`).
  */
 import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import type { BatchSubmission } from "../client";
-import { SandboxId, WorkspaceDirPath } from "../schemas/ids";
-import { JobInput, JobName, JobRequest, MAX_TIMEOUT_MS } from "../schemas/job";
+import { WorkspaceDirPath } from "../schemas/ids";
+import { BatchEntry, JobName, MAX_TIMEOUT_MS, RunJobRequest } from "../schemas/job";
 import { parseDuration } from "./duration";
 import { UsageError } from "./failure";
 import { type Interpolation, interpolate } from "./interpolate";
@@ -30,29 +32,67 @@ const Duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
   return ms;
 });
 
-const PipelineStep = z
-  .object({
+/**
+ * The run job's fields a step may give beside `command`: all of them but `type`, `command`,
+ * `timeoutMs` (written `timeout`, a duration) and `network` (kept in the API for older clients).
+ * A new object from the shape, since zod refuses `.pick()` on a schema with refinements.
+ */
+const RunFields = z
+  .object(RunJobRequest.shape)
+  .pick({ cwd: true, env: true, stdin: true, retries: true, artifacts: true, inputs: true, secrets: true, cache: true })
+  .partial();
+
+const StepFields = BatchEntry.pick({ needs: true, when: true, allowFailure: true, matrix: true })
+  .extend(RunFields.shape)
+  .extend({
     name: JobName,
-    sandbox: SandboxId,
+    sandbox: BatchEntry.shape.sandboxId,
     command: z.string().optional(),
-    /** A job exactly as `POST /v1/sandboxes/{id}/jobs` takes it, instead of `command` and its fields. */
-    job: JobRequest.optional(),
-    needs: z.array(JobName).default([]),
-    inputs: z.array(JobInput).optional(),
-    artifacts: z.array(z.string()).optional(),
-    cwd: z.string().optional(),
-    env: z.record(z.string(), z.string()).optional(),
     timeout: Duration.optional(),
-    retries: z.number().int().optional(),
+    /** A job exactly as `POST /v1/sandboxes/{id}/jobs` takes it, instead of `command` and its fields. */
+    job: BatchEntry.shape.job.optional(),
   })
-  .strict()
-  .refine((step) => (step.command === undefined) !== (step.job === undefined), { message: "give either command or job, not both" });
-type PipelineStep = z.infer<typeof PipelineStep>;
+  .strict();
+type StepFields = z.infer<typeof StepFields>;
+
+/** The run job's fields written beside `job`, which holds its own. */
+function runFieldsBesideJob(raw: unknown): string[] {
+  if (raw === null || typeof raw !== "object" || !("job" in raw)) return [];
+  return [...Object.keys(RunFields.shape), "timeout"].filter((key) => Object.hasOwn(raw, key));
+}
+
+/** A step as the batch entry it stands for, checked whole by the API's schema (its cross-field rules included). */
+const PipelineStep = z
+  .preprocess((raw, ctx) => {
+    const misplaced = runFieldsBesideJob(raw);
+    if (misplaced.length > 0)
+      ctx.addIssue({ code: "custom", path: [misplaced[0] ?? ""], message: `with job, write ${misplaced.join(", ")} inside job` });
+    return raw;
+  }, StepFields)
+  .transform((step, ctx): BatchEntry => {
+    if ((step.command === undefined) === (step.job === undefined)) {
+      ctx.addIssue({ code: "custom", message: "give either command or job, not both" });
+      return z.NEVER;
+    }
+    const checked = BatchEntry.safeParse(toBatchEntry(step));
+    if (checked.success) return checked.data;
+    for (const issue of checked.error.issues) ctx.addIssue({ code: "custom", message: issue.message, path: stepPath(step, issue.path) });
+    return z.NEVER;
+  });
+
+/** Where a problem the API's schema found is in the step as written: `job.timeoutMs` of a command step is its `timeout`. */
+function stepPath(step: StepFields, path: PropertyKey[]): PropertyKey[] {
+  if (path[0] === "sandboxId") return ["sandbox", ...path.slice(1)];
+  if (path[0] !== "job" || step.job !== undefined) return path;
+  const [, field, ...rest] = path;
+  if (field === undefined) return [];
+  return [field === "timeoutMs" ? "timeout" : field, ...rest];
+}
 
 /** A local directory uploaded into a sandbox before the batch is submitted. */
 const UploadStep = z
   .object({
-    sandbox: SandboxId,
+    sandbox: BatchEntry.shape.sandboxId,
     /** Relative to the pipeline file's directory. */
     from: z.string().min(1),
     to: WorkspaceDirPath.default("/workspace"),
@@ -86,34 +126,38 @@ export async function readPipeline(path: string, values: Interpolation): Promise
   } catch (error) {
     throw new UsageError(`${path} is not valid YAML or JSON: ${error instanceof Error ? error.message : error}`);
   }
+  const pipeline = pipelineFrom(document, values);
+  if ("problems" in pipeline) throw new UsageError(`${path} is not a valid pipeline:\n  ${pipeline.problems.join("\n  ")}`);
+  const base = dirname(resolve(path));
+  return { ...pipeline, uploads: pipeline.uploads.map((upload) => ({ ...upload, from: resolve(base, upload.from) })) };
+}
+
+/** A parsed pipeline document as batch entries and uploads (`from` as written), or every problem with its path. */
+export function pipelineFrom(document: unknown, values: Interpolation): Pipeline | { problems: string[] } {
   const interpolated = interpolate(document, values);
   const parsed = PipelineFile.safeParse(interpolated.value);
   const problems = [
     ...interpolated.problems.map((problem) => `${problem.path}: ${problem.message}`),
     // A value whose placeholder could not be filled is reported once, for that reason.
     ...(parsed.success ? [] : parsed.error.issues)
-      .map((issue) => ({ path: issue.path.join(".") || "(file)", message: issue.message }))
+      .map((issue) => ({ path: issue.path.map(String).join(".") || "(file)", message: issue.message }))
       .filter((issue) => !interpolated.problems.some((problem) => problem.path === issue.path))
       .map((issue) => `${issue.path}: ${issue.message}`),
   ];
-  if (!parsed.success || problems.length > 0) throw new UsageError(`${path} is not a valid pipeline:\n  ${problems.join("\n  ")}`);
-  const base = dirname(resolve(path));
-  return {
-    entries: parsed.data.jobs.map(toBatchEntry),
-    uploads: parsed.data.upload.map((upload) => ({ ...upload, from: resolve(base, upload.from) })),
-  };
+  if (!parsed.success || problems.length > 0) return { problems };
+  return { entries: parsed.data.jobs, uploads: parsed.data.upload };
 }
 
-function toBatchEntry(step: PipelineStep): BatchSubmission {
-  const job = step.job ?? {
-    type: "run" as const,
-    command: step.command ?? "",
-    cwd: step.cwd,
-    env: step.env,
-    timeoutMs: step.timeout,
-    retries: step.retries,
-    artifacts: step.artifacts,
-    inputs: step.inputs,
+/** The step as a batch entry, before the API's schema has checked it whole. */
+function toBatchEntry(step: StepFields): BatchSubmission {
+  const { name, sandbox, needs, when, allowFailure, matrix, command, timeout, job, ...runFields } = step;
+  const entry: BatchSubmission = {
+    name,
+    sandboxId: sandbox,
+    needs,
+    when,
+    allowFailure,
+    job: job ?? { type: "run", command: command ?? "", ...runFields, ...(timeout === undefined ? {} : { timeoutMs: timeout }) },
   };
-  return { name: step.name, sandboxId: step.sandbox, needs: step.needs, job };
+  return matrix === undefined ? entry : { ...entry, matrix };
 }

@@ -14,6 +14,7 @@ const BatchJobRow = z.object({
   name: z.string().nullable(),
   sandbox_id: z.string(),
   status: JobStatus,
+  allow_failure: z.number(),
   exit_code: z.number().nullable(),
   error: z.string().nullable(),
   duration_ms: z.number().nullable(),
@@ -38,6 +39,15 @@ export class EventLog {
     sql.exec(`CREATE TABLE IF NOT EXISTS event_batch_jobs (
       batch_id TEXT NOT NULL, job_id TEXT NOT NULL, name TEXT, sandbox_id TEXT NOT NULL, status TEXT NOT NULL,
       exit_code INTEGER, error TEXT, duration_ms INTEGER, PRIMARY KEY (batch_id, job_id))`);
+    // Whether the job's failure is allowed (added after the table: older objects lack it).
+    if (
+      !sql
+        .exec("PRAGMA table_info(event_batch_jobs)")
+        .toArray()
+        .some((column) => column.name === "allow_failure")
+    ) {
+      sql.exec("ALTER TABLE event_batch_jobs ADD COLUMN allow_failure INTEGER NOT NULL DEFAULT 0");
+    }
   }
 
   /** Appends the event for `subject` unless it has one already; undefined when it had. */
@@ -96,20 +106,22 @@ export class EventLog {
     if (batchRow === undefined) return undefined;
     const batch = BatchRow.parse(batchRow);
     this.sql.exec(
-      `INSERT OR IGNORE INTO event_batch_jobs (batch_id, job_id, name, sandbox_id, status, exit_code, error, duration_ms)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT OR IGNORE INTO event_batch_jobs (batch_id, job_id, name, sandbox_id, status, allow_failure, exit_code, error, duration_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       record.batchId,
       record.id,
       record.name,
       record.sandboxId,
       record.status,
+      record.allowFailure ? 1 : 0,
       record.exitCode,
       record.error === null ? null : JSON.stringify(record.error),
       record.durationMs,
     );
     const jobs = this.sql
       .exec(
-        "SELECT job_id, name, sandbox_id, status, exit_code, error, duration_ms FROM event_batch_jobs WHERE batch_id = ? ORDER BY job_id",
+        `SELECT job_id, name, sandbox_id, status, allow_failure, exit_code, error, duration_ms
+           FROM event_batch_jobs WHERE batch_id = ? ORDER BY job_id`,
         record.batchId,
       )
       .toArray()
@@ -119,20 +131,25 @@ export class EventLog {
         name: row.name,
         sandboxId: row.sandbox_id,
         status: row.status,
+        allowFailure: row.allow_failure === 1,
         exitCode: row.exit_code,
         error: row.error === null ? null : JobError.parse(JSON.parse(row.error)),
         durationMs: row.duration_ms,
       }));
     if (jobs.length < batch.total) return undefined;
     const counts: Record<string, number> = {};
-    for (const job of jobs) counts[job.status] = (counts[job.status] ?? 0) + 1;
+    let allowedFailures = 0;
+    for (const job of jobs) {
+      if (job.allowFailure && job.status !== "succeeded" && job.status !== "skipped") allowedFailures++;
+      else counts[job.status] = (counts[job.status] ?? 0) + 1;
+    }
     return {
       batchId: record.batchId,
-      // The event log keeps no allowFailure: an allowed failure counts as a failure here.
-      status: batchStatus(jobs.map((job) => ({ status: job.status, error: job.error, allowFailure: false }))),
+      status: batchStatus(jobs),
       createdAt: batch.created_at,
       finishedAt: record.finishedAt ?? new Date().toISOString(),
       counts,
+      allowedFailures,
       jobs,
     };
   }

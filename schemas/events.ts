@@ -29,13 +29,17 @@ export const BatchEventData = z
     status: BatchStatus,
     createdAt: z.string(),
     finishedAt: z.string(),
+    /** Jobs by status, less the allowed failures, which are counted apart. */
     counts: z.record(z.string(), z.number().int()),
+    /** Jobs that failed or timed out with `allowFailure`: neither a failure of the batch nor in `counts`. */
+    allowedFailures: z.number().int().default(0),
     jobs: z.array(
       z.object({
         id: z.string(),
         name: z.string().nullable(),
         sandboxId: z.string(),
         status: JobStatus,
+        allowFailure: z.boolean().default(false),
         exitCode: z.number().int().nullable(),
         error: JobError.nullable(),
         durationMs: z.number().int().nullable(),

@@ -1,23 +1,19 @@
 /**
  * `artifact-sandbox pipeline run <file>`: upload what the file names, submit its jobs as one batch,
  * show their states as they change (with --logs, their output too), save each job's artifacts
- * under --out/<name>/, and explain what failed. Exits 0 only if every job succeeded.
+ * under --out/<name>/, and explain what failed (cli/followPipeline.ts). Exits 0 when the batch
+ * succeeded: each job succeeded, failed with allowFailure, or was not needed.
  * `pipeline status <batch>` and `pipeline logs <batch> [job]` look at a batch from anywhere.
  */
-import { join } from "node:path";
 import type { Command } from "commander";
 import { z } from "zod";
-import type { ArtifactSandboxClient, BatchView, JobView } from "../../client";
-import { Backoff } from "../../client/retry";
-import { isTerminal } from "../../schemas/job";
-import { saveArtifacts } from "../artifacts";
+import type { ArtifactSandboxClient } from "../../client";
 import { clientFromEnvironment } from "../context";
-import { batchExitCode, ExitCode } from "../exitCodes";
+import { batchExitCode } from "../exitCodes";
 import { UsageError } from "../failure";
-import { explainFailures } from "../failureReport";
+import { followBatch, followPipeline, progressStream } from "../followPipeline";
 import { underGitHubActions } from "../githubActions";
 import { runIdFrom } from "../interpolate";
-import { jobBoard } from "../liveTable";
 import { batchText, plural, printJson } from "../output";
 import { readPipeline } from "../pipelineFile";
 import { PipelineLogs } from "../pipelineLogs";
@@ -83,8 +79,7 @@ export function registerPipeline(program: Command): void {
 async function runPipeline(client: ArtifactSandboxClient, file: string, options: PipelineOptions): Promise<number> {
   const runId = runIdFrom(options.runId, process.env);
   const { entries, uploads } = await readPipeline(file, { runId, env: process.env });
-  const progress = options.json ? process.stderr : process.stdout;
-  const github = underGitHubActions();
+  const progress = progressStream(options);
   for (const upload of uploads) {
     const { job, removed } = await uploadDirectory(client, upload.sandbox, upload.from, upload);
     const extracted = job.extracted ? `, ${plural(job.extracted.entries, "entry", "entries")}` : "";
@@ -95,60 +90,5 @@ async function runPipeline(client: ArtifactSandboxClient, file: string, options:
   const submitted = await client.submitBatch(entries, { idempotencyKey: options.idempotencyKey });
   // The batch first, so that `pipeline status` or `pipeline logs` can follow it from another shell.
   progress.write(`batch ${submitted.batchId} (${plural(submitted.jobs.length, "job")}, run ${runId})\n`);
-  // A table redrawn in place would fight with the log lines printed between its redraws.
-  const board = jobBoard(progress, { lines: options.logs });
-  const logs = options.logs ? new PipelineLogs(client, progress, github ? "grouped" : "prefixed") : undefined;
-  let cancelled = false;
-  const onInterrupt = () => {
-    if (cancelled) process.exit(ExitCode.CANCELLED);
-    cancelled = true;
-    client.cancelBatch(submitted.batchId).catch((error: unknown) => process.stderr.write(`cancel failed: ${error}\n`));
-  };
-  process.on("SIGINT", onInterrupt);
-  let batch: BatchView = submitted;
-  try {
-    batch = await followBatch(client, submitted, (jobs) => {
-      board.update(jobs);
-      logs?.update(jobs);
-    });
-    await logs?.finished();
-  } finally {
-    process.off("SIGINT", onInterrupt);
-    logs?.stop();
-    board.done();
-  }
-  if (options.out) {
-    for (const job of batch.jobs) {
-      if (job.artifacts.length > 0) await saveArtifacts(client, job.artifacts, join(options.out, job.name ?? job.id));
-    }
-  }
-  if (options.json) printJson(batch);
-  else process.stdout.write(await summary(client, batch, github));
-  if (batch.status === "succeeded") return ExitCode.OK;
-  return cancelled ? ExitCode.CANCELLED : ExitCode.PIPELINE_FAILED;
-}
-
-/** Polls the batch (a one-second long-poll, so it answers at once when the last job ends) until every job has finished. */
-async function followBatch(client: ArtifactSandboxClient, first: BatchView, onChange: (jobs: JobView[]) => void): Promise<BatchView> {
-  const backoff = new Backoff();
-  let batch = first;
-  onChange(batch.jobs);
-  const watched = new Set(first.jobs.map((job) => job.id));
-  const done = (current: BatchView) => current.jobs.filter((job) => watched.has(job.id)).every((job) => isTerminal(job.status));
-  while (!done(batch)) {
-    try {
-      batch = await client.getBatch(batch.batchId, { wait: 1 });
-      backoff.succeeded();
-      onChange(batch.jobs);
-    } catch (error) {
-      await backoff.failed(error);
-    }
-  }
-  return batch;
-}
-
-async function summary(client: ArtifactSandboxClient, batch: BatchView, github: boolean): Promise<string> {
-  const succeeded = batch.jobs.filter((job) => job.status === "succeeded").length;
-  const head = `\nPipeline ${batch.status}: ${succeeded} of ${plural(batch.jobs.length, "job")} succeeded (batch ${batch.batchId})\n`;
-  return head + (await explainFailures(client, batch, { github }));
+  return followPipeline(client, submitted, { ...options, github: underGitHubActions() });
 }

@@ -94,8 +94,8 @@ describe("artifact-sandbox pipeline rerun", () => {
     expect(first.status).toBe("failed");
     const rerun = await cli(["pipeline", "rerun", batch.batchId, "--failed"]);
     expect(rerun.code, rerun.stderr).toBe(0);
-    expect(rerun.stdout).toContain(`rerun of ${batch.batchId}, 1 jobs`);
-    expect(rerun.stdout).toMatch(/flaky \(cli-rerun\) {2}succeeded/);
-    expect(rerun.stdout).toContain("Pipeline succeeded");
+    expect(rerun.stdout).toContain(`rerun of ${batch.batchId}, 1 job (flaky)\n`);
+    expect(rerun.stdout).toMatch(/ flaky: succeeded {2}exit 0, /);
+    expect(rerun.stdout).toContain("Pipeline succeeded: 1 of 1 job succeeded");
   });
 });

@@ -4,11 +4,13 @@
  * Actions' escaping of workflow commands.
  */
 import { describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
 import { parseDuration } from "../../cli/duration";
 import { excerptOf } from "../../cli/failureReport";
 import { errorAnnotation } from "../../cli/githubActions";
 import { interpolate, runIdFrom } from "../../cli/interpolate";
 import { failedTests } from "../../cli/junit";
+import { pipelineFrom } from "../../cli/pipelineFile";
 
 describe("failing tests from JUnit XML", () => {
   it("reads a pytest report: the test's file and line attributes, an error counts as a failure", () => {
@@ -103,6 +105,110 @@ describe("GitHub Actions annotations", () => {
   it("escape what would end or split a command", () => {
     expect(errorAnnotation({ title: "a: b, c", file: "src/x,y.ts", line: 3, message: "50% done\nnext" })).toBe(
       "::error file=src/x%2Cy.ts,line=3,title=a%3A b%2C c::50%25 done%0Anext\n",
+    );
+  });
+});
+
+describe("the pipeline file's fields", () => {
+  const values = { runId: "7", env: {} };
+  const read = (yaml: string) => pipelineFrom(parseYaml(yaml), values);
+
+  it("takes every field of a batch entry and of a run job in the short form", () => {
+    const defaults = {
+      type: "run",
+      cwd: "/workspace",
+      env: {},
+      timeoutMs: 60_000,
+      retries: 0,
+      artifacts: [],
+      inputs: [],
+      secrets: [],
+      cache: [],
+    };
+    const pipeline = read(
+      [
+        "jobs:",
+        "  - name: test",
+        `    sandbox: app-$${"{RUN_ID}"}`,
+        "    command: npm test",
+        "    cwd: /workspace/src",
+        "    env: { CI: 'true' }",
+        "    stdin: input",
+        "    timeout: 2m",
+        "    retries: 1",
+        "    artifacts: [junit.xml]",
+        "    inputs: [{ from: build, artifacts: [dist/**] }]",
+        "    secrets: [NPM_TOKEN]",
+        "    cache: [{ key: 'npm-{{ hashFiles(\"package-lock.json\") }}', paths: [node_modules], restoreKeys: [npm-] }]",
+        "    matrix: { NODE: ['18', '20'] }",
+        "    needs: [build]",
+        "    allowFailure: true",
+        "  - { name: report, sandbox: app-7, needs: [test], when: always, command: ./report.sh }",
+      ].join("\n"),
+    );
+    expect(pipeline).toEqual({
+      uploads: [],
+      entries: [
+        {
+          name: "test",
+          sandboxId: "app-7",
+          needs: ["build"],
+          when: "on_success",
+          allowFailure: true,
+          matrix: { NODE: ["18", "20"] },
+          job: {
+            type: "run",
+            command: "npm test",
+            cwd: "/workspace/src",
+            env: { CI: "true" },
+            stdin: "input",
+            timeoutMs: 120_000,
+            retries: 1,
+            artifacts: ["junit.xml"],
+            inputs: [{ from: "build", artifacts: ["dist/**"], path: "/workspace" }],
+            secrets: ["NPM_TOKEN"],
+            cache: [{ key: 'npm-{{ hashFiles("package-lock.json") }}', paths: ["node_modules"], restoreKeys: ["npm-"] }],
+          },
+        },
+        {
+          name: "report",
+          sandboxId: "app-7",
+          needs: ["test"],
+          when: "always",
+          allowFailure: false,
+          job: { ...defaults, command: "./report.sh" },
+        },
+      ],
+    });
+  });
+
+  it("names the path of what the API's schema refuses, its rules across fields included", () => {
+    const pipeline = read(
+      [
+        "jobs:",
+        "  - { name: a, sandbox: x, command: 'true', secrets: [TOKEN], env: { TOKEN: x } }",
+        "  - { name: b, sandbox: x, command: 'true', timeout: 10m, retries: 1 }",
+        "  - { name: c, sandbox: x, command: 'true', when: sometimes, matrix: { 1x: [a] } }",
+        "  - { name: d, sandbox: x, command: 'true', cache: [{ key: 'a b', paths: [node_modules] }], allowFailure: maybe }",
+        "  - { name: e, sandbox: x, cwd: /workspace/src, job: { type: run, command: 'true' } }",
+        "  - { name: f, sandbox: x, job: { type: run, command: 'true', timeoutMs: 0 } }",
+        "  - { name: g, sandbox: x, command: '  ' }",
+      ].join("\n"),
+    );
+    const problems = "problems" in pipeline ? pipeline.problems : [];
+    expect(problems).toHaveLength(9);
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        "jobs.0.secrets: A secret's name is also in env; a variable comes from one or the other",
+        expect.stringMatching(/^jobs\.1\.retries: \(retries \+ 1\) \* timeoutMs is at most 840000/),
+        'jobs.2.when: Invalid option: expected one of "on_success"|"always"|"on_failure"',
+        'jobs.2.matrix.1x: Matrix variables are env var names; "1x" is not',
+        "jobs.3.allowFailure: Invalid input: expected boolean, received string",
+        expect.stringMatching(/^jobs\.3\.cache\.0\.key: Cache keys are letters/),
+        "jobs.4.cwd: with job, write cwd inside job",
+        "jobs.5.job.timeoutMs: Too small: expected number to be >=1",
+        "jobs.6.command: command must not be blank",
+      ]),
     );
   });
 });

@@ -155,6 +155,60 @@ describe("pipeline run in a CI log", () => {
   });
 });
 
+describe("pipeline run with control flow", () => {
+  it("shows allowed failures as allowed, runs a `when: always` job, names matrix copies, and exits 0", { timeout: 90_000 }, async () => {
+    const file = join(workDir, "flow.yaml");
+    await writeFile(
+      file,
+      [
+        "jobs:",
+        "  - name: test",
+        "    sandbox: flow",
+        "    matrix: { V: [a, b] }",
+        "    allowFailure: true",
+        `    command: 'echo "testing $V"; [ "$V" = a ] || { echo "error: $V is not a" >&2; exit 4; }'`,
+        "  - { name: lint, sandbox: flow-lint, allowFailure: true, command: 'echo lint error here; exit 3' }",
+        "  - { name: report, sandbox: flow, needs: [test, lint], when: always, command: 'echo reported' }",
+        "  - { name: rollback, sandbox: flow, needs: [report], when: on_failure, command: 'echo never' }",
+        "",
+      ].join("\n"),
+    );
+    const { code, stdout, stderr } = await cli(["pipeline", "run", file, "--logs"]);
+    expect(code, stderr).toBe(0);
+    expect(stdout).toMatch(new RegExp(`^batch ${ULID} \\(5 jobs, `));
+    expect(stdout).toMatch(new RegExp(`^${TIME} test-a: succeeded {2}exit 0, `, "m"));
+    expect(stdout).toMatch(new RegExp(`^${TIME} test-b: failed \\(allowed\\) {2}exit 4, \\d+\\.\\ds, NONZERO_EXIT `, "m"));
+    expect(stdout).toMatch(new RegExp(`^${TIME} lint: failed \\(allowed\\) {2}exit 3, `, "m"));
+    expect(stdout).toContain("[test-b] testing b\n");
+    expect(stdout).toContain("[report] reported\n");
+    expect(stdout).toMatch(new RegExp(`^${TIME} rollback: skipped {2}WHEN_NOT_MET `, "m"));
+
+    const summary = stdout.slice(stdout.indexOf("\nPipeline "));
+    expect(summary).toMatch(
+      new RegExp(
+        `^\\nPipeline succeeded: 2 of 5 jobs succeeded, 2 failures allowed, 1 not needed \\(when not met\\) \\(batch ${ULID}\\)\\n`,
+      ),
+    );
+    // Allowed failures are explained, headed as allowed; the job that was not needed is no failure.
+    expect(summary).toMatch(/\nALLOWED FAILURE \S+ {2}test-b \(flow\) {2}failed \(allowed\) {2}exit 4/);
+    expect(summary).toContain("error: b is not a");
+    expect(summary).toMatch(/\nALLOWED FAILURE \S+ {2}lint \(flow-lint\)/);
+    expect(summary).not.toMatch(/\nFAILED |SKIPPED|rollback/);
+
+    const batchId = /^batch (\S+)/.exec(stdout)?.[1] ?? "";
+    const status = await cli(["pipeline", "status", batchId]);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(new RegExp(`^batch ${batchId} {2}succeeded {2}2 of 5 jobs succeeded, 2 failures allowed, 1 not needed`));
+    expect(status.stdout).toMatch(/ {2}test-b \(flow\) {2}failed \(allowed\) {2}exit 4/);
+
+    // Under GitHub Actions an allowed failure is a warning, not an error.
+    const gha = await cli(["pipeline", "run", file], { GITHUB_ACTIONS: "true" });
+    expect(gha.code).toBe(0);
+    expect(gha.stdout).toContain("::warning title=test-b failed::error: b is not a\n");
+    expect(gha.stdout).not.toMatch(/^::error/m);
+  });
+});
+
 describe("pipeline status and logs", () => {
   it("show a batch by its ID, from another shell, and `status` takes a batch ID too", { timeout: 90_000 }, async () => {
     const file = join(workDir, "small.yaml");

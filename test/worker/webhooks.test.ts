@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { WebhooksClient } from "../../client/webhooks";
 import { tenantEventsFor } from "../../events/tenantEvents";
-import { EventView } from "../../schemas/events";
+import { BatchEventData, EventView } from "../../schemas/events";
 import { BASE, postJson, runJob, submit, uniqueSandbox, waitForJob } from "./client";
 import { receiverUrl } from "./support/receiver";
 
@@ -97,6 +97,35 @@ describe("webhooks", () => {
     expect(events.map((event) => event.type).sort()).toEqual(["batch.finished", "job.skipped"]);
     const summary = events.find((event) => event.type === "batch.finished")?.data;
     expect(summary).toMatchObject({ batchId: batch.batchId, status: "failed", counts: { failed: 1, skipped: 1 } });
+    await webhooks.remove(created.id);
+  });
+
+  it("counts allowed failures apart in batch.finished, which then says the batch succeeded", async () => {
+    const name = uniqueName("allowed");
+    const created = await webhooks.create({ url: `${receiver}/r/${name}/fail/0`, events: ["batch.finished"] });
+    const sandbox = uniqueSandbox("hook-allowed");
+    const response = await postJson("/v1/jobs", {
+      jobs: [
+        { name: "lint", sandboxId: sandbox, allowFailure: true, job: { type: "run", command: "exit 2" } },
+        { name: "slow", sandboxId: sandbox, allowFailure: true, job: { type: "run", command: "sleep 5", timeoutMs: 300 } },
+        { name: "test", sandboxId: sandbox, needs: ["lint"], job: { type: "run", command: "echo ok" } },
+        { name: "report", sandboxId: sandbox, needs: ["test"], when: "on_failure", job: { type: "run", command: "echo never" } },
+      ],
+    });
+    const batch = z.object({ batchId: z.string(), jobs: z.array(z.object({ id: z.string() })) }).parse(await response.json());
+    for (const job of batch.jobs) await waitForJob(job.id);
+    const [request] = await receivedAt(name, 1);
+    const event = EventView.parse(new Webhook(created.secret).verify(request?.body ?? "", request?.headers ?? {}));
+    expect(event.type).toBe("batch.finished");
+    const summary = BatchEventData.parse(event.data);
+    expect(summary).toMatchObject({ batchId: batch.batchId, status: "succeeded", allowedFailures: 2 });
+    expect(summary.counts).toEqual({ succeeded: 1, skipped: 1 });
+    expect(summary.jobs.map((job) => [job.name, job.status, job.allowFailure])).toEqual([
+      ["lint", "failed", true],
+      ["slow", "timed_out", true],
+      ["test", "succeeded", false],
+      ["report", "skipped", false],
+    ]);
     await webhooks.remove(created.id);
   });
 
