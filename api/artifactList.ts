@@ -10,7 +10,7 @@ import { JobParams } from "./jobs";
 import { ErrorBody, newRouter } from "./openapi";
 import { UrlTtl } from "./present";
 
-const ArtifactPageView = z
+export const ArtifactPageView = z
   .object({
     artifacts: z.array(ArtifactRef.extend({ url: z.string() })),
     /** All of the job's artifacts, on every page. */
@@ -20,6 +20,7 @@ const ArtifactPageView = z
     urlsExpireAt: z.string().nullable(),
   })
   .openapi("ArtifactPage");
+export type ArtifactPageView = z.infer<typeof ArtifactPageView>;
 
 const listArtifacts = createRoute({
   method: "get",
