@@ -4,10 +4,12 @@
  * with their mode and SHA-256, the archive holding all of them, and a downstream job's inputs
  * receiving them, whole or a scattered few.
  */
+import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { ArtifactPageView } from "../../api/artifactList";
 import type { JobView } from "../../schemas/job";
 import { api, runJob, sha256Hex, uniqueSandbox } from "./client";
+import { TEST_TENANT } from "./support/jobs";
 import { readTarGz } from "./support/tarReader";
 
 const GENERATED = 9_998;
@@ -83,7 +85,18 @@ describe("10,000 artifact files", () => {
       const bytes = new Uint8Array(await response.arrayBuffer());
       expect(new TextDecoder().decode(bytes)).toBe(content);
       expect(await sha256Hex(bytes)).toBe(artifact?.sha256);
+      expect(response.headers.get("etag")).toBe(`"${artifact?.sha256}"`);
     }
+    // Several ranges at once are answered with the whole file.
+    const several = await api(pathOf(byPath.get(SCRIPT)?.url ?? ""), { headers: { range: "bytes=0-1,4-5" } });
+    expect(several.status).toBe(200);
+    expect(await several.text()).toBe("#!/bin/sh\necho ran\n");
+
+    // In R2: the attempt's pack and ten index pages, nothing per file.
+    const stored = await env.JOB_OUTPUT.list({ prefix: `tenants/${TEST_TENANT}/jobs/${job.id}/attempts/${job.attempts}/` });
+    expect(stored.objects.map((object) => object.key.split("/attempts/")[1]).sort()).toEqual(
+      [`${job.attempts}/artifacts.pack`, ...Array.from({ length: 10 }, (_, page) => `${job.attempts}/artifacts.index/${page}.json`)].sort(),
+    );
 
     // The archive: all 10,000, each with the listing's size, SHA-256 and mode.
     const archive = await api(pathOf(job.archiveUrl));

@@ -147,7 +147,7 @@ describe("run jobs", () => {
     // ARTIFACT_MAX_FILES is 10,000 in wrangler.jsonc.
     const job = await runJob(uniqueSandbox("many"), {
       type: "run",
-      command: "mkdir -p many && for i in $(seq -w 1 10005); do : > many/$i.txt; done",
+      command: "mkdir -p many && for i in $(seq -w 1 10205); do : > many/$i.txt; done",
       artifacts: ["many/*.txt"],
       timeoutMs: 60_000,
     });
@@ -155,8 +155,10 @@ describe("run jobs", () => {
     expect(job.artifactIndex).toMatchObject({ files: 10_000, bytes: 0 });
     // The record lists the first 200; GET /v1/jobs/{id}/artifacts has them all.
     expect(job.artifacts).toHaveLength(200);
-    expect(job.skippedArtifacts).toHaveLength(5);
+    // 205 left out: the record names 199 and counts the rest.
+    expect(job.skippedArtifacts).toHaveLength(200);
     expect(job.skippedArtifacts[0]).toEqual({ path: "many/10001.txt", reason: "artifact count limit reached (10000 files per job)" });
+    expect(job.skippedArtifacts[199]).toEqual({ path: "(6 more)", reason: "6 more files were left out; the record lists the first 199" });
   });
 
   it("keeps the head and the tail of output over the cap, and says how much was dropped", async () => {
