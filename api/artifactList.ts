@@ -3,24 +3,12 @@
  * in path order) at a time, each with its download URL. The job record lists only the first 200.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { ArtifactRef } from "../schemas/job";
+import { ArtifactPageView } from "../schemas/job";
 import { indexPageCount, readIndexPage } from "../storage/artifactPack";
 import { ApiError, ErrorCode } from "./errors";
 import { JobParams } from "./jobs";
 import { ErrorBody, newRouter } from "./openapi";
 import { UrlTtl } from "./present";
-
-export const ArtifactPageView = z
-  .object({
-    artifacts: z.array(ArtifactRef.extend({ url: z.string() })),
-    /** All of the job's artifacts, on every page. */
-    files: z.number().int(),
-    /** Pass as `cursor` for the next page; null on the last. */
-    nextCursor: z.string().nullable(),
-    urlsExpireAt: z.string().nullable(),
-  })
-  .openapi("ArtifactPage");
-export type ArtifactPageView = z.infer<typeof ArtifactPageView>;
 
 const listArtifacts = createRoute({
   method: "get",

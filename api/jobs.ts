@@ -2,7 +2,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { coordinatorFor } from "../coordinator/stubs";
 import { isTerminal, type JobRecord, JobView } from "../schemas/job";
-import { findArtifact } from "../storage/artifactPack";
+import { findArtifact, storedUnpacked } from "../storage/artifactPack";
 import { JOB_ID_PATTERN, r2Keys, sandboxKey } from "../storage/layout";
 import { serveArtifactArchive } from "./artifactArchive";
 import { serveArtifact, serveObject } from "./downloads";
@@ -164,6 +164,13 @@ jobsRouter.get(`/v1/jobs/:jobId/${ARCHIVE_PATH_SUFFIX}`, async (c) => {
   const jobId = parseJobId(c.req.param("jobId"));
   const record = await c.var.jobs.get(jobId);
   assertFinished(record, "artifact archive");
+  if (storedUnpacked(record)) {
+    throw new ApiError(
+      404,
+      ErrorCode.FILE_NOT_FOUND,
+      `Job ${jobId}'s artifacts were stored in an earlier layout and are not served; run the job again`,
+    );
+  }
   return serveArtifactArchive(c.env.JOB_OUTPUT, record);
 });
 

@@ -8,7 +8,7 @@
 import picomatch from "picomatch";
 import type { SandboxPort } from "../sandbox/port";
 import type { JobError, JobInput, JobRecord } from "../schemas/job";
-import { type PackedArtifact, packedArtifacts, readPack } from "../storage/artifactPack";
+import { type PackedArtifact, packedArtifacts, readPack, storedUnpacked } from "../storage/artifactPack";
 import { unpackCommand } from "./packScripts";
 
 export interface InputContext {
@@ -34,6 +34,12 @@ export async function copyInputs(context: InputContext, inputs: JobInput[]): Pro
       return {
         code: "INPUT_UNAVAILABLE",
         message: `Input from job ${input.from} is not available: ${source ? `that job ${source.status}` : "no such job (or past its retention)"}`,
+      };
+    }
+    if (storedUnpacked(source)) {
+      return {
+        code: "INPUT_UNAVAILABLE",
+        message: `The artifacts of job ${source.id} were stored in an earlier layout; run that job again`,
       };
     }
     const matches = picomatch(input.artifacts, { dot: true });

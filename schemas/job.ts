@@ -432,6 +432,19 @@ export const JobView = JobRecord.omit({ leaseUntil: true, stdout: true, stderr: 
 export type JobView = z.infer<typeof JobView>;
 
 export const JobPageView = z.object({ jobs: z.array(JobView), nextCursor: z.string().nullable() }).openapi("JobPage");
+
+/** A page of `GET /v1/jobs/{id}/artifacts`: up to 1,000 of a job's artifacts in path order. */
+export const ArtifactPageView = z
+  .object({
+    artifacts: z.array(ArtifactRef.extend({ url: z.string() })),
+    /** All of the job's artifacts, on every page. */
+    files: z.number().int(),
+    /** Pass as `cursor` for the next page; null on the last. */
+    nextCursor: z.string().nullable(),
+    urlsExpireAt: z.string().nullable(),
+  })
+  .openapi("ArtifactPage");
+export type ArtifactPageView = z.infer<typeof ArtifactPageView>;
 /** A batch as a whole: `succeeded` once every job has, `failed` once all have finished and one did not. */
 export const BatchStatus = z.enum(["queued", "running", "succeeded", "failed"]);
 export type BatchStatus = z.infer<typeof BatchStatus>;

@@ -155,6 +155,11 @@ export async function readIndexPage(bucket: R2Bucket, record: JobRecord, page: n
   return IndexPage.parse(await object.json());
 }
 
+/** A record that lists artifacts but has no index: written before artifacts were packed, its files are not served. */
+export function storedUnpacked(record: JobRecord): boolean {
+  return record.artifacts.length > 0 && record.artifactIndex === null;
+}
+
 export function indexPageCount(record: JobRecord): number {
   return record.artifactIndex?.pageFirstPaths.length ?? 0;
 }

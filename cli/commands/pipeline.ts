@@ -119,7 +119,7 @@ async function runPipeline(client: ArtifactSandboxClient, file: string, options:
   }
   if (options.out) {
     for (const job of batch.jobs) {
-      if (job.artifacts.length > 0) await saveArtifacts(client, job.artifacts, join(options.out, job.name ?? job.id));
+      if (job.artifacts.length > 0) await saveArtifacts(client, await client.listArtifacts(job), join(options.out, job.name ?? job.id));
     }
   }
   if (options.json) printJson(batch);

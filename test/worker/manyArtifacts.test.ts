@@ -6,9 +6,8 @@
  */
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { ArtifactPageView } from "../../api/artifactList";
-import type { JobView } from "../../schemas/job";
-import { api, runJob, sha256Hex, uniqueSandbox } from "./client";
+import { ArtifactPageView, type JobView } from "../../schemas/job";
+import { api, runJob, sandboxClient, sha256Hex, uniqueSandbox } from "./client";
 import { TEST_TENANT } from "./support/jobs";
 import { readTarGz } from "./support/tarReader";
 
@@ -68,6 +67,8 @@ describe("10,000 artifact files", () => {
     expect(artifacts.map((artifact) => artifact.path)).toEqual(EXPECTED_PATHS);
     expect(job.artifactIndex?.bytes).toBe(artifacts.reduce((sum, artifact) => sum + artifact.size, 0));
     const byPath = new Map(artifacts.map((artifact) => [artifact.path, artifact]));
+    // The typed client (and so the CLI's --out) pages through them the same way.
+    expect((await sandboxClient.listArtifacts(job)).map((artifact) => artifact.path)).toEqual(EXPECTED_PATHS);
 
     // A few files, each by its signed URL from the listing: bytes, SHA-256 and mode as written.
     const samples: [string, string, number][] = [
