@@ -8,13 +8,24 @@ const PositiveInt = z.coerce.number().int().positive();
 /** R2 presigned URLs live at most 7 days; Worker-signed ones keep to the same bound. */
 export const MAX_SIGNED_URL_TTL_SECONDS = 7 * 24 * 60 * 60;
 
+/**
+ * An attempt's artifacts are one R2 object (storage/artifactPack.ts) written by a single put,
+ * which R2 takes up to 5 GiB: 4 GiB leaves room to spare. Index pages hold 1,000 files each, so
+ * 100,000 files are 100 page writes and reads, within an invocation's 1,000 operations.
+ */
+const MAX_ARTIFACT_TOTAL_BYTES = 4 * 1024 * 1024 * 1024;
+const MAX_ARTIFACT_FILES = 100_000;
+
 /** A tenant's caches together, by default (actions/cache allows 10 GB per repository). */
 const DEFAULT_CACHE_MAX_BYTES = 5 * 1024 * 1024 * 1024;
 
 const ConfigVars = z.object({
   RETENTION_DAYS: PositiveInt,
-  ARTIFACT_MAX_FILES: PositiveInt,
-  ARTIFACT_MAX_TOTAL_BYTES: PositiveInt,
+  ARTIFACT_MAX_FILES: PositiveInt.max(MAX_ARTIFACT_FILES, `ARTIFACT_MAX_FILES is at most ${MAX_ARTIFACT_FILES}`),
+  ARTIFACT_MAX_TOTAL_BYTES: PositiveInt.max(
+    MAX_ARTIFACT_TOTAL_BYTES,
+    `ARTIFACT_MAX_TOTAL_BYTES is at most ${MAX_ARTIFACT_TOTAL_BYTES} (4 GiB)`,
+  ),
   MAX_JOB_ATTEMPTS: PositiveInt,
   OUTPUT_MAX_BYTES: PositiveInt,
   SANDBOX_ANSWER_TIMEOUT_SECONDS: PositiveInt,

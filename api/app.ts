@@ -10,6 +10,7 @@ import { HTTPException } from "hono/http-exception";
 import { readConfig } from "../config";
 import { MAX_REQUEST_BODY_BYTES } from "../schemas/job";
 import { archiveRoute, archivesRouter } from "./archives";
+import { artifactListRouter } from "./artifactList";
 import { authenticate } from "./authenticate";
 import { batchesRouter } from "./batches";
 import { cachesRouter } from "./caches";
@@ -96,6 +97,7 @@ export function createApp(): OpenAPIHono<ApiEnv> {
   app.route("/", archivesRouter);
   app.route("/", batchesRouter);
   app.route("/", jobsRouter);
+  app.route("/", artifactListRouter);
   app.route("/", logsRouter);
   app.route("/", compatRouter);
   app.route("/", webhooksRouter);

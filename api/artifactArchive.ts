@@ -1,12 +1,14 @@
 /**
- * A finished job's artifacts as one gzip-compressed tar, built while it downloads: each object
- * streams from R2 into the tar stream (modern-tar), which CompressionStream gzips. Memory stays
- * flat whatever the artifacts' sizes: the packer queues at most 8 MiB before it stops reading R2,
- * and gzip is fed only as fast as the client takes its output.
+ * A finished job's artifacts as one gzip-compressed tar, built while it downloads: one read of
+ * the attempt's pack (storage/artifactPack.ts) is cut into entries by the sizes in its index, each
+ * wrapped in a tar header by modern-tar's packer, and CompressionStream gzips the result. Memory
+ * stays flat whatever the artifacts' sizes or number: the packer queues at most 8 MiB before it
+ * stops reading R2, gzip is fed only as fast as the client takes its output, and the index is
+ * read one page (1,000 entries) at a time.
  */
 import { createTarPacker } from "modern-tar";
 import type { JobRecord } from "../schemas/job";
-import { r2Keys } from "../storage/layout";
+import { packedArtifacts, readPack } from "../storage/artifactPack";
 import { contentDisposition } from "./downloads";
 
 export function archiveFilename(jobId: string): string {
@@ -19,14 +21,32 @@ export function serveArtifactArchive(bucket: R2Bucket, record: JobRecord): Respo
   // Every entry carries the job's finish time, so the same job always gives the same tar.
   const mtime = new Date(record.finishedAt ?? record.createdAt);
   const packing = async () => {
-    for (const artifact of record.artifacts) {
-      const object = await bucket.get(r2Keys.artifact(record.tenant, record.id, record.attempts, artifact.path));
-      if (!object) throw new Error(`artifact ${artifact.path} is missing from storage`);
-      if (object.size !== artifact.size) {
-        throw new Error(`artifact ${artifact.path} is ${object.size} bytes in storage, ${artifact.size} in the record`);
+    if (record.artifactIndex) {
+      const pack = await readPack(bucket, record);
+      if (!pack) throw new Error("the artifact pack is missing from storage");
+      if (pack.size !== record.artifactIndex.bytes) {
+        throw new Error(`the artifact pack is ${pack.size} bytes in storage, ${record.artifactIndex.bytes} in the record`);
       }
-      const entry = controller.add({ name: artifact.path, type: "file", size: artifact.size, mode: artifact.mode, mtime });
-      await object.body.pipeTo(entry);
+      const source = pack.body.getReader();
+      let held: Uint8Array = new Uint8Array();
+      for await (const artifact of packedArtifacts(bucket, record)) {
+        const entry = controller.add({ name: artifact.path, type: "file", size: artifact.size, mode: artifact.mode, mtime });
+        const writer = entry.getWriter();
+        // The entry's bytes: what is held from the last read first, then further reads.
+        for (let left = artifact.size; left > 0; ) {
+          if (held.byteLength === 0) {
+            const next = await source.read();
+            if (next.done) throw new Error(`the artifact pack ended inside ${artifact.path}`);
+            held = next.value;
+          }
+          const take = Math.min(left, held.byteLength);
+          await writer.write(held.subarray(0, take));
+          held = held.subarray(take);
+          left -= take;
+        }
+        await writer.close();
+      }
+      await source.cancel();
     }
     controller.finalize();
   };

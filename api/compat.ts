@@ -7,6 +7,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { normalizeSlashes, SandboxId, WorkspaceFilePath } from "../schemas/ids";
 import { DEFAULT_TIMEOUT_MS, isTerminal, type JobRecord, type JobRequest } from "../schemas/job";
+import { readPack } from "../storage/artifactPack";
 import { r2Keys } from "../storage/layout";
 import type { ApiEnv } from "./context";
 import { contentDisposition } from "./downloads";
@@ -117,10 +118,14 @@ compatRouter.get("/file", async (c) => {
   const path = workspacePathOf(c.req.query("path"));
   const record = await runToCompletion(c, sandboxId, { type: "file", op: "read", path });
   const artifact = record.artifacts[0];
-  const object = artifact && (await c.env.JOB_OUTPUT.get(r2Keys.artifact(record.tenant, record.id, record.attempts, artifact.path)));
-  if (!artifact || !object) throw new ApiError(502, ErrorCode.INTERNAL, `The content of ${path} was not stored (job ${record.id})`);
+  const object = artifact && artifact.size > 0 ? await readPack(c.env.JOB_OUTPUT, record) : null;
+  if (!artifact || (artifact.size > 0 && !object)) {
+    throw new ApiError(502, ErrorCode.INTERNAL, `The content of ${path} was not stored (job ${record.id})`);
+  }
+  // A read job's pack holds its one file and nothing else.
+  const body = object ? object.body : new Blob([]).stream();
   if (c.req.query("mode") === "download") {
-    return new Response(object.body, {
+    return new Response(body, {
       headers: {
         "content-type": artifact.contentType,
         "content-length": String(artifact.size),
@@ -128,7 +133,7 @@ compatRouter.get("/file", async (c) => {
       },
     });
   }
-  return new Response(contentAsJson(path, object.body), { headers: { "content-type": "application/json" } });
+  return new Response(contentAsJson(path, body), { headers: { "content-type": "application/json" } });
 });
 
 /**

@@ -1,7 +1,10 @@
 /**
- * Streams a stored object (stdout, stderr, an artifact) from R2 with the headers a download
- * needs: Content-Type, Content-Length, ETag, Content-Disposition, and Range support.
+ * Streams a stored object (stdout, stderr) or an artifact (a slice of its attempt's pack) from R2
+ * with the headers a download needs: Content-Type, Content-Length, ETag, Content-Disposition, and
+ * Range and If-None-Match support.
  */
+import type { JobRecord } from "../schemas/job";
+import { type PackedArtifact, readPack } from "../storage/artifactPack";
 import { ApiError, ErrorCode } from "./errors";
 
 export interface DownloadOptions {
@@ -56,6 +59,60 @@ export async function serveObject(bucket: R2Bucket, key: string, request: Reques
   }
   headers.set("content-length", String(object.size));
   return new Response(object.body, { status: 200, headers });
+}
+
+/**
+ * One artifact: a range read of its pack. Its ETag is its SHA-256, so it is the same for the same
+ * bytes. One `bytes=` range is served as 206; several, or a header that does not parse, get the
+ * whole file, as RFC 9110 lets a server do.
+ */
+export async function serveArtifact(
+  bucket: R2Bucket,
+  record: JobRecord,
+  artifact: PackedArtifact,
+  request: Request,
+  options: Pick<DownloadOptions, "filename" | "disposition">,
+): Promise<Response> {
+  const etag = `"${artifact.sha256}"`;
+  const headers = new Headers({
+    "content-type": artifact.contentType,
+    etag,
+    "accept-ranges": "bytes",
+    "content-disposition": contentDisposition(options.disposition, options.filename),
+  });
+  const ifNoneMatch = request.headers.get("if-none-match");
+  if (ifNoneMatch?.split(",").some((tag) => ["*", etag].includes(tag.trim().replace(/^W\//, "")))) {
+    return new Response(null, { status: 304, headers });
+  }
+  const range = parseByteRange(request.headers.get("range"), artifact.size);
+  if (range === "unsatisfiable") return rangeNotSatisfiable(artifact.size);
+  const { offset, length } = range ?? { offset: 0, length: artifact.size };
+  if (range) headers.set("content-range", `bytes ${offset}-${offset + length - 1}/${artifact.size}`);
+  headers.set("content-length", String(length));
+  const status = range ? 206 : 200;
+  if (length === 0 || request.method === "HEAD") return new Response(null, { status, headers });
+  const slice = await readPack(bucket, record, { offset: artifact.offset + offset, length });
+  if (!slice) throw new Error(`the artifact pack of job ${record.id} is missing from storage`);
+  return new Response(slice.body, { status, headers });
+}
+
+/** A single `bytes=first-last`, `bytes=first-` or `bytes=-suffix` range; undefined means the whole file. */
+function parseByteRange(header: string | null, size: number): { offset: number; length: number } | "unsatisfiable" | undefined {
+  const match = header ? /^bytes=(\d*)-(\d*)$/.exec(header.trim()) : null;
+  if (!match) return undefined;
+  const [, first = "", last = ""] = match;
+  if (first === "" && last === "") return undefined;
+  if (first === "") {
+    const suffix = Number(last);
+    if (suffix === 0 || size === 0) return "unsatisfiable";
+    const length = Math.min(suffix, size);
+    return { offset: size - length, length };
+  }
+  const offset = Number(first);
+  if (last !== "" && Number(last) < offset) return undefined;
+  if (offset >= size) return "unsatisfiable";
+  const end = last === "" ? size - 1 : Math.min(Number(last), size - 1);
+  return { offset, length: end - offset + 1 };
 }
 
 /** R2 reports a range as offset/length or as a suffix; turn either into offset and length. */

@@ -2,15 +2,16 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { coordinatorFor } from "../coordinator/stubs";
 import { isTerminal, type JobRecord, JobView } from "../schemas/job";
+import { findArtifact, storedUnpacked } from "../storage/artifactPack";
 import { JOB_ID_PATTERN, r2Keys, sandboxKey } from "../storage/layout";
 import { serveArtifactArchive } from "./artifactArchive";
-import { serveObject } from "./downloads";
+import { serveArtifact, serveObject } from "./downloads";
 import { ApiError, ErrorCode } from "./errors";
 import { MAX_WAIT_SECONDS } from "./jobService";
 import { ErrorBody, newRouter } from "./openapi";
 import { ARCHIVE_PATH_SUFFIX, UrlTtl } from "./present";
 
-const JobParams = z.object({
+export const JobParams = z.object({
   jobId: z
     .string()
     .regex(JOB_ID_PATTERN, "Job IDs are 26-character ULIDs as returned by the submit call")
@@ -131,19 +132,18 @@ jobsRouter.get("/v1/jobs/:jobId/artifacts/:path{.+}", async (c) => {
   const rawPath = new URL(c.req.url).pathname.slice(`/v1/jobs/${jobId}/artifacts/`.length);
   const path = rawPath.split("/").map(decodeSegment).join("/");
   const record = await c.var.jobs.get(jobId);
-  const artifact = record.artifacts.find((candidate) => candidate.path === path);
+  const artifact = await findArtifact(c.env.JOB_OUTPUT, record, path);
   if (!artifact) {
     const known = record.artifacts.map((candidate) => candidate.path).slice(0, 20);
     throw new ApiError(
       404,
       ErrorCode.FILE_NOT_FOUND,
-      `Job ${jobId} has no artifact ${path}${known.length ? `; it has: ${known.join(", ")}` : ""}`,
+      `Job ${jobId} has no artifact ${path}${known.length ? `; its first are: ${known.join(", ")} (GET /v1/jobs/${jobId}/artifacts lists all)` : ""}`,
     );
   }
-  return serveObject(c.env.JOB_OUTPUT, r2Keys.artifact(record.tenant, jobId, record.attempts, path), c.req.raw, {
+  return serveArtifact(c.env.JOB_OUTPUT, record, artifact, c.req.raw, {
     filename: path.slice(path.lastIndexOf("/") + 1),
     disposition: "attachment",
-    fallbackContentType: artifact.contentType,
   });
 });
 
@@ -164,6 +164,13 @@ jobsRouter.get(`/v1/jobs/:jobId/${ARCHIVE_PATH_SUFFIX}`, async (c) => {
   const jobId = parseJobId(c.req.param("jobId"));
   const record = await c.var.jobs.get(jobId);
   assertFinished(record, "artifact archive");
+  if (storedUnpacked(record)) {
+    throw new ApiError(
+      404,
+      ErrorCode.FILE_NOT_FOUND,
+      `Job ${jobId}'s artifacts were stored in an earlier layout and are not served; run the job again`,
+    );
+  }
   return serveArtifactArchive(c.env.JOB_OUTPUT, record);
 });
 

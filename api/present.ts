@@ -1,15 +1,15 @@
 /**
  * Turns stored job records into API answers, with absolute download URLs for this origin. The
  * URLs are signed (access/signedUrls.ts): anyone holding one downloads without a key until it
- * expires. Without a signing key configured they are plain URLs that need the API key.
+ * expires. Without a signing key configured they are plain URLs that need the API key. Artifact
+ * URLs always go through the Worker: a file is a slice of its attempt's pack, which an R2
+ * presigned URL (the whole object) cannot name.
  */
 
 import { z } from "@hono/zod-openapi";
-import { presignR2Get, signPath } from "../access/signedUrls";
+import { signPath } from "../access/signedUrls";
 import { type AppConfig, MAX_SIGNED_URL_TTL_SECONDS } from "../config";
-import type { JobRecord, JobView } from "../schemas/job";
-import { r2Keys } from "../storage/layout";
-import { contentDisposition } from "./downloads";
+import type { ArtifactRef, JobRecord, JobView } from "../schemas/job";
 
 export function jobPath(jobId: string): string {
   return `/v1/jobs/${jobId}`;
@@ -21,6 +21,11 @@ export function artifactPath(jobId: string, path: string): string {
 
 /** The archive route's last segment, after `/v1/jobs/{jobId}/`. */
 export const ARCHIVE_PATH_SUFFIX = "artifacts.tar.gz";
+
+/** Every artifact of a job, a page at a time (api/artifactList.ts). */
+export function artifactListPath(jobId: string): string {
+  return `${jobPath(jobId)}/artifacts`;
+}
 
 export function archivePath(jobId: string): string {
   return `${jobPath(jobId)}/${ARCHIVE_PATH_SUFFIX}`;
@@ -51,27 +56,50 @@ export class JobPresenter {
   }
 
   async present(record: JobRecord): Promise<JobView> {
-    const { leaseUntil: _internal, ...visible } = record;
-    const expires = Math.floor(Date.now() / 1000) + this.ttlSeconds;
-    const signable = this.signing.keys.length > 0;
-    const downloadUrl = async (path: string) => {
-      const key = this.signing.keys[0];
-      return key ? `${this.origin}${path}?${await signPath(key, record.tenant, path, expires)}` : `${this.origin}${path}`;
-    };
-    const artifactUrl = async (path: string) => {
-      const r2 = this.signing.r2;
-      if (!r2) return downloadUrl(artifactPath(record.id, path));
-      const objectKey = r2Keys.artifact(record.tenant, record.id, record.attempts, path);
-      return presignR2Get(r2, objectKey, this.ttlSeconds, contentDisposition("attachment", path.slice(path.lastIndexOf("/") + 1)));
-    };
+    const { leaseUntil: _internal, artifactIndex, ...visible } = record;
+    const expires = this.expires();
     return {
       ...visible,
-      stdout: record.stdout && { ...record.stdout, url: await downloadUrl(`${jobPath(record.id)}/stdout`) },
-      stderr: record.stderr && { ...record.stderr, url: await downloadUrl(`${jobPath(record.id)}/stderr`) },
-      artifacts: await Promise.all(record.artifacts.map(async (artifact) => ({ ...artifact, url: await artifactUrl(artifact.path) }))),
-      // Built by the Worker as it downloads, so always Worker-signed, even when artifacts go straight to R2.
-      archiveUrl: await downloadUrl(archivePath(record.id)),
-      urlsExpireAt: signable ? new Date(expires * 1000).toISOString() : null,
+      stdout: record.stdout && { ...record.stdout, url: await this.downloadUrl(record, `${jobPath(record.id)}/stdout`, expires) },
+      stderr: record.stderr && { ...record.stderr, url: await this.downloadUrl(record, `${jobPath(record.id)}/stderr`, expires) },
+      artifacts: await this.withUrls(record, record.artifacts, expires),
+      artifactIndex: artifactIndex && {
+        files: artifactIndex.files,
+        bytes: artifactIndex.bytes,
+        listUrl: `${this.origin}${artifactListPath(record.id)}`,
+      },
+      archiveUrl: await this.downloadUrl(record, archivePath(record.id), expires),
+      urlsExpireAt: this.signing.keys.length > 0 ? new Date(expires * 1000).toISOString() : null,
     };
+  }
+
+  /** `artifacts` of `record`, each with its download URL; and when those URLs expire (null: unsigned). */
+  async artifactsWithUrls(record: JobRecord, artifacts: ArtifactRef[]) {
+    const expires = this.expires();
+    const urlsExpireAt = this.signing.keys.length > 0 ? new Date(expires * 1000).toISOString() : null;
+    return { artifacts: await this.withUrls(record, artifacts, expires), urlsExpireAt };
+  }
+
+  private expires(): number {
+    return Math.floor(Date.now() / 1000) + this.ttlSeconds;
+  }
+
+  private withUrls(record: JobRecord, artifacts: ArtifactRef[], expires: number) {
+    // Only the fields of an artifact reference: an index entry's offset stays internal.
+    return Promise.all(
+      artifacts.map(async ({ path, size, contentType, sha256, mode }) => ({
+        path,
+        size,
+        contentType,
+        sha256,
+        mode,
+        url: await this.downloadUrl(record, artifactPath(record.id, path), expires),
+      })),
+    );
+  }
+
+  private async downloadUrl(record: JobRecord, path: string, expires: number): Promise<string> {
+    const key = this.signing.keys[0];
+    return key ? `${this.origin}${path}?${await signPath(key, record.tenant, path, expires)}` : `${this.origin}${path}`;
   }
 }

@@ -14,10 +14,10 @@ import type { ArtifactSandboxClient, JobView } from "../client";
 export type Artifact = JobView["artifacts"][number];
 
 /** The artifacts matching any of the globs (all of them when there are none). */
-export function selectArtifacts(job: JobView, globs: string[]): Artifact[] {
-  if (globs.length === 0) return job.artifacts;
+export function selectArtifacts(artifacts: Artifact[], globs: string[]): Artifact[] {
+  if (globs.length === 0) return artifacts;
   const matches = picomatch(globs, { dot: true });
-  return job.artifacts.filter((artifact) => matches(artifact.path));
+  return artifacts.filter((artifact) => matches(artifact.path));
 }
 
 /** Downloads each artifact into `outDir`; returns the local paths written. */

@@ -56,7 +56,7 @@ export async function followPipeline(client: ArtifactSandboxClient, submitted: B
   }
   if (options.out) {
     for (const job of batch.jobs) {
-      if (job.artifacts.length > 0) await saveArtifacts(client, job.artifacts, join(options.out, job.name ?? job.id));
+      if (job.artifacts.length > 0) await saveArtifacts(client, await client.listArtifacts(job), join(options.out, job.name ?? job.id));
     }
   }
   if (options.json) printJson(batch);

@@ -8,6 +8,7 @@ import { z } from "zod";
 import { DeletedSandbox, SandboxList, type SandboxView } from "../schemas/api";
 import { CacheList, DeletedCaches } from "../schemas/cache";
 import {
+  ArtifactPageView,
   BatchEntry,
   BatchView,
   isTerminal,
@@ -147,6 +148,20 @@ export class ArtifactSandboxClient {
   async outputTail(jobId: string, stream: "stdout" | "stderr", bytes: number): Promise<string> {
     const response = await this.http.send(`/v1/jobs/${encodeURIComponent(jobId)}/${stream}`, { headers: { range: `bytes=-${bytes}` } });
     return response.status === 204 ? "" : response.text();
+  }
+
+  /** Every artifact of a job, with download URLs: its record lists only the first 200, the rest come a page at a time. */
+  async listArtifacts(job: JobView): Promise<JobView["artifacts"]> {
+    if (!job.artifactIndex || job.artifactIndex.files <= job.artifacts.length) return job.artifacts;
+    const artifacts: JobView["artifacts"] = [];
+    let cursor: string | null = null;
+    do {
+      const search: string = cursor === null ? "" : `?cursor=${cursor}`;
+      const page = await this.http.json(ArtifactPageView, `/v1/jobs/${encodeURIComponent(job.id)}/artifacts${search}`);
+      artifacts.push(...page.artifacts);
+      cursor = page.nextCursor;
+    } while (cursor !== null);
+    return artifacts;
   }
 
   /** Every artifact of a finished job as one .tar.gz stream. */

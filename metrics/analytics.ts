@@ -16,7 +16,7 @@ export function writeJobDataPoint(dataset: AnalyticsEngineDataset | undefined, r
     dataset.writeDataPoint({
       indexes: [record.tenant],
       blobs: [record.tenant, record.status, record.sandboxId, record.error?.code ?? "", eventType],
-      doubles: [record.durationMs ?? 0, queueWaitMs, record.artifacts.reduce((sum, artifact) => sum + artifact.size, 0), record.attempts],
+      doubles: [record.durationMs ?? 0, queueWaitMs, record.artifactIndex?.bytes ?? 0, record.attempts],
     });
   } catch (error) {
     // Metrics must never fail the job's event.

@@ -65,7 +65,7 @@ export class MetricRollup {
       ["h", Math.floor(finishedAt / HOUR_MS)],
       ["all", 0],
     ];
-    const artifactBytes = record.artifacts.reduce((sum, artifact) => sum + artifact.size, 0);
+    const artifactBytes = record.artifactIndex?.bytes ?? 0;
     const observed: [HistogramName, number | null][] = [
       ["duration", record.durationMs === null ? null : record.durationMs / 1000],
       ["queue_wait", secondsBetween(record.createdAt, record.startedAt)],

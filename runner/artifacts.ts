@@ -1,14 +1,18 @@
 /**
- * Collects a run job's artifacts: files below its cwd that match its glob patterns, uploaded
- * to R2 with content type and SHA-256, within the per-job count and size caps. Every file left
- * out is reported with the reason.
+ * Collects a run job's artifacts: files below its cwd that match its glob patterns, within the
+ * per-job count and size caps. The sandbox packs the chosen files into one file in a single
+ * command (packScripts.ts), which streams into R2 as the attempt's pack with its index
+ * (storage/artifactPack.ts): a few sandbox and R2 calls whatever the number of files. Every file
+ * left out is reported with the reason.
  */
 import { getMimeType } from "hono/utils/mime";
 import picomatch from "picomatch";
 import { type SandboxFileInfo, SandboxOperationError, type SandboxPort } from "../sandbox/port";
 import { relativeTo } from "../schemas/ids";
-import type { ArtifactRef, SkippedArtifact } from "../schemas/job";
-import { type JobAttempt, putArtifact } from "../storage/outputs";
+import type { ArtifactIndex, ArtifactRef, SkippedArtifact } from "../schemas/job";
+import { type PackFile, storeArtifactPack } from "../storage/artifactPack";
+import type { JobAttempt } from "../storage/outputs";
+import { packCommand } from "./packScripts";
 
 export interface ArtifactLimits {
   maxFiles: number;
@@ -16,23 +20,21 @@ export interface ArtifactLimits {
 }
 
 export interface CollectedArtifacts {
+  /** The first artifacts, as the record lists them; `index` has them all (null when there are none). */
   artifacts: ArtifactRef[];
+  index: ArtifactIndex | null;
   skipped: SkippedArtifact[];
 }
 
-/** Artifacts uploaded at once: enough to overlap reads and writes, few enough to bound memory. */
-const UPLOAD_CONCURRENCY = 4;
+/** Files left out that the record names one by one; past it, one entry counts the rest. */
+const SKIPPED_LISTED = 200;
 
-/** Maps with at most `limit` calls in flight; results keep the input order. */
-async function mapConcurrently<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  // One iterator shared by the workers: each takes the next item when it is free.
-  const pending = items.entries();
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    for (const [index, item] of pending) results[index] = await fn(item);
-  });
-  await Promise.all(workers);
-  return results;
+/** `skipped` with at most SKIPPED_LISTED entries: a job that matched 100,000 files must not list them all. */
+function capSkipped(skipped: SkippedArtifact[]): SkippedArtifact[] {
+  if (skipped.length <= SKIPPED_LISTED) return skipped;
+  const kept = skipped.slice(0, SKIPPED_LISTED - 1);
+  const rest = skipped.length - kept.length;
+  return [...kept, { path: `(${rest} more)`, reason: `${rest} more files were left out; the record lists the first ${kept.length}` }];
 }
 
 /**
@@ -68,8 +70,8 @@ export async function collectArtifacts(
   job: { at: JobAttempt; cwd: string; patterns: string[] },
   limits: ArtifactLimits,
 ): Promise<CollectedArtifacts> {
-  const result: CollectedArtifacts = { artifacts: [], skipped: [] };
-  if (job.patterns.length === 0) return result;
+  const skipped: SkippedArtifact[] = [];
+  if (job.patterns.length === 0) return { artifacts: [], index: null, skipped };
 
   // `!pattern` excludes what the other patterns include, as in CI tools' artifact paths.
   const includes = job.patterns.filter((pattern) => !pattern.startsWith("!"));
@@ -84,7 +86,7 @@ export async function collectArtifacts(
   });
   const files = await listUnder(sandbox, job.cwd, includes);
 
-  // Choose first, in listing order, so the caps decide the same way every time; then upload.
+  // Chosen in listing (path) order, so the caps decide the same way every time.
   const chosen: { path: string; sandboxPath: string }[] = [];
   let chosenBytes = 0;
   for (const file of files) {
@@ -95,9 +97,9 @@ export async function collectArtifacts(
     for (const matcher of matching) matcher.used = true;
 
     if (chosen.length >= limits.maxFiles) {
-      result.skipped.push({ path, reason: `artifact count limit reached (${limits.maxFiles} files per job)` });
+      skipped.push({ path, reason: `artifact count limit reached (${limits.maxFiles} files per job)` });
     } else if (chosenBytes + file.size > limits.maxTotalBytes) {
-      result.skipped.push({
+      skipped.push({
         path,
         reason: `total artifact size limit reached (${limits.maxTotalBytes} bytes per job); this file is ${file.size} bytes`,
       });
@@ -106,24 +108,61 @@ export async function collectArtifacts(
       chosenBytes += file.size;
     }
   }
-
-  const uploads = await mapConcurrently(chosen, UPLOAD_CONCURRENCY, async ({ path, sandboxPath }) => {
-    const contentType = contentTypeFor(path);
-    try {
-      const stream = await sandbox.readFile(sandboxPath);
-      const sha256 = await putArtifact(bucket, job.at, path, stream, contentType);
-      return { artifact: { path, size: stream.size, contentType, sha256, mode: stream.mode } };
-    } catch (error) {
-      // A file that vanished or changed size mid-upload is reported, not fatal to the job.
-      return { skipped: { path, reason: `could not be uploaded: ${error instanceof Error ? error.message : String(error)}` } };
-    }
-  });
-  for (const upload of uploads) {
-    if (upload.artifact) result.artifacts.push(upload.artifact);
-    else result.skipped.push(upload.skipped);
-  }
   for (const matcher of matchers) {
-    if (!matcher.used) result.skipped.push({ path: matcher.pattern, reason: "pattern matched no files" });
+    if (!matcher.used) skipped.push({ path: matcher.pattern, reason: "pattern matched no files" });
   }
-  return result;
+  if (chosen.length === 0) return { artifacts: [], index: null, skipped: capSkipped(skipped) };
+
+  const packed = await packInSandbox(sandbox, job.at, chosen);
+  skipped.push(...packed.skipped);
+  if (packed.files.length === 0) {
+    await sandbox.deleteFile(packed.packPath).catch(() => undefined);
+    return { artifacts: [], index: null, skipped: capSkipped(skipped) };
+  }
+  const stored = await storePackFrom(sandbox, packed.packPath, bucket, job.at, packed.files);
+  return { artifacts: stored.listed, index: stored.index, skipped: capSkipped(skipped) };
+}
+
+/** Where an attempt's files are packed in its sandbox (outside the workspace, so no job sees it). */
+function packPathFor(at: JobAttempt): string {
+  return `/tmp/.artifacts-${at.jobId}-${at.attempt}.pack`;
+}
+
+/** Packs `chosen` into one file in the sandbox; what went in (in order) and what did not, with why. */
+async function packInSandbox(sandbox: SandboxPort, at: JobAttempt, chosen: { path: string; sandboxPath: string }[]) {
+  const packPath = packPathFor(at);
+  const listPath = `${packPath}.list`;
+  await sandbox.writeFile(listPath, new TextEncoder().encode(chosen.map((file) => `${file.sandboxPath}\0`).join("")));
+  const { stdout } = await sandbox.run(packCommand(listPath, packPath));
+  const lines = stdout.split("\n");
+  const files: PackFile[] = [];
+  const skipped: SkippedArtifact[] = [];
+  chosen.forEach(({ path }, index) => {
+    const line = lines[index] ?? "- no answer from the packing command";
+    const packedFile = /^(\d+) (\d+)$/.exec(line);
+    if (packedFile) files.push({ path, size: Number(packedFile[1]), mode: Number(packedFile[2]), contentType: contentTypeFor(path) });
+    else skipped.push({ path, reason: `could not be collected: ${line.replace(/^- /, "")}` });
+  });
+  return { packPath, files, skipped };
+}
+
+/** Streams a pack the sandbox made into R2 as the attempt's artifacts, then removes it. */
+async function storePackFrom(sandbox: SandboxPort, packPath: string, bucket: R2Bucket, at: JobAttempt, files: PackFile[]) {
+  try {
+    const pack = await sandbox.readFile(packPath);
+    const expected = files.reduce((sum, file) => sum + file.size, 0);
+    if (pack.size !== expected) {
+      await pack.body.cancel();
+      throw new SandboxOperationError("SANDBOX_ERROR", `The artifact pack is ${pack.size} bytes, its files ${expected}`, true);
+    }
+    return await storeArtifactPack(bucket, at, files, pack.body);
+  } finally {
+    await sandbox.deleteFile(packPath).catch(() => undefined);
+  }
+}
+
+/** A file job's read: the one file stored as its attempt's artifacts. */
+export async function storeSingleArtifact(sandbox: SandboxPort, bucket: R2Bucket, at: JobAttempt, sandboxPath: string, path: string) {
+  const file = await sandbox.readFile(sandboxPath);
+  return storeArtifactPack(bucket, at, [{ path, size: file.size, mode: file.mode, contentType: contentTypeFor(path) }], file.body);
 }

@@ -16,8 +16,8 @@ import {
   type RunJobRequest,
 } from "../schemas/job";
 import { r2Keys } from "../storage/layout";
-import { type JobAttempt, putArtifact, putOutput } from "../storage/outputs";
-import { type ArtifactLimits, collectArtifacts, contentTypeFor } from "./artifacts";
+import { type JobAttempt, putOutput } from "../storage/outputs";
+import { type ArtifactLimits, collectArtifacts, storeSingleArtifact } from "./artifacts";
 import { type CacheContext, restoreCaches, saveCaches } from "./caches";
 import { runCommandTries, succeeded } from "./commandTries";
 import { planExtraction, unpackInSandbox } from "./extractArchive";
@@ -27,7 +27,7 @@ import { loadSecrets, maskedListener, type SecretMasker, type SecretSource } fro
 /** The fields of the record that running a job decides. */
 export type JobOutcome = Pick<
   JobRecord,
-  "status" | "exitCode" | "signal" | "tries" | "error" | "stdout" | "stderr" | "artifacts" | "skippedArtifacts"
+  "status" | "exitCode" | "signal" | "tries" | "error" | "stdout" | "stderr" | "artifacts" | "skippedArtifacts" | "artifactIndex"
 > &
   Partial<Pick<JobRecord, "extracted" | "caches">>;
 
@@ -64,6 +64,7 @@ function fileOutcome(fields: Partial<JobOutcome> & Pick<JobOutcome, "status">): 
     stderr: null,
     artifacts: [],
     skippedArtifacts: [],
+    artifactIndex: null,
     ...fields,
   };
 }
@@ -112,6 +113,7 @@ async function executeRun(context: ExecuteContext, request: RunJobRequest): Prom
     stdout: outputRef(result.stdout),
     stderr: outputRef(result.stderr),
     artifacts: collected.artifacts,
+    artifactIndex: collected.index,
     skippedArtifacts: collected.skipped,
   };
 }
@@ -195,11 +197,9 @@ async function executeFileOp(context: ExecuteContext, request: FileJobRequest): 
       return fileOutcome({ status: "succeeded" });
     }
     // A read's result is an artifact named by its path inside the workspace.
-    const file = await sandbox.readFile(request.path);
     const path = relativeTo(WORKSPACE_ROOT, request.path) ?? request.path;
-    const contentType = contentTypeFor(path);
-    const sha256 = await putArtifact(context.bucket, context.at, path, file, contentType);
-    return fileOutcome({ status: "succeeded", artifacts: [{ path, size: file.size, contentType, sha256, mode: file.mode }] });
+    const stored = await storeSingleArtifact(sandbox, context.bucket, context.at, request.path, path);
+    return fileOutcome({ status: "succeeded", artifacts: stored.listed, artifactIndex: stored.index });
   } catch (error) {
     if (error instanceof SandboxOperationError && !error.retryable) {
       return fileOutcome({ status: "failed", error: { code: error.code, message: error.message } });

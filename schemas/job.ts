@@ -261,6 +261,19 @@ export const ArtifactRef = z.object({
 });
 export type ArtifactRef = z.infer<typeof ArtifactRef>;
 
+/**
+ * Where all of an attempt's artifacts are (storage/artifactIndex.ts): one pack object and index
+ * pages of up to 1,000 entries in path order. The record lists only the first of them.
+ */
+export const ArtifactIndex = z.object({
+  /** Every artifact collected, and their bytes together. */
+  files: z.number().int(),
+  bytes: z.number().int(),
+  /** The first path of each index page, in order: which page holds a path, without reading them all. */
+  pageFirstPaths: z.array(z.string()),
+});
+export type ArtifactIndex = z.infer<typeof ArtifactIndex>;
+
 /** One run of a job's command; `signal` names the signal that killed it (exit code 128 + its number). */
 export const CommandTry = z.object({
   exitCode: z.number().int().nullable(),
@@ -303,8 +316,11 @@ export const JobRecord = z.object({
   error: JobError.nullable(),
   stdout: OutputRef.nullable(),
   stderr: OutputRef.nullable(),
+  /** The first artifacts in path order (up to 200; `artifactIndex` counts them all). */
   artifacts: z.array(ArtifactRef),
   skippedArtifacts: z.array(SkippedArtifact),
+  /** Null when the job collected no artifacts. */
+  artifactIndex: ArtifactIndex.nullable().default(null),
   expiresAt: z.string(),
   /** Until when the runner that set `running` owns the job; its heartbeat renews it while the command runs. */
   leaseUntil: z.string().nullable(),
@@ -357,6 +373,7 @@ export function newJobRecord(
     stderr: null,
     artifacts: [],
     skippedArtifacts: [],
+    artifactIndex: null,
     expiresAt: new Date(now + retentionSeconds * 1000).toISOString(),
     leaseUntil: null,
     cancelRequested: false,
@@ -398,11 +415,14 @@ export function decodeFileContent(request: { content: string; encoding: "utf-8" 
 }
 
 /** The job as the API answers it: the stored record without internals, with download URLs. */
-export const JobView = JobRecord.omit({ leaseUntil: true, stdout: true, stderr: true, artifacts: true })
+export const JobView = JobRecord.omit({ leaseUntil: true, stdout: true, stderr: true, artifacts: true, artifactIndex: true })
   .extend({
     stdout: OutputRef.extend({ url: z.string() }).nullable(),
     stderr: OutputRef.extend({ url: z.string() }).nullable(),
+    /** The first artifacts in path order (up to 200); `artifactIndex.listUrl` pages through all of them. */
     artifacts: z.array(ArtifactRef.extend({ url: z.string() })),
+    /** How many artifacts there are and their bytes, and where to list them all; null when there are none. */
+    artifactIndex: z.object({ files: z.number().int(), bytes: z.number().int(), listUrl: z.string() }).nullable(),
     /** Every artifact as one .tar.gz (an empty archive when there are none); 409 until the job finishes. */
     archiveUrl: z.string(),
     /** When the download URLs above stop working (they need no API key until then); null when they are unsigned. */
@@ -412,6 +432,19 @@ export const JobView = JobRecord.omit({ leaseUntil: true, stdout: true, stderr: 
 export type JobView = z.infer<typeof JobView>;
 
 export const JobPageView = z.object({ jobs: z.array(JobView), nextCursor: z.string().nullable() }).openapi("JobPage");
+
+/** A page of `GET /v1/jobs/{id}/artifacts`: up to 1,000 of a job's artifacts in path order. */
+export const ArtifactPageView = z
+  .object({
+    artifacts: z.array(ArtifactRef.extend({ url: z.string() })),
+    /** All of the job's artifacts, on every page. */
+    files: z.number().int(),
+    /** Pass as `cursor` for the next page; null on the last. */
+    nextCursor: z.string().nullable(),
+    urlsExpireAt: z.string().nullable(),
+  })
+  .openapi("ArtifactPage");
+export type ArtifactPageView = z.infer<typeof ArtifactPageView>;
 /** A batch as a whole: `succeeded` once every job has, `failed` once all have finished and one did not. */
 export const BatchStatus = z.enum(["queued", "running", "succeeded", "failed"]);
 export type BatchStatus = z.infer<typeof BatchStatus>;

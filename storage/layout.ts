@@ -15,7 +15,10 @@
  *                                                    did not take at submit; deleted once the job ends
  *      tenants/{tenant}/jobs/{jobId}/upload.tar.gz   an uploaded source archive, deleted once unpacked
  *      tenants/{tenant}/jobs/{jobId}/attempts/{n}/stdout, .../stderr       captured output of attempt n
- *      tenants/{tenant}/jobs/{jobId}/attempts/{n}/artifacts/{path}         its collected files, path relative to cwd
+ *      tenants/{tenant}/jobs/{jobId}/attempts/{n}/artifacts.pack          its collected files' bytes, one after another
+      tenants/{tenant}/jobs/{jobId}/attempts/{n}/artifacts.index/{page}.json  up to 1,000 entries of the pack each,
+                                                    in path order: path (relative to cwd), offset, size, sha256, mode
+                                                    (storage/artifactIndex.ts; a file is a range read of the pack)
  *        (the final record names the attempt it publishes, so an attempt that outlived its
  *        runner can never overwrite what the record describes)
  *      tenants/{tenant}/batches/{batchId}.json       a batch's jobs and what each needs
@@ -76,8 +79,9 @@ export const r2Keys = {
   request: (tenant: string, jobId: string) => `${jobPrefix(tenant, jobId)}/request.json`,
   output: (tenant: string, jobId: string, attempt: number, stream: "stdout" | "stderr") =>
     `${jobPrefix(tenant, jobId)}/attempts/${attempt}/${stream}`,
-  artifact: (tenant: string, jobId: string, attempt: number, path: string) =>
-    `${jobPrefix(tenant, jobId)}/attempts/${attempt}/artifacts/${path}`,
+  artifactPack: (tenant: string, jobId: string, attempt: number) => `${jobPrefix(tenant, jobId)}/attempts/${attempt}/artifacts.pack`,
+  artifactIndexPage: (tenant: string, jobId: string, attempt: number, page: number) =>
+    `${jobPrefix(tenant, jobId)}/attempts/${attempt}/artifacts.index/${page}.json`,
   upload: (tenant: string, jobId: string) => `${jobPrefix(tenant, jobId)}/upload.tar.gz`,
   batch: (tenant: string, batchId: string) => `tenants/${tenant}/batches/${batchId}.json`,
   batchRequest: (tenant: string, batchId: string) => `tenants/${tenant}/batches/${batchId}.request.json`,

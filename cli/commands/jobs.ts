@@ -112,7 +112,7 @@ export function registerJobCommands(program: Command): void {
       const options = DownloadOptions.parse(raw);
       const client = clientFromEnvironment();
       const job = await client.getJob(jobId);
-      const artifacts = selectArtifacts(job, globs);
+      const artifacts = selectArtifacts(await client.listArtifacts(job), globs);
       if (globs.length > 0 && artifacts.length === 0) {
         process.stderr.write(
           `No artifact of job ${jobId} matches ${globs.join(" ")}; it has: ${job.artifacts.map((a) => a.path).join(", ")}\n`,

@@ -76,7 +76,7 @@ async function runCommand(client: ArtifactSandboxClient, sandboxId: string, comm
 }
 
 async function finish(client: ArtifactSandboxClient, job: JobView, options: { out?: string; json: boolean }): Promise<number> {
-  const saved = options.out ? await saveArtifacts(client, job.artifacts, options.out) : [];
+  const saved = options.out ? await saveArtifacts(client, await client.listArtifacts(job), options.out) : [];
   if (options.json) printJson(job);
   else {
     if (job.status !== "succeeded") process.stderr.write(`artifact-sandbox: ${jobLine(job)}\n`);

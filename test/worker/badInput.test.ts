@@ -1,6 +1,6 @@
 /** Every bad input is answered with the right 4xx, a stable code and a message a user can act on. */
 import { describe, expect, it } from "vitest";
-import { api, expectError, postJson, submit, uniqueSandbox } from "./client";
+import { api, expectError, postJson, runJob, submit, uniqueSandbox } from "./client";
 
 const run = { type: "run", command: "true" };
 
@@ -122,10 +122,17 @@ describe("bad input", () => {
   });
 
   it("answers 404 for an artifact the job does not have, listing the ones it has", async () => {
-    const job = await submit(uniqueSandbox("noart"), { type: "run", command: "echo x > a.txt", artifacts: ["a.txt"] });
-    await api(`/v1/jobs/${job.id}?wait=10`);
+    const job = await runJob(uniqueSandbox("noart"), { type: "run", command: "echo x > a.txt", artifacts: ["a.txt"] });
     const message = await expectError(await api(`/v1/jobs/${job.id}/artifacts/b.txt`), 404, "FILE_NOT_FOUND");
     expect(message).toContain("a.txt");
+  });
+
+  it("answers 400 for an artifact listing cursor the listing never gave", async () => {
+    const job = await runJob(uniqueSandbox("cursor"), { type: "run", command: "echo x > a.txt", artifacts: ["a.txt"] });
+    const listing = await api(`/v1/jobs/${job.id}/artifacts`);
+    expect(await listing.json()).toMatchObject({ artifacts: [{ path: "a.txt" }], files: 1, nextCursor: null });
+    expect(await expectError(await api(`/v1/jobs/${job.id}/artifacts?cursor=abc`), 400, "INVALID_REQUEST")).toContain("cursor");
+    expect(await expectError(await api(`/v1/jobs/${job.id}/artifacts?cursor=1`), 400, "INVALID_REQUEST")).toContain("past the last");
   });
 
   it("serves an OpenAPI document generated from the schemas", async () => {
@@ -138,6 +145,7 @@ describe("bad input", () => {
         "/v1/jobs/{jobId}",
         "/v1/jobs/{jobId}/stdout",
         "/v1/jobs/{jobId}/artifacts/{path}",
+        "/v1/jobs/{jobId}/artifacts",
       ]),
     );
   });

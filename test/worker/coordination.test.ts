@@ -103,7 +103,7 @@ describe("per-sandbox coordination", () => {
 
     // The dead attempt writes late: nothing the record describes changes.
     await env.JOB_OUTPUT.put(r2Keys.output(TEST_TENANT, message.jobId, 1, "stdout"), "stale\n");
-    await env.JOB_OUTPUT.put(r2Keys.artifact(TEST_TENANT, message.jobId, 1, "out.txt"), "stale\n");
+    await env.JOB_OUTPUT.put(r2Keys.artifactPack(TEST_TENANT, message.jobId, 1), "stale\n");
     expect(await stdoutOf(message.jobId)).toBe("attempt-output\n");
     const artifact = await api(`/v1/jobs/${message.jobId}/artifacts/out.txt`);
     expect(await artifact.text()).toBe("attempt-output\n");

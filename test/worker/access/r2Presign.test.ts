@@ -28,7 +28,7 @@ describe("R2 presigned URLs", () => {
     expect(url.searchParams.get("response-content-disposition")).toContain("app 1.js");
   });
 
-  it("is what a job's artifact URLs become once R2 credentials are configured", async () => {
+  it("leaves a job's artifact URLs Worker-signed even with R2 credentials: a file is a slice of its pack", async () => {
     const presenter = new JobPresenter("https://api.example", {
       defaultTtlSeconds: 3600,
       keys: [{ id: "k1", secret: "x".repeat(32) }],
@@ -66,6 +66,7 @@ describe("R2 presigned URLs", () => {
       stderr: null,
       artifacts: [{ path: "a.txt", size: 1, contentType: "text/plain", sha256: "0".repeat(64), mode: 0o644 }],
       skippedArtifacts: [],
+      artifactIndex: { files: 1, bytes: 1, pageFirstPaths: ["a.txt"] },
       expiresAt: new Date(Date.now() + 60_000).toISOString(),
       leaseUntil: null,
       cancelRequested: false,
@@ -78,10 +79,10 @@ describe("R2 presigned URLs", () => {
       extracted: null,
     };
     const view = await presenter.present(record);
-    expect(new URL(view.artifacts[0]?.url ?? "").pathname).toBe(
-      "/artifact-sandbox-output/tenants/acme/jobs/01J0000000000000000000000A/attempts/2/artifacts/a.txt",
+    expect(view.artifacts[0]?.url).toMatch(
+      /^https:\/\/api\.example\/v1\/jobs\/01J0000000000000000000000A\/artifacts\/a\.txt\?tenant=acme&expires=\d+&kid=k1&sig=/,
     );
-    // Output stays behind the Worker's own signature.
+    expect(view.artifactIndex).toEqual({ files: 1, bytes: 1, listUrl: "https://api.example/v1/jobs/01J0000000000000000000000A/artifacts" });
     expect(view.stdout?.url).toMatch(
       /^https:\/\/api\.example\/v1\/jobs\/01J0000000000000000000000A\/stdout\?tenant=acme&expires=\d+&kid=k1&sig=/,
     );
