@@ -3,6 +3,7 @@
  * host): latency one at a time, throughput and submit latency at concurrency, and head-of-line
  * blocking between sandboxes.
  */
+import { BatchView } from "../schemas/job";
 import { awaitFinished, BenchApiError, cancelJob, readJob, runJob, submitJob } from "./apiClient";
 import { type PoolRun, runPool, sleep } from "./stats";
 
@@ -94,5 +95,31 @@ export async function headOfLine(apiUrl: string, samples: number): Promise<PoolR
   } finally {
     await cancelJob(apiUrl, blocker.id);
     await awaitFinished(apiUrl, blocker.id, 60_000);
+  }
+}
+
+/**
+ * One 100-job batch of trivial jobs across 100 sandboxes nobody used yet: the time until it is
+ * accepted (202), while those sandboxes' containers start; then waits until every job ended.
+ */
+export async function batchAccept(apiUrl: string, sandboxes = 100): Promise<number> {
+  const jobs = Array.from({ length: sandboxes }, (_, index) => ({ sandboxId: `bench-batch-${index}`, job: { type: "run", ...TRIVIAL } }));
+  const started = performance.now();
+  const response = await fetch(`${apiUrl}/v1/jobs`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ jobs }),
+  });
+  const text = await response.text();
+  const acceptedMs = performance.now() - started;
+  if (response.status !== 202) throw new BenchApiError(`batch submit answered ${response.status}: ${text.slice(0, 500)}`);
+  const { batchId } = BatchView.parse(JSON.parse(text));
+  const deadline = Date.now() + 300_000;
+  for (;;) {
+    const answer = await fetch(`${apiUrl}/v1/batches/${batchId}?wait=30`);
+    const batch = BatchView.parse(await answer.json());
+    if (batch.status === "succeeded") return acceptedMs;
+    if (batch.status === "failed") throw new BenchApiError(`batch ${batchId} failed`);
+    if (Date.now() > deadline) throw new BenchApiError(`batch ${batchId} still ${batch.status} after 300 s`);
   }
 }

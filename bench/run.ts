@@ -22,7 +22,16 @@ import { measureFastOutput } from "./fastOutput";
 import { measureHostAlone } from "./hostAlone";
 import { stackMemory } from "./memory";
 import { BENCH_MAX_CONTAINERS, parseBenchOptions } from "./options";
-import { endToEndLatency, headOfLine, headOfLineFloor, requestFloor, submitLatencyWithKey, throughput, warmUp } from "./pipeline";
+import {
+  batchAccept,
+  endToEndLatency,
+  headOfLine,
+  headOfLineFloor,
+  requestFloor,
+  submitLatencyWithKey,
+  throughput,
+  warmUp,
+} from "./pipeline";
 import { progress } from "./progress";
 import { renderTable } from "./report";
 import { buildRows, type Measurements } from "./rows";
@@ -100,6 +109,9 @@ async function measurePipeline(
     progress("fast output: `seq 1 1000000` as a job, and raw in bubblewrap...");
     const fastOutput = await measureFastOutput(api, stateDir, "bench-fast-output");
 
+    progress("batch accept: one 100-job batch across 100 new sandboxes, timed until it is accepted...");
+    const batchAcceptMs = await batchAccept(api);
+
     const memory = stackMemory(stackPid);
     progress(`artifact: a ${options.artifactBytes / 2 ** 20} MiB file, created alone and then collected as an artifact...`);
     const artifact = await measureArtifact(api, stackPid, stateDir, options.artifactBytes, options.artifactWaitMs);
@@ -110,6 +122,7 @@ async function measurePipeline(
       throughput: tp,
       requests,
       requestOneAtATime,
+      batchAcceptMs,
       auth,
       upload,
       logLatency,

@@ -7,6 +7,7 @@
 import { CapacitySettingError } from "../container/local/capacity";
 import { ContainerServerError } from "../container/local/containerServer";
 import { HostStartError } from "../container/local/host";
+import { ApiPortError } from "./directWorker";
 import { startLocalStack, waitUntilServing } from "./localStack";
 
 /** Worker settings a local run may change from its environment; anything else comes from wrangler.jsonc. */
@@ -63,7 +64,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  const known = error instanceof HostStartError || error instanceof ContainerServerError || error instanceof CapacitySettingError;
+  const known =
+    error instanceof HostStartError ||
+    error instanceof ContainerServerError ||
+    error instanceof CapacitySettingError ||
+    error instanceof ApiPortError;
   console.error(known ? error.message : error);
   process.exit(1);
 });

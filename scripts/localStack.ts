@@ -6,12 +6,12 @@
 import { createHash, randomBytes } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { unstable_startWorker } from "wrangler";
 import { maxContainersSetting } from "../container/local/capacity";
 import { type ContainerServerSetting, containerServerSetting } from "../container/local/containerServer";
 import { startHost } from "../container/local/host";
 import type { ResourceLimits } from "../container/local/limits";
 import { untraversableAncestor } from "../container/local/workspace";
+import { DirectDevEnv, serveWorkerDirectly } from "./directWorker";
 
 export interface LocalStackOptions {
   apiPort: number;
@@ -70,8 +70,13 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   // wrangler's dev server, as `wrangler dev` runs it, but without its devtools inspector: that
   // records every chunk of every subrequest (Network.dataReceived) and holds and forwards each
   // one, so streaming a large artifact from the container host grew memory by gigabytes and
-  // leaked a socket per chunk until the stack stopped answering.
-  const worker = await unstable_startWorker({
+  // leaked a socket per chunk until the stack stopped answering. Its proxy gets a port of its
+  // own that nothing uses: the API port goes straight to the Worker (directWorker.ts says why),
+  // and is taken first, so that a port in use fails the start at once.
+  const devEnv = new DirectDevEnv();
+  const requestLog = options.logLevel === "info" ? (line: string) => console.log(line) : undefined;
+  const api = await serveWorkerDirectly(devEnv, "127.0.0.1", options.apiPort, requestLog);
+  const worker = await devEnv.startWorker({
     config: "wrangler.jsonc",
     bindings: {
       ...Object.fromEntries(Object.entries(vars).map(([name, value]) => [name, { type: "plain_text" as const, value }])),
@@ -83,13 +88,16 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     build: { nodejsCompatMode: (config) => (config.compatibility_flags.includes("nodejs_compat") ? "v2" : null) },
     dev: {
       inspector: false,
-      server: { hostname: "127.0.0.1", port: options.apiPort },
+      server: { hostname: "127.0.0.1", port: 0 },
       persist: join(options.stateDir, "state"),
       logLevel: options.logLevel,
       watch: false,
     },
   });
-  await worker.ready;
+  await worker.ready.catch(async (error: unknown) => {
+    await api.close();
+    throw error;
+  });
 
   const apiUrl = `http://localhost:${options.apiPort}`;
   const sweeper = startSweeper(apiUrl);
@@ -101,6 +109,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     hostToken: token,
     async stop() {
       sweeper.stop();
+      await api.close();
       await worker.dispose();
       await host.close();
     },

@@ -10,13 +10,12 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { afterAll, describe, expect, it } from "vitest";
-import { ConnectionError } from "../../client";
 import { DEFAULT_REFERENCE_SERVER } from "../../container/local/containerServer";
 import { boundToHost } from "../../container/local/isolation";
 import { killDeadHostProcesses } from "../../container/local/leftovers";
 import { type DevProcess, startDevProcess } from "../../scripts/devProcess";
 import { descendantsOf, type ProcessInfo, processes } from "../../scripts/processes";
-import { freePort, type JobSubmission, submitJob, tempStateDir } from "./devStack";
+import { freePort, submitJob, tempStateDir } from "./devStack";
 
 const modes = existsSync(DEFAULT_REFERENCE_SERVER) ? (["agent", "reference"] as const) : (["agent"] as const);
 
@@ -43,17 +42,6 @@ function countRoles(list: ProcessInfo[]): Record<string, number> {
   return counts;
 }
 
-/**
- * Submits a job, once more if the first try met a keep-alive connection that the dev server
- * closed while the test waited (fetch does not retry a POST); a duplicate job does no harm here.
- */
-async function submitWithOneRetry(apiUrl: string, sandboxId: string, job: JobSubmission): Promise<void> {
-  await submitJob(apiUrl, sandboxId, job).catch((error: unknown) => {
-    if (!(error instanceof ConnectionError)) throw error;
-    return submitJob(apiUrl, sandboxId, job);
-  });
-}
-
 describe.each(modes)("the local stack's process group killed with SIGKILL (%s)", (mode) => {
   let stack: DevProcess | undefined;
   let stateDir: string | undefined;
@@ -77,8 +65,7 @@ describe.each(modes)("the local stack's process group killed with SIGKILL (%s)",
     const rootPid = stack.child.pid;
     if (rootPid === undefined) throw new Error("npm run dev has no pid");
     const busy = ["kill-busy-0", "kill-busy-1", "kill-busy-2"];
-    for (const sandboxId of busy)
-      await submitWithOneRetry(stack.apiUrl, sandboxId, { type: "run", command: "sleep 300", timeoutMs: 600_000 });
+    for (const sandboxId of busy) await submitJob(stack.apiUrl, sandboxId, { type: "run", command: "sleep 300", timeoutMs: 600_000 });
     const perContainer = mode === "reference" ? ["pasta", "bwrap", "agent", "bun"] : ["pasta", "bwrap", "agent"];
     // Every busy sandbox's container is up: the fewest of any of its programs is one per sandbox.
     const fewest = () => Math.min(...perContainer.map((name) => countRoles(containerProcesses(rootPid))[name] ?? 0));
@@ -87,9 +74,7 @@ describe.each(modes)("the local stack's process group killed with SIGKILL (%s)",
     // More sandboxes asked for at the moment of the kill, so that some containers are mid-start.
     const apiUrl = stack.apiUrl;
     await Promise.all(
-      ["kill-new-0", "kill-new-1", "kill-new-2"].map((sandboxId) =>
-        submitWithOneRetry(apiUrl, sandboxId, { type: "run", command: "true" }),
-      ),
+      ["kill-new-0", "kill-new-1", "kill-new-2"].map((sandboxId) => submitJob(apiUrl, sandboxId, { type: "run", command: "true" })),
     );
     const before = containerProcesses(rootPid);
     for (const name of perContainer) expect(before.filter((info) => role(info) === name).length).toBeGreaterThanOrEqual(busy.length);
