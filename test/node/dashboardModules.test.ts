@@ -53,6 +53,7 @@ describe("a batch's graph", () => {
       stderr: null,
       artifacts: [],
       skippedArtifacts: [],
+      artifactIndex: null,
       expiresAt: "2026-01-08T00:00:00.000Z",
       archiveUrl: "http://localhost/archive",
       urlsExpireAt: null,
