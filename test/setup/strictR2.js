@@ -25,7 +25,8 @@ export default function strictR2(env) {
       noteWrite(key);
       // A test makes a workspace save fail as an R2 outage would by storing this marker object.
       if (key.startsWith("workspaces/") && (await inner.head(`${REFUSE_PUT_PREFIX}${key}`))) {
-        await value?.cancel?.();
+        // Read to its end first, as an upload that failed at the end would be: its sender sees only the refusal.
+        if (value instanceof ReadableStream) await value.pipeTo(new WritableStream());
         throw new Error(`R2 put failed: 503 Service Unavailable (test marker ${REFUSE_PUT_PREFIX}${key})`);
       }
       return inner.put(key, value, options);
