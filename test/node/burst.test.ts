@@ -95,7 +95,14 @@ describe("a burst on a fresh local stack", () => {
       submits.map((submit) => waitForBatch(apiUrl, BatchView.parse(JSON.parse(submit.body)).batchId, 180_000)),
     );
     const statuses: Record<string, number> = {};
-    for (const job of batches.flatMap((batch) => batch.jobs)) statuses[job.status] = (statuses[job.status] ?? 0) + 1;
+    const errors: Record<string, number> = {};
+    for (const job of batches.flatMap((batch) => batch.jobs)) {
+      statuses[job.status] = (statuses[job.status] ?? 0) + 1;
+      const error = job.error && `${job.status} ${job.error.code}: ${job.error.message.slice(0, 200)}`;
+      if (error) errors[error] = (errors[error] ?? 0) + 1;
+    }
+    // What held or failed jobs said, so that a failure here says why.
+    for (const [error, count] of Object.entries(errors)) console.log(`${count} x ${error}`);
     expect(statuses).toEqual({ succeeded: BATCHES * SANDBOXES });
     expect(workerdProcesses(rootPid)).toEqual(runtimeBefore);
   });
