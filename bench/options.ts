@@ -20,6 +20,27 @@ export interface BenchOptions {
   crash: boolean;
   /** Whether the stacks' own output (wrangler's, the container host's) reaches the terminal. */
   verbose: boolean;
+  /** Only these parts (`--only submit,batch`), each with its own floor; undefined: the whole benchmark. */
+  only?: BenchPart[];
+}
+
+/**
+ * Parts that run on their own with `--only`: `submit` (submit latency at concurrency beside a
+ * 404 at the same concurrency), `batch` (a 100-job batch's accept time beside a 404 one at a time).
+ */
+export const BENCH_PARTS = ["submit", "batch"] as const;
+export type BenchPart = (typeof BENCH_PARTS)[number];
+
+function isBenchPart(name: string): name is BenchPart {
+  return BENCH_PARTS.some((part) => part === name);
+}
+
+function parts(raw: string | undefined): BenchPart[] | undefined {
+  if (raw === undefined) return undefined;
+  const names = raw.split(",").map((name) => name.trim());
+  const unknown = names.filter((name) => !isBenchPart(name));
+  if (unknown.length > 0 || names.length === 0) throw new Error(`--only takes ${BENCH_PARTS.join(", ")} (comma-separated), not "${raw}"`);
+  return names.filter(isBenchPart);
 }
 
 function positiveInt(name: string, raw: string | undefined, fallback: number): number {
@@ -38,6 +59,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
       quick: { type: "boolean", default: false },
       verbose: { type: "boolean", default: false },
       "artifact-mib": { type: "string" },
+      only: { type: "string" },
     },
   });
   // --quick checks the whole benchmark in about a minute: smaller counts, a 16 MiB artifact, no crash part.
@@ -51,5 +73,6 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
     artifactWaitMs: (quick ? 90 : 180) * 1000,
     crash: !quick,
     verbose: values.verbose === true,
+    only: parts(values.only),
   };
 }

@@ -2,7 +2,8 @@
  * `npm run bench`: starts the local stack (as `npm run dev` does, in its own process group, state
  * on tmpfs when there is one) and prints a table in which every figure stands beside its physical
  * floor measured in the same run at the same concurrency, and their ratio. Asserts no timing;
- * exits non-zero only when a job or a call fails. Options: --jobs, --concurrency, --quick, --verbose, --artifact-mib.
+ * exits non-zero only when a job or a call fails. Options: --jobs, --concurrency, --quick, --verbose, --artifact-mib,
+ * and --only submit,batch for just those rows (each still beside its floor from the same run).
  */
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -21,7 +22,7 @@ import { measureCrashRecovery } from "./crash";
 import { measureFastOutput } from "./fastOutput";
 import { measureHostAlone } from "./hostAlone";
 import { stackMemory } from "./memory";
-import { BENCH_MAX_CONTAINERS, parseBenchOptions } from "./options";
+import { BENCH_MAX_CONTAINERS, type BenchPart, parseBenchOptions } from "./options";
 import {
   batchAccept,
   endToEndLatency,
@@ -33,8 +34,8 @@ import {
   warmUp,
 } from "./pipeline";
 import { progress } from "./progress";
-import { renderTable } from "./report";
-import { buildRows, type Measurements } from "./rows";
+import { type Row, renderTable } from "./report";
+import { batchAcceptRow, buildRows, type Measurements, submitRows } from "./rows";
 
 const PORTS = { api: 18787, host: 18788, hostAlone: 18789, crashApi: 18797, crashHost: 18798, referenceApi: 18777, referenceHost: 18778 };
 
@@ -138,6 +139,47 @@ async function measurePipeline(
 }
 
 /**
+ * Only the parts asked for, on a stack of their own: `submit` warms up its sandboxes, then times
+ * each submit of the throughput run (its jobs running meanwhile) and a 404 at the same
+ * concurrency; `batch` times a 404 one at a time and a 100-job batch across 100 new sandboxes.
+ */
+async function measureParts(stateDir: string, options: ReturnType<typeof parseBenchOptions>, parts: BenchPart[]): Promise<Row[]> {
+  const { jobs, concurrency } = options;
+  const stack = track(
+    await startDevProcess({
+      apiPort: PORTS.api,
+      hostPort: PORTS.host,
+      stateDir,
+      env: STACK_ENV,
+      output: options.verbose ? "inherit" : "ignore",
+    }),
+  );
+  const api = stack.apiUrl;
+  const rows: Row[] = [];
+  try {
+    if (parts.includes("submit")) {
+      progress(`stack up at ${api}; warming up ${concurrency} sandboxes...`);
+      await warmUp(api, concurrency);
+      progress(`submit latency: ${jobs} trivial jobs at concurrency ${concurrency} across ${concurrency} sandboxes...`);
+      const tp = await throughput(api, jobs, concurrency);
+      progress(`floor: ${jobs} storage-free requests (404) at concurrency ${concurrency}...`);
+      const requests = await requestFloor(api, jobs, concurrency);
+      rows.push(...submitRows({ throughput: tp, requests }, concurrency));
+    }
+    if (parts.includes("batch")) {
+      progress(`floor: ${options.latencySamples} storage-free requests (404), one at a time...`);
+      const requestOneAtATime = await requestFloor(api, options.latencySamples, 1);
+      progress("batch accept: one 100-job batch across 100 new sandboxes, timed until it is accepted...");
+      const batchAcceptMs = await batchAccept(api);
+      rows.push(batchAcceptRow({ batchAcceptMs, requestOneAtATime }));
+    }
+    return rows;
+  } finally {
+    await stopStack(stack);
+  }
+}
+
+/**
  * The same trivial job and million-line output with Cloudflare's own container server in every
  * sandbox (SANDBOX_CONTAINER=reference), when its bundle is beside this checkout.
  */
@@ -187,6 +229,12 @@ async function main(): Promise<void> {
   await Promise.all([chmod(stateDir, 0o711), chmod(crashDir, 0o711)]);
   try {
     progress(`state in ${stateDir}; starting the stack...`);
+    if (options.only) {
+      const rows = await measureParts(stateDir, options, options.only);
+      console.log(`\nartifact-sandbox local benchmark (${options.only.join(", ")} only): ${cpus().length} cores, state on ${stateRoot}\n`);
+      console.log(renderTable(rows));
+      return;
+    }
     const pipeline = await measurePipeline(stateDir, options);
     progress(
       `local host alone: ${options.jobs} SDK-protocol execs of \`true\` through the Front API at concurrency ${options.concurrency}...`,
