@@ -2,7 +2,8 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { JobRecord, newJobRecord, RunJobRequest } from "../../schemas/job";
-import { api, expectError, getJob, postJson, runJob, submit, uniqueSandbox, waitForJob } from "./client";
+import { api, expectError, postJson, runJob, submit, uniqueSandbox, waitForJob } from "./client";
+import { readEvents, textOf } from "./support/logEvents";
 
 async function stdoutOf(jobId: string): Promise<string> {
   return (await api(`/v1/jobs/${jobId}/stdout`)).text();
@@ -84,14 +85,13 @@ describe("retries", () => {
 
   it("stops retrying when the job is cancelled", async () => {
     const sandbox = uniqueSandbox("cancel-retry");
-    // The first try fails at once; the second sleeps, and is cancelled.
+    // The first try fails at once; the second says so, sleeps, and is cancelled.
     const job = await submit(sandbox, {
       type: "run",
-      command: "echo run >> runs.txt; [ $(wc -l < runs.txt) -ge 2 ] && sleep 30; exit 1",
+      command: "echo run >> runs.txt; if [ $(wc -l < runs.txt) -ge 2 ]; then echo second-try; sleep 30; fi; exit 1",
       retries: 5,
     });
-    while ((await getJob(job.id)).status === "queued") await new Promise((resolve) => setTimeout(resolve, 20));
-    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    await readEvents(await api(`/v1/jobs/${job.id}/logs`), (events) => textOf(events, "stdout").includes("second-try"));
     expect((await api(`/v1/jobs/${job.id}/cancel`, { method: "POST" })).status).toBe(202);
 
     const ended = await waitForJob(job.id);
