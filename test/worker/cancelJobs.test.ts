@@ -67,8 +67,7 @@ describe("cancelling jobs", () => {
     // What is in R2 goes once R2's one write per second to its key allows.
     const leftovers = [r2Keys.request(TEST_TENANT, large.id)];
     const remaining = async () => (await Promise.all(leftovers.map((key) => env.JOB_OUTPUT.head(key)))).filter((head) => head !== null);
-    for (let i = 0; i < 50 && (await remaining()).length > 0; i++) await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(await remaining()).toEqual([]);
+    await expect.poll(remaining, { timeout: 20_000, interval: 100 }).toEqual([]);
     expect((await waitForJob(first.id)).status).toBe("succeeded");
   });
 
