@@ -3,8 +3,32 @@
  * name (`[build] ...`, `[build stderr] ...`), or under GitHub Actions one collapsible group per
  * job, printed whole when the job ends (groups cannot interleave).
  */
-import type { ArtifactSandboxClient, JobView, LogEvent } from "../client";
+import type { ArtifactSandboxClient, BatchView, JobView, LogEvent } from "../client";
+import { UsageError } from "./failure";
 import { group } from "./githubActions";
+
+/**
+ * The jobs of a batch that `name` names: the job of that name or ID, else the copies of the
+ * matrix job of that name. The API names a copy `{name}-{values}` and keeps nothing else of its
+ * matrix, so copies are the jobs named so that differ in nothing but their env values.
+ */
+export function jobsNamed(batch: BatchView, name: string): JobView[] {
+  const exact = batch.jobs.filter((job) => job.name === name || job.id === name);
+  if (exact.length > 0) return exact;
+  const copies = batch.jobs.filter((job) => job.name?.startsWith(`${name}-`));
+  const shapes = new Set(copies.map(copyShape));
+  if (copies.length > 0 && shapes.size === 1) return copies;
+  const names = batch.jobs.map((job) => job.name ?? job.id).join(", ");
+  if (copies.length > 0) {
+    throw new UsageError(
+      `Batch ${batch.batchId} has no job ${name}, and the jobs named ${name}-... are not copies of one matrix job; its jobs: ${names}`,
+    );
+  }
+  throw new UsageError(`Batch ${batch.batchId} has no job ${name}; its jobs: ${names}`);
+}
+
+/** What the copies of one matrix job share: all but their names and env values (the record keeps env keys only). */
+const copyShape = (job: JobView) => JSON.stringify([job.sandboxId, job.request, job.when, job.allowFailure]);
 
 export type LogLayout = "prefixed" | "grouped";
 

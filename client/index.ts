@@ -27,7 +27,7 @@ export { ApiError, ConnectionError, UnexpectedResponseError } from "./errors";
 export type { ClientOptions } from "./http";
 export type { LogEvent } from "./logs";
 export type { RetryPolicy } from "./retry";
-export type { BatchView, JobView, SandboxView };
+export type { ArtifactPageView, BatchView, JobView, SandboxView };
 
 /** A job as a client writes it: defaults may be left out. */
 export type JobSubmission = z.input<typeof JobRequest>;
@@ -154,14 +154,19 @@ export class ArtifactSandboxClient {
   async listArtifacts(job: JobView): Promise<JobView["artifacts"]> {
     if (!job.artifactIndex || job.artifactIndex.files <= job.artifacts.length) return job.artifacts;
     const artifacts: JobView["artifacts"] = [];
-    let cursor: string | null = null;
+    let cursor: string | undefined;
     do {
-      const search: string = cursor === null ? "" : `?cursor=${cursor}`;
-      const page = await this.http.json(ArtifactPageView, `/v1/jobs/${encodeURIComponent(job.id)}/artifacts${search}`);
+      const page = await this.artifactPage(job.id, cursor);
       artifacts.push(...page.artifacts);
-      cursor = page.nextCursor;
-    } while (cursor !== null);
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor !== undefined);
     return artifacts;
+  }
+
+  /** One page of a job's artifacts (up to 1,000, in path order, the first page from the first file); `cursor` is the page before's `nextCursor`. */
+  artifactPage(jobId: string, cursor?: string): Promise<ArtifactPageView> {
+    const search = cursor === undefined ? "" : `?cursor=${encodeURIComponent(cursor)}`;
+    return this.http.json(ArtifactPageView, `/v1/jobs/${encodeURIComponent(jobId)}/artifacts${search}`);
   }
 
   /** Every artifact of a finished job as one .tar.gz stream. */

@@ -10,13 +10,12 @@ import { z } from "zod";
 import type { ArtifactSandboxClient } from "../../client";
 import { clientFromEnvironment } from "../context";
 import { batchExitCode } from "../exitCodes";
-import { UsageError } from "../failure";
 import { followBatch, followPipeline, progressStream } from "../followPipeline";
 import { underGitHubActions } from "../githubActions";
 import { runIdFrom } from "../interpolate";
 import { batchText, plural, printJson } from "../output";
 import { readPipeline } from "../pipelineFile";
-import { PipelineLogs } from "../pipelineLogs";
+import { jobsNamed, PipelineLogs } from "../pipelineLogs";
 import { uploadDirectory } from "../upload";
 
 const PipelineOptions = z.object({
@@ -60,14 +59,11 @@ export function registerPipeline(program: Command): void {
     .command("logs")
     .description("Print the output of a batch's jobs, each line prefixed with its job's name; follows running jobs to their end")
     .argument("<batch>", "batch ID")
-    .argument("[job]", "only this job (its name in the batch, or its ID)")
+    .argument("[job]", "only this job (its name in the batch, or its ID); a matrix job's name picks each of its copies")
     .action(async (batchId: string, jobName: string | undefined) => {
       const client = clientFromEnvironment();
       const batch = await client.getBatch(batchId);
-      const jobs = jobName === undefined ? batch.jobs : batch.jobs.filter((job) => job.name === jobName || job.id === jobName);
-      if (jobs.length === 0) {
-        throw new UsageError(`Batch ${batchId} has no job ${jobName}; its jobs: ${batch.jobs.map((job) => job.name ?? job.id).join(", ")}`);
-      }
+      const jobs = jobName === undefined ? batch.jobs : jobsNamed(batch, jobName);
       const logs = new PipelineLogs(client, process.stdout, underGitHubActions() ? "grouped" : "prefixed");
       await followBatch(client, { ...batch, jobs }, (current) =>
         logs.update(current.filter((job) => jobs.some((one) => one.id === job.id))),

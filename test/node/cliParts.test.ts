@@ -1,16 +1,20 @@
 /**
  * The CLI's text handling on its own, without a stack: JUnit reports as tap, pytest, Jest and Go
- * write them, the excerpt around a log's first error, durations, placeholders, and GitHub
- * Actions' escaping of workflow commands.
+ * write them, the excerpt around a log's first error, durations, placeholders, GitHub Actions'
+ * escaping of workflow commands, and which jobs of a batch a name picks (matrix copies as the API
+ * expands them).
  */
 import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
+import { expandMatrix } from "../../api/matrix";
 import { parseDuration } from "../../cli/duration";
 import { excerptOf } from "../../cli/failureReport";
 import { errorAnnotation } from "../../cli/githubActions";
 import { interpolate, runIdFrom } from "../../cli/interpolate";
 import { failedTests } from "../../cli/junit";
 import { pipelineFrom } from "../../cli/pipelineFile";
+import { jobsNamed } from "../../cli/pipelineLogs";
+import { BatchEntry, type BatchView, JobView, newJobRecord } from "../../schemas/job";
 
 describe("failing tests from JUnit XML", () => {
   it("reads a pytest report: the test's file and line attributes, an error counts as a failure", () => {
@@ -210,5 +214,57 @@ describe("the pipeline file's fields", () => {
         "jobs.6.command: command must not be blank",
       ]),
     );
+  });
+});
+
+describe("the jobs a name picks in `pipeline logs`", () => {
+  /** A batch as the API answers it, its entries expanded by the API's own matrix code. */
+  function batchOf(entries: unknown[]): BatchView {
+    const expanded = expandMatrix(entries.map((entry) => BatchEntry.parse(entry)));
+    const jobs = expanded.map((entry, index) =>
+      JobView.parse({
+        ...newJobRecord(
+          `01M8XCTE3H9P0MJB98KB51EK${String(index).padStart(2, "0")}`,
+          { tenant: "t", sandboxId: entry.sandboxId },
+          entry.job,
+          0,
+          60,
+          {
+            batchId: "01M8XCTE3H9P0MJB98KB51EKWK",
+            name: entry.name ?? null,
+            needs: [],
+          },
+        ),
+        stdout: null,
+        stderr: null,
+        artifacts: [],
+        artifactIndex: null,
+        archiveUrl: "https://example.test/archive",
+        urlsExpireAt: null,
+      }),
+    );
+    return { batchId: "01M8XCTE3H9P0MJB98KB51EKWK", status: "running", createdAt: new Date(0).toISOString(), jobs };
+  }
+  const run = (command: string) => ({ type: "run", command });
+
+  it("picks a job by name or ID, or every copy of a matrix job by the matrix job's name", () => {
+    const batch = batchOf([
+      { name: "test", sandboxId: "s", matrix: { NODE: ["18", "20"], OS: ["linux"] }, job: run("npm test") },
+      { name: "test-unit", sandboxId: "s", job: run("npm run unit") },
+      { name: "build", sandboxId: "s", job: run("make") },
+      { name: "build-docs", sandboxId: "s", job: run("make docs") },
+    ]);
+    const names = (name: string) => jobsNamed(batch, name).map((job) => job.name);
+    expect(names("build")).toEqual(["build"]);
+    expect(names("test-18-linux")).toEqual(["test-18-linux"]);
+    expect(names(batch.jobs.find((job) => job.name === "build-docs")?.id ?? "")).toEqual(["build-docs"]);
+    // test-unit begins like a copy but is a job of its own: the copies are told apart from it.
+    expect(() => names("test")).toThrow(/jobs named test-\.\.\. are not copies of one matrix job/);
+    const plain = batchOf([
+      { name: "test", sandboxId: "s", matrix: { NODE: ["18", "20"] }, job: run("npm test") },
+      { name: "lint", sandboxId: "s", job: run("npm run lint") },
+    ]);
+    expect(jobsNamed(plain, "test").map((job) => job.name)).toEqual(["test-18", "test-20"]);
+    expect(() => jobsNamed(plain, "deploy")).toThrow("has no job deploy; its jobs: test-18, test-20, lint");
   });
 });

@@ -201,6 +201,21 @@ describe("pipeline run with control flow", () => {
     expect(status.stdout).toMatch(new RegExp(`^batch ${batchId} {2}succeeded {2}2 of 5 jobs succeeded, 2 failures allowed, 1 not needed`));
     expect(status.stdout).toMatch(/ {2}test-b \(flow\) {2}failed \(allowed\) {2}exit 4/);
 
+    // `pipeline logs` of the batch shows each matrix copy's output under its copy's name, as the run did;
+    // the matrix job's plain name picks every copy, a copy's name that copy alone.
+    const copies = ["", "[test-a] testing a", "[test-b stderr] error: b is not a", "[test-b] testing b"];
+    const logs = await cli(["pipeline", "logs", batchId]);
+    expect(logs.code, logs.stderr).toBe(0);
+    expect(logs.stdout.split("\n").sort()).toEqual([...copies, "[lint] lint error here", "[report] reported"].sort());
+    const ofMatrixJob = await cli(["pipeline", "logs", batchId, "test"]);
+    expect(ofMatrixJob.code, ofMatrixJob.stderr).toBe(0);
+    expect(ofMatrixJob.stdout.split("\n").sort()).toEqual(copies);
+    const ofCopy = await cli(["pipeline", "logs", batchId, "test-b"]);
+    expect(ofCopy.stdout.split("\n").sort()).toEqual(["", "[test-b stderr] error: b is not a", "[test-b] testing b"]);
+    const grouped = await cli(["pipeline", "logs", batchId, "test"], { GITHUB_ACTIONS: "true" });
+    expect(grouped.stdout).toMatch(new RegExp(`^::group::test-a \\(sandbox flow, job ${ULID}\\): succeeded, exit 0\\n`, "m"));
+    expect(grouped.stdout).toMatch(new RegExp(`^::group::test-b \\(sandbox flow, job ${ULID}\\): failed, exit 4`, "m"));
+
     // Under GitHub Actions an allowed failure is a warning, not an error.
     const gha = await cli(["pipeline", "run", file], { GITHUB_ACTIONS: "true" });
     expect(gha.code).toBe(0);

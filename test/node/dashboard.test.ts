@@ -1,9 +1,10 @@
 /**
  * The dashboard (`/`) and the API reference (`/docs`) in a real headless Chromium, against real
  * `npm run dev` stacks: a pipeline submitted with POST /v1/jobs is watched to its end on the batch
- * page's graph, a job's log is followed live and an artifact downloaded from its page, a sandbox
- * deleted; and a stack that requires keys (as deployed) asks for one. A screenshot of every page
- * is saved under the OS tmpdir (the path is printed). Skipped only when no chromium binary exists.
+ * page's graph, a job's log is followed live and an artifact downloaded from its page, every
+ * artifact of a 2,500-file job reached with "Show more", a sandbox deleted; and a stack that
+ * requires keys (as deployed) asks for one. A screenshot of every page is saved under the OS
+ * tmpdir (the path is printed). Skipped only when no chromium binary exists.
  */
 
 import { execFile } from "node:child_process";
@@ -206,6 +207,37 @@ describe.skipIf(!CHROMIUM)("the dashboard in headless Chromium", () => {
       // Every unfinished job is cancelled, the queued one too.
       expect(await graph.locator("a.node.status-cancelled").count()).toBe(2);
       await screenshots.take(page, "batch-cancelled");
+    });
+
+    it("reaches every artifact of a job past the record's first 200 with Show more, a page at a time", { timeout: 120_000 }, async () => {
+      const FILES = 2_500;
+      const job = await client.submit("many", {
+        type: "run",
+        command: `mkdir many && for i in $(seq -w 1 ${FILES}); do echo "file $i" > many/f$i.txt; done`,
+        artifacts: ["many/**"],
+      });
+      expect((await client.waitForJob(job.id, { timeoutMs: 100_000 })).artifactIndex?.files).toBe(FILES);
+      await page.goto(`${local.stack.apiUrl}/#/jobs/${job.id}`);
+      const rows = page.locator("table.artifacts tbody tr");
+      const count = page.locator(".artifact-count");
+      const more = page.getByRole("button", { name: "Show more" });
+      await count.getByText("Showing 200 of 2,500 files").waitFor({ timeout: 30_000 });
+      expect(await rows.count()).toBe(200);
+      // Before the rows grow: a full-page screenshot of 2,500 of them takes longer than its timeout.
+      await screenshots.take(page, "job-many-artifacts");
+      // The record's 200, the rest of the first page, a whole page, and the last page's 500.
+      for (const shown of ["1,000", "2,000"]) {
+        await more.click();
+        await count.getByText(`Showing ${shown} of 2,500 files`).waitFor();
+      }
+      await more.click();
+      await count.getByText("2,500 files", { exact: true }).waitFor();
+      expect(await more.isVisible()).toBe(false);
+      const paths = await rows.locator("td:first-child a").allTextContents();
+      expect(paths).toEqual(Array.from({ length: FILES }, (_, i) => `many/f${String(i + 1).padStart(4, "0")}.txt`));
+
+      const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("link", { name: "many/f2500.txt" }).click()]);
+      expect(await readFile(await download.path(), "utf8")).toBe("file 2500\n");
     });
 
     it("serves the page at / from the static assets, and keeps every API path on the Worker", async () => {

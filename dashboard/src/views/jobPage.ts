@@ -1,7 +1,8 @@
 /**
  * A job's page: its status, exit code, tries and timings, kept current while it runs; its live log
  * (the API's Server-Sent Events, through the typed client, which sends the key and resumes with
- * Last-Event-ID); and its artifacts, each a signed download link that needs no key.
+ * Last-Event-ID); and its artifacts (views/artifactList.ts), each a signed download link that
+ * needs no key.
  */
 import type { ArtifactSandboxClient, JobView } from "../../../client";
 import { isTerminal } from "../../../schemas/job";
@@ -9,6 +10,7 @@ import { el, show } from "../dom";
 import { between, formatBytes, formatDuration, formatTime, jobBadge, jobTitle } from "../format";
 import { errorNote, keepFresh } from "../live";
 import { batchHref, listHref } from "../routes";
+import { artifactList } from "./artifactList";
 
 const REFRESH_MS = 1_500;
 
@@ -23,10 +25,13 @@ export async function renderJobPage(root: HTMLElement, client: ArtifactSandboxCl
   const logSection = el("section", { class: "log-section" }, el("h2", {}, "Log ", logState), log);
   show(root, header, status, summary, logSection, details);
 
+  let artifactSection: HTMLElement | undefined;
   const draw = () => {
     show(header, ...heading(job, client, () => void refreshNow()));
     show(summary, ...jobSummary(job));
-    show(details, ...jobDetails(job));
+    // Built once the job has ended, when its artifacts no longer change, so that rows added with "Show more" stay.
+    if (!artifactSection && isTerminal(job.status)) artifactSection = artifacts(job, client);
+    show(details, ...jobDetails(job, artifactSection));
   };
   const refreshNow = async () => {
     job = await client.getJob(jobId);
@@ -108,11 +113,11 @@ function jobSummary(job: JobView): HTMLElement[] {
   return sections;
 }
 
-/** Below the log: every try, and the artifacts. */
-function jobDetails(job: JobView): HTMLElement[] {
+/** Below the log: every try, and the artifacts (once the job has ended). */
+function jobDetails(job: JobView, artifactSection: HTMLElement | undefined): HTMLElement[] {
   const sections: HTMLElement[] = [];
   if (job.tries.length > 0) sections.push(el("h2", {}, "Tries"), triesTable(job));
-  sections.push(el("h2", {}, "Artifacts"), artifacts(job));
+  sections.push(el("h2", {}, "Artifacts"), artifactSection ?? el("p", { class: "muted" }, "Collected when the job finishes."));
   return sections;
 }
 
@@ -139,8 +144,7 @@ function triesTable(job: JobView): HTMLTableElement {
   );
 }
 
-function artifacts(job: JobView): HTMLElement {
-  if (!isTerminal(job.status)) return el("p", { class: "muted" }, "Collected when the job finishes.");
+function artifacts(job: JobView, client: ArtifactSandboxClient): HTMLElement {
   const outputs = el(
     "p",
     { class: "downloads" },
@@ -149,32 +153,10 @@ function artifacts(job: JobView): HTMLElement {
     job.artifacts.length > 0 ? el("a", { href: job.archiveUrl, download: "" }, "all artifacts (.tar.gz)") : null,
   );
   const skipped = job.skippedArtifacts.map((skip) => el("li", {}, el("span", { class: "mono" }, skip.path), `: ${skip.reason}`));
-  const table =
-    job.artifacts.length === 0
-      ? el("p", { class: "empty" }, "No artifacts.")
-      : el(
-          "table",
-          { class: "artifacts" },
-          el("thead", {}, el("tr", {}, ...["Path", "Size", "Type", "SHA-256"].map((heading) => el("th", {}, heading)))),
-          el(
-            "tbody",
-            {},
-            ...job.artifacts.map((artifact) =>
-              el(
-                "tr",
-                {},
-                el("td", {}, el("a", { href: artifact.url, download: "", class: "mono" }, artifact.path)),
-                el("td", {}, formatBytes(artifact.size)),
-                el("td", { class: "muted" }, artifact.contentType),
-                el("td", { class: "mono muted", title: artifact.sha256 }, artifact.sha256.slice(0, 12)),
-              ),
-            ),
-          ),
-        );
   const urlsNote = job.urlsExpireAt
     ? el("p", { class: "muted" }, `Download links work without a key until ${formatTime(job.urlsExpireAt)}.`)
     : null;
-  return el("div", {}, table, skipped.length > 0 ? el("ul", { class: "muted" }, ...skipped) : null, outputs, urlsNote);
+  return el("div", {}, artifactList(job, client), skipped.length > 0 ? el("ul", { class: "muted" }, ...skipped) : null, outputs, urlsNote);
 }
 
 /** Appends the job's output to `log` as it arrives, stderr marked, following the end while the reader is there. */
