@@ -1,7 +1,7 @@
 /**
  * `PUT /v1/sandboxes/{sandboxId}/archive?path=/workspace/src`: a source tree as a .tar.gz body,
  * streamed to R2 (never whole in memory) and unpacked into the sandbox by a job of its own, in
- * line with the sandbox's other jobs (runner/extractArchive.ts says what it refuses).
+ * line with the sandbox's other jobs (execution/extractArchive.ts says what it refuses).
  */
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";

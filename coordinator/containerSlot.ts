@@ -5,7 +5,7 @@
  * container first (its workspace saved), so the tenant's next job never waits on its own idle ones.
  */
 import { tenantDirectoryFor } from "../access/tenantDirectory";
-import type { SlotTake } from "../runner/jobTypes";
+import type { SlotTake } from "../execution/jobTypes";
 import { sandboxKey } from "../storage/layout";
 import { coordinatorFor } from "./stubs";
 

@@ -8,7 +8,7 @@
  * again by the coordinator's alarm; until then polls get the final record from the coordinator.
  */
 import { tenantEventsFor } from "../events/tenantEvents";
-import type { JobOutcome } from "../runner/executeJob";
+import type { JobOutcome } from "../execution/executeJob";
 import type { JobRecord } from "../schemas/job";
 import { type JobStore, WRITE_SPACING_MS } from "../storage/jobStore";
 import { type ManifestCache, wakeDependents } from "./dependents";

@@ -7,7 +7,7 @@ import { createExecutionContext, env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { openSecret, sealSecret } from "../../access/secretCipher";
 import { tenantDirectoryFor } from "../../access/tenantDirectory";
-import { SecretMasker } from "../../runner/secrets";
+import { SecretMasker } from "../../execution/secrets";
 import { SecretList } from "../../schemas/secrets";
 import worker from "../../worker";
 import { api, BASE, expectError, postJson, runJob, submit, uniqueSandbox } from "./client";

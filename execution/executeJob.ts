@@ -43,9 +43,9 @@ export interface ExecuteContext {
   onOutput?: ExecRequest["onOutput"];
   /** Reads a job of the same tenant: the source of an input. */
   readJob: InputContext["readJob"];
-  /** The tenant's secrets a run job names (runner/secrets.ts); none can be read without it. */
+  /** The tenant's secrets a run job names (execution/secrets.ts); none can be read without it. */
   secrets?: SecretSource;
-  /** The tenant's cache index a run job's `cache` uses (runner/caches.ts); without it every cache misses. */
+  /** The tenant's cache index a run job's `cache` uses (execution/caches.ts); without it every cache misses. */
   caches?: CacheContext;
 }
 
