@@ -20,6 +20,19 @@ export interface BenchOptions {
   crash: boolean;
   /** Whether the stacks' own output (wrangler's, the container host's) reaches the terminal. */
   verbose: boolean;
+  /** Runs one row alone, in both modes (`--only fast-output`: the million-line output). */
+  only: BenchPart | undefined;
+}
+
+/** Rows that `--only` can run alone. */
+export const BENCH_PARTS = ["fast-output"] as const;
+export type BenchPart = (typeof BENCH_PARTS)[number];
+
+function benchPart(raw: string | undefined): BenchPart | undefined {
+  if (raw === undefined) return undefined;
+  const part = BENCH_PARTS.find((name) => name === raw);
+  if (!part) throw new Error(`--only must be one of ${BENCH_PARTS.join(", ")}, not "${raw}"`);
+  return part;
 }
 
 function positiveInt(name: string, raw: string | undefined, fallback: number): number {
@@ -38,6 +51,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
       quick: { type: "boolean", default: false },
       verbose: { type: "boolean", default: false },
       "artifact-mib": { type: "string" },
+      only: { type: "string" },
     },
   });
   // --quick checks the whole benchmark in about a minute: smaller counts, a 16 MiB artifact, no crash part.
@@ -51,5 +65,6 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
     artifactWaitMs: (quick ? 90 : 180) * 1000,
     crash: !quick,
     verbose: values.verbose === true,
+    only: benchPart(values.only),
   };
 }

@@ -2,13 +2,14 @@
  * `npm run bench`: starts the local stack (as `npm run dev` does, in its own process group, state
  * on tmpfs when there is one) and prints a table in which every figure stands beside its physical
  * floor measured in the same run at the same concurrency, and their ratio. Asserts no timing;
- * exits non-zero only when a job or a call fails. Options: --jobs, --concurrency, --quick, --verbose, --artifact-mib.
+ * exits non-zero only when a job or a call fails. Options: --jobs, --concurrency, --quick, --verbose, --artifact-mib,
+ * --only fast-output (that row alone, in both modes).
  */
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { DEFAULT_REFERENCE_SERVER } from "../container/local/containerServer";
 import { startDevProcess } from "../scripts/devProcess";
@@ -18,10 +19,10 @@ import { bubblewrapFloor } from "./bubblewrap";
 import { measureLogLatency, measureUpload } from "./ciFeatures";
 import { stopStack, track } from "./cleanup";
 import { measureCrashRecovery } from "./crash";
-import { measureFastOutput } from "./fastOutput";
+import { type FastOutputRun, measureFastOutput } from "./fastOutput";
 import { measureHostAlone } from "./hostAlone";
 import { stackMemory } from "./memory";
-import { BENCH_MAX_CONTAINERS, parseBenchOptions } from "./options";
+import { BENCH_MAX_CONTAINERS, type BenchOptions, parseBenchOptions } from "./options";
 import {
   batchAccept,
   endToEndLatency,
@@ -34,7 +35,7 @@ import {
 } from "./pipeline";
 import { progress } from "./progress";
 import { renderTable } from "./report";
-import { buildRows, type Measurements } from "./rows";
+import { buildRows, fastOutputRow, type Measurements } from "./rows";
 
 const PORTS = { api: 18787, host: 18788, hostAlone: 18789, crashApi: 18797, crashHost: 18798, referenceApi: 18777, referenceHost: 18778 };
 
@@ -61,10 +62,7 @@ async function createBenchKey(stateDir: string): Promise<string> {
   return key;
 }
 
-async function measurePipeline(
-  stateDir: string,
-  options: ReturnType<typeof parseBenchOptions>,
-): Promise<Omit<Measurements, "hostAlone" | "crash" | "reference">> {
+async function measurePipeline(stateDir: string, options: BenchOptions): Promise<Omit<Measurements, "hostAlone" | "crash" | "reference">> {
   const { jobs, concurrency } = options;
   const stack = track(
     await startDevProcess({
@@ -138,10 +136,14 @@ async function measurePipeline(
 }
 
 /**
- * The same trivial job and million-line output with Cloudflare's own container server in every
- * sandbox (SANDBOX_CONTAINER=reference), when its bundle is beside this checkout.
+ * Runs `measure` against a stack with Cloudflare's own container server in every sandbox
+ * (SANDBOX_CONTAINER=reference), when its bundle is beside this checkout; undefined without it.
  */
-async function measureReference(stateDir: string, options: ReturnType<typeof parseBenchOptions>): Promise<Measurements["reference"]> {
+async function withReferenceStack<T>(
+  stateDir: string,
+  options: BenchOptions,
+  measure: (apiUrl: string) => Promise<T>,
+): Promise<T | undefined> {
   const serverFile = process.env.SANDBOX_REFERENCE_SERVER || DEFAULT_REFERENCE_SERVER;
   if (!existsSync(serverFile)) {
     progress(`reference mode skipped: no container server bundle at ${serverFile}`);
@@ -157,14 +159,49 @@ async function measureReference(stateDir: string, options: ReturnType<typeof par
     }),
   );
   try {
-    progress("reference mode: the trivial job one at a time, then `seq 1 1000000`...");
-    await warmUp(stack.apiUrl, 1);
-    const endToEnd = await endToEndLatency(stack.apiUrl, options.latencySamples);
-    const fastOutput = await measureFastOutput(stack.apiUrl, stateDir, "bench-reference-fast-output");
-    return { endToEnd, fastOutput };
+    return await measure(stack.apiUrl);
   } finally {
     await stopStack(stack);
   }
+}
+
+/** The same trivial job and million-line output with Cloudflare's own container server in every sandbox. */
+function measureReference(stateDir: string, options: BenchOptions): Promise<Measurements["reference"]> {
+  return withReferenceStack(stateDir, options, async (apiUrl) => {
+    progress("reference mode: the trivial job one at a time, then `seq 1 1000000`...");
+    await warmUp(apiUrl, 1);
+    const endToEnd = await endToEndLatency(apiUrl, options.latencySamples);
+    const fastOutput = await measureFastOutput(apiUrl, stateDir, "bench-reference-fast-output");
+    return { endToEnd, fastOutput };
+  });
+}
+
+/** `--only fast-output`: the million-line output alone, with our agent and then with Cloudflare's server. */
+async function fastOutputAlone(stateDir: string, referenceDir: string, options: BenchOptions): Promise<void> {
+  const stack = track(
+    await startDevProcess({
+      apiPort: PORTS.api,
+      hostPort: PORTS.host,
+      stateDir,
+      env: STACK_ENV,
+      output: options.verbose ? "inherit" : "ignore",
+    }),
+  );
+  let agent: FastOutputRun;
+  try {
+    progress("fast output: `seq 1 1000000` as a job, and raw in bubblewrap...");
+    agent = await measureFastOutput(stack.apiUrl, stateDir, "bench-fast-output");
+  } finally {
+    await stopStack(stack);
+  }
+  const reference = await withReferenceStack(referenceDir, options, (apiUrl) => {
+    progress("reference mode: `seq 1 1000000` as a job, and raw in bubblewrap...");
+    return measureFastOutput(apiUrl, referenceDir, "bench-reference-fast-output");
+  });
+  const rows = [fastOutputRow("a million-line output (`seq 1 1000000`), the job's try", agent)];
+  if (reference) rows.push(fastOutputRow("reference mode: a million-line output, the job's try", reference));
+  console.log(`\nartifact-sandbox local benchmark, fast output only: ${cpus().length} cores, state on ${dirname(stateDir)}\n`);
+  console.log(renderTable(rows));
 }
 
 /** Refuses to start beside another benchmark or stack on the same ports: their figures would mix. */
@@ -187,6 +224,12 @@ async function main(): Promise<void> {
   await Promise.all([chmod(stateDir, 0o711), chmod(crashDir, 0o711)]);
   try {
     progress(`state in ${stateDir}; starting the stack...`);
+    if (options.only === "fast-output") {
+      const referenceDir = await mkdtemp(join(stateRoot, "artifact-sandbox-reference-"));
+      await chmod(referenceDir, 0o711);
+      await fastOutputAlone(stateDir, referenceDir, options).finally(() => rm(referenceDir, { recursive: true, force: true }));
+      return;
+    }
     const pipeline = await measurePipeline(stateDir, options);
     progress(
       `local host alone: ${options.jobs} SDK-protocol execs of \`true\` through the Front API at concurrency ${options.concurrency}...`,
