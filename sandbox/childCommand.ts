@@ -80,6 +80,8 @@ else
   status=1
 fi
 echo "$status" > "$run/exit"
+# Wakes a poll waiting on the FIFO at once (opened read-write, so this never blocks).
+{ exec 8<> "$run/tick" && printf x >&8; } 2>/dev/null
 `;
 
 export interface ChildCommand {
@@ -135,7 +137,7 @@ export interface PollRequest {
 export function startScript(runId: string, child: ChildCommand, first: PollRequest): string {
   const start = [
     // The last run's final slices (see pollScript) have been read by now.
-    `rm -f -- ${RUNS_DIR}/*.gz`,
+    `shopt -s nullglob; old=(${RUNS_DIR}/*.gz); [ \${#old[@]} -eq 0 ] || rm -f -- "\${old[@]}"; shopt -u nullglob`,
     `run=${shellQuote(runDirectory(runId))}`,
     `mkdir -p -- "$run" && cd -- "$run" && mkfifo tick || { echo as-start-failed; exit 0; }`,
     writeFileLine("command", child.command),
@@ -151,7 +153,8 @@ export function startScript(runId: string, child: ChildCommand, first: PollReque
  * Reports, after waiting up to `waitMs` for anything new: a line `as-status <stdout size>
  * <stderr size> <exit status or ->`, then one line per stream, `<head> <skipped> <tail> <data>`:
  * `head` wanted bytes from the offset, `skipped` bytes left out, then the `tail` bytes up to the
- * size, where `data` is `=<base64>` or `@<path of a gzip file>` holding both parts. A little new
+ * size, where `data` is `=<base64>`, or `@<path>` of one gzip file, or two of them, for the head
+ * part and the tail part, holding both parts. A little new
  * output is answered at once (live logs); more is let grow for a few ticks, so that a burst comes
  * in one answer, with the command's end when it ends meanwhile. A poll removes the files of the
  * one before (read by then). Once the command has ended, its run directory is removed; a final
@@ -165,7 +168,7 @@ export function pollScript(runId: string, request: PollRequest): string {
   // since a write in the marker's own clock tick leaves its mtime equal, not newer.
   const script = `run=${shellQuote(runDirectory(runId))}
 cd -- "$run" 2>/dev/null || { echo as-missing; exit 0; }
-rm -f -- *.gz
+shopt -s nullglob; old=(*.gz); [ \${#old[@]} -eq 0 ] || rm -f -- "\${old[@]}"; shopt -u nullglob
 out_at=${request.stdout.at}; err_at=${request.stderr.at}
 out_room=${request.stdout.headRoom}; err_room=${request.stderr.headRoom}
 tail_keep=${request.tailBytes}; inline_max=${request.inlineBytes}
@@ -186,7 +189,7 @@ if [ ${ticks} -gt 0 ] && [ "$status" = - ] && { [ "$news" -eq 0 ] || [ "$news" -
   : > .polled
   tick=0; burst=0
   while [ "$tick" -lt ${ticks} ] && [ ! -s exit ]; do
-    read -t ${POLL_TICK_SECONDS} -u 9 _ || true
+    read -t ${POLL_TICK_SECONDS} -n 1 -u 9 _ || true
     tick=$((tick + 1))
     if [ stdout -nt .polled ] || [ stderr -nt .polled ] || [ $((tick % 10)) -eq 0 ]; then
       : > .polled
@@ -213,14 +216,24 @@ slice() {
   rest=$((pending - first))
   skipped=$((rest > tail_keep ? rest - tail_keep : 0))
   last=$((rest - skipped))
-  if [ $((first + last)) -le "$inline_max" ]; then
+  if [ $((first + last)) -eq 0 ]; then
+    echo "0 $skipped 0 ="
+  elif [ $((first + last)) -le "$inline_max" ]; then
     printf '%s %s %s =' "$first" "$skipped" "$last"
     { range "$name" "$at" "$first"; range "$name" $((at + first + skipped)) "$last"; } | base64 -w0
     echo
   else
+    # Head and tail compressed side by side (a container has more than one core), each in a file of its own.
     file=$gz_dir/$gz_prefix$name-$at.gz
-    { range "$name" "$at" "$first"; range "$name" $((at + first + skipped)) "$last"; } | gzip -1 > "$file"
-    echo "$first $skipped $last @$file"
+    if [ "$first" -gt 0 ] && [ "$last" -gt 0 ]; then
+      range "$name" "$at" "$first" | gzip -1 > "$file" &
+      range "$name" $((at + first + skipped)) "$last" | gzip -1 > "$file.tail.gz"
+      wait "$!"
+      echo "$first $skipped $last @$file @$file.tail.gz"
+    else
+      { range "$name" "$at" "$first"; range "$name" $((at + first + skipped)) "$last"; } | gzip -1 > "$file"
+      echo "$first $skipped $last @$file"
+    fi
   fi
 }
 slice stdout "$out_size" "$out_at" "$out_room"
@@ -259,8 +272,8 @@ export interface StreamSlice {
   skippedBytes: number;
   /** Bytes after those, up to the size the poll saw. */
   tailBytes: number;
-  /** Both parts, in the answer or in a gzip file of the run directory to stream. */
-  data: { kind: "inline"; bytes: Uint8Array } | { kind: "gzip"; path: string };
+  /** Both parts, in the answer or in gzip files (one, or one per part) to stream and join in order. */
+  data: { kind: "inline"; bytes: Uint8Array } | { kind: "gzip"; paths: string[] };
 }
 
 export type PollReport =
@@ -293,7 +306,7 @@ function parseSlice(line: string | undefined): StreamSlice {
   if (!match) throw new PollReportError(`Unreadable output slice from the sandbox: ${(line ?? "(none)").slice(0, 200)}`);
   const [, head, skipped, tail, kind, rest] = match;
   const slice = { headBytes: Number(head), skippedBytes: Number(skipped), tailBytes: Number(tail) };
-  if (kind === "@") return { ...slice, data: { kind: "gzip", path: rest ?? "" } };
+  if (kind === "@") return { ...slice, data: { kind: "gzip", paths: `@${rest ?? ""}`.split(" ").map((path) => path.slice(1)) } };
   const bytes = decodeBase64(rest ?? "");
   if (bytes.byteLength !== slice.headBytes + slice.tailBytes) {
     throw new PollReportError(`An output slice of ${bytes.byteLength} bytes where ${slice.headBytes + slice.tailBytes} were reported`);

@@ -121,8 +121,12 @@ export class ChildCommandRun {
         if (answer === NO_ANSWER || (this.ending !== undefined && Date.now() - this.ending.at > END_GRACE_MS)) {
           return await this.giveUp(answerWithinMs);
         }
+        const t1 = Date.now();
         const report = this.parse(answer);
         if ((await this.take(report)) === NO_ANSWER) return await this.giveUp(this.limits.answerTimeoutMs);
+        console.warn(
+          `PROBE answered-at=${t1 - this.started} take=${Date.now() - t1} wait=${poll.waitMs} exit=${report.exitCode} out=${report.stdout.headBytes}/${report.stdout.skippedBytes}/${report.stdout.tailBytes}/${report.stdout.data.kind} size=${report.stdoutSize}`,
+        );
         if (report.exitCode !== null) return this.ended(report.exitCode);
         if (this.ending === undefined) await this.endIfDue();
         // Wait in the sandbox for new output (it answers at once when some is there), never past the deadline.
@@ -179,7 +183,7 @@ export class ChildCommandRun {
       let bytes: Uint8Array;
       if (slice.data.kind === "inline") bytes = slice.data.bytes;
       else {
-        const read = await answerWithin(this.readGzip(slice.data.path), this.limits.answerTimeoutMs, "reading the command's output");
+        const read = await answerWithin(this.readGzipFiles(slice.data.paths), this.limits.answerTimeoutMs, "reading the command's output");
         if (read === NO_ANSWER) return NO_ANSWER;
         bytes = read;
       }
@@ -192,6 +196,19 @@ export class ChildCommandRun {
       }
     }
     return "taken";
+  }
+
+  /** The files' bytes, joined in order (they are read side by side). */
+  private async readGzipFiles(paths: string[]): Promise<Uint8Array> {
+    const parts = await Promise.all(paths.map((path) => this.readGzip(path)));
+    if (parts.length === 1 && parts[0]) return parts[0];
+    const joined = new Uint8Array(parts.reduce((sum, part) => sum + part.byteLength, 0));
+    let at = 0;
+    for (const part of parts) {
+      joined.set(part, at);
+      at += part.byteLength;
+    }
+    return joined;
   }
 
   private async readGzip(path: string): Promise<Uint8Array> {

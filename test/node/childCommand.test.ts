@@ -44,7 +44,9 @@ type Finished = {
 
 /** A slice's bytes: from the answer, or from its gzip file (as the adapter streams it). */
 function sliceBytes(slice: StreamSlice): Buffer {
-  return slice.data.kind === "inline" ? Buffer.from(slice.data.bytes) : gunzipSync(readFileSync(slice.data.path));
+  return slice.data.kind === "inline"
+    ? Buffer.from(slice.data.bytes)
+    : Buffer.concat(slice.data.paths.map((path) => gunzipSync(readFileSync(path))));
 }
 
 /**
