@@ -121,12 +121,8 @@ export class ChildCommandRun {
         if (answer === NO_ANSWER || (this.ending !== undefined && Date.now() - this.ending.at > END_GRACE_MS)) {
           return await this.giveUp(answerWithinMs);
         }
-        const t1 = Date.now();
         const report = this.parse(answer);
         if ((await this.take(report)) === NO_ANSWER) return await this.giveUp(this.limits.answerTimeoutMs);
-        console.warn(
-          `PROBE answered-at=${t1 - this.started} take=${Date.now() - t1} wait=${poll.waitMs} exit=${report.exitCode} out=${report.stdout.headBytes}/${report.stdout.skippedBytes}/${report.stdout.tailBytes}/${report.stdout.data.kind} size=${report.stdoutSize}`,
-        );
         if (report.exitCode !== null) return this.ended(report.exitCode);
         if (this.ending === undefined) await this.endIfDue();
         // Wait in the sandbox for new output (it answers at once when some is there), never past the deadline.
