@@ -46,28 +46,38 @@ export class JobService {
         throw new ApiError(400, ErrorCode.INVALID_REQUEST, `The upload ended before its Content-Length (${bytes} bytes) arrived`);
       },
     );
-    return this.submit(sandboxId, { type: "file", op: "extract", path: dir, archiveBytes: bytes }, { jobId });
+    return this.submit(sandboxId, { type: "file", op: "extract", path: dir, archiveBytes: bytes }, { jobId, admitted: true });
   }
 
-  /** Submits one job; its ID is `jobId`, or made from `seed` (an idempotency key's) when given. */
-  async submit(sandboxId: string, submitted: JobRequest, options: { jobId?: string; seed?: IdSeed } = {}): Promise<JobRecord> {
+  /**
+   * Submits one job; its ID is `jobId`, or made from `seed` (an idempotency key's) when given.
+   * `admitted`: the tenant's directory has counted it already (an upload is admitted before it is stored).
+   */
+  async submit(
+    sandboxId: string,
+    submitted: JobRequest,
+    options: { jobId?: string; seed?: IdSeed; admitted?: boolean } = {},
+  ): Promise<JobRecord> {
     const { now, nextJobId } = submitIds(options.seed);
     const { request, needs } = resolveInputs(submitted, () => undefined);
     const pipeline = { batchId: null, name: null, needs };
-    const [record] = await this.createAndQueue([
-      {
-        sandboxId,
-        request,
-        record: newJobRecord(
-          options.jobId ?? nextJobId(idTimeAfter(now, needs)),
-          { tenant: this.tenant, sandboxId },
+    const [record] = await this.createAndQueue(
+      [
+        {
+          sandboxId,
           request,
-          now,
-          this.config.retentionSeconds,
-          pipeline,
-        ),
-      },
-    ]);
+          record: newJobRecord(
+            options.jobId ?? nextJobId(idTimeAfter(now, needs)),
+            { tenant: this.tenant, sandboxId },
+            request,
+            now,
+            this.config.retentionSeconds,
+            pipeline,
+          ),
+        },
+      ],
+      { admitted: options.admitted },
+    );
     if (!record) throw new Error("a submit of one job recorded none");
     return record;
   }
@@ -100,10 +110,6 @@ export class JobService {
         needs: [...new Set([...(plan.needs[index] ?? []).map(idOf), ...(resolved[index]?.needs ?? [])])],
       })),
     };
-    await Promise.all([
-      saveBatch(this.env.JOB_OUTPUT, this.tenant, manifest),
-      saveBatchRequest(this.env.JOB_OUTPUT, this.tenant, batchId, entries, this.config.secretsKeys),
-    ]);
     const prepared = plan.order.map((index) => {
       const entry = entries[index];
       const planned = manifest.jobs[index];
@@ -123,24 +129,38 @@ export class JobService {
         ),
       };
     });
-    const created = new Map((await this.createAndQueue(prepared)).map((record) => [record.id, record]));
+    // The manifest and the request are stored with the jobs' records: after admission (a refused
+    // batch stores nothing), before any job is handed over (a finishing job reads the manifest).
+    const stored = await this.createAndQueue(prepared, {
+      alsoStore: () => [
+        saveBatch(this.env.JOB_OUTPUT, this.tenant, manifest),
+        saveBatchRequest(this.env.JOB_OUTPUT, this.tenant, batchId, entries, this.config.secretsKeys),
+      ],
+    });
+    const created = new Map(stored.map((record) => [record.id, record]));
     const records = manifest.jobs.map(({ jobId }) => created.get(jobId)).filter((record): record is JobRecord => record !== undefined);
     return { batchId, createdAt: manifest.createdAt, records };
   }
 
   /**
    * Records and hands over jobs, in order (job IDs follow it, so a sandbox's jobs run in that
-   * order). The jobs' records as submitted go to R2 in one object (written once: it names each
-   * job's sandbox for later polls), then each sandbox's coordinator takes its jobs, durably, in
-   * one call. Only the jobs of a coordinator that could not be reached go on the queue, the
-   * durable intake, with their request in R2 and an entry on the sweeper's worklist (it delivers
-   * them should the queue fail too). Answers with the records as submitted.
+   * order). Once the tenant's quotas admit them (unless `admitted` says they were), the jobs'
+   * records as submitted go to R2 in one object (written once: it names each job's sandbox for
+   * later polls), beside what `alsoStore` writes, all at once; then each sandbox's coordinator
+   * takes its jobs, durably, in one call. Only the jobs of a coordinator that could not be
+   * reached go on the queue, the durable intake, with their request in R2 and an entry on the
+   * sweeper's worklist (it delivers them should the queue fail too). Answers with the records as
+   * submitted.
    */
-  private async createAndQueue(prepared: { sandboxId: string; request: JobRequest; record: JobRecord }[]): Promise<JobRecord[]> {
-    await this.admit(prepared.map(({ sandboxId }) => sandboxId));
+  private async createAndQueue(
+    prepared: { sandboxId: string; request: JobRequest; record: JobRecord }[],
+    options: { admitted?: boolean; alsoStore?: () => Promise<unknown>[] } = {},
+  ): Promise<JobRecord[]> {
+    if (!options.admitted) await this.admit(prepared.map(({ sandboxId }) => sandboxId));
     // A request too large for a queue message (or a coordinator's table row) waits in R2.
     const large = new Set(prepared.filter(({ request }) => !fitsInline(request)).map(({ record }) => record.id));
     await Promise.all([
+      ...(options.alsoStore?.() ?? []),
       this.store.saveSubmitted(prepared.map(({ record }) => record)),
       ...prepared.filter(({ record }) => large.has(record.id)).map(({ record, request }) => this.store.saveRequest(record.id, request)),
     ]);

@@ -20,19 +20,29 @@ export interface BenchOptions {
   crash: boolean;
   /** Whether the stacks' own output (wrangler's, the container host's) reaches the terminal. */
   verbose: boolean;
-  /** Runs one row alone, in both modes (`--only fast-output`: the million-line output). */
-  only: BenchPart | undefined;
+  /** Only these parts (`--only submit,batch`), each with its own floor; undefined: the whole benchmark. */
+  only?: BenchPart[];
 }
 
-/** Rows that `--only` can run alone. */
-export const BENCH_PARTS = ["fast-output"] as const;
+/**
+ * Parts that run on their own with `--only`: `submit` (submit latency at concurrency beside a
+ * 404 at the same concurrency), `batch` (a 100-job batch's accept time beside a 404 one at a time),
+ * `fast-output` (the million-line output beside the same command raw, with our agent and with
+ * Cloudflare's container server).
+ */
+export const BENCH_PARTS = ["submit", "batch", "fast-output"] as const;
 export type BenchPart = (typeof BENCH_PARTS)[number];
 
-function benchPart(raw: string | undefined): BenchPart | undefined {
+function isBenchPart(name: string): name is BenchPart {
+  return BENCH_PARTS.some((part) => part === name);
+}
+
+function parts(raw: string | undefined): BenchPart[] | undefined {
   if (raw === undefined) return undefined;
-  const part = BENCH_PARTS.find((name) => name === raw);
-  if (!part) throw new Error(`--only must be one of ${BENCH_PARTS.join(", ")}, not "${raw}"`);
-  return part;
+  const names = raw.split(",").map((name) => name.trim());
+  const unknown = names.filter((name) => !isBenchPart(name));
+  if (unknown.length > 0 || names.length === 0) throw new Error(`--only takes ${BENCH_PARTS.join(", ")} (comma-separated), not "${raw}"`);
+  return names.filter(isBenchPart);
 }
 
 function positiveInt(name: string, raw: string | undefined, fallback: number): number {
@@ -65,6 +75,6 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
     artifactWaitMs: (quick ? 90 : 180) * 1000,
     crash: !quick,
     verbose: values.verbose === true,
-    only: benchPart(values.only),
+    only: parts(values.only),
   };
 }

@@ -3,13 +3,14 @@
  * on tmpfs when there is one) and prints a table in which every figure stands beside its physical
  * floor measured in the same run at the same concurrency, and their ratio. Asserts no timing;
  * exits non-zero only when a job or a call fails. Options: --jobs, --concurrency, --quick, --verbose, --artifact-mib,
- * --only fast-output (that row alone, in both modes).
+ * and --only submit,batch,fast-output for just those rows (each still beside its floor from the same run;
+ * fast-output in both modes).
  */
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { DEFAULT_REFERENCE_SERVER } from "../container/local/containerServer";
 import { startDevProcess } from "../scripts/devProcess";
@@ -19,10 +20,10 @@ import { bubblewrapFloor } from "./bubblewrap";
 import { measureLogLatency, measureUpload } from "./ciFeatures";
 import { stopStack, track } from "./cleanup";
 import { measureCrashRecovery } from "./crash";
-import { type FastOutputRun, measureFastOutput } from "./fastOutput";
+import { measureFastOutput } from "./fastOutput";
 import { measureHostAlone } from "./hostAlone";
 import { stackMemory } from "./memory";
-import { BENCH_MAX_CONTAINERS, type BenchOptions, parseBenchOptions } from "./options";
+import { BENCH_MAX_CONTAINERS, type BenchPart, parseBenchOptions } from "./options";
 import {
   batchAccept,
   endToEndLatency,
@@ -34,8 +35,8 @@ import {
   warmUp,
 } from "./pipeline";
 import { progress } from "./progress";
-import { renderTable } from "./report";
-import { buildRows, fastOutputRow, type Measurements } from "./rows";
+import { type Row, renderTable } from "./report";
+import { batchAcceptRow, buildRows, fastOutputRow, type Measurements, submitRows } from "./rows";
 
 const PORTS = { api: 18787, host: 18788, hostAlone: 18789, crashApi: 18797, crashHost: 18798, referenceApi: 18777, referenceHost: 18778 };
 
@@ -62,7 +63,10 @@ async function createBenchKey(stateDir: string): Promise<string> {
   return key;
 }
 
-async function measurePipeline(stateDir: string, options: BenchOptions): Promise<Omit<Measurements, "hostAlone" | "crash" | "reference">> {
+async function measurePipeline(
+  stateDir: string,
+  options: ReturnType<typeof parseBenchOptions>,
+): Promise<Omit<Measurements, "hostAlone" | "crash" | "reference">> {
   const { jobs, concurrency } = options;
   const stack = track(
     await startDevProcess({
@@ -136,12 +140,62 @@ async function measurePipeline(stateDir: string, options: BenchOptions): Promise
 }
 
 /**
+ * Only the parts asked for, on a stack of their own: `submit` warms up its sandboxes, then times
+ * each submit of the throughput run (its jobs running meanwhile) and a 404 at the same
+ * concurrency; `batch` times a 404 one at a time and a 100-job batch across 100 new sandboxes.
+ */
+async function measureParts(stateDir: string, options: ReturnType<typeof parseBenchOptions>, parts: BenchPart[]): Promise<Row[]> {
+  const { jobs, concurrency } = options;
+  const stack = track(
+    await startDevProcess({
+      apiPort: PORTS.api,
+      hostPort: PORTS.host,
+      stateDir,
+      env: STACK_ENV,
+      output: options.verbose ? "inherit" : "ignore",
+    }),
+  );
+  const api = stack.apiUrl;
+  const rows: Row[] = [];
+  try {
+    if (parts.includes("submit")) {
+      progress(`stack up at ${api}; warming up ${concurrency} sandboxes...`);
+      await warmUp(api, concurrency);
+      progress(`submit latency: ${jobs} trivial jobs at concurrency ${concurrency} across ${concurrency} sandboxes...`);
+      const tp = await throughput(api, jobs, concurrency);
+      progress(`floor: ${jobs} storage-free requests (404) at concurrency ${concurrency}...`);
+      const requests = await requestFloor(api, jobs, concurrency);
+      rows.push(...submitRows({ throughput: tp, requests }, concurrency));
+    }
+    if (parts.includes("batch")) {
+      progress(`floor: ${options.latencySamples} storage-free requests (404), one at a time...`);
+      const requestOneAtATime = await requestFloor(api, options.latencySamples, 1);
+      progress("batch accept: one 100-job batch across 100 new sandboxes, timed until it is accepted...");
+      const batchAcceptMs = await batchAccept(api);
+      rows.push(batchAcceptRow({ batchAcceptMs, requestOneAtATime }));
+    }
+    if (parts.includes("fast-output")) {
+      progress("fast output: `seq 1 1000000` as a job, and raw in bubblewrap...");
+      rows.push(
+        fastOutputRow(
+          "a million-line output (`seq 1 1000000`), the job's try",
+          await measureFastOutput(api, stateDir, "bench-fast-output"),
+        ),
+      );
+    }
+    return rows;
+  } finally {
+    await stopStack(stack);
+  }
+}
+
+/**
  * Runs `measure` against a stack with Cloudflare's own container server in every sandbox
  * (SANDBOX_CONTAINER=reference), when its bundle is beside this checkout; undefined without it.
  */
 async function withReferenceStack<T>(
   stateDir: string,
-  options: BenchOptions,
+  options: ReturnType<typeof parseBenchOptions>,
   measure: (apiUrl: string) => Promise<T>,
 ): Promise<T | undefined> {
   const serverFile = process.env.SANDBOX_REFERENCE_SERVER || DEFAULT_REFERENCE_SERVER;
@@ -166,7 +220,7 @@ async function withReferenceStack<T>(
 }
 
 /** The same trivial job and million-line output with Cloudflare's own container server in every sandbox. */
-function measureReference(stateDir: string, options: BenchOptions): Promise<Measurements["reference"]> {
+function measureReference(stateDir: string, options: ReturnType<typeof parseBenchOptions>): Promise<Measurements["reference"]> {
   return withReferenceStack(stateDir, options, async (apiUrl) => {
     progress("reference mode: the trivial job one at a time, then `seq 1 1000000`...");
     await warmUp(apiUrl, 1);
@@ -176,32 +230,15 @@ function measureReference(stateDir: string, options: BenchOptions): Promise<Meas
   });
 }
 
-/** `--only fast-output`: the million-line output alone, with our agent and then with Cloudflare's server. */
-async function fastOutputAlone(stateDir: string, referenceDir: string, options: BenchOptions): Promise<void> {
-  const stack = track(
-    await startDevProcess({
-      apiPort: PORTS.api,
-      hostPort: PORTS.host,
-      stateDir,
-      env: STACK_ENV,
-      output: options.verbose ? "inherit" : "ignore",
-    }),
-  );
-  let agent: FastOutputRun;
-  try {
-    progress("fast output: `seq 1 1000000` as a job, and raw in bubblewrap...");
-    agent = await measureFastOutput(stack.apiUrl, stateDir, "bench-fast-output");
-  } finally {
-    await stopStack(stack);
-  }
-  const reference = await withReferenceStack(referenceDir, options, (apiUrl) => {
+/** `--only fast-output` with Cloudflare's container server: the same row, in a stack of its own. */
+async function referenceFastOutputRows(stateRoot: string, options: ReturnType<typeof parseBenchOptions>): Promise<Row[]> {
+  const referenceDir = await mkdtemp(join(stateRoot, "artifact-sandbox-reference-"));
+  await chmod(referenceDir, 0o711);
+  const run = await withReferenceStack(referenceDir, options, (apiUrl) => {
     progress("reference mode: `seq 1 1000000` as a job, and raw in bubblewrap...");
     return measureFastOutput(apiUrl, referenceDir, "bench-reference-fast-output");
-  });
-  const rows = [fastOutputRow("a million-line output (`seq 1 1000000`), the job's try", agent)];
-  if (reference) rows.push(fastOutputRow("reference mode: a million-line output, the job's try", reference));
-  console.log(`\nartifact-sandbox local benchmark, fast output only: ${cpus().length} cores, state on ${dirname(stateDir)}\n`);
-  console.log(renderTable(rows));
+  }).finally(() => rm(referenceDir, { recursive: true, force: true }));
+  return run ? [fastOutputRow("reference mode: a million-line output, the job's try", run)] : [];
 }
 
 /** Refuses to start beside another benchmark or stack on the same ports: their figures would mix. */
@@ -224,10 +261,11 @@ async function main(): Promise<void> {
   await Promise.all([chmod(stateDir, 0o711), chmod(crashDir, 0o711)]);
   try {
     progress(`state in ${stateDir}; starting the stack...`);
-    if (options.only === "fast-output") {
-      const referenceDir = await mkdtemp(join(stateRoot, "artifact-sandbox-reference-"));
-      await chmod(referenceDir, 0o711);
-      await fastOutputAlone(stateDir, referenceDir, options).finally(() => rm(referenceDir, { recursive: true, force: true }));
+    if (options.only) {
+      const rows = await measureParts(stateDir, options, options.only);
+      if (options.only.includes("fast-output")) rows.push(...(await referenceFastOutputRows(stateRoot, options)));
+      console.log(`\nartifact-sandbox local benchmark (${options.only.join(", ")} only): ${cpus().length} cores, state on ${stateRoot}\n`);
+      console.log(renderTable(rows));
       return;
     }
     const pipeline = await measurePipeline(stateDir, options);

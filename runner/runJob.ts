@@ -57,7 +57,7 @@ export async function runJob(record: JobRecord, heldRequest: JobRequest | undefi
   if (record.status === "running") {
     // Its coordinator runs one job at a time and is not running this one: the runner that
     // claimed it is gone (a crash, a restart). End whatever its command left running.
-    await deps.sandbox.endCommands().catch((error: unknown) => console.warn(`job ${record.id}: could not end a stale command`, error));
+    await deps.sandbox.endStaleCommands().catch((error: unknown) => console.warn(`job ${record.id}: could not end a stale command`, error));
     if (!record.cancelRequested && record.attempts >= deps.maxAttempts) {
       // A job whose runs keep dying with their runner is not run again without end.
       return ended(control, {

@@ -31,6 +31,7 @@ export const MAX_INSTANCES_EXCEEDED =
   "Maximum number of running container instances exceeded. Try again later, or try configuring a higher value for max_instances";
 
 const MonitorAnswer = z.object({ exitCode: z.number().int() });
+const StateAnswer = z.object({ running: z.boolean() });
 
 /** The part of workerd's `Container` handle that the SDK and the containers library call. */
 export class LocalContainerHandle {
@@ -47,6 +48,18 @@ export class LocalContainerHandle {
 
   get running(): boolean {
     return this.isRunning;
+  }
+
+  /**
+   * Whether the host runs this sandbox's container, whoever started it: after the Worker runtime
+   * restarts (a reload of `npm run dev`) a new handle starts out not `running` while the host's
+   * container, and whatever command it still runs, lives on.
+   */
+  async runsOnHost(): Promise<boolean> {
+    if (this.isRunning) return true;
+    const response = await this.hostCall("GET", "");
+    if (!response.ok) throw new Error(`${NO_INSTANCE}: the local container host answered ${response.status}: ${await response.text()}`);
+    return StateAnswer.parse(await response.json()).running;
   }
 
   /** Like workerd's: returns at once; the outcome shows in `monitor()` and in port fetches. */

@@ -57,6 +57,8 @@ export interface SandboxPort {
   run(command: string): Promise<{ stdout: string; stderr: string }>;
   /** Ends every command running in the sandbox, with its process tree (a job runs alone in its sandbox). */
   endCommands(): Promise<void>;
+  /** As endCommands, for a runner that died: a sandbox whose container is not running has none, and none is started. */
+  endStaleCommands(): Promise<void>;
   /** Empties the workspace and stops the container: what deleting a sandbox (or its idle expiry) does. */
   destroy(): Promise<void>;
   /** Stops the container as sleeping does (the workspace kept), to free its slot for another sandbox. */

@@ -83,6 +83,16 @@ export class Sandbox extends SdkSandbox<Env> {
   }
 
   /**
+   * Whether a container runs for this sandbox now (without starting one), so that ending a dead
+   * runner's commands does not start a container, outside its tenant's slots, only to find none.
+   */
+  async hasRunningContainer(): Promise<boolean> {
+    const container = this.ctx.container;
+    if (container instanceof LocalContainerHandle) return container.runsOnHost();
+    return container?.running === true;
+  }
+
+  /**
    * Ends the container now, its workspace saved first as before it sleeps (deployed, its disk
    * goes with it): what the tenant's next job asks of an idle container whose slot it takes.
    */

@@ -22,6 +22,7 @@ import { WorkspaceLost } from "./workspaceSnapshot";
 export interface SdkSandboxStub {
   prepareWorkspace(): Promise<unknown>;
   stopContainer(): Promise<void>;
+  hasRunningContainer(): Promise<boolean>;
   writeFile(path: string, content: string, options?: { encoding?: string }): Promise<unknown>;
   readFileStream(path: string): Promise<ReadableStream<Uint8Array>>;
   deleteFile(path: string): Promise<unknown>;
@@ -156,6 +157,13 @@ export class SdkSandbox implements SandboxPort {
       throw toSandboxError(error, dir);
     });
     return listing.files;
+  }
+
+  async endStaleCommands(): Promise<void> {
+    const running = await answerWithin(this.sandbox.hasRunningContainer(), this.answerTimeoutMs, "asking whether the container runs");
+    // No container, no command left in one; an unanswered question counts as one to end.
+    if (running === false) return;
+    await this.endCommands();
   }
 
   async endCommands(): Promise<void> {

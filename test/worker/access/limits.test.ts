@@ -43,6 +43,17 @@ describe("rate limits and quotas", () => {
     expect(await expectError(third, 429, "QUOTA_EXCEEDED")).toContain("MAX_SANDBOXES_PER_TENANT");
   });
 
+  it("stores nothing of a batch its quota refuses", async () => {
+    const tenant = uniqueTenant("acme");
+    const { key } = await createKey(tenant);
+    const jobs = ["one", "two", "three"].map((sandboxId) => ({ sandboxId, job: { type: "run", command: "true" } }));
+    const refused = await deployed("/v1/jobs", { method: "POST", key, body: JSON.stringify({ jobs }) }, { MAX_SANDBOXES_PER_TENANT: "2" });
+    expect(await expectError(refused, 429, "QUOTA_EXCEEDED")).toContain("MAX_SANDBOXES_PER_TENANT");
+    // Neither its manifest, nor its request, nor its jobs' records.
+    const stored = await env.JOB_OUTPUT.list({ prefix: `tenants/${tenant}/` });
+    expect(stored.objects.map((object) => object.key)).toEqual([]);
+  });
+
   it("refuses jobs beyond the queued-plus-running quota, naming it", async () => {
     const { key } = await createKey(uniqueTenant("acme"));
     const quota = { MAX_ACTIVE_JOBS_PER_TENANT: "2" };
