@@ -39,6 +39,16 @@ const MB = 1_000_000;
 
 const p = (run: PoolRun | number[], q: number) => percentile(Array.isArray(run) ? run : run.durations, q);
 
+/** The million-line output's try beside the same command raw (`--only fast-output` too). */
+export function fastOutputRow(measure: string, run: FastOutputRun): Row {
+  return {
+    measure,
+    value: ms(run.jobMs),
+    floor: { what: "the same command, raw bwrap exec", value: ms(run.rawMs) },
+    reference: "within 2x",
+  };
+}
+
 /** Submit latency while the submitted jobs run, beside a 404 at the same concurrency (`--only submit` too). */
 export function submitRows(m: Pick<Measurements, "throughput" | "requests">, concurrency: number): Row[] {
   return [
@@ -106,12 +116,7 @@ export function buildRows(m: Measurements, options: BenchOptions): Row[] {
       value: ms(p(m.logLatency, 99)),
       floor: { what: "404 request p99, one at a time", value: ms(p(m.requestOneAtATime, 99)) },
     },
-    {
-      measure: "a million-line output (`seq 1 1000000`), the job's try",
-      value: ms(m.fastOutput.jobMs),
-      floor: { what: "the same command, raw bwrap exec", value: ms(m.fastOutput.rawMs) },
-      reference: "within 2x",
-    },
+    fastOutputRow("a million-line output (`seq 1 1000000`), the job's try", m.fastOutput),
     {
       measure: `local host alone: exec p50 at concurrency ${c}`,
       value: ms(p(m.hostAlone.parallel, 50)),
@@ -167,12 +172,7 @@ export function buildRows(m: Measurements, options: BenchOptions): Row[] {
         value: ms(p(m.reference.endToEnd, 50)),
         floor: bwrapOne.p50,
       },
-      {
-        measure: "reference mode: a million-line output, the job's try",
-        value: ms(m.reference.fastOutput.jobMs),
-        floor: { what: "the same command, raw bwrap exec", value: ms(m.reference.fastOutput.rawMs) },
-        reference: "within 2x",
-      },
+      fastOutputRow("reference mode: a million-line output, the job's try", m.reference.fastOutput),
     );
   }
   if (m.crash) {

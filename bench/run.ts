@@ -3,7 +3,8 @@
  * on tmpfs when there is one) and prints a table in which every figure stands beside its physical
  * floor measured in the same run at the same concurrency, and their ratio. Asserts no timing;
  * exits non-zero only when a job or a call fails. Options: --jobs, --concurrency, --quick, --verbose, --artifact-mib,
- * and --only submit,batch for just those rows (each still beside its floor from the same run).
+ * and --only submit,batch,fast-output for just those rows (each still beside its floor from the same run;
+ * fast-output in both modes).
  */
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -35,7 +36,7 @@ import {
 } from "./pipeline";
 import { progress } from "./progress";
 import { type Row, renderTable } from "./report";
-import { batchAcceptRow, buildRows, type Measurements, submitRows } from "./rows";
+import { batchAcceptRow, buildRows, fastOutputRow, type Measurements, submitRows } from "./rows";
 
 const PORTS = { api: 18787, host: 18788, hostAlone: 18789, crashApi: 18797, crashHost: 18798, referenceApi: 18777, referenceHost: 18778 };
 
@@ -173,6 +174,15 @@ async function measureParts(stateDir: string, options: ReturnType<typeof parseBe
       const batchAcceptMs = await batchAccept(api);
       rows.push(batchAcceptRow({ batchAcceptMs, requestOneAtATime }));
     }
+    if (parts.includes("fast-output")) {
+      progress("fast output: `seq 1 1000000` as a job, and raw in bubblewrap...");
+      rows.push(
+        fastOutputRow(
+          "a million-line output (`seq 1 1000000`), the job's try",
+          await measureFastOutput(api, stateDir, "bench-fast-output"),
+        ),
+      );
+    }
     return rows;
   } finally {
     await stopStack(stack);
@@ -180,10 +190,14 @@ async function measureParts(stateDir: string, options: ReturnType<typeof parseBe
 }
 
 /**
- * The same trivial job and million-line output with Cloudflare's own container server in every
- * sandbox (SANDBOX_CONTAINER=reference), when its bundle is beside this checkout.
+ * Runs `measure` against a stack with Cloudflare's own container server in every sandbox
+ * (SANDBOX_CONTAINER=reference), when its bundle is beside this checkout; undefined without it.
  */
-async function measureReference(stateDir: string, options: ReturnType<typeof parseBenchOptions>): Promise<Measurements["reference"]> {
+async function withReferenceStack<T>(
+  stateDir: string,
+  options: ReturnType<typeof parseBenchOptions>,
+  measure: (apiUrl: string) => Promise<T>,
+): Promise<T | undefined> {
   const serverFile = process.env.SANDBOX_REFERENCE_SERVER || DEFAULT_REFERENCE_SERVER;
   if (!existsSync(serverFile)) {
     progress(`reference mode skipped: no container server bundle at ${serverFile}`);
@@ -199,14 +213,32 @@ async function measureReference(stateDir: string, options: ReturnType<typeof par
     }),
   );
   try {
-    progress("reference mode: the trivial job one at a time, then `seq 1 1000000`...");
-    await warmUp(stack.apiUrl, 1);
-    const endToEnd = await endToEndLatency(stack.apiUrl, options.latencySamples);
-    const fastOutput = await measureFastOutput(stack.apiUrl, stateDir, "bench-reference-fast-output");
-    return { endToEnd, fastOutput };
+    return await measure(stack.apiUrl);
   } finally {
     await stopStack(stack);
   }
+}
+
+/** The same trivial job and million-line output with Cloudflare's own container server in every sandbox. */
+function measureReference(stateDir: string, options: ReturnType<typeof parseBenchOptions>): Promise<Measurements["reference"]> {
+  return withReferenceStack(stateDir, options, async (apiUrl) => {
+    progress("reference mode: the trivial job one at a time, then `seq 1 1000000`...");
+    await warmUp(apiUrl, 1);
+    const endToEnd = await endToEndLatency(apiUrl, options.latencySamples);
+    const fastOutput = await measureFastOutput(apiUrl, stateDir, "bench-reference-fast-output");
+    return { endToEnd, fastOutput };
+  });
+}
+
+/** `--only fast-output` with Cloudflare's container server: the same row, in a stack of its own. */
+async function referenceFastOutputRows(stateRoot: string, options: ReturnType<typeof parseBenchOptions>): Promise<Row[]> {
+  const referenceDir = await mkdtemp(join(stateRoot, "artifact-sandbox-reference-"));
+  await chmod(referenceDir, 0o711);
+  const run = await withReferenceStack(referenceDir, options, (apiUrl) => {
+    progress("reference mode: `seq 1 1000000` as a job, and raw in bubblewrap...");
+    return measureFastOutput(apiUrl, referenceDir, "bench-reference-fast-output");
+  }).finally(() => rm(referenceDir, { recursive: true, force: true }));
+  return run ? [fastOutputRow("reference mode: a million-line output, the job's try", run)] : [];
 }
 
 /** Refuses to start beside another benchmark or stack on the same ports: their figures would mix. */
@@ -231,6 +263,7 @@ async function main(): Promise<void> {
     progress(`state in ${stateDir}; starting the stack...`);
     if (options.only) {
       const rows = await measureParts(stateDir, options, options.only);
+      if (options.only.includes("fast-output")) rows.push(...(await referenceFastOutputRows(stateRoot, options)));
       console.log(`\nartifact-sandbox local benchmark (${options.only.join(", ")} only): ${cpus().length} cores, state on ${stateRoot}\n`);
       console.log(renderTable(rows));
       return;

@@ -24,7 +24,7 @@ export class CappedOutput {
    */
   private head = new Uint8Array(0);
   private headLength = 0;
-  private readonly tailSize: number;
+  readonly tailSize: number;
   /** A ring buffer holding the most recent bytes once the head is full; allocated on first use. */
   private tail: Uint8Array | undefined;
   private tailStart = 0;
@@ -50,16 +50,12 @@ export class CappedOutput {
     this.pushTail(bytes);
   }
 
-  /**
-   * How many of `upcoming` bytes, not yet read, could never be kept: once the head is full only
-   * the last tail's worth of the output survives, so a reader may skip the rest unread.
-   */
-  unneeded(upcoming: number): number {
-    if (this.headLength < this.headSize) return 0;
-    return Math.max(0, upcoming - this.tailSize);
+  /** Bytes the head still takes; once it is full, only the last `tailSize` bytes of the rest survive. */
+  headRoom(): number {
+    return this.headSize - this.headLength;
   }
 
-  /** Counts bytes skipped unread (see `unneeded`) as written and dropped. */
+  /** Counts bytes skipped unread (past a full head, before the last `tailSize`) as written and dropped. */
   skip(count: number): void {
     this.total += count;
   }

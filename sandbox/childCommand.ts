@@ -8,8 +8,9 @@
  *   its own with stdout and stderr in files, waits for it, kills whatever it left behind in its
  *   session, and only then writes the exit status (so the files are final once it exists).
  * - `pollScript` waits briefly for new output or the end, then reports the files' sizes, the exit
- *   status when there is one, and the bytes past the caller's offsets as base64: exact bytes, and
- *   one round trip per slice of output however many lines it has.
+ *   status when there is one, and the bytes past the caller's offsets that it still wants (the
+ *   middle of an output over the cap is skipped): a little as base64 in the answer, more in a
+ *   gzip file for the caller to stream. Exact bytes either way, however many lines they hold.
  * - `endScript` kills the command's session (a cancel, or its deadline).
  *
  * Nothing here enforces a deadline: a command may stop or kill everything in its container, so
@@ -21,6 +22,8 @@ import { inSubshell, shellQuote } from "./shell";
 const RUNS_DIR = "/tmp/.artifact-sandbox-runs";
 /** How often the poll script looks for output while it waits. */
 const POLL_TICK_SECONDS = 0.02;
+/** Ticks a poll lets a burst of output (more than fits inline) run on while it grows, so it comes in one answer. */
+const BURST_TICKS = 10;
 
 /**
  * `reap SID`: kills every live process of session SID, rescanning (a fork may escape one scan)
@@ -77,6 +80,8 @@ else
   status=1
 fi
 echo "$status" > "$run/exit"
+# Wakes a poll waiting on the FIFO at once (opened read-write, so this never blocks).
+{ exec 8<> "$run/tick" && printf x >&8; } 2>/dev/null
 `;
 
 export interface ChildCommand {
@@ -107,12 +112,32 @@ function writeFileLine(path: string, content: string): string {
 }
 
 /**
+ * What one poll asks for. Per stream, the bytes from `at` on: the first `headRoom` of them are
+ * all wanted (the kept head is not full yet), past those only the last `tailBytes` of what is
+ * there (the rest could never be kept, so it is skipped unread). Wanted bytes up to
+ * `inlineBytes` per stream come in the answer as base64; more go into a gzip file in the run
+ * directory for the caller to stream (`readFileStream`): an exec's answer is one string, slow to
+ * move in bulk through either container server, and a `.gz` is streamed as base64 whatever it
+ * holds, where a plain file that looks like text is decoded as UTF-8 (not byte for byte).
+ */
+export interface PollRequest {
+  stdout: { at: number; headRoom: number };
+  stderr: { at: number; headRoom: number };
+  tailBytes: number;
+  inlineBytes: number;
+  /** How long the poll waits in the sandbox for new output or the end. */
+  waitMs: number;
+}
+
+/**
  * Starts the command (and, in the same round trip, waits like `pollScript` for its first output
  * or its end). A stdin for it is written to `stdinPath(runId)` first. Prints `as-start-failed`
  * when the run directory could not be made.
  */
-export function startScript(runId: string, child: ChildCommand, firstWaitMs: number, sliceBytes: number): string {
+export function startScript(runId: string, child: ChildCommand, first: PollRequest): string {
   const start = [
+    // The last run's final slices (see pollScript) have been read by now.
+    `shopt -s nullglob; old=(${RUNS_DIR}/*.gz); [ \${#old[@]} -eq 0 ] || rm -f -- "\${old[@]}"; shopt -u nullglob`,
     `run=${shellQuote(runDirectory(runId))}`,
     `mkdir -p -- "$run" && cd -- "$run" && mkfifo tick || { echo as-start-failed; exit 0; }`,
     writeFileLine("command", child.command),
@@ -121,23 +146,32 @@ export function startScript(runId: string, child: ChildCommand, firstWaitMs: num
     // A new session, its output nowhere: the exec that started it returns at once.
     `setsid bash -c ${shellQuote(SUPERVISOR)} supervise "$run" < /dev/null > /dev/null 2>&1 &`,
   ].join("\n");
-  return `${inSubshell(start)}\n${pollScript(runId, { stdout: 0, stderr: 0 }, firstWaitMs, sliceBytes)}`;
+  return `${inSubshell(start)}\n${pollScript(runId, first)}`;
 }
 
 /**
  * Reports, after waiting up to `waitMs` for anything new: a line `as-status <stdout size>
- * <stderr size> <exit status or ->`, then up to `sliceBytes` of stdout and of stderr past the
- * offsets, each as one base64 line. Once the command has ended and this answer carries the rest
- * of its output, the run directory is removed. Prints `as-missing` when there is no such run.
+ * <stderr size> <exit status or ->`, then one line per stream, `<head> <skipped> <tail> <data>`:
+ * `head` wanted bytes from the offset, `skipped` bytes left out, then the `tail` bytes up to the
+ * size, where `data` is `=<base64>`, or `@<path>` of one gzip file, or two of them, for the head
+ * part and the tail part, holding both parts. A little new
+ * output is answered at once (live logs); more is let grow for a few ticks, so that a burst comes
+ * in one answer, with the command's end when it ends meanwhile. A poll removes the files of the
+ * one before (read by then). Once the command has ended, its run directory is removed; a final
+ * gzip file is left beside it, for the next run's start to remove. Prints `as-missing` when
+ * there is no such run.
  */
-export function pollScript(runId: string, offsets: { stdout: number; stderr: number }, waitMs: number, sliceBytes: number): string {
-  const ticks = Math.max(0, Math.floor(waitMs / 1000 / POLL_TICK_SECONDS));
+export function pollScript(runId: string, request: PollRequest): string {
+  const ticks = Math.max(0, Math.floor(request.waitMs / 1000 / POLL_TICK_SECONDS));
   // Waiting costs no process: a timed read on the run's FIFO ticks, and a file's mtime against a
   // marker's tells of new output; the sizes are looked at again every tenth tick all the same,
   // since a write in the marker's own clock tick leaves its mtime equal, not newer.
   const script = `run=${shellQuote(runDirectory(runId))}
 cd -- "$run" 2>/dev/null || { echo as-missing; exit 0; }
-out_at=${offsets.stdout}; err_at=${offsets.stderr}; slice=${sliceBytes}
+shopt -s nullglob; old=(*.gz); [ \${#old[@]} -eq 0 ] || rm -f -- "\${old[@]}"; shopt -u nullglob
+out_at=${request.stdout.at}; err_at=${request.stderr.at}
+out_room=${request.stdout.headRoom}; err_room=${request.stderr.headRoom}
+tail_keep=${request.tailBytes}; inline_max=${request.inlineBytes}
 look() {
   status=-
   [ -s exit ] && { IFS= read -r status < exit || true; }
@@ -147,30 +181,64 @@ look() {
     sizes=($(stat -c %s -- stdout stderr 2>/dev/null))
     out_size=\${sizes[0]:-0}; err_size=\${sizes[1]:-0}
   fi
+  news=$(( (out_size > out_at ? out_size - out_at : 0) + (err_size > err_at ? err_size - err_at : 0) ))
 }
-nothing_new() { [ "$status" = - ] && [ "$out_size" -le "$out_at" ] && [ "$err_size" -le "$err_at" ]; }
 look
-if nothing_new && [ ${ticks} -gt 0 ]; then
+if [ ${ticks} -gt 0 ] && [ "$status" = - ] && { [ "$news" -eq 0 ] || [ "$news" -gt "$inline_max" ]; }; then
   exec 9<> tick
   : > .polled
-  tick=0
+  tick=0; burst=0
   while [ "$tick" -lt ${ticks} ] && [ ! -s exit ]; do
-    if [ stdout -nt .polled ] || [ stderr -nt .polled ] || [ $((tick % 10)) -eq 9 ]; then
-      : > .polled
-      look
-      nothing_new || break
-    fi
-    read -t ${POLL_TICK_SECONDS} -u 9 _ || true
+    read -t ${POLL_TICK_SECONDS} -n 1 -u 9 _ || true
     tick=$((tick + 1))
+    if [ stdout -nt .polled ] || [ stderr -nt .polled ] || [ $((tick % 10)) -eq 0 ]; then
+      : > .polled
+      before=$news
+      look
+      # New output ends the wait when it is little, when it stopped growing, or when a burst has run on long enough.
+      if [ "$news" -gt 0 ] && { [ "$news" -le "$inline_max" ] || [ "$news" -eq "$before" ] || [ $((++burst)) -ge ${BURST_TICKS} ]; }; then break; fi
+    elif [ "$news" -gt 0 ]; then
+      break
+    fi
   done
   exec 9<&-
   look
 fi
 echo "as-status $out_size $err_size $status"
-slice_of() { [ "$2" -gt "$3" ] && dd if="$1" bs=65536 skip="$3" count="$slice" iflag=skip_bytes,count_bytes status=none | base64 -w0; echo; }
-slice_of stdout "$out_size" "$out_at"
-slice_of stderr "$err_size" "$err_at"
-if [ "$status" != - ] && [ $((out_size - out_at)) -le "$slice" ] && [ $((err_size - err_at)) -le "$slice" ]; then cd / && rm -rf -- "$run"; fi`;
+# A final slice's file goes beside the run directory, which is removed below.
+gz_dir=$run; gz_prefix=
+[ "$status" != - ] && { gz_dir=${RUNS_DIR}; gz_prefix=${shellQuote(runId)}-; }
+range() { [ "$3" -le 0 ] || dd if="$1" bs=65536 skip="$2" count="$3" iflag=skip_bytes,count_bytes status=none; }
+slice() {
+  local name=$1 size=$2 at=$3 room=$4 pending first rest skipped last file
+  pending=$((size > at ? size - at : 0))
+  first=$((pending < room ? pending : room))
+  rest=$((pending - first))
+  skipped=$((rest > tail_keep ? rest - tail_keep : 0))
+  last=$((rest - skipped))
+  if [ $((first + last)) -eq 0 ]; then
+    echo "0 $skipped 0 ="
+  elif [ $((first + last)) -le "$inline_max" ]; then
+    printf '%s %s %s =' "$first" "$skipped" "$last"
+    { range "$name" "$at" "$first"; range "$name" $((at + first + skipped)) "$last"; } | base64 -w0
+    echo
+  else
+    # Head and tail compressed side by side (a container has more than one core), each in a file of its own.
+    file=$gz_dir/$gz_prefix$name-$at.gz
+    if [ "$first" -gt 0 ] && [ "$last" -gt 0 ]; then
+      range "$name" "$at" "$first" | gzip -1 > "$file" &
+      range "$name" $((at + first + skipped)) "$last" | gzip -1 > "$file.tail.gz"
+      wait "$!"
+      echo "$first $skipped $last @$file @$file.tail.gz"
+    else
+      { range "$name" "$at" "$first"; range "$name" $((at + first + skipped)) "$last"; } | gzip -1 > "$file"
+      echo "$first $skipped $last @$file"
+    fi
+  fi
+}
+slice stdout "$out_size" "$out_at" "$out_room"
+slice stderr "$err_size" "$err_at" "$err_room"
+if [ "$status" != - ]; then cd / && rm -rf -- "$run"; fi`;
   return inSubshell(script);
 }
 
@@ -196,6 +264,18 @@ rm -rf -- ${RUNS_DIR}
 true`;
 }
 
+/** What a poll brought of one stream: its bytes past the offset, the middle left out. */
+export interface StreamSlice {
+  /** Bytes from the offset on, all kept. */
+  headBytes: number;
+  /** Bytes after those, left out unread. */
+  skippedBytes: number;
+  /** Bytes after those, up to the size the poll saw. */
+  tailBytes: number;
+  /** Both parts, in the answer or in gzip files (one, or one per part) to stream and join in order. */
+  data: { kind: "inline"; bytes: Uint8Array } | { kind: "gzip"; paths: string[] };
+}
+
 export type PollReport =
   | { kind: "missing" }
   | {
@@ -204,8 +284,8 @@ export type PollReport =
       stderrSize: number;
       /** The exit status once the command (and everything it left in its session) has ended. */
       exitCode: number | null;
-      stdout: Uint8Array;
-      stderr: Uint8Array;
+      stdout: StreamSlice;
+      stderr: StreamSlice;
     };
 
 export class PollReportError extends Error {
@@ -217,6 +297,21 @@ function decodeBase64(text: string): Uint8Array {
   const bytes = new Uint8Array(binary.length);
   for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
   return bytes;
+}
+
+const SLICE_LINE = /^(\d+) (\d+) (\d+) ([=@])(.*)$/;
+
+function parseSlice(line: string | undefined): StreamSlice {
+  const match = SLICE_LINE.exec(line ?? "");
+  if (!match) throw new PollReportError(`Unreadable output slice from the sandbox: ${(line ?? "(none)").slice(0, 200)}`);
+  const [, head, skipped, tail, kind, rest] = match;
+  const slice = { headBytes: Number(head), skippedBytes: Number(skipped), tailBytes: Number(tail) };
+  if (kind === "@") return { ...slice, data: { kind: "gzip", paths: `@${rest ?? ""}`.split(" ").map((path) => path.slice(1)) } };
+  const bytes = decodeBase64(rest ?? "");
+  if (bytes.byteLength !== slice.headBytes + slice.tailBytes) {
+    throw new PollReportError(`An output slice of ${bytes.byteLength} bytes where ${slice.headBytes + slice.tailBytes} were reported`);
+  }
+  return { ...slice, data: { kind: "inline", bytes } };
 }
 
 /** Parses what `pollScript` (or `startScript`) printed. */
@@ -238,7 +333,7 @@ export function parsePollReport(stdout: string): PollReport {
     stdoutSize: sizes[0] ?? 0,
     stderrSize: sizes[1] ?? 0,
     exitCode,
-    stdout: decodeBase64(lines[statusAt + 1] ?? ""),
-    stderr: decodeBase64(lines[statusAt + 2] ?? ""),
+    stdout: parseSlice(lines[statusAt + 1]),
+    stderr: parseSlice(lines[statusAt + 2]),
   };
 }

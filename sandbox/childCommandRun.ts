@@ -7,12 +7,27 @@
  */
 import { answerWithin, NO_ANSWER } from "./answerWithin";
 import { CappedOutput } from "./cappedOutput";
-import { type ChildCommand, endScript, PollReportError, parsePollReport, pollScript, startScript } from "./childCommand";
+import {
+  type ChildCommand,
+  endScript,
+  type PollReport,
+  PollReportError,
+  type PollRequest,
+  parsePollReport,
+  pollScript,
+  type StreamSlice,
+  startScript,
+} from "./childCommand";
+import { decodeFileStream } from "./fileStream";
 import { CancelledError, type ExecRequest, type ExecResult, SandboxOperationError } from "./port";
 import { signalFromExitCode } from "./signals";
 
-/** Output read per stream per round trip (it travels as base64 in the exec's answer). */
-const SLICE_BYTES = 1024 * 1024;
+/**
+ * New output per stream up to this size comes in the poll's answer (base64 in an exec's answer
+ * costs both container servers far more per byte than a streamed file); more is streamed from a
+ * gzip file, at the price of one more round trip.
+ */
+const INLINE_BYTES = 32 * 1024;
 /** The round trip that starts a command waits this long for it to end, so a quick one needs no other. */
 const FIRST_WAIT_MS = 1_000;
 /** Later round trips wait in the sandbox up to this long for new output. */
@@ -22,9 +37,10 @@ const END_POLL_WAIT_MS = 200;
 /** After its deadline or a cancel, a command has this long to be gone before its container is destroyed. */
 const END_GRACE_MS = 10_000;
 
-/** The SDK call a run needs: a plain exec (a subshell of the container's session shell). */
+/** The SDK calls a run needs: a plain exec (a subshell of the container's session shell) and a streamed file read. */
 export interface ExecStub {
   exec(command: string, options: { timeout: number }): Promise<{ exitCode: number; stdout: string; stderr: string }>;
+  readFileStream(path: string): Promise<ReadableStream<Uint8Array>>;
 }
 
 export interface RunLimits {
@@ -46,18 +62,25 @@ class ReadPosition {
     this.output = new CappedOutput(maxBytes);
   }
 
-  /** Keeps a slice read at the offset; returns how much of the file's `size` is still unread. */
-  take(bytes: Uint8Array, size: number): number {
-    this.output.push(bytes);
-    this.offset += bytes.byteLength;
-    this.latest = bytes;
-    // Past the kept head only the tail survives: the middle of a huge output is never fetched.
-    const skipped = this.output.unneeded(size - this.offset);
-    if (skipped > 0) {
-      this.output.skip(skipped);
-      this.offset += skipped;
+  /** What the next poll asks of this stream. */
+  want(): { at: number; headRoom: number } {
+    return { at: this.offset, headRoom: this.output.headRoom() };
+  }
+
+  /** Keeps a slice's two parts (the middle between them is counted as dropped); the offset moves past it all. */
+  take(slice: StreamSlice, bytes: Uint8Array): void {
+    if (bytes.byteLength !== slice.headBytes + slice.tailBytes) {
+      throw new SandboxOperationError(
+        "SANDBOX_ERROR",
+        `The command's output came as ${bytes.byteLength} bytes where ${slice.headBytes + slice.tailBytes} were reported`,
+        true,
+      );
     }
-    return Math.max(0, size - this.offset);
+    this.output.push(bytes.subarray(0, slice.headBytes));
+    this.output.skip(slice.skippedBytes);
+    this.output.push(bytes.subarray(slice.headBytes));
+    this.offset += slice.headBytes + slice.skippedBytes + slice.tailBytes;
+    this.latest = bytes;
   }
 
   /** The last slice as text for live logs (a character split across slices is joined). */
@@ -89,22 +112,23 @@ export class ChildCommandRun {
   async run(): Promise<ExecResult> {
     const child: ChildCommand = { command: this.request.command, cwd: this.request.cwd, env: this.request.env };
     // The container is up (prepareWorkspace started it): every round trip has the same short deadline.
-    let waitMs = Math.min(FIRST_WAIT_MS, this.request.timeoutMs);
-    let script = startScript(this.runId, child, waitMs, SLICE_BYTES);
+    let poll = this.pollRequest(Math.min(FIRST_WAIT_MS, this.request.timeoutMs));
+    let script = startScript(this.runId, child, poll);
     try {
       for (;;) {
-        const answerWithinMs = this.limits.answerTimeoutMs + waitMs;
+        const answerWithinMs = this.limits.answerTimeoutMs + poll.waitMs;
         const answer = await answerWithin(this.sandbox.exec(script, { timeout: answerWithinMs }), answerWithinMs, "running the command");
         if (answer === NO_ANSWER || (this.ending !== undefined && Date.now() - this.ending.at > END_GRACE_MS)) {
           return await this.giveUp(answerWithinMs);
         }
-        const pending = this.take(answer);
-        if (pending.exitCode !== null && pending.bytes === 0) return this.ended(pending.exitCode);
+        const report = this.parse(answer);
+        if ((await this.take(report)) === NO_ANSWER) return await this.giveUp(this.limits.answerTimeoutMs);
+        if (report.exitCode !== null) return this.ended(report.exitCode);
         if (this.ending === undefined) await this.endIfDue();
-        // Output still to read is fetched at once; otherwise wait in the sandbox, never past the deadline.
-        waitMs = pending.bytes > 0 ? 0 : this.ending ? END_POLL_WAIT_MS : Math.max(0, Math.min(POLL_WAIT_MS, this.deadlineAt - Date.now()));
-        const offsets = { stdout: this.streams.stdout.offset, stderr: this.streams.stderr.offset };
-        script = pollScript(this.runId, offsets, waitMs, SLICE_BYTES);
+        // Wait in the sandbox for new output (it answers at once when some is there), never past the deadline.
+        const waitMs = this.ending ? END_POLL_WAIT_MS : Math.max(0, Math.min(POLL_WAIT_MS, this.deadlineAt - Date.now()));
+        poll = this.pollRequest(waitMs);
+        script = pollScript(this.runId, poll);
       }
     } catch (error) {
       // A fault mid-run (the job is retried): the command must not keep running beside its retry.
@@ -113,8 +137,17 @@ export class ChildCommandRun {
     }
   }
 
-  /** Keeps what one round trip brought; returns the exit status (once ended) and the bytes still unread. */
-  private take(answer: { exitCode: number; stdout: string; stderr: string }): { exitCode: number | null; bytes: number } {
+  private pollRequest(waitMs: number): PollRequest {
+    return {
+      stdout: this.streams.stdout.want(),
+      stderr: this.streams.stderr.want(),
+      tailBytes: this.streams.stdout.output.tailSize,
+      inlineBytes: INLINE_BYTES,
+      waitMs,
+    };
+  }
+
+  private parse(answer: { exitCode: number; stdout: string; stderr: string }): Extract<PollReport, { kind: "report" }> {
     if (answer.exitCode !== 0) {
       throw new SandboxOperationError(
         "SANDBOX_ERROR",
@@ -122,7 +155,7 @@ export class ChildCommandRun {
         true,
       );
     }
-    let report: ReturnType<typeof parsePollReport>;
+    let report: PollReport;
     try {
       report = parsePollReport(answer.stdout);
     } catch (error) {
@@ -136,14 +169,47 @@ export class ChildCommandRun {
         true,
       );
     }
-    const bytes = this.streams.stdout.take(report.stdout, report.stdoutSize) + this.streams.stderr.take(report.stderr, report.stderrSize);
+    return report;
+  }
+
+  /** Keeps what one poll brought, streaming its gzip files. */
+  private async take(report: Extract<PollReport, { kind: "report" }>): Promise<"taken" | typeof NO_ANSWER> {
+    for (const name of ["stdout", "stderr"] as const) {
+      const slice = report[name];
+      let bytes: Uint8Array;
+      if (slice.data.kind === "inline") bytes = slice.data.bytes;
+      else {
+        const read = await answerWithin(this.readGzipFiles(slice.data.paths), this.limits.answerTimeoutMs, "reading the command's output");
+        if (read === NO_ANSWER) return NO_ANSWER;
+        bytes = read;
+      }
+      this.streams[name].take(slice, bytes);
+    }
     if (this.request.onOutput) {
       for (const name of ["stdout", "stderr"] as const) {
         const text = this.streams[name].decodeLatest();
         if (text) this.request.onOutput(name, text);
       }
     }
-    return { exitCode: report.exitCode, bytes };
+    return "taken";
+  }
+
+  /** The files' bytes, joined in order (they are read side by side). */
+  private async readGzipFiles(paths: string[]): Promise<Uint8Array> {
+    const parts = await Promise.all(paths.map((path) => this.readGzip(path)));
+    if (parts.length === 1 && parts[0]) return parts[0];
+    const joined = new Uint8Array(parts.reduce((sum, part) => sum + part.byteLength, 0));
+    let at = 0;
+    for (const part of parts) {
+      joined.set(part, at);
+      at += part.byteLength;
+    }
+    return joined;
+  }
+
+  private async readGzip(path: string): Promise<Uint8Array> {
+    const file = decodeFileStream(await this.sandbox.readFileStream(path));
+    return new Uint8Array(await new Response(file.pipeThrough(new DecompressionStream("gzip"))).arrayBuffer());
   }
 
   /** At the deadline or on a cancel: kills the command's session (its end is then read as usual). */

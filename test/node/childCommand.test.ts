@@ -5,13 +5,26 @@
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { mkdtemp } from "node:fs/promises";
+import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { gunzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { endScript, type PollReport, parsePollReport, pollScript, runDirectory, startScript } from "../../sandbox/childCommand";
+import { CappedOutput } from "../../sandbox/cappedOutput";
+import {
+  endScript,
+  type PollReport,
+  type PollRequest,
+  parsePollReport,
+  pollScript,
+  runDirectory,
+  type StreamSlice,
+  startScript,
+} from "../../sandbox/childCommand";
 
-const SLICE = 1024 * 1024;
+/** Keep everything (no skipped middle) and take up to 32 KiB per stream inline, unless a test says otherwise. */
+const KEEP_ALL = 2 ** 30;
+const INLINE = 32 * 1024;
 
 function exec(script: string): string {
   const result = spawnSync("bash", ["-c", script], { encoding: "utf8" });
@@ -19,26 +32,71 @@ function exec(script: string): string {
   return result.stdout;
 }
 
-type Finished = { exitCode: number; stdout: Buffer; stderr: Buffer };
+type Finished = {
+  exitCode: number;
+  stdout: Buffer;
+  stderr: Buffer;
+  /** Bytes of stdout left out between its head and tail. */
+  dropped: number;
+  /** Polls whose output came in a gzip file. */
+  streamedSlices: number;
+};
 
-/** Starts a command and polls until it has ended and every byte is read, as the adapter does. */
-async function runToEnd(command: string, options: { cwd?: string; env?: Record<string, string>; slice?: number } = {}): Promise<Finished> {
+/** A slice's bytes: from the answer, or from its gzip file (as the adapter streams it). */
+function sliceBytes(slice: StreamSlice): Buffer {
+  return slice.data.kind === "inline"
+    ? Buffer.from(slice.data.bytes)
+    : Buffer.concat(slice.data.paths.map((path) => gunzipSync(readFileSync(path))));
+}
+
+/**
+ * Starts a command and polls until it has ended and every byte is read, as the adapter does,
+ * keeping the head and tail of each stream within `maxBytes` in the adapter's own CappedOutput.
+ */
+async function runToEnd(
+  command: string,
+  options: { cwd?: string; env?: Record<string, string>; inline?: number; maxBytes?: number } = {},
+): Promise<Finished> {
   const runId = crypto.randomUUID();
   const cwd = options.cwd ?? (await mkdtemp(join(tmpdir(), "child-command-")));
-  const slice = options.slice ?? SLICE;
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  let report = parsePollReport(exec(startScript(runId, { command, cwd, env: options.env ?? {} }, 1000, slice)));
+  const at = { stdout: 0, stderr: 0 };
+  const kept = { stdout: new CappedOutput(options.maxBytes ?? KEEP_ALL), stderr: new CappedOutput(options.maxBytes ?? KEEP_ALL) };
+  let streamedSlices = 0;
+  const request = (waitMs: number): PollRequest => ({
+    stdout: { at: at.stdout, headRoom: kept.stdout.headRoom() },
+    stderr: { at: at.stderr, headRoom: kept.stderr.headRoom() },
+    tailBytes: kept.stdout.tailSize,
+    inlineBytes: options.inline ?? INLINE,
+    waitMs,
+  });
+  let report = parsePollReport(exec(startScript(runId, { command, cwd, env: options.env ?? {} }, request(1000))));
   for (;;) {
     if (report.kind !== "report") throw new Error("the run vanished");
-    out.push(Buffer.from(report.stdout));
-    err.push(Buffer.from(report.stderr));
-    const stdout = Buffer.concat(out);
-    const stderr = Buffer.concat(err);
-    if (report.exitCode !== null && stdout.length >= report.stdoutSize && stderr.length >= report.stderrSize) {
-      return { exitCode: report.exitCode, stdout, stderr };
+    let streamed = false;
+    for (const name of ["stdout", "stderr"] as const) {
+      const slice = report[name];
+      const bytes = sliceBytes(slice);
+      expect(bytes.length).toBe(slice.headBytes + slice.tailBytes);
+      kept[name].push(bytes.subarray(0, slice.headBytes));
+      kept[name].skip(slice.skippedBytes);
+      kept[name].push(bytes.subarray(slice.headBytes));
+      at[name] += slice.headBytes + slice.skippedBytes + slice.tailBytes;
+      if (slice.data.kind === "gzip") streamed = true;
     }
-    report = parsePollReport(exec(pollScript(runId, { stdout: stdout.length, stderr: stderr.length }, 500, slice)));
+    if (streamed) streamedSlices++;
+    if (report.exitCode !== null) {
+      expect(at).toEqual({ stdout: report.stdoutSize, stderr: report.stderrSize });
+      expect(existsSync(runDirectory(runId))).toBe(false);
+      const [stdout, stderr] = [kept.stdout.result(), kept.stderr.result()];
+      return {
+        exitCode: report.exitCode,
+        stdout: Buffer.from(stdout.bytes),
+        stderr: Buffer.from(stderr.bytes),
+        dropped: stdout.droppedBytes,
+        streamedSlices,
+      };
+    }
+    report = parsePollReport(exec(pollScript(runId, request(500))));
   }
 }
 
@@ -64,11 +122,26 @@ describe("a job's command as a child process", () => {
     expect(run.stderr.toString("latin1")).toBe("x\ry");
   });
 
-  it("reads fast output whole, in slices smaller than the output", async () => {
-    const run = await runToEnd("seq 1 200000", { slice: 64 * 1024 });
+  it("reads fast output whole, streaming what is over the inline size from gzip files", async () => {
+    const run = await runToEnd("seq 1 200000");
     const lines = run.stdout.toString().trimEnd().split("\n");
     expect(lines).toHaveLength(200000);
     expect(lines.at(-1)).toBe("200000");
+    expect(run.streamedSlices).toBeGreaterThan(0);
+  });
+
+  it("streams any bytes exactly (NUL, invalid UTF-8, \\r) and skips the middle past the head unread", async () => {
+    // 256 KiB in which every byte value occurs, in no order a compressor could guess.
+    const whole = Buffer.from(Array.from({ length: 256 * 1024 }, (_, i) => (i * 2654435761) >>> 24));
+    const cwd = await mkdtemp(join(tmpdir(), "child-command-"));
+    await writeFile(join(cwd, "data.bin"), whole);
+    const all = await runToEnd("cat data.bin", { cwd });
+    expect(all.stdout.equals(whole)).toBe(true);
+    expect(all.streamedSlices).toBeGreaterThan(0);
+    const capped = await runToEnd("cat data.bin", { cwd, maxBytes: 40_000 });
+    const marker = Buffer.from(`\n[... ${whole.length - 40_000} bytes of output dropped here ...]\n`);
+    expect(capped.stdout.equals(Buffer.concat([whole.subarray(0, 20_000), marker, whole.subarray(whole.length - 20_000)]))).toBe(true);
+    expect(capped.dropped).toBe(whole.length - 40_000);
   });
 
   it("passes env values exactly and runs the command with bash even if the job's PATH is useless", async () => {
@@ -95,15 +168,22 @@ describe("a job's command as a child process", () => {
   it("ends a running command's whole session on request, and the run then reports its end", async () => {
     const runId = crypto.randomUUID();
     const cwd = await mkdtemp(join(tmpdir(), "child-command-"));
-    const started = parsePollReport(exec(startScript(runId, { command: "sleep 60 & echo $!; sleep 60", cwd, env: {} }, 300, SLICE)));
+    const request = (waitMs: number): PollRequest => ({
+      stdout: { at: 0, headRoom: KEEP_ALL },
+      stderr: { at: 0, headRoom: KEEP_ALL },
+      tailBytes: 0,
+      inlineBytes: INLINE,
+      waitMs,
+    });
+    const started = parsePollReport(exec(startScript(runId, { command: "sleep 60 & echo $!; sleep 60", cwd, env: {} }, request(300))));
     expect(started.kind === "report" && started.exitCode).toBe(null);
     exec(endScript(runId));
     let report: PollReport = started;
     for (let i = 0; i < 20 && (report.kind !== "report" || report.exitCode === null); i++) {
-      report = parsePollReport(exec(pollScript(runId, { stdout: 0, stderr: 0 }, 500, SLICE)));
+      report = parsePollReport(exec(pollScript(runId, request(500))));
     }
     expect(report.kind === "report" && report.exitCode).toBe(137);
-    const background = report.kind === "report" ? Number(new TextDecoder().decode(report.stdout).trim()) : 0;
+    const background = report.kind === "report" ? Number(sliceBytes(report.stdout).toString().trim()) : 0;
     expect(alive(background)).toBe(false);
     expect(existsSync(runDirectory(runId))).toBe(false);
   });

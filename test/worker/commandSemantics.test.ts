@@ -6,7 +6,7 @@
  * our local agent (SANDBOX_CONTAINER=reference and agent).
  */
 import { describe, expect, it } from "vitest";
-import { api, runJob, submit, uniqueSandbox, waitForJob } from "./client";
+import { api, runJob, submit, toBase64, uniqueSandbox, waitForJob } from "./client";
 
 async function stdoutBytes(jobId: string, stream: "stdout" | "stderr" = "stdout"): Promise<Uint8Array> {
   const response = await api(`/v1/jobs/${jobId}/${stream}`);
@@ -59,6 +59,25 @@ describe("a job's command", () => {
     expect(await stdoutText(job.id, "stderr")).toBe("10%\r20%\rdone");
     const plain = await runJob(uniqueSandbox("bytes"), { type: "run", command: "printf abc" });
     expect(await stdoutText(plain.id)).toBe("abc");
+  });
+
+  it("stores output too large for one poll's answer byte for byte, every byte value in it", async () => {
+    // 48 KiB: within the tests' 64 KiB cap, over what a poll carries inline, so it is streamed.
+    const blob = new Uint8Array(48 * 1024).map((_, i) => (i * 2654435761) >>> 24);
+    const sandbox = uniqueSandbox("big-bytes");
+    const write = await runJob(sandbox, {
+      type: "file",
+      op: "write",
+      path: "/workspace/blob.bin",
+      content: toBase64(blob),
+      encoding: "base64",
+    });
+    expect(write.status).toBe("succeeded");
+    const job = await runJob(sandbox, { type: "run", command: "cat blob.bin; cat blob.bin >&2" });
+    expect(job.status).toBe("succeeded");
+    expect(job.stdout).toMatchObject({ size: blob.byteLength, truncated: false });
+    expect(await stdoutBytes(job.id)).toEqual(blob);
+    expect(await stdoutBytes(job.id, "stderr")).toEqual(blob);
   });
 
   it("feeds stdin exactly, and a command that reads none is not held up by it", async () => {
