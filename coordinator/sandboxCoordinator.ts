@@ -12,12 +12,12 @@
 import { DurableObject } from "cloudflare:workers";
 import { tenantDirectoryFor } from "../access/tenantDirectory";
 import { readConfig } from "../config";
-import { countedEnv, operationBudget, withinBudget } from "../platform/operationBudget";
 import { cacheContextFor } from "../execution/caches";
 import type { JobControl, RunOutcome } from "../execution/jobTypes";
 import { LEASE_MS } from "../execution/lease";
 import { retryDelayMs, runJob } from "../execution/runJob";
 import { secretSourceFor } from "../execution/secrets";
+import { countedEnv, operationBudget, withinBudget } from "../platform/operationBudget";
 import { sandboxFactory } from "../sandbox/select";
 import { commandBudgetMs, isTerminal, type JobRecord, type JobStatus } from "../schemas/job";
 import { JobStore } from "../storage/jobStore";
