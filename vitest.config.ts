@@ -7,7 +7,7 @@ import { unstable_getMiniflareWorkerOptions } from "wrangler";
 // second per key, 128 KB per queue message. A wrapped binding cannot share its name with a plain
 // one, hence the removals.
 const wranglerOptions = unstable_getMiniflareWorkerOptions("./wrangler.jsonc");
-const { JOB_STATUS: _plainKv, ...otherKvNamespaces } = wranglerOptions.workerOptions.kvNamespaces ?? {};
+const { LOOKUPS: _plainKv, ...otherKvNamespaces } = wranglerOptions.workerOptions.kvNamespaces ?? {};
 const { JOB_QUEUE: _plainQueue, ...otherQueueProducers } = wranglerOptions.workerOptions.queueProducers ?? {};
 const { JOB_OUTPUT: _plainBucket, ...otherR2Buckets } = wranglerOptions.workerOptions.r2Buckets ?? {};
 
@@ -22,7 +22,7 @@ const sharedWorkerOptions = {
   queueProducers: otherQueueProducers,
   r2Buckets: otherR2Buckets,
   wrappedBindings: {
-    JOB_STATUS: { scriptName: "strict-kv" },
+    LOOKUPS: { scriptName: "strict-kv" },
     JOB_QUEUE: { scriptName: "strict-queue" },
     JOB_OUTPUT: { scriptName: "strict-r2" },
   },

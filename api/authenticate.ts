@@ -55,7 +55,7 @@ async function lookUp(kv: KVNamespace, hash: string): Promise<StoredApiKey | und
 const requireBearerKey = bearerAuth<ApiEnv>({
   realm: "artifact-sandbox",
   verifyToken: async (token, c) => {
-    const key = await verifyApiKey(c.env.JOB_STATUS, token, readConfig(c.env).apiKeyCacheSeconds);
+    const key = await verifyApiKey(c.env.LOOKUPS, token, readConfig(c.env).apiKeyCacheSeconds);
     if (key) c.set("tenant", key.tenant);
     return key !== undefined;
   },

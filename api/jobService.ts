@@ -28,7 +28,7 @@ export class JobService {
     readonly config: AppConfig,
     readonly tenant: string,
   ) {
-    this.store = new JobStore(env.JOB_STATUS, env.JOB_OUTPUT, config.retentionSeconds, tenant);
+    this.store = new JobStore(env.LOOKUPS, env.JOB_OUTPUT, config.retentionSeconds, tenant);
   }
 
   /**

@@ -34,7 +34,7 @@ export async function handleJobBatch(batch: MessageBatch, env: Env, deps: Consum
     }
   }
   const readSubmitted = (body: RunMessage) =>
-    new JobStore(env.JOB_STATUS, env.JOB_OUTPUT, deps.config.retentionSeconds, tenantOf(body.sandboxKey)).readSubmitted(body.jobId);
+    new JobStore(env.LOOKUPS, env.JOB_OUTPUT, deps.config.retentionSeconds, tenantOf(body.sandboxKey)).readSubmitted(body.jobId);
   if (batch.queue === deps.deadLetterQueue) {
     await Promise.all(runs.map((run) => failUndeliverable(env, run, readSubmitted)));
   } else {

@@ -77,7 +77,7 @@ export class SandboxCoordinator extends DurableObject<Env> {
       this.table,
       this.finished,
       env,
-      (tenant) => new JobStore(env.JOB_STATUS, env.JOB_OUTPUT, retentionSeconds, tenant),
+      (tenant) => new JobStore(env.LOOKUPS, env.JOB_OUTPUT, retentionSeconds, tenant),
     );
   }
 
@@ -356,7 +356,7 @@ export class SandboxCoordinator extends DurableObject<Env> {
         }
         const outcome: RunOutcome = await runJob(record, held.request, {
           control: this.controlFor(record.id),
-          store: new JobStore(this.env.JOB_STATUS, this.env.JOB_OUTPUT, config.retentionSeconds, record.tenant),
+          store: new JobStore(this.env.LOOKUPS, this.env.JOB_OUTPUT, config.retentionSeconds, record.tenant),
           bucket: this.env.JOB_OUTPUT,
           sandbox: sandboxFor(sandboxKey(record.tenant, record.sandboxId)),
           artifactLimits: { maxFiles: config.artifactMaxFiles, maxTotalBytes: config.artifactMaxTotalBytes },

@@ -42,7 +42,7 @@ async function handOverUndelivered(env: Env, config: AppConfig, report: SweepRep
     for (const [key, jobIds] of page.bySandbox) {
       if (budget.left < 10) return;
       const coordinator = coordinatorFor(env.SANDBOX_COORDINATOR, key);
-      const store = new JobStore(env.JOB_STATUS, env.JOB_OUTPUT, config.retentionSeconds, tenantOf(key));
+      const store = new JobStore(env.LOOKUPS, env.JOB_OUTPUT, config.retentionSeconds, tenantOf(key));
       const unknown = await coordinator.reconcile(jobIds);
       budget.left -= 2;
       for (const jobId of unknown) {

@@ -96,7 +96,7 @@ export function countedEnv(env: Env): Env {
   if (known) return known;
   const wrapped: Env = {
     ...env,
-    JOB_STATUS: counted(env.JOB_STATUS),
+    LOOKUPS: counted(env.LOOKUPS),
     JOB_OUTPUT: counted(env.JOB_OUTPUT),
     JOB_QUEUE: counted(env.JOB_QUEUE),
     Sandbox: countedNamespace(env.Sandbox),

@@ -32,7 +32,7 @@ interface Target {
 
 async function wranglerKv(target: Target, args: string[]): Promise<string> {
   const where = target.remote ? ["--remote"] : ["--local", "--persist-to", join(target.stateDir, "state")];
-  const { stdout } = await run("npx", ["wrangler", "kv", ...args, "--binding", "JOB_STATUS", ...where], {
+  const { stdout } = await run("npx", ["wrangler", "kv", ...args, "--binding", "LOOKUPS", ...where], {
     maxBuffer: 64 * 1024 * 1024,
     env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
   });

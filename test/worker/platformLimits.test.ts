@@ -14,8 +14,8 @@ import { TEST_TENANT } from "./support/jobs";
 describe("platform limits in the test environment", () => {
   it("KV rejects a second write to a key within a second", async () => {
     const key = `limit-probe-${crypto.randomUUID()}`;
-    await env.JOB_STATUS.put(key, "1");
-    await expect(env.JOB_STATUS.put(key, "2")).rejects.toThrow(/429/);
+    await env.LOOKUPS.put(key, "1");
+    await expect(env.LOOKUPS.put(key, "2")).rejects.toThrow(/429/);
   });
 
   it("R2 rejects a second write to a key within a second, a delete included", async () => {
@@ -29,7 +29,7 @@ describe("platform limits in the test environment", () => {
 
   it("an invocation fails at its 1,001st storage, queue or Durable Object operation", async () => {
     const bindings = countedEnv(env);
-    const probe = () => bindings.JOB_STATUS.get("limit-probe");
+    const probe = () => bindings.LOOKUPS.get("limit-probe");
     await withinBudget(operationBudget(env), "probe", async () => {
       for (let i = 0; i < 1000; i++) await probe();
       await expect(probe()).rejects.toThrow(OperationBudgetExceeded);
@@ -67,7 +67,7 @@ describe("platform limits in the test environment", () => {
     let cached: JobRecord | undefined;
     for (let i = 0; i < 60 && cached?.status !== "succeeded"; i++) {
       await new Promise((resolve) => setTimeout(resolve, 100));
-      const text = await env.JOB_STATUS.get(kvKeys.job(TEST_TENANT, job.id));
+      const text = await env.LOOKUPS.get(kvKeys.job(TEST_TENANT, job.id));
       cached = text ? JobRecord.parse(JSON.parse(text)) : undefined;
     }
     expect(cached?.status).toBe("succeeded");

@@ -10,7 +10,7 @@ describe("retention", () => {
   it("answers 404 for a job whose retention has passed", async () => {
     const job = await runJob(uniqueSandbox("old"), { type: "run", command: "echo old" });
     // Wait for the finished record's KV copy, then for KV's one-write-per-second window.
-    for (let i = 0; i < 60 && !(await env.JOB_STATUS.get(kvKeys.job(TEST_TENANT, job.id)))?.includes('"succeeded"'); i++) {
+    for (let i = 0; i < 60 && !(await env.LOOKUPS.get(kvKeys.job(TEST_TENANT, job.id)))?.includes('"succeeded"'); i++) {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     await new Promise((resolve) => setTimeout(resolve, 1200));
@@ -20,7 +20,7 @@ describe("retention", () => {
     expect(stored).not.toBeNull();
     const expired: JobRecord = { ...JobRecord.parse(await stored?.json()), expiresAt: new Date(Date.now() - 1000).toISOString() };
     await env.JOB_OUTPUT.put(r2Keys.record(TEST_TENANT, job.id), JSON.stringify(expired));
-    await env.JOB_STATUS.put(kvKeys.job(TEST_TENANT, job.id), JSON.stringify(expired));
+    await env.LOOKUPS.put(kvKeys.job(TEST_TENANT, job.id), JSON.stringify(expired));
     await expectError(await api(`/v1/jobs/${job.id}`), 404, "JOB_NOT_FOUND");
     await expectError(await api(`/v1/jobs/${job.id}/stdout`), 404, "JOB_NOT_FOUND");
   });

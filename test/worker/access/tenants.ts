@@ -13,14 +13,14 @@ import { BASE } from "../client";
 
 export async function createKey(tenant: string): Promise<{ key: string; keyId: string; hash: string }> {
   const { key, stored } = await newApiKey(tenant, "test");
-  await env.JOB_STATUS.put(kvKeys.apiKeyId(stored.keyId), JSON.stringify(stored));
-  await env.JOB_STATUS.put(kvKeys.apiKey(stored.hash), JSON.stringify(stored));
+  await env.LOOKUPS.put(kvKeys.apiKeyId(stored.keyId), JSON.stringify(stored));
+  await env.LOOKUPS.put(kvKeys.apiKey(stored.hash), JSON.stringify(stored));
   return { key, keyId: stored.keyId, hash: stored.hash };
 }
 
 export async function revokeKey(created: { keyId: string; hash: string }): Promise<void> {
-  await env.JOB_STATUS.delete(kvKeys.apiKey(created.hash));
-  await env.JOB_STATUS.delete(kvKeys.apiKeyId(created.keyId));
+  await env.LOOKUPS.delete(kvKeys.apiKey(created.hash));
+  await env.LOOKUPS.delete(kvKeys.apiKeyId(created.keyId));
 }
 
 /** A request to the Worker as deployed (API keys required), with `vars` overriding settings. */

@@ -23,7 +23,7 @@ export const DEAD_LETTER_QUEUE = "artifact-sandbox-jobs-dlq";
 export const TEST_TENANT = LOCAL_TENANT;
 
 export function jobStore(tenant = TEST_TENANT): JobStore {
-  return new JobStore(env.JOB_STATUS, env.JOB_OUTPUT, readConfig(env).retentionSeconds, tenant);
+  return new JobStore(env.LOOKUPS, env.JOB_OUTPUT, readConfig(env).retentionSeconds, tenant);
 }
 
 /** Monotonic across this test file: a later call's job sorts after an earlier one's. */
