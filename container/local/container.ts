@@ -128,7 +128,9 @@ export class LocalContainer {
     }
     const pid = this.child.pid;
     if (pid === undefined || !this.running) return;
-    for (const descendant of descendantsOf(pid)) trySignal(descendant, signal);
+    // Not to the host's guard and what it runs (pasta, or bubblewrap without a network): they
+    // stand between the host and the sandbox, and pasta would die of most signals.
+    for (const descendant of childrenOf(pid).flatMap(descendantsOf)) trySignal(descendant, signal);
   }
 
   /** Ends the container at once (idempotent). */

@@ -73,7 +73,7 @@ export async function startHost(options: StartHostOptions): Promise<RunningHost>
   const parentProblem = await prepareSharedParent(options.root);
   if (parentProblem) throw new HostStartError(parentProblem);
   // Short and private: socket paths must fit in 108 bytes, and sandboxes may only traverse it.
-  // A container of a dead host that escaped its parent-death signal goes before its directory.
+  // A container process that outlived its host anyway goes before the host's directory.
   const killed = killDeadHostProcesses("/tmp", RUNTIME_DIR_PREFIX);
   if (killed > 0) log(`Killed ${killed} container processes left by local container hosts that no longer run.`);
   removeDeadHostRuntimeDirs("/tmp", RUNTIME_DIR_PREFIX);

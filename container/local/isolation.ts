@@ -78,16 +78,26 @@ export function asUser(uid: number, command: string, args: string[]): { command:
 }
 
 /**
- * Binds a command's life to the host's: SIGKILL when the host dies, set after the last change
- * of uid (which clears it), then a check that the host is still its parent. A host killed
- * between the spawn and that setting would otherwise leave the container running for good; the
- * check closes that window, since the signal is set before it looks.
+ * Binds a command's life to the host's. A guard shell gets SIGTERM when the host dies (set
+ * after the last change of uid, which clears it), checks that the host is still its parent (a
+ * host killed before the signal was set would otherwise leave the container running for good),
+ * runs the command as its child and, on that SIGTERM, SIGKILLs its whole process group. A
+ * parent-death signal reaches one process only: the group kill also ends what the command
+ * forked and left without one, such as pasta's child waiting for pasta's go-ahead before it
+ * starts the sandbox. The command gets SIGINT and SIGQUIT back, which the shell ignores for
+ * what it runs in the background.
  */
 export function boundToHost(command: string, args: string[], hostPid = process.pid): { command: string; args: string[] } {
-  const script = '[ "$PPID" = "$1" ] || exit 125; shift; exec "$@"';
+  const script = [
+    "trap 'kill -KILL 0' TERM",
+    '[ "$PPID" = "$1" ] || exit 125',
+    "shift",
+    'env --default-signal=INT,QUIT "$@" &',
+    'wait "$!"',
+  ].join("\n");
   return {
     command: "setpriv",
-    args: ["--pdeathsig", "KILL", "--", "/bin/sh", "-c", script, "sandbox-host-guard", String(hostPid), command, ...args],
+    args: ["--pdeathsig", "TERM", "--", "/bin/sh", "-c", script, "sandbox-host-guard", String(hostPid), command, ...args],
   };
 }
 

@@ -1,9 +1,9 @@
 /**
  * Cleans up after hosts that died without closing (SIGKILL, a crash): their containers die with
- * them (each is bound to the host by a parent-death signal), but their runtime directories and
- * cgroups stay behind. All carry the host's pid in their names, so anything named after a pid
- * that no longer runs can go; a container process that escaped its parent-death signal names
- * its host's runtime directory on its command line, and is killed the same way.
+ * them (each is bound to the host by a guard, see boundToHost), but their runtime directories
+ * and cgroups stay behind. All carry the host's pid in their names, so anything named after a
+ * pid that no longer runs can go; a container process that outlived its host anyway names the
+ * host's runtime directory on its command line, and is killed the same way.
  */
 import { readdirSync, readFileSync, rmdirSync, rmSync } from "node:fs";
 import { join } from "node:path";

@@ -10,7 +10,7 @@
  * namespace) before bubblewrap starts: every blocked range is a "prohibit" route, so a connect()
  * fails at once with EACCES. bubblewrap then nests the job in a user namespace of its own
  * without capabilities, so nothing in it can change those routes. pasta exits when the sandbox
- * does, and bubblewrap dies with pasta.
+ * does, and bubblewrap dies with pasta (see inPastaNamespace for the moments before it can).
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
@@ -149,9 +149,11 @@ export function sandboxNetwork(policy: NetworkPolicy, filesDir: string): Sandbox
 
 /**
  * Runs a command in a new namespace served by pasta, after the setup step has written the routes.
- * pasta gets SIGKILL when the process that spawned it dies (pasta would otherwise outlive a
- * crashed host), and bubblewrap's --die-with-parent then ends the sandbox with pasta. Set here,
- * after any setpriv before it: a uid change would clear it.
+ * pasta gets SIGKILL when the process that spawned it dies (set here, after any setpriv before
+ * it: a uid change would clear it), and bubblewrap's --die-with-parent ends the sandbox with
+ * pasta once bubblewrap has set it. Before that, pasta's child (pid 1 of the sandbox's pid
+ * namespace) has no parent-death signal: it waits for pasta's go-ahead, then runs the setup
+ * step. The host guard's process-group kill ends it with the host (boundToHost in isolation.ts).
  */
 function inPastaNamespace(command: string, args: string[]): { command: string; args: string[] } {
   const setup = ["/bin/sh", "-c", setupScript(routeCommands()), "sandbox-network"];

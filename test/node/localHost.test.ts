@@ -67,6 +67,7 @@ const server = createServer((req, res) => {
     res.end(JSON.stringify({ method: req.method, url: req.url, bytes, authorization: req.headers.authorization ?? null, custom: req.headers["x-custom"] ?? null }));
   });
 });
+process.on("SIGUSR2", () => writeFileSync("/workspace/usr2-handled", "handled"));
 try { rmSync(socket); } catch {}
 server.listen(socket, () => console.log(JSON.stringify({ ready: true })));
 `;
@@ -234,6 +235,15 @@ describe("local container host: lifecycle and proxy", () => {
     expect((await call("POST", "/v1/containers/interrupted/signal", { signal: 2 })).status).toBe(204);
     // The probe agent has no SIGINT handler, so it dies of it; the container reports 128 + 2.
     expect(await monitor).toEqual({ exitCode: 130 });
+  });
+
+  it("passes a signal that the container's processes handle to them alone: the container runs on", async () => {
+    await start("handles-usr2");
+    expect((await call("POST", "/v1/containers/handles-usr2/signal", { signal: 12 })).status).toBe(204);
+    await expect.poll(() => existsSync(join(root, "handles-usr2", "usr2-handled")), { timeout: 5_000 }).toBe(true);
+    // Nothing between the host and the sandbox (pasta) got it: the container still answers.
+    expect((await agent("handles-usr2", "/echo")).status).toBe(201);
+    expect(ContainerState.parse(await (await call("GET", "/v1/containers/handles-usr2")).json())).toEqual({ running: true });
   });
 
   it("answers 502 NOT_LISTENING for a stopped container or another port", async () => {

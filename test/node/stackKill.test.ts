@@ -51,10 +51,7 @@ describe.each(modes)("the local stack's process group killed with SIGKILL (%s)",
     if (stateDir) await rm(stateDir, { recursive: true, force: true });
   });
 
-  // Retried: now and then one pasta of a container caught mid-start outlives the kill (seen once in a
-  // fresh-clone CI run); the next host start kills it. The README says so.
-  it("leaves no pasta, bubblewrap, agent or Bun of it running", { timeout: 180_000, retry: 2 }, async () => {
-    await stack?.kill(); // A retry's earlier stack, should it have failed before killing its own.
+  it("leaves no pasta, bubblewrap, agent or Bun of it running", { timeout: 180_000 }, async () => {
     stateDir = await tempStateDir("stack-kill-");
     stack = await startDevProcess({
       apiPort: await freePort(),
@@ -113,11 +110,52 @@ describe("binding a container to its host", () => {
     expect(outcome.stdout).toBe("");
   });
 
+  it("gives the command SIGINT and SIGQUIT at their defaults, though the guard runs it in the background", () => {
+    const bound = boundToHost("sh", ["-c", "grep SigIgn /proc/self/status"]);
+    expect(spawnSync(bound.command, bound.args, { encoding: "utf8" }).stdout).toBe("SigIgn:\t0000000000000000\n");
+  });
+
+  it("ends with the host what the command forked, though that has no parent-death signal", { timeout: 30_000 }, async () => {
+    // A stand-in host: it spawns the command line it reads on stdin as the container host does
+    // (detached, its own process group), passes on its output, and then waits to be killed.
+    const hostScript = [
+      'const { spawn } = require("node:child_process");',
+      'process.stdin.once("data", (line) => {',
+      "  const [command, ...args] = JSON.parse(String(line));",
+      '  spawn(command, args, { stdio: ["ignore", "pipe", "inherit"], detached: true }).stdout.pipe(process.stdout);',
+      "});",
+    ].join("\n");
+    const host = spawn(process.execPath, ["-e", hostScript], { stdio: ["pipe", "pipe", "inherit"] });
+    const hostExited = new Promise((resolve) => host.once("exit", resolve));
+    let forkedPid: number | undefined;
+    try {
+      if (host.pid === undefined) throw new Error("the stand-in host has no pid");
+      // As pasta forks the sandbox's first process, which waits for pasta's go-ahead: no parent-death signal.
+      const bound = boundToHost("sh", ["-c", "sleep 600 & echo $!; wait"], host.pid);
+      host.stdin.write(`${JSON.stringify([bound.command, ...bound.args])}\n`);
+      forkedPid = await new Promise<number>((resolve) => host.stdout.once("data", (chunk) => resolve(Number(String(chunk).trim()))));
+      const forked = () => processes().filter((info) => info.pid === forkedPid && info.commandLine === "sleep 600");
+      expect(forked()).toHaveLength(1);
+
+      host.kill("SIGKILL");
+      await hostExited;
+      await expect.poll(() => forked().length, { timeout: 5_000 }).toBe(0);
+    } finally {
+      host.kill("SIGKILL");
+      // Should it have outlived the host, it is ended here and not left to the machine.
+      if (forkedPid !== undefined && processes().some((info) => info.pid === forkedPid && info.commandLine === "sleep 600")) {
+        process.kill(forkedPid, "SIGKILL");
+      }
+    }
+  });
+
   it("kills what a dead host left running when the next host starts, and nothing of a live one", async () => {
     const dead = deadPid();
-    // Programs whose command lines name a runtime directory, as pasta's and bubblewrap's do.
-    const orphan = spawn("sh", ["-c", "sleep 600", `/tmp/asb-${dead}-test/run/x`], { stdio: "ignore" });
-    const live = spawn("sh", ["-c", "sleep 600", `/tmp/asb-${process.ppid}-test/run/x`], { stdio: "ignore" });
+    // Programs whose command lines name a runtime directory, as pasta's and bubblewrap's do; one
+    // process each (a shell would leave its sleep behind when killed).
+    const waitForever = "setTimeout(() => {}, 600_000)";
+    const orphan = spawn(process.execPath, ["-e", waitForever, `/tmp/asb-${dead}-test/run/x`], { stdio: "ignore" });
+    const live = spawn(process.execPath, ["-e", waitForever, `/tmp/asb-${process.ppid}-test/run/x`], { stdio: "ignore" });
     const exited = (child: typeof orphan) => new Promise((resolve) => child.once("exit", (_code, signal) => resolve(signal)));
     const orphanExit = exited(orphan);
     try {
