@@ -91,6 +91,9 @@ class ReadPosition {
 
 type Ending = { reason: "timeout" | "cancel"; at: number };
 
+/** Characters per live-log piece handed on from one poll's output. */
+const LIVE_PIECE_CHARS = 64 * 1024;
+
 export class ChildCommandRun {
   private readonly started = Date.now();
   private readonly deadlineAt: number;
@@ -188,7 +191,8 @@ export class ChildCommandRun {
     if (this.request.onOutput) {
       for (const name of ["stdout", "stderr"] as const) {
         const text = this.streams[name].decodeLatest();
-        if (text) this.request.onOutput(name, text);
+        // In pieces: one poll may bring megabytes, and each piece becomes one live-log event.
+        for (let at = 0; at < text.length; at += LIVE_PIECE_CHARS) this.request.onOutput(name, text.slice(at, at + LIVE_PIECE_CHARS));
       }
     }
     return "taken";

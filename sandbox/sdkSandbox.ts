@@ -160,8 +160,13 @@ export class SdkSandbox implements SandboxPort {
   }
 
   async endStaleCommands(): Promise<void> {
-    const running = await answerWithin(this.sandbox.hasRunningContainer(), this.answerTimeoutMs, "asking whether the container runs");
-    // No container, no command left in one; an unanswered question counts as one to end.
+    const running = await answerWithin(this.sandbox.hasRunningContainer(), this.answerTimeoutMs, "asking whether the container runs").catch(
+      (error: unknown) => {
+        console.warn("could not tell whether the container runs; ending its commands as if it did", error);
+        return true;
+      },
+    );
+    // No container, no command left in one; an unanswered or failed question counts as one to end.
     if (running === false) return;
     await this.endCommands();
   }

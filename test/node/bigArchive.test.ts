@@ -2,8 +2,9 @@
  * Two large artifacts, 64 MiB and 256 MiB, each downloaded as its job's .tar.gz through the whole
  * local stack and unpacked by GNU tar as it arrives: each file comes out whole (the record's
  * SHA-256) beside an executable script, and the stack's resident memory, sampled every 250 ms,
- * does not grow with the file's size: the 256 MiB download adds less than a fixed 24 MiB, well
- * under even the smaller file. Were the archive held whole anywhere on the way, it would add its
+ * does not grow with the file's size: the second (256 MiB) download adds less than a fixed 24 MiB,
+ * well under even the smaller file (the first download's growth, which may include the stack's own
+ * first-use growth, is printed). Were the archive held whole anywhere on the way, it would add its
  * 256 MiB.
  */
 import { spawn } from "node:child_process";

@@ -40,6 +40,8 @@ type Finished = {
   dropped: number;
   /** Polls whose output came in a gzip file. */
   streamedSlices: number;
+  /** Bytes of stdout and stderr that came out of the sandbox (skipped ones do not). */
+  transferredBytes: number;
 };
 
 /** A slice's bytes: from the answer, or from its gzip file (as the adapter streams it). */
@@ -62,6 +64,7 @@ async function runToEnd(
   const at = { stdout: 0, stderr: 0 };
   const kept = { stdout: new CappedOutput(options.maxBytes ?? KEEP_ALL), stderr: new CappedOutput(options.maxBytes ?? KEEP_ALL) };
   let streamedSlices = 0;
+  let transferredBytes = 0;
   const request = (waitMs: number): PollRequest => ({
     stdout: { at: at.stdout, headRoom: kept.stdout.headRoom() },
     stderr: { at: at.stderr, headRoom: kept.stderr.headRoom() },
@@ -77,6 +80,7 @@ async function runToEnd(
       const slice = report[name];
       const bytes = sliceBytes(slice);
       expect(bytes.length).toBe(slice.headBytes + slice.tailBytes);
+      transferredBytes += bytes.length;
       kept[name].push(bytes.subarray(0, slice.headBytes));
       kept[name].skip(slice.skippedBytes);
       kept[name].push(bytes.subarray(slice.headBytes));
@@ -94,6 +98,7 @@ async function runToEnd(
         stderr: Buffer.from(stderr.bytes),
         dropped: stdout.droppedBytes,
         streamedSlices,
+        transferredBytes,
       };
     }
     report = parsePollReport(exec(pollScript(runId, request(500))));
@@ -142,6 +147,8 @@ describe("a job's command as a child process", () => {
     const marker = Buffer.from(`\n[... ${whole.length - 40_000} bytes of output dropped here ...]\n`);
     expect(capped.stdout.equals(Buffer.concat([whole.subarray(0, 20_000), marker, whole.subarray(whole.length - 20_000)]))).toBe(true);
     expect(capped.dropped).toBe(whole.length - 40_000);
+    // The middle never left the sandbox: only the kept head and tail were read.
+    expect(capped.transferredBytes).toBe(40_000);
   });
 
   it("passes env values exactly and runs the command with bash even if the job's PATH is useless", async () => {
