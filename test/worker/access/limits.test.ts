@@ -1,8 +1,10 @@
 /** Rate limits and quotas: 429s that say which limit was hit and when to come back. */
 import { env } from "cloudflare:test";
+import { packTar } from "modern-tar";
 import { describe, expect, it } from "vitest";
+import { JobView } from "../../../schemas/job";
 import { expectError } from "../client";
-import { createKey, deployed, submitAs, uniqueTenant } from "./tenants";
+import { createKey, deployed, finishedAs, submitAs, uniqueTenant } from "./tenants";
 
 /** The tight limiter vitest.config.ts adds beside the configured one (not in wrangler.jsonc, so not in Env). */
 function tightRateLimit(): RateLimit {
@@ -52,6 +54,19 @@ describe("rate limits and quotas", () => {
     // Neither its manifest, nor its request, nor its jobs' records.
     const stored = await env.JOB_OUTPUT.list({ prefix: `tenants/${tenant}/` });
     expect(stored.objects.map((object) => object.key)).toEqual([]);
+  });
+
+  it("counts an upload as the one job it is against the queued-plus-running quota", async () => {
+    const { key } = await createKey(uniqueTenant("acme"));
+    const tar = await packTar([{ header: { name: "a.txt", size: 2, type: "file" }, body: "a\n" }]);
+    const body = await new Response(new Blob([tar]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer();
+    const upload = await deployed(
+      "/v1/sandboxes/up/archive",
+      { method: "PUT", key, body, headers: { "content-type": "application/gzip", "content-length": String(body.byteLength) } },
+      { MAX_ACTIVE_JOBS_PER_TENANT: "1" },
+    );
+    expect(upload.status, await upload.clone().text()).toBe(202);
+    expect((await finishedAs(key, JobView.parse(await upload.json()).id)).status).toBe("succeeded");
   });
 
   it("refuses jobs beyond the queued-plus-running quota, naming it", async () => {
