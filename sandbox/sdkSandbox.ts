@@ -133,11 +133,24 @@ export class SdkSandbox implements SandboxPort {
     const entry = (await this.listEntries(dir, false)).find((file) => file.absolutePath === path);
     if (!entry) throw new SandboxOperationError("FILE_NOT_FOUND", `File not found: ${path}`, false);
     if (entry.type === "directory") throw new SandboxOperationError("IS_DIRECTORY", `${path} is a directory, not a file`, false);
-    const sse = await this.sandbox.readFileStream(path).catch((error: unknown) => {
+    // Cloudflare's server streams a file it takes for text (by its name, or by `file`: a pack that
+    // starts with a shell script) as UTF-8, and invalid bytes then come back as U+FFFD. Through a
+    // link named .gz it streams any file as bytes (base64), whatever it holds.
+    const link = path.endsWith(".gz") ? undefined : `/tmp/.read-${crypto.randomUUID()}.gz`;
+    if (link) await this.run(`ln -s -- ${shellQuote(path)} ${link}`);
+    const removeLink = async () => {
+      if (link) await this.run(`rm -f ${link}`).catch((error: unknown) => console.warn(`could not remove ${link}`, error));
+    };
+    const sse = await this.sandbox.readFileStream(link ?? path).catch(async (error: unknown) => {
+      await removeLink();
       throw toSandboxError(error, path);
     });
     // Chunked over SSE, so files beyond the 32 MiB encoded-read limit still arrive whole.
-    const body = decodeFileStream(sse);
+    const body = decodeFileStream(sse).pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        flush: removeLink,
+      }),
+    );
     return { size: entry.size, mode: parseListedMode(entry.mode), body };
   }
 

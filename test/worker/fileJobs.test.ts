@@ -32,6 +32,17 @@ describe("file jobs", () => {
     expect(again.error).toEqual({ code: "FILE_NOT_FOUND", message: "File not found: /workspace/notes/hello.txt" });
   });
 
+  it("reads a file named as text whose bytes are not UTF-8 back byte for byte", async () => {
+    const sandbox = uniqueSandbox("latin1");
+    // Latin-1 text, a NUL and an invalid byte, in a file whose name says text.
+    const bytes = new Uint8Array([0x63, 0x61, 0x66, 0xe9, 0x0a, 0x00, 0xff, 0x0a]);
+    expect((await runJob(sandbox, { type: "run", command: "printf 'caf\\351\\n\\000\\377\\n' > latin1.txt" })).status).toBe("succeeded");
+    const read = await runJob(sandbox, { type: "file", op: "read", path: "/workspace/latin1.txt" });
+    expect(read.artifacts[0]).toMatchObject({ size: bytes.length, sha256: await sha256Hex(bytes) });
+    const download = await api(new URL(read.artifacts[0]?.url ?? "").pathname);
+    expect(new Uint8Array(await download.arrayBuffer())).toEqual(bytes);
+  });
+
   it("fails a delete of a missing file with FILE_NOT_FOUND", async () => {
     const job = await runJob(uniqueSandbox("del"), { type: "file", op: "delete", path: "/workspace/nope.txt" });
     expect(job.status).toBe("failed");
