@@ -63,12 +63,9 @@ async function createBenchKey(stateDir: string): Promise<string> {
   return key;
 }
 
-async function measurePipeline(
-  stateDir: string,
-  options: ReturnType<typeof parseBenchOptions>,
-): Promise<Omit<Measurements, "hostAlone" | "crash" | "reference">> {
-  const { jobs, concurrency } = options;
-  const stack = track(
+/** The stack a benchmark part measures, on the benchmark's ports, stopped when the run ends. */
+async function startBenchStack(stateDir: string, options: ReturnType<typeof parseBenchOptions>) {
+  return track(
     await startDevProcess({
       apiPort: PORTS.api,
       hostPort: PORTS.host,
@@ -77,6 +74,14 @@ async function measurePipeline(
       output: options.verbose ? "inherit" : "ignore",
     }),
   );
+}
+
+async function measurePipeline(
+  stateDir: string,
+  options: ReturnType<typeof parseBenchOptions>,
+): Promise<Omit<Measurements, "hostAlone" | "crash" | "reference">> {
+  const { jobs, concurrency } = options;
+  const stack = await startBenchStack(stateDir, options);
   const api = stack.apiUrl;
   const stackPid = stack.child.pid ?? -1;
   try {
@@ -146,15 +151,7 @@ async function measurePipeline(
  */
 async function measureParts(stateDir: string, options: ReturnType<typeof parseBenchOptions>, parts: BenchPart[]): Promise<Row[]> {
   const { jobs, concurrency } = options;
-  const stack = track(
-    await startDevProcess({
-      apiPort: PORTS.api,
-      hostPort: PORTS.host,
-      stateDir,
-      env: STACK_ENV,
-      output: options.verbose ? "inherit" : "ignore",
-    }),
-  );
+  const stack = await startBenchStack(stateDir, options);
   const api = stack.apiUrl;
   const rows: Row[] = [];
   try {
