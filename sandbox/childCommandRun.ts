@@ -5,6 +5,7 @@
  * kill everything in its container) has its container destroyed, so the job ends whatever the
  * command did. The scripts themselves are in childCommand.ts.
  */
+import { Buffer } from "node:buffer";
 import { answerWithin, NO_ANSWER } from "./answerWithin";
 import { CappedOutput } from "./cappedOutput";
 import {
@@ -201,14 +202,7 @@ export class ChildCommandRun {
   /** The files' bytes, joined in order (they are read side by side). */
   private async readGzipFiles(paths: string[]): Promise<Uint8Array> {
     const parts = await Promise.all(paths.map((path) => this.readGzip(path)));
-    if (parts.length === 1 && parts[0]) return parts[0];
-    const joined = new Uint8Array(parts.reduce((sum, part) => sum + part.byteLength, 0));
-    let at = 0;
-    for (const part of parts) {
-      joined.set(part, at);
-      at += part.byteLength;
-    }
-    return joined;
+    return parts.length === 1 && parts[0] ? parts[0] : Buffer.concat(parts);
   }
 
   private async readGzip(path: string): Promise<Uint8Array> {
