@@ -81,7 +81,7 @@ else
 fi
 echo "$status" > "$run/exit"
 # Wakes a poll waiting on the FIFO at once (opened read-write, so this never blocks).
-{ exec 8<> "$run/tick" && printf x >&8; } 2>/dev/null
+{ exec 8<> "$run/../.tick" && printf x >&8; } 2>/dev/null
 `;
 
 export interface ChildCommand {
@@ -139,14 +139,16 @@ export function startScript(runId: string, child: ChildCommand, first: PollReque
     // The last run's final slices (see pollScript) have been read by now.
     `shopt -s nullglob; old=(${RUNS_DIR}/*.gz); [ \${#old[@]} -eq 0 ] || rm -f -- "\${old[@]}"; shopt -u nullglob`,
     `run=${shellQuote(runDirectory(runId))}`,
-    `mkdir -p -- "$run" && cd -- "$run" && mkfifo tick || { echo as-start-failed; exit 0; }`,
+    // One wake-up FIFO for the container's runs, made once: each process costs milliseconds.
+    `mkdir -p -- "$run" && cd -- "$run" && { [ -p ../.tick ] || mkfifo ../.tick 2>/dev/null || [ -p ../.tick ]; } || { echo as-start-failed; exit 0; }`,
     writeFileLine("command", child.command),
     writeFileLine("cwd", child.cwd),
     writeFileLine("env", envFile(child.env)),
     // A new session, its output nowhere: the exec that started it returns at once.
     `setsid bash -c ${shellQuote(SUPERVISOR)} supervise "$run" < /dev/null > /dev/null 2>&1 &`,
   ].join("\n");
-  return `${inSubshell(start)}\n${pollScript(runId, first)}`;
+  // One subshell for both: a fork costs milliseconds in a busy container.
+  return inSubshell(`${start}\n${pollBody(runId, first)}`);
 }
 
 /**
@@ -162,8 +164,12 @@ export function startScript(runId: string, child: ChildCommand, first: PollReque
  * there is no such run.
  */
 export function pollScript(runId: string, request: PollRequest): string {
+  return inSubshell(pollBody(runId, request));
+}
+
+function pollBody(runId: string, request: PollRequest): string {
   const ticks = Math.max(0, Math.floor(request.waitMs / 1000 / POLL_TICK_SECONDS));
-  // Waiting costs no process: a timed read on the run's FIFO ticks, and a file's mtime against a
+  // Waiting costs no process: a timed read on the runs' FIFO ticks, and a file's mtime against a
   // marker's tells of new output; the sizes are looked at again every tenth tick all the same,
   // since a write in the marker's own clock tick leaves its mtime equal, not newer.
   const script = `run=${shellQuote(runDirectory(runId))}
@@ -176,7 +182,8 @@ look() {
   status=-
   [ -s exit ] && { IFS= read -r status < exit || true; }
   out_size=0; err_size=0
-  if [ -e stderr ]; then
+  # stat is a process of its own: not run for a command that has written nothing.
+  if [ -s stdout ] || [ -s stderr ]; then
     local -a sizes
     sizes=($(stat -c %s -- stdout stderr 2>/dev/null))
     out_size=\${sizes[0]:-0}; err_size=\${sizes[1]:-0}
@@ -185,7 +192,7 @@ look() {
 }
 look
 if [ ${ticks} -gt 0 ] && [ "$status" = - ] && { [ "$news" -eq 0 ] || [ "$news" -gt "$inline_max" ]; }; then
-  exec 9<> tick
+  exec 9<> ../.tick
   : > .polled
   tick=0; burst=0
   while [ "$tick" -lt ${ticks} ] && [ ! -s exit ]; do
@@ -220,7 +227,12 @@ slice() {
     echo "0 $skipped 0 ="
   elif [ $((first + last)) -le "$inline_max" ]; then
     printf '%s %s %s =' "$first" "$skipped" "$last"
-    { range "$name" "$at" "$first"; range "$name" $((at + first + skipped)) "$last"; } | base64 -w0
+    # A whole file that can no longer grow needs no cutting: one process instead of three.
+    if [ "$status" != - ] && [ "$at" -eq 0 ] && [ "$skipped" -eq 0 ]; then
+      base64 -w0 -- "$name"
+    else
+      { range "$name" "$at" "$first"; range "$name" $((at + first + skipped)) "$last"; } | base64 -w0
+    fi
     echo
   else
     # Head and tail compressed side by side (a container has more than one core), each in a file of its own.
@@ -239,7 +251,7 @@ slice() {
 slice stdout "$out_size" "$out_at" "$out_room"
 slice stderr "$err_size" "$err_at" "$err_room"
 if [ "$status" != - ]; then cd / && rm -rf -- "$run"; fi`;
-  return inSubshell(script);
+  return script;
 }
 
 /** Kills the command's whole session; the supervisor then records its exit status as usual. */
