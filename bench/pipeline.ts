@@ -23,19 +23,30 @@ export interface ThroughputRun {
   jobs: PoolRun;
   /** The submit call alone, timed inside each job of the run (so while the consumer works). */
   submits: number[];
+  /** A 404 timed just before each submit: the floor under the same load. */
+  busyNotFounds: number[];
+}
+
+async function notFound(apiUrl: string): Promise<void> {
+  const response = await fetch(`${apiUrl}/v1/bench-no-such-route`);
+  await response.body?.cancel();
 }
 
 /** `count` trivial jobs, worker i always in sandbox bench-tp-i. */
 export async function throughput(apiUrl: string, count: number, concurrency: number): Promise<ThroughputRun> {
   const submits: number[] = [];
+  const busyNotFounds: number[] = [];
   const jobs = await runPool(count, concurrency, async (_, worker) => {
+    const asked = performance.now();
+    await notFound(apiUrl);
+    busyNotFounds.push(performance.now() - asked);
     const started = performance.now();
     const submitted = await submitJob(apiUrl, `bench-tp-${worker}`, TRIVIAL);
     submits.push(performance.now() - started);
     const finished = await awaitFinished(apiUrl, submitted.id);
     if (finished.status !== "succeeded") throw new BenchApiError(`throughput job ${finished.id} ended ${finished.status}`);
   });
-  return { jobs, submits };
+  return { jobs, submits, busyNotFounds };
 }
 
 export interface AuthRun {
@@ -67,10 +78,7 @@ export async function submitLatencyWithKey(apiUrl: string, apiKey: string, sampl
  * 404), through the same `wrangler dev` at the same concurrency.
  */
 export function requestFloor(apiUrl: string, count: number, concurrency: number): Promise<PoolRun> {
-  return runPool(count, concurrency, async () => {
-    const response = await fetch(`${apiUrl}/v1/bench-no-such-route`);
-    await response.body?.cancel();
-  });
+  return runPool(count, concurrency, () => notFound(apiUrl));
 }
 
 /** Sandbox B's trivial jobs, one at a time, with nothing else running: the head-of-line floor. */

@@ -2,7 +2,8 @@
  * `npm run dev` starts quietly on a machine without internet: miniflare's fetch of the
  * `Request.cf` object (which fails there with a stack trace per Worker instance) is off. On a
  * machine with internet the fetch would succeed silently, so this test only bites offline, as
- * these machines are.
+ * these machines are. Its first sweep for stranded jobs (the local stand-in for the cron trigger)
+ * runs the Worker's scheduled handler successfully.
  */
 import { spawn } from "node:child_process";
 import { rm } from "node:fs/promises";
@@ -16,7 +17,7 @@ describe("npm run dev", () => {
     await Promise.all(cleanup.map((dir) => rm(dir, { recursive: true, force: true })));
   });
 
-  it("starts without stack traces about Request.cf", { timeout: 120_000 }, async () => {
+  it("starts without stack traces about Request.cf, and its sweeper runs", { timeout: 120_000 }, async () => {
     const stateDir = await tempStateDir("quiet-start-");
     cleanup.push(stateDir);
     // As a newcomer's shell has it: nothing set about the `cf` fetch, and no NODE_ENV=test (vitest
@@ -30,7 +31,8 @@ describe("npm run dev", () => {
         PORT: String(await freePort()),
         SANDBOX_HOST_PORT: String(await freePort()),
         ARTIFACT_SANDBOX_STATE_DIR: stateDir,
-        ARTIFACT_SANDBOX_LOG_LEVEL: "warn",
+        // Every request is printed: the sweeper's call among them.
+        ARTIFACT_SANDBOX_LOG_LEVEL: "info",
       },
     });
     let output = "";
@@ -56,6 +58,10 @@ describe("npm run dev", () => {
       // Both Worker instances have set up their `cf` by the time the API serves.
       expect(output).not.toContain("Request.cf");
       expect(output).not.toContain("ENOTFOUND");
+      // The sweeper calls the scheduled handler once the API serves.
+      await expect.poll(() => output, { timeout: 30_000 }).toMatch(/GET \/__scheduled\?cron=\S+ \d{3}/);
+      expect(output).toMatch(/GET \/__scheduled\?cron=\S+ 200/);
+      expect(output).not.toContain("local sweeper:");
     } finally {
       if (child.pid !== undefined && child.exitCode === null) process.kill(-child.pid, "SIGKILL");
       await exited;
