@@ -177,7 +177,8 @@ function startSweeper(apiUrl: string): { stop(): void } {
       async (response) => {
         const text = await response.text();
         // Said once per run of failures: stranded jobs stay stranded while the sweep fails.
-        if (!response.ok && !failing) console.warn(`local sweeper: the scheduled handler answered ${response.status}: ${text.slice(0, 200)}`);
+        if (!response.ok && !failing)
+          console.warn(`local sweeper: the scheduled handler answered ${response.status}: ${text.slice(0, 200)}`);
         failing = !response.ok;
       },
       () => undefined,
