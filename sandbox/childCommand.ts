@@ -65,12 +65,13 @@ hash setsid 2>/dev/null
 setsid_path=\${BASH_CMDS[setsid]}
 if { [ -d "$cwd" ] || mkdir -p -- "$cwd" 2>/dev/null; } && cd -- "$cwd" 2>/dev/null; then
   (
+    # Its pid (the command's session, setsid keeping it) is on record before the command runs.
+    echo "$BASHPID" > "$run/pid"
     set -- "$setsid_path" "$BASH" "$command_text" "$run/env"
     if [ -s "$4" ]; then set -a; . "$4"; set +a; fi
     exec "$1" "$2" -c "$3"
   ) < "$stdin_file" > "$run/stdout" 2> "$run/stderr" &
   child=$!
-  echo "$child" > "$run/pid"
   wait "$child"
   status=$?
   reap "$child"
@@ -144,8 +145,10 @@ export function startScript(runId: string, child: ChildCommand, first: PollReque
     writeFileLine("command", child.command),
     writeFileLine("cwd", child.cwd),
     writeFileLine("env", envFile(child.env)),
-    // A new session, its output nowhere: the exec that started it returns at once.
+    // A new session, its output nowhere: the exec that started it returns at once. Its pid (and
+    // session) is on record when the exec answers, for a takeover to end it (endAllScript).
     `setsid bash -c ${shellQuote(SUPERVISOR)} supervise "$run" < /dev/null > /dev/null 2>&1 &`,
+    `echo "$!" > supervisor`,
   ].join("\n");
   // One subshell for both: a fork costs milliseconds in a busy container.
   return inSubshell(`${start}\n${pollBody(runId, first)}`);
@@ -265,10 +268,16 @@ true`;
 
 /**
  * Kills every run's session and removes every run directory: for a runner taking over from one
- * that died, when nothing else runs in the sandbox. Unwrapped: meant for the port's `run`.
+ * that died, when nothing else runs in the sandbox. Supervisors go first, with any child of theirs
+ * that has not started its command yet; a child that has is on record by then. Unwrapped: meant
+ * for the port's `run`.
  */
 export function endAllScript(): string {
   return `${REAP_FUNCTION}
+for pid_file in ${RUNS_DIR}/*/supervisor; do
+  [ -e "$pid_file" ] && reap "$(< "$pid_file")"
+done
+# Listed only now: a child may have put its pid on record while its supervisor was being ended.
 for pid_file in ${RUNS_DIR}/*/pid; do
   [ -e "$pid_file" ] && reap "$(< "$pid_file")"
 done

@@ -4,7 +4,9 @@
  * leased to the proxy while a request to the agent is open so that they are not reaped mid-stream.
  * At most `maxContainers` run or start at once, as `max_instances` caps a Container class.
  */
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
+import pLimit from "p-limit";
 import { type ContainerSpec, LocalContainer } from "./container";
 import type { ReferenceServer } from "./containerServer";
 import type { SandboxUids } from "./identity";
@@ -53,9 +55,17 @@ interface Slot {
   openRequests: number;
 }
 
+/**
+ * Containers that boot at once: a boot is seconds of CPU (the server's runtime loading), and a
+ * hundred of them at once left the Worker on the same cores unable to answer for 20 s. The rest
+ * wait their turn, already counted against `maxContainers`.
+ */
+const BOOTS_AT_ONCE = Math.max(2, availableParallelism());
+
 export class ContainerPool {
   private readonly slots = new Map<string, Slot>();
   private readonly reaper: NodeJS.Timeout;
+  private readonly boots = pLimit(BOOTS_AT_ONCE);
 
   constructor(private readonly options: ContainerPoolOptions) {
     this.reaper = setInterval(() => this.reapIdle(), Math.min(options.idleMs, 30_000));
@@ -129,7 +139,7 @@ export class ContainerPool {
         network: sandboxNetwork(containerNetworkPolicy(options.network, request.enableInternet), options.networkFilesDir),
       },
     };
-    const container = await LocalContainer.start(spec);
+    const container = await this.boots(() => LocalContainer.start(spec));
     // The agent listens now; nothing else in the container needs to write next to its socket.
     await sealDir(socketDir, uid);
     return container;

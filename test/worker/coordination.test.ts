@@ -4,10 +4,12 @@
  * job is taken over and only the attempt that finishes publishes; a stored cancel ends a job
  * even when the signal to its coordinator is lost; the sweeper drives on jobs nobody holds.
  */
+import { getSandbox } from "@cloudflare/sandbox";
 import { createScheduledController, env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { coordinatorFor } from "../../coordinator/stubs";
+import { startScript } from "../../sandbox/childCommand";
 import { BatchView } from "../../schemas/job";
 import { r2Keys, sandboxKey } from "../../storage/layout";
 import worker from "../../worker";
@@ -116,6 +118,27 @@ describe("per-sandbox coordination", () => {
     expect(await stdoutOf(message.jobId)).toBe("attempt-output\n");
     const artifact = await api(`/v1/jobs/${message.jobId}/artifacts/out.txt`);
     expect(await artifact.text()).toBe("attempt-output\n");
+  });
+
+  it("ends the command a dead runner left running in its container before running the job again", async () => {
+    const sandbox = uniqueSandbox("takeover-live");
+    // The sandbox's container runs (a first job started it).
+    expect((await runJob(sandbox, { type: "run", command: "true" })).status).toBe("succeeded");
+    const message = await recordOnly(sandbox, { command: "echo second-attempt" });
+    await leftRunning(sandbox, message.jobId, 1);
+    // The dead runner's command, started as a runner starts one, still runs: it would write late.txt.
+    const container = getSandbox(env.Sandbox, sandboxKey(TEST_TENANT, sandbox));
+    const wait = { stdout: { at: 0, headRoom: 1024 }, stderr: { at: 0, headRoom: 1024 }, tailBytes: 0, inlineBytes: 1024, waitMs: 0 };
+    const stale = { command: "sleep 6; echo late > late.txt", cwd: "/workspace", env: {} };
+    expect((await container.exec(startScript("dead-runner-run", stale, wait))).stdout).toContain("as-status 0 0 -");
+
+    await coordinatorFor(env.SANDBOX_COORDINATOR, sandboxKey(TEST_TENANT, sandbox)).reconcile([]);
+    expect(await waitForJob(message.jobId)).toMatchObject({ status: "succeeded", attempts: 2 });
+    expect(await stdoutOf(message.jobId)).toBe("second-attempt\n");
+    // Past the moment the stale command would have written its file: it was ended, not left to run.
+    await new Promise((resolve) => setTimeout(resolve, 7_000));
+    const listing = await runJob(sandbox, { type: "run", command: "ls -a" });
+    expect(await stdoutOf(listing.id)).not.toContain("late.txt");
   });
 
   it("runs a job with the longest documented timeout (it fits a fresh runner invocation)", async () => {
