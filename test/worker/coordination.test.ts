@@ -1,11 +1,13 @@
 /**
  * Per-sandbox coordination through the real pipeline: one job at a time per sandbox, in
  * submission order, whatever the deliveries; no sandbox waits for another; a crashed runner's
- * job is taken over and only the attempt that finishes publishes; a stored cancel ends a job
+ * job is taken over (what its command left running is ended first) and only the attempt that
+ * finishes publishes; a stored cancel ends a job
  * even when the signal to its coordinator is lost; the sweeper drives on jobs nobody holds.
  */
-import { getSandbox } from "@cloudflare/sandbox";
+
 import { createScheduledController, env } from "cloudflare:test";
+import { getSandbox } from "@cloudflare/sandbox";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { coordinatorFor } from "../../coordinator/stubs";
