@@ -267,6 +267,19 @@ true`;
 }
 
 /**
+ * Kills the command's session and removes its run directory and gzip files: for a run given up
+ * on this side (a fault mid-run), whose output nobody will read.
+ */
+export function discardScript(runId: string): string {
+  const script = `${REAP_FUNCTION}
+run=${shellQuote(runDirectory(runId))}
+[ -e "$run/pid" ] && reap "$(< "$run/pid")"
+rm -rf -- "$run" "$run"-*.gz
+true`;
+  return inSubshell(script);
+}
+
+/**
  * Kills every run's session and removes every run directory: for a runner taking over from one
  * that died, when nothing else runs in the sandbox. Supervisors go first, with any child of theirs
  * that has not started its command yet; a child that has is on record by then. Unwrapped: meant

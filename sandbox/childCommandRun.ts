@@ -10,6 +10,7 @@ import { answerWithin, NO_ANSWER } from "./answerWithin";
 import { CappedOutput } from "./cappedOutput";
 import {
   type ChildCommand,
+  discardScript,
   endScript,
   type PollReport,
   PollReportError,
@@ -135,8 +136,9 @@ export class ChildCommandRun {
         script = pollScript(this.runId, poll);
       }
     } catch (error) {
-      // A fault mid-run (the job is retried): the command must not keep running beside its retry.
-      if (!(error instanceof CancelledError) && !this.abandoned) await this.endQuietly();
+      // A fault mid-run (the job is retried): the command must not keep running beside its retry,
+      // nor its output stay in the container's /tmp.
+      if (!(error instanceof CancelledError) && !this.abandoned) await this.discardQuietly();
       throw error;
     }
   }
@@ -224,9 +226,9 @@ export class ChildCommandRun {
     if (ended === NO_ANSWER) this.ending.at = 0;
   }
 
-  private async endQuietly(): Promise<void> {
+  private async discardQuietly(): Promise<void> {
     await answerWithin(
-      this.sandbox.exec(endScript(this.runId), { timeout: this.limits.answerTimeoutMs }),
+      this.sandbox.exec(discardScript(this.runId), { timeout: this.limits.answerTimeoutMs }),
       this.limits.answerTimeoutMs,
       "ending the command",
     ).catch(() => undefined);

@@ -1,17 +1,20 @@
 /**
  * The scripts that run a job's command as a child of its own (sandbox/childCommand.ts), run
- * here with the machine's own bash, as a container's exec runs them. The Worker tests run the
- * same scripts through the SDK against both container servers; these pin down the details.
+ * here with the machine's own bash, as a container's exec runs them, with a run directory of this
+ * file's own in place of the container's (another test run on this machine has its own). The
+ * Worker tests run the same scripts through the SDK against both container servers; these pin
+ * down the details.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { gunzipSync } from "node:zlib";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { CappedOutput } from "../../sandbox/cappedOutput";
 import {
+  discardScript,
   endScript,
   type PollReport,
   type PollRequest,
@@ -26,9 +29,20 @@ import {
 const KEEP_ALL = 2 ** 30;
 const INLINE = 32 * 1024;
 
+/** Where the scripts keep their runs, as they name it, and where this file's runs really are. */
+const SCRIPT_RUNS = dirname(runDirectory("any"));
+const RUNS = mkdtempSync(join(tmpdir(), "child-command-runs-"));
+afterAll(() => rm(RUNS, { recursive: true, force: true }));
+
+/** A path the scripts print, on this machine. */
+function onHost(path: string): string {
+  return path.startsWith(`${SCRIPT_RUNS}/`) ? join(RUNS, path.slice(SCRIPT_RUNS.length + 1)) : path;
+}
+
+/** Runs a script with bash in a mount namespace where RUNS is the scripts' run directory. */
 function exec(script: string): string {
-  const result = spawnSync("bash", ["-c", script], { encoding: "utf8" });
-  expect(result.status).toBe(0);
+  const result = spawnSync("bwrap", ["--dev-bind", "/", "/", "--bind", RUNS, SCRIPT_RUNS, "bash", "-c", script], { encoding: "utf8" });
+  expect(result.status, result.stderr).toBe(0);
   return result.stdout;
 }
 
@@ -48,7 +62,7 @@ type Finished = {
 function sliceBytes(slice: StreamSlice): Buffer {
   return slice.data.kind === "inline"
     ? Buffer.from(slice.data.bytes)
-    : Buffer.concat(slice.data.paths.map((path) => gunzipSync(readFileSync(path))));
+    : Buffer.concat(slice.data.paths.map((path) => gunzipSync(readFileSync(onHost(path)))));
 }
 
 /**
@@ -90,7 +104,7 @@ async function runToEnd(
     if (streamed) streamedSlices++;
     if (report.exitCode !== null) {
       expect(at).toEqual({ stdout: report.stdoutSize, stderr: report.stderrSize });
-      expect(existsSync(runDirectory(runId))).toBe(false);
+      expect(existsSync(onHost(runDirectory(runId)))).toBe(false);
       const [stdout, stderr] = [kept.stdout.result(), kept.stderr.result()];
       return {
         exitCode: report.exitCode,
@@ -192,6 +206,25 @@ describe("a job's command as a child process", () => {
     expect(report.kind === "report" && report.exitCode).toBe(137);
     const background = report.kind === "report" ? Number(sliceBytes(report.stdout).toString().trim()) : 0;
     expect(alive(background)).toBe(false);
-    expect(existsSync(runDirectory(runId))).toBe(false);
+    expect(existsSync(onHost(runDirectory(runId)))).toBe(false);
+  });
+
+  it("discards a run given up on: its command is killed and its files are gone", async () => {
+    const runId = crypto.randomUUID();
+    const cwd = await mkdtemp(join(tmpdir(), "child-command-"));
+    const request: PollRequest = {
+      stdout: { at: 0, headRoom: KEEP_ALL },
+      stderr: { at: 0, headRoom: KEEP_ALL },
+      tailBytes: 0,
+      inlineBytes: INLINE,
+      waitMs: 300,
+    };
+    const started = parsePollReport(exec(startScript(runId, { command: "echo $$; sleep 60", cwd, env: {} }, request)));
+    const shell = started.kind === "report" ? Number(sliceBytes(started.stdout).toString().trim()) : 0;
+    expect(alive(shell)).toBe(true);
+    expect(existsSync(onHost(runDirectory(runId)))).toBe(true);
+    exec(discardScript(runId));
+    expect(alive(shell)).toBe(false);
+    expect(existsSync(onHost(runDirectory(runId)))).toBe(false);
   });
 });
