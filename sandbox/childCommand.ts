@@ -20,6 +20,11 @@ import { inSubshell, shellQuote } from "./shell";
 
 /** Where run directories live; a fresh container's /tmp is empty. */
 const RUNS_DIR = "/tmp/.artifact-sandbox-runs";
+/**
+ * How the links through which files are read (sdkSandbox.ts) begin: a job's files are read by the
+ * job itself, never while another's command starts, so a start removes any left over.
+ */
+export const READ_LINK_PREFIX = "/tmp/.read-";
 /** How often the poll script looks for output while it waits. */
 const POLL_TICK_SECONDS = 0.02;
 /** Ticks a poll lets a burst of output (more than fits inline) run on while it grows, so it comes in one answer. */
@@ -137,8 +142,9 @@ export interface PollRequest {
  */
 export function startScript(runId: string, child: ChildCommand, first: PollRequest): string {
   const start = [
-    // The last run's final slices (see pollScript) have been read by now.
-    `shopt -s nullglob; old=(${RUNS_DIR}/*.gz); [ \${#old[@]} -eq 0 ] || rm -f -- "\${old[@]}"; shopt -u nullglob`,
+    // The last run's final slices (see pollScript) have been read by now, and so has every file
+    // read through a link (READ_LINK_PREFIX: a read whose stream was cancelled leaves its link).
+    `shopt -s nullglob; old=(${RUNS_DIR}/*.gz ${READ_LINK_PREFIX}*.gz); [ \${#old[@]} -eq 0 ] || rm -f -- "\${old[@]}"; shopt -u nullglob`,
     `run=${shellQuote(runDirectory(runId))}`,
     // One wake-up FIFO for the container's runs, made once: each process costs milliseconds.
     `mkdir -p -- "$run" && cd -- "$run" && { [ -p ../.tick ] || mkfifo ../.tick 2>/dev/null || [ -p ../.tick ]; } || { echo as-start-failed; exit 0; }`,

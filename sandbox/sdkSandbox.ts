@@ -9,7 +9,7 @@ import { WORKSPACE_ROOT } from "../schemas/ids";
 import { DEFAULT_ARTIFACT_MODE } from "../schemas/job";
 import { answerWithin, NO_ANSWER } from "./answerWithin";
 import { toBase64 } from "./base64";
-import { endAllScript, stdinPath } from "./childCommand";
+import { endAllScript, READ_LINK_PREFIX, stdinPath } from "./childCommand";
 import { ChildCommandRun } from "./childCommandRun";
 import { isContainerCapacityError, toSandboxError } from "./errors";
 import { decodeFileStream } from "./fileStream";
@@ -136,7 +136,7 @@ export class SdkSandbox implements SandboxPort {
     // Cloudflare's server streams a file it takes for text (by its name, or by `file`: a pack that
     // starts with a shell script) as UTF-8, and invalid bytes then come back as U+FFFD. Through a
     // link named .gz it streams any file as bytes (base64), whatever it holds.
-    const link = path.endsWith(".gz") ? undefined : `/tmp/.read-${crypto.randomUUID()}.gz`;
+    const link = path.endsWith(".gz") ? undefined : `${READ_LINK_PREFIX}${crypto.randomUUID()}.gz`;
     if (link) await this.run(`ln -s -- ${shellQuote(path)} ${link}`);
     const removeLink = async () => {
       if (link) await this.run(`rm -f ${link}`).catch((error: unknown) => console.warn(`could not remove ${link}`, error));

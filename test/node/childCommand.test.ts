@@ -7,7 +7,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { gunzipSync } from "node:zlib";
@@ -20,6 +20,7 @@ import {
   type PollRequest,
   parsePollReport,
   pollScript,
+  READ_LINK_PREFIX,
   runDirectory,
   type StreamSlice,
   startScript,
@@ -207,6 +208,14 @@ describe("a job's command as a child process", () => {
     const background = report.kind === "report" ? Number(sliceBytes(report.stdout).toString().trim()) : 0;
     expect(alive(background)).toBe(false);
     expect(existsSync(onHost(runDirectory(runId)))).toBe(false);
+  });
+
+  it("removes, at a command's start, links a cancelled file read left in /tmp", async () => {
+    const link = `${READ_LINK_PREFIX}${crypto.randomUUID()}.gz`;
+    await symlink("/etc/hostname", link);
+    const finished = await runToEnd("true");
+    expect(finished.exitCode).toBe(0);
+    expect(existsSync(link)).toBe(false);
   });
 
   it("discards a run given up on: its command is killed and its files are gone", async () => {
