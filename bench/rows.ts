@@ -49,11 +49,10 @@ export function fastOutputRow(measure: string, run: FastOutputRun): Row {
   };
 }
 
-/** Submit latency while the submitted jobs run, beside a 404 at the same concurrency (`--only submit` too). */
 /**
  * Submit latency while the jobs run, beside two floors: a 404 at the same concurrency with nothing
- * running, and a 404 sent by each of the run's workers just before its submit (the same load:
- * the sandboxes' processes share these cores with the Worker).
+ * running, and a 404 sent by each of the run's workers beside its submit (the same load: the
+ * sandboxes' processes share these cores with the Worker). `--only submit` too.
  */
 export function submitRows(m: Pick<Measurements, "throughput" | "requests">, concurrency: number): Row[] {
   return [50, 99].flatMap((percentile): Row[] => [
@@ -64,9 +63,9 @@ export function submitRows(m: Pick<Measurements, "throughput" | "requests">, con
       reference: "within 2x",
     },
     {
-      measure: `submit latency p${percentile} at concurrency ${concurrency} (consumer busy)`,
+      measure: `submit latency p${percentile} at concurrency ${concurrency} (same)`,
       value: ms(p(m.throughput.submits, percentile)),
-      floor: { what: `404 request p${percentile}, same run, same load`, value: ms(p(m.throughput.busyNotFounds, percentile)) },
+      floor: { what: `404 request p${percentile} sent beside each submit`, value: ms(p(m.throughput.busyNotFounds, percentile)) },
       reference: "within 2x",
     },
   ]);

@@ -50,6 +50,9 @@ const STACK_ENV = {
   ARTIFACT_MAX_TOTAL_BYTES: String(2 * 1024 * 1024 * 1024),
   ARTIFACT_SANDBOX_LOG_LEVEL: "warn",
   SANDBOX_MAX_CONTAINERS: String(BENCH_MAX_CONTAINERS),
+  // The state is in /dev/shm, where a workspace's files count as its container's memory: the
+  // 1 GiB artifact and its pack in the container's /tmp would pass the 2 GiB default.
+  SANDBOX_MEMORY_MB: "4096",
   TENANT_MAX_CONTAINERS: String(BENCH_MAX_CONTAINERS),
 };
 

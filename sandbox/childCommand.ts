@@ -87,7 +87,8 @@ else
 fi
 echo "$status" > "$run/exit"
 # Wakes a poll waiting on the FIFO at once (opened read-write, so this never blocks).
-{ exec 8<> "$run/../.tick" && printf x >&8; } 2>/dev/null
+# Only if it is one: opening a missing FIFO would make it a plain file.
+[ -p "$run/../.tick" ] && { exec 8<> "$run/../.tick" && printf x >&8; } 2>/dev/null
 `;
 
 export interface ChildCommand {
@@ -147,7 +148,7 @@ export function startScript(runId: string, child: ChildCommand, first: PollReque
     `shopt -s nullglob; old=(${RUNS_DIR}/*.gz ${READ_LINK_PREFIX}*.gz); [ \${#old[@]} -eq 0 ] || rm -f -- "\${old[@]}"; shopt -u nullglob`,
     `run=${shellQuote(runDirectory(runId))}`,
     // One wake-up FIFO for the container's runs, made once: each process costs milliseconds.
-    `mkdir -p -- "$run" && cd -- "$run" && { [ -p ../.tick ] || mkfifo ../.tick 2>/dev/null || [ -p ../.tick ]; } || { echo as-start-failed; exit 0; }`,
+    `mkdir -p -- "$run" && cd -- "$run" && { [ -p ../.tick ] || { rm -f ../.tick; mkfifo ../.tick; } 2>/dev/null || [ -p ../.tick ]; } || { echo as-start-failed; exit 0; }`,
     writeFileLine("command", child.command),
     writeFileLine("cwd", child.cwd),
     writeFileLine("env", envFile(child.env)),
@@ -201,7 +202,9 @@ look() {
 }
 look
 if [ ${ticks} -gt 0 ] && [ "$status" = - ] && { [ "$news" -eq 0 ] || [ "$news" -gt "$inline_max" ]; }; then
-  exec 9<> ../.tick
+  # A job may have removed or replaced the FIFO: made again; failing that, a pipe nobody writes.
+  [ -p ../.tick ] || { rm -f ../.tick; mkfifo ../.tick; } 2>/dev/null
+  if [ -p ../.tick ]; then exec 9<> ../.tick; else exec 9< <(exec sleep ${Math.ceil(request.waitMs / 1000) + 1}); fi
   : > .polled
   tick=0; burst=0
   while [ "$tick" -lt ${ticks} ] && [ ! -s exit ]; do
@@ -236,9 +239,10 @@ slice() {
     echo "0 $skipped 0 ="
   elif [ $((first + last)) -le "$inline_max" ]; then
     printf '%s %s %s =' "$first" "$skipped" "$last"
-    # A whole file that can no longer grow needs no cutting: one process instead of three.
-    if [ "$status" != - ] && [ "$at" -eq 0 ] && [ "$skipped" -eq 0 ]; then
-      base64 -w0 -- "$name"
+    # From the start, nothing skipped: one bounded read (a process that left the command's
+    # session may still be writing to the file), two processes instead of three.
+    if [ "$at" -eq 0 ] && [ "$skipped" -eq 0 ]; then
+      head -c "$first" -- "$name" | base64 -w0
     else
       { range "$name" "$at" "$first"; range "$name" $((at + first + skipped)) "$last"; } | base64 -w0
     fi
@@ -279,6 +283,8 @@ true`;
 export function discardScript(runId: string): string {
   const script = `${REAP_FUNCTION}
 run=${shellQuote(runDirectory(runId))}
+# The supervisor first, with a child of its own that has not started the command yet.
+[ -e "$run/supervisor" ] && reap "$(< "$run/supervisor")"
 [ -e "$run/pid" ] && reap "$(< "$run/pid")"
 rm -rf -- "$run" "$run"-*.gz
 true`;

@@ -1,12 +1,13 @@
 /**
  * The scripts that run a job's command as a child of its own (sandbox/childCommand.ts), run
  * here with the machine's own bash, as a container's exec runs them, with a run directory of this
- * file's own in place of the container's (another test run on this machine has its own). The
+ * file's own in place of the container's (another test run on this machine has its own; only the
+ * read-link test touches the machine's /tmp, with links of its own naming). The
  * Worker tests run the same scripts through the SDK against both container servers; these pin
  * down the details.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdtempSync, readFileSync } from "node:fs";
 import { mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -208,6 +209,33 @@ describe("a job's command as a child process", () => {
     const background = report.kind === "report" ? Number(sliceBytes(report.stdout).toString().trim()) : 0;
     expect(alive(background)).toBe(false);
     expect(existsSync(onHost(runDirectory(runId)))).toBe(false);
+  });
+
+  it("reports exactly the bytes it sends while a process that left the command's session still writes", async () => {
+    // The writer stops by itself after 3 s, should the test fail before it is killed.
+    const finished = await runToEnd("setsid bash -c 'while [ $SECONDS -lt 3 ]; do printf y; done' < /dev/null & echo $! >&2; echo done");
+    const writer = Number(finished.stderr.toString().trim());
+    try {
+      // runToEnd checks every slice's byte count against what the poll reported.
+      expect(finished.exitCode).toBe(0);
+      expect(finished.stdout.toString()).toMatch(/^y*done\ny*$/);
+    } finally {
+      try {
+        process.kill(writer, "SIGKILL");
+      } catch {
+        // Gone already.
+      }
+    }
+  });
+
+  it("makes the wake-up FIFO again when a job replaced it with a plain file", async () => {
+    expect((await runToEnd("true")).exitCode).toBe(0);
+    await rm(join(RUNS, ".tick"));
+    await writeFile(join(RUNS, ".tick"), "x");
+    const finished = await runToEnd("sleep 0.3; echo after");
+    expect(finished).toMatchObject({ exitCode: 0 });
+    expect(finished.stdout.toString()).toBe("after\n");
+    expect(lstatSync(join(RUNS, ".tick")).isFIFO()).toBe(true);
   });
 
   it("removes, at a command's start, links a cancelled file read left in /tmp", async () => {
