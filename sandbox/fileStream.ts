@@ -15,6 +15,12 @@ const FileStreamEvent = z.discriminatedUnion("type", [
   z.object({ type: z.literal("error"), error: z.string() }),
 ]);
 
+/**
+ * A stream whose bytes are already there never waits, and the runtime's thread then serves
+ * nothing else until it ends: every this many bytes the stream lets other work run.
+ */
+const YIELD_EVERY_BYTES = 4 * 1024 * 1024;
+
 export class FileStreamError extends Error {
   override readonly name = "FileStreamError";
 }
@@ -22,8 +28,13 @@ export class FileStreamError extends Error {
 export function decodeFileStream(sse: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
   const events = parseSSEStream<unknown>(sse)[Symbol.asyncIterator]();
   let encoding: "base64" | "utf-8" | undefined;
+  let sinceYield = 0;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
+      if (sinceYield >= YIELD_EVERY_BYTES) {
+        sinceYield = 0;
+        await new Promise((resolve) => setTimeout(resolve, 0));
+      }
       for (;;) {
         const next = await events.next();
         if (next.done) throw new FileStreamError("The file stream ended before its last chunk");
@@ -33,7 +44,11 @@ export function decodeFileStream(sse: ReadableStream<Uint8Array>): ReadableStrea
         else if (event.data.type === "error") throw new FileStreamError(`File streaming error: ${event.data.error}`);
         else if (event.data.type === "complete") return controller.close();
         else if (encoding === undefined) throw new FileStreamError("The file stream sent data before its metadata");
-        else return controller.enqueue(Buffer.from(event.data.data, encoding === "base64" ? "base64" : "utf8"));
+        else {
+          const bytes = Buffer.from(event.data.data, encoding === "base64" ? "base64" : "utf8");
+          sinceYield += bytes.byteLength;
+          return controller.enqueue(bytes);
+        }
       }
     },
     async cancel(reason) {
