@@ -31,7 +31,8 @@ const POLL_TICK_SECONDS = 0.02;
 const BURST_TICKS = 10;
 
 /**
- * `reap SID`: kills every live process of session SID, rescanning (a fork may escape one scan)
+ * `reap SID`: kills every live process of session SID, and process SID itself (a run's child puts
+ * its pid on record just before it makes that session), rescanning (a fork may escape one scan)
  * until none is left. Each sweep stops them all before killing them, so no shell of the command
  * sees its child die and reports it ("Killed") into the job's output. Pure bash over /proc, so
  * it needs no procps in the image.
@@ -44,7 +45,7 @@ const REAP_FUNCTION = `reap() {
     for p in /proc/[0-9]*; do
       { read -r line < "$p/stat"; } 2>/dev/null || continue
       f=(\${line##*) })
-      if [ "\${f[3]}" = "$sid" ] && [ "\${f[0]}" != Z ]; then pids+=("\${p#/proc/}"); fi
+      if { [ "\${f[3]}" = "$sid" ] || [ "\${p#/proc/}" = "$sid" ]; } && [ "\${f[0]}" != Z ]; then pids+=("\${p#/proc/}"); fi
     done
     [ "\${#pids[@]}" -eq 0 ] && return 0
     kill -STOP "\${pids[@]}" 2>/dev/null
@@ -271,7 +272,8 @@ if [ "$status" != - ]; then cd / && rm -rf -- "$run"; fi`;
 export function endScript(runId: string): string {
   const script = `${REAP_FUNCTION}
 run=${shellQuote(runDirectory(runId))}
-[ -e "$run/pid" ] && reap "$(< "$run/pid")"
+# A run that has ended has nothing left to kill, and its pids may be another process's by now.
+[ -e "$run/pid" ] && [ ! -e "$run/exit" ] && reap "$(< "$run/pid")"
 true`;
   return inSubshell(script);
 }
@@ -283,9 +285,12 @@ true`;
 export function discardScript(runId: string): string {
   const script = `${REAP_FUNCTION}
 run=${shellQuote(runDirectory(runId))}
-# The supervisor first, with a child of its own that has not started the command yet.
-[ -e "$run/supervisor" ] && reap "$(< "$run/supervisor")"
-[ -e "$run/pid" ] && reap "$(< "$run/pid")"
+# The supervisor first, with a child of its own that has not started the command yet; a run that
+# has ended has nothing left to kill, and its pids may be another process's by now.
+if [ ! -e "$run/exit" ]; then
+  [ -e "$run/supervisor" ] && reap "$(< "$run/supervisor")"
+  [ -e "$run/pid" ] && reap "$(< "$run/pid")"
+fi
 rm -rf -- "$run" "$run"-*.gz
 true`;
   return inSubshell(script);
@@ -300,11 +305,11 @@ true`;
 export function endAllScript(): string {
   return `${REAP_FUNCTION}
 for pid_file in ${RUNS_DIR}/*/supervisor; do
-  [ -e "$pid_file" ] && reap "$(< "$pid_file")"
+  [ -e "$pid_file" ] && [ ! -e "\${pid_file%/*}/exit" ] && reap "$(< "$pid_file")"
 done
 # Listed only now: a child may have put its pid on record while its supervisor was being ended.
 for pid_file in ${RUNS_DIR}/*/pid; do
-  [ -e "$pid_file" ] && reap "$(< "$pid_file")"
+  [ -e "$pid_file" ] && [ ! -e "\${pid_file%/*}/exit" ] && reap "$(< "$pid_file")"
 done
 rm -rf -- ${RUNS_DIR}
 true`;

@@ -6,9 +6,9 @@
  * Worker tests run the same scripts through the SDK against both container servers; these pin
  * down the details.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, lstatSync, mkdtempSync, readFileSync } from "node:fs";
-import { mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { gunzipSync } from "node:zlib";
@@ -244,6 +244,18 @@ describe("a job's command as a child process", () => {
     const finished = await runToEnd("true");
     expect(finished.exitCode).toBe(0);
     expect(existsSync(link)).toBe(false);
+  });
+
+  it("ends a command whose pid is on record before its session exists (a deadline right after the start)", async () => {
+    // A child that has put its pid on record but not yet made its session: a process in another's.
+    const child = spawn("sleep", ["30"], { stdio: "ignore" });
+    const runId = crypto.randomUUID();
+    await mkdir(join(RUNS, runId));
+    await writeFile(join(RUNS, runId, "pid"), String(child.pid));
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    exec(endScript(runId));
+    expect(await exited).toBeDefined();
+    await rm(join(RUNS, runId), { recursive: true });
   });
 
   it("discards a run given up on: its command is killed and its files are gone", async () => {
