@@ -25,6 +25,10 @@ const RUNS_DIR = "/tmp/.artifact-sandbox-runs";
  * job itself, never while another's command starts, so a start removes any left over.
  */
 export const READ_LINK_PREFIX = "/tmp/.read-";
+/** The runs' wake-up FIFO: a supervisor writes to it when its command has ended. */
+const TICK = `${RUNS_DIR}/.tick`;
+/** Makes the FIFO unless it is one (a job may have removed it, or put a plain file there). */
+const MAKE_TICK = `{ [ -p ${TICK} ] || { rm -f ${TICK}; mkfifo ${TICK}; } 2>/dev/null; }`;
 /** How often the poll script looks for output while it waits. */
 const POLL_TICK_SECONDS = 0.02;
 /** Ticks a poll lets a burst of output (more than fits inline) run on while it grows, so it comes in one answer. */
@@ -52,6 +56,11 @@ const REAP_FUNCTION = `reap() {
     kill -KILL "\${pids[@]}" 2>/dev/null
     sleep 0.01
   done
+}
+# reap_recorded FILE: reaps the pid on record in FILE, unless its run has ended: then nothing is
+# left to kill, and the pid may be another process's by now.
+reap_recorded() {
+  [ -e "$1" ] && [ ! -e "\${1%/*}/exit" ] && reap "$(< "$1")"
 }`;
 
 /**
@@ -89,7 +98,7 @@ fi
 echo "$status" > "$run/exit"
 # Wakes a poll waiting on the FIFO at once (opened read-write, so this never blocks).
 # Only if it is one: opening a missing FIFO would make it a plain file.
-[ -p "$run/../.tick" ] && { exec 8<> "$run/../.tick" && printf x >&8; } 2>/dev/null
+[ -p ${TICK} ] && { exec 8<> ${TICK} && printf x >&8; } 2>/dev/null
 `;
 
 export interface ChildCommand {
@@ -149,7 +158,7 @@ export function startScript(runId: string, child: ChildCommand, first: PollReque
     `shopt -s nullglob; old=(${RUNS_DIR}/*.gz ${READ_LINK_PREFIX}*.gz); [ \${#old[@]} -eq 0 ] || rm -f -- "\${old[@]}"; shopt -u nullglob`,
     `run=${shellQuote(runDirectory(runId))}`,
     // One wake-up FIFO for the container's runs, made once: each process costs milliseconds.
-    `mkdir -p -- "$run" && cd -- "$run" && { [ -p ../.tick ] || { rm -f ../.tick; mkfifo ../.tick; } 2>/dev/null || [ -p ../.tick ]; } || { echo as-start-failed; exit 0; }`,
+    `mkdir -p -- "$run" && cd -- "$run" && { ${MAKE_TICK}; [ -p ${TICK} ]; } || { echo as-start-failed; exit 0; }`,
     writeFileLine("command", child.command),
     writeFileLine("cwd", child.cwd),
     writeFileLine("env", envFile(child.env)),
@@ -204,8 +213,8 @@ look() {
 look
 if [ ${ticks} -gt 0 ] && [ "$status" = - ] && { [ "$news" -eq 0 ] || [ "$news" -gt "$inline_max" ]; }; then
   # A job may have removed or replaced the FIFO: made again; failing that, a pipe nobody writes.
-  [ -p ../.tick ] || { rm -f ../.tick; mkfifo ../.tick; } 2>/dev/null
-  if [ -p ../.tick ]; then exec 9<> ../.tick; else exec 9< <(exec sleep ${Math.ceil(request.waitMs / 1000) + 1}); fi
+  ${MAKE_TICK}
+  if [ -p ${TICK} ]; then exec 9<> ${TICK}; else exec 9< <(exec sleep ${Math.ceil(request.waitMs / 1000) + 1}); fi
   : > .polled
   tick=0; burst=0
   while [ "$tick" -lt ${ticks} ] && [ ! -s exit ]; do
@@ -272,8 +281,7 @@ if [ "$status" != - ]; then cd / && rm -rf -- "$run"; fi`;
 export function endScript(runId: string): string {
   const script = `${REAP_FUNCTION}
 run=${shellQuote(runDirectory(runId))}
-# A run that has ended has nothing left to kill, and its pids may be another process's by now.
-[ -e "$run/pid" ] && [ ! -e "$run/exit" ] && reap "$(< "$run/pid")"
+reap_recorded "$run/pid"
 true`;
   return inSubshell(script);
 }
@@ -285,12 +293,9 @@ true`;
 export function discardScript(runId: string): string {
   const script = `${REAP_FUNCTION}
 run=${shellQuote(runDirectory(runId))}
-# The supervisor first, with a child of its own that has not started the command yet; a run that
-# has ended has nothing left to kill, and its pids may be another process's by now.
-if [ ! -e "$run/exit" ]; then
-  [ -e "$run/supervisor" ] && reap "$(< "$run/supervisor")"
-  [ -e "$run/pid" ] && reap "$(< "$run/pid")"
-fi
+# The supervisor first, with a child of its own that has not started the command yet.
+reap_recorded "$run/supervisor"
+reap_recorded "$run/pid"
 rm -rf -- "$run" "$run"-*.gz
 true`;
   return inSubshell(script);
@@ -304,13 +309,9 @@ true`;
  */
 export function endAllScript(): string {
   return `${REAP_FUNCTION}
-for pid_file in ${RUNS_DIR}/*/supervisor; do
-  [ -e "$pid_file" ] && [ ! -e "\${pid_file%/*}/exit" ] && reap "$(< "$pid_file")"
-done
+for pid_file in ${RUNS_DIR}/*/supervisor; do reap_recorded "$pid_file"; done
 # Listed only now: a child may have put its pid on record while its supervisor was being ended.
-for pid_file in ${RUNS_DIR}/*/pid; do
-  [ -e "$pid_file" ] && [ ! -e "\${pid_file%/*}/exit" ] && reap "$(< "$pid_file")"
-done
+for pid_file in ${RUNS_DIR}/*/pid; do reap_recorded "$pid_file"; done
 rm -rf -- ${RUNS_DIR}
 true`;
 }
