@@ -3,10 +3,11 @@
  * whatever the container's exec does with the text it is given. The shell scripts here are sent
  * through the SDK's plain `exec`:
  *
- * - `startScript` writes a run directory under /tmp (the command, its environment, its cwd) and
- *   starts a supervisor in a new session. The supervisor runs `bash -c <command>` in a session of
- *   its own with stdout and stderr in files, waits for it, kills whatever it left behind in its
- *   session, and only then writes the exit status (so the files are final once it exists).
+ * - `startScript` forks a supervisor (a subshell, in a process group of its own) and records its
+ *   pid. The supervisor runs `bash -c <command>` in a session of its own with stdout and stderr
+ *   in files, waits for it, kills whatever it left behind in its session, and only then writes
+ *   the exit status (so the files are final once it exists). A run's files are
+ *   `<runs dir>/<run id>.<name>`.
  * - `pollScript` waits briefly for new output or the end, then reports the files' sizes, the exit
  *   status when there is one, and the bytes past the caller's offsets that it still wants (the
  *   middle of an output over the cap is skipped): a little as base64 in the answer, more in a
@@ -18,8 +19,13 @@
  */
 import { inSubshell, shellQuote } from "./shell";
 
-/** Where run directories live; a fresh container's /tmp is empty. */
+/** Where runs keep their files; a fresh container's /tmp is empty. */
 const RUNS_DIR = "/tmp/.artifact-sandbox-runs";
+/**
+ * Ended runs whose files a start removes at once, in one `rm`: an ended run's outputs are
+ * emptied when read, and a process start costs milliseconds of CPU in a busy container.
+ */
+const ENDED_RUNS_KEPT = 16;
 /**
  * How the links through which files are read (sdkSandbox.ts) begin: a job's files are read by the
  * job itself, never while another's command starts, so a start removes any left over.
@@ -35,8 +41,9 @@ const POLL_TICK_SECONDS = 0.02;
 const BURST_TICKS = 10;
 
 /**
- * `reap SID`: kills every live process of session SID, and process SID itself (a run's child puts
- * its pid on record just before it makes that session), rescanning (a fork may escape one scan)
+ * `reap SID`: kills every live process of session or process group SID, and process SID itself (a
+ * run's child puts its pid on record just before it makes that session; a supervisor leads a
+ * process group, its child in it until the child makes its session), rescanning (a fork may escape one scan)
  * until none is left. Each sweep stops them all before killing them, so no shell of the command
  * sees its child die and reports it ("Killed") into the job's output. Pure bash over /proc, so
  * it needs no procps in the image.
@@ -49,7 +56,7 @@ const REAP_FUNCTION = `reap() {
     for p in /proc/[0-9]*; do
       { read -r line < "$p/stat"; } 2>/dev/null || continue
       f=(\${line##*) })
-      if { [ "\${f[3]}" = "$sid" ] || [ "\${p#/proc/}" = "$sid" ]; } && [ "\${f[0]}" != Z ]; then pids+=("\${p#/proc/}"); fi
+      if { [ "\${f[3]}" = "$sid" ] || [ "\${f[2]}" = "$sid" ] || [ "\${p#/proc/}" = "$sid" ]; } && [ "\${f[0]}" != Z ]; then pids+=("\${p#/proc/}"); fi
     done
     [ "\${#pids[@]}" -eq 0 ] && return 0
     kill -STOP "\${pids[@]}" 2>/dev/null
@@ -60,46 +67,41 @@ const REAP_FUNCTION = `reap() {
 # reap_recorded FILE: reaps the pid on record in FILE, unless its run has ended: then nothing is
 # left to kill, and the pid may be another process's by now.
 reap_recorded() {
-  [ -e "$1" ] && [ ! -e "\${1%/*}/exit" ] && reap "$(< "$1")"
+  [ -e "$1" ] && [ ! -e "\${1%.*}.exit" ] && reap "$(< "$1")"
 }`;
 
 /**
- * The supervisor, run as `bash -c <this> supervise <run dir>` in a session of its own. The job's
- * environment is sourced only in the child, after what the child needs was set aside in its
- * positional parameters, and bash comes by absolute path: a job's PATH or a variable named like
- * ours changes nothing here. Builtins wherever they do: a trivial job should cost few processes.
+ * The supervisor's text, run in a subshell the start forks (no new bash to load), with `run` (the
+ * run's path prefix), `command_text` and `cwd` set and `export_env` defined by the start. The
+ * job's environment is exported only in the child, after what the child needs was set aside in
+ * its positional parameters, and bash comes by absolute path: a job's PATH or a variable named
+ * like ours changes nothing here. Builtins wherever they do: a trivial job should cost few processes.
  */
-const SUPERVISOR = `${REAP_FUNCTION}
-run=$1
-cd -- "$run" || exit 1
-IFS= read -r -d '' command_text < command
-IFS= read -r -d '' cwd < cwd
-stdin_file=/dev/null
-[ -e stdin ] && stdin_file=$run/stdin
+const SUPERVISOR = `stdin_file=/dev/null
+[ -e "$run.stdin" ] && stdin_file=$run.stdin
 hash setsid 2>/dev/null
 setsid_path=\${BASH_CMDS[setsid]}
 if { [ -d "$cwd" ] || mkdir -p -- "$cwd" 2>/dev/null; } && cd -- "$cwd" 2>/dev/null; then
   (
     # Its pid (the command's session, setsid keeping it) is on record before the command runs.
-    echo "$BASHPID" > "$run/pid"
-    set -- "$setsid_path" "$BASH" "$command_text" "$run/env"
-    if [ -s "$4" ]; then set -a; . "$4"; set +a; fi
+    echo "$BASHPID" > "$run.pid"
+    set -- "$setsid_path" "$BASH" "$command_text"
+    export_env
     exec "$1" "$2" -c "$3"
-  ) < "$stdin_file" > "$run/stdout" 2> "$run/stderr" &
+  ) < "$stdin_file" > "$run.stdout" 2> "$run.stderr" &
   child=$!
   wait "$child"
   status=$?
   reap "$child"
 else
-  printf 'Failed to change directory to %s\\n' "$cwd" > "$run/stderr"
-  : > "$run/stdout"
+  printf 'Failed to change directory to %s\\n' "$cwd" > "$run.stderr"
+  : > "$run.stdout"
   status=1
 fi
-echo "$status" > "$run/exit"
+echo "$status" > "$run.exit"
 # Wakes a poll waiting on the FIFO at once (opened read-write, so this never blocks).
 # Only if it is one: opening a missing FIFO would make it a plain file.
-[ -p ${TICK} ] && { exec 8<> ${TICK} && printf x >&8; } 2>/dev/null
-`;
+[ -p ${TICK} ] && { exec 8<> ${TICK} && printf x >&8; } 2>/dev/null`;
 
 export interface ChildCommand {
   command: string;
@@ -107,33 +109,28 @@ export interface ChildCommand {
   env: Record<string, string>;
 }
 
-export function runDirectory(runId: string): string {
+/** A run's files are this path with `.<name>` after it. */
+export function runPrefix(runId: string): string {
   return `${RUNS_DIR}/${runId}`;
 }
 
 /** Where a command's stdin is written before it starts (the container makes the directory). */
 export function stdinPath(runId: string): string {
-  return `${runDirectory(runId)}/stdin`;
+  return `${runPrefix(runId)}.stdin`;
 }
 
-function envFile(env: Record<string, string>): string {
-  // Names are validated by the job schema; values are quoted, so any text is safe.
-  return Object.entries(env)
-    .map(([name, value]) => `${name}=${shellQuote(value)}\n`)
-    .join("");
-}
-
-/** A builtin write of exact text (no NUL can be in it: it came from JSON through bash). */
-function writeFileLine(path: string, content: string): string {
-  return `printf %s ${shellQuote(content)} > ${path}`;
+/** `export_env`: exports the job's variables (names are validated by the job schema; values are quoted, so any text is safe). */
+function exportEnvFunction(env: Record<string, string>): string {
+  const exports = Object.entries(env).map(([name, value]) => `export ${name}=${shellQuote(value)}`);
+  return `export_env() {\n${exports.join("\n")}\n:\n}`;
 }
 
 /**
  * What one poll asks for. Per stream, the bytes from `at` on: the first `headRoom` of them are
  * all wanted (the kept head is not full yet), past those only the last `tailBytes` of what is
  * there (the rest could never be kept, so it is skipped unread). Wanted bytes up to
- * `inlineBytes` per stream come in the answer as base64; more go into a gzip file in the run
- * directory for the caller to stream (`readFileStream`): an exec's answer is one string, slow to
+ * `inlineBytes` per stream come in the answer as base64; more go into a gzip file beside the
+ * run's for the caller to stream (`readFileStream`): an exec's answer is one string, slow to
  * move in bulk through either container server, and a `.gz` is streamed as base64 whatever it
  * holds, where a plain file that looks like text is decoded as UTF-8 (not byte for byte).
  */
@@ -149,23 +146,33 @@ export interface PollRequest {
 /**
  * Starts the command (and, in the same round trip, waits like `pollScript` for its first output
  * or its end). A stdin for it is written to `stdinPath(runId)` first. Prints `as-start-failed`
- * when the run directory could not be made.
+ * when the runs' directory could not be made.
  */
 export function startScript(runId: string, child: ChildCommand, first: PollRequest): string {
   const start = [
-    // The last run's final slices (see pollScript) have been read by now, and so has every file
-    // read through a link (READ_LINK_PREFIX: a read whose stream was cancelled leaves its link).
-    `shopt -s nullglob; old=(${RUNS_DIR}/*.gz ${READ_LINK_PREFIX}*.gz); [ \${#old[@]} -eq 0 ] || rm -f -- "\${old[@]}"; shopt -u nullglob`,
-    `run=${shellQuote(runDirectory(runId))}`,
+    REAP_FUNCTION,
+    `cd -- ${RUNS_DIR} 2>/dev/null || { mkdir -p -- ${RUNS_DIR} && cd -- ${RUNS_DIR}; } 2>/dev/null || { echo as-start-failed; exit 0; }`,
     // One wake-up FIFO for the container's runs, made once: each process costs milliseconds.
-    `mkdir -p -- "$run" && cd -- "$run" && { ${MAKE_TICK}; [ -p ${TICK} ]; } || { echo as-start-failed; exit 0; }`,
-    writeFileLine("command", child.command),
-    writeFileLine("cwd", child.cwd),
-    writeFileLine("env", envFile(child.env)),
-    // A new session, its output nowhere: the exec that started it returns at once. Its pid (and
-    // session) is on record when the exec answers, for a takeover to end it (endAllScript).
-    `setsid bash -c ${shellQuote(SUPERVISOR)} supervise "$run" < /dev/null > /dev/null 2>&1 &`,
-    `echo "$!" > supervisor`,
+    `{ ${MAKE_TICK}; [ -p ${TICK} ]; } || { echo as-start-failed; exit 0; }`,
+    // The gzip slices of earlier runs have been read by now, and so has every file read through
+    // a link (READ_LINK_PREFIX: a read whose stream was cancelled leaves its link). Ended runs'
+    // files (their outputs emptied when read) go too, a batch at a time.
+    "shopt -s nullglob",
+    `stale=(*.gz ${READ_LINK_PREFIX}*.gz); ended=(*.exit)`,
+    `if [ \${#ended[@]} -ge ${ENDED_RUNS_KEPT} ]; then for e in "\${ended[@]}"; do stale+=("\${e%.exit}".*); done; fi`,
+    `[ \${#stale[@]} -eq 0 ] || rm -f -- "\${stale[@]}"`,
+    "shopt -u nullglob",
+    `run=${shellQuote(runPrefix(runId))}`,
+    `command_text=${shellQuote(child.command)}`,
+    `cwd=${shellQuote(child.cwd)}`,
+    exportEnvFunction(child.env),
+    // Forked, in a process group of its own (job control on for this one fork), its output
+    // nowhere: the exec returns at once. Its pid is on record when the exec answers, for a
+    // takeover to end it (endAllScript).
+    "set -m",
+    `(\n${SUPERVISOR}\n) < /dev/null > /dev/null 2>&1 &`,
+    `echo "$!" > "$run.supervisor"`,
+    "set +m",
   ].join("\n");
   // One subshell for both: a fork costs milliseconds in a busy container.
   return inSubshell(`${start}\n${pollBody(runId, first)}`);
@@ -178,10 +185,10 @@ export function startScript(runId: string, child: ChildCommand, first: PollReque
  * size, where `data` is `=<base64>`, or `@<path>` of one gzip file, or two of them, for the head
  * part and the tail part, holding both parts. A little new
  * output is answered at once (live logs); more is let grow for a few ticks, so that a burst comes
- * in one answer, with the command's end when it ends meanwhile. A poll removes the files of the
- * one before (read by then). Once the command has ended, its run directory is removed; a final
- * gzip file is left beside it, for the next run's start to remove. Prints `as-missing` when
- * there is no such run.
+ * in one answer, with the command's end when it ends meanwhile. A poll removes the gzip files of
+ * the one before (read by then). Once the command has ended, its outputs are emptied (a later
+ * start removes the run's files); its final gzip files stay for the caller, until the next
+ * run's start. Prints `as-missing` when there is no such run.
  */
 export function pollScript(runId: string, request: PollRequest): string {
   return inSubshell(pollBody(runId, request));
@@ -192,20 +199,20 @@ function pollBody(runId: string, request: PollRequest): string {
   // Waiting costs no process: a timed read on the runs' FIFO ticks, and a file's mtime against a
   // marker's tells of new output; the sizes are looked at again every tenth tick all the same,
   // since a write in the marker's own clock tick leaves its mtime equal, not newer.
-  const script = `run=${shellQuote(runDirectory(runId))}
-cd -- "$run" 2>/dev/null || { echo as-missing; exit 0; }
-shopt -s nullglob; old=(*.gz); [ \${#old[@]} -eq 0 ] || rm -f -- "\${old[@]}"; shopt -u nullglob
+  const script = `run=${shellQuote(runPrefix(runId))}
+{ cd -- ${RUNS_DIR} && [ -e "$run.supervisor" ]; } 2>/dev/null || { echo as-missing; exit 0; }
+shopt -s nullglob; old=("$run".*.gz); [ \${#old[@]} -eq 0 ] || rm -f -- "\${old[@]}"; shopt -u nullglob
 out_at=${request.stdout.at}; err_at=${request.stderr.at}
 out_room=${request.stdout.headRoom}; err_room=${request.stderr.headRoom}
 tail_keep=${request.tailBytes}; inline_max=${request.inlineBytes}
 look() {
   status=-
-  [ -s exit ] && { IFS= read -r status < exit || true; }
+  [ -s "$run.exit" ] && { IFS= read -r status < "$run.exit" || true; }
   out_size=0; err_size=0
   # stat is a process of its own: not run for a command that has written nothing.
-  if [ -s stdout ] || [ -s stderr ]; then
+  if [ -s "$run.stdout" ] || [ -s "$run.stderr" ]; then
     local -a sizes
-    sizes=($(stat -c %s -- stdout stderr 2>/dev/null))
+    sizes=($(stat -c %s -- "$run.stdout" "$run.stderr" 2>/dev/null))
     out_size=\${sizes[0]:-0}; err_size=\${sizes[1]:-0}
   fi
   news=$(( (out_size > out_at ? out_size - out_at : 0) + (err_size > err_at ? err_size - err_at : 0) ))
@@ -215,13 +222,13 @@ if [ ${ticks} -gt 0 ] && [ "$status" = - ] && { [ "$news" -eq 0 ] || [ "$news" -
   # A job may have removed or replaced the FIFO: made again; failing that, a pipe nobody writes.
   ${MAKE_TICK}
   if [ -p ${TICK} ]; then exec 9<> ${TICK}; else exec 9< <(exec sleep ${Math.ceil(request.waitMs / 1000) + 1}); fi
-  : > .polled
+  : > "$run.polled"
   tick=0; burst=0
-  while [ "$tick" -lt ${ticks} ] && [ ! -s exit ]; do
+  while [ "$tick" -lt ${ticks} ] && [ ! -s "$run.exit" ]; do
     read -t ${POLL_TICK_SECONDS} -n 1 -u 9 _ || true
     tick=$((tick + 1))
-    if [ stdout -nt .polled ] || [ stderr -nt .polled ] || [ $((tick % 10)) -eq 0 ]; then
-      : > .polled
+    if [ "$run.stdout" -nt "$run.polled" ] || [ "$run.stderr" -nt "$run.polled" ] || [ $((tick % 10)) -eq 0 ]; then
+      : > "$run.polled"
       before=$news
       look
       # New output ends the wait when it is little, when it stopped growing, or when a burst has run on long enough.
@@ -234,9 +241,6 @@ if [ ${ticks} -gt 0 ] && [ "$status" = - ] && { [ "$news" -eq 0 ] || [ "$news" -
   look
 fi
 echo "as-status $out_size $err_size $status"
-# A final slice's file goes beside the run directory, which is removed below.
-gz_dir=$run; gz_prefix=
-[ "$status" != - ] && { gz_dir=${RUNS_DIR}; gz_prefix=${shellQuote(runId)}-; }
 range() { [ "$3" -le 0 ] || dd if="$1" bs=65536 skip="$2" count="$3" iflag=skip_bytes,count_bytes status=none; }
 slice() {
   local name=$1 size=$2 at=$3 room=$4 pending first rest skipped last file
@@ -259,7 +263,7 @@ slice() {
     echo
   else
     # Head and tail compressed side by side (a container has more than one core), each in a file of its own.
-    file=$gz_dir/$gz_prefix$name-$at.gz
+    file=$name-$at.gz
     if [ "$first" -gt 0 ] && [ "$last" -gt 0 ]; then
       range "$name" "$at" "$first" | gzip -1 > "$file" &
       range "$name" $((at + first + skipped)) "$last" | gzip -1 > "$file.tail.gz"
@@ -271,47 +275,48 @@ slice() {
     fi
   fi
 }
-slice stdout "$out_size" "$out_at" "$out_room"
-slice stderr "$err_size" "$err_at" "$err_room"
-if [ "$status" != - ]; then cd / && rm -rf -- "$run"; fi`;
+slice "$run.stdout" "$out_size" "$out_at" "$out_room"
+slice "$run.stderr" "$err_size" "$err_at" "$err_room"
+# Read whole: emptied now (the space is free at once), removed with a later batch (rm is a process).
+if [ "$status" != - ]; then : > "$run.stdout"; : > "$run.stderr"; if [ -e "$run.stdin" ]; then : > "$run.stdin"; fi; fi`;
   return script;
 }
 
 /** Kills the command's whole session; the supervisor then records its exit status as usual. */
 export function endScript(runId: string): string {
   const script = `${REAP_FUNCTION}
-run=${shellQuote(runDirectory(runId))}
-reap_recorded "$run/pid"
+run=${shellQuote(runPrefix(runId))}
+reap_recorded "$run.pid"
 true`;
   return inSubshell(script);
 }
 
 /**
- * Kills the command's session and removes its run directory and gzip files: for a run given up
- * on this side (a fault mid-run), whose output nobody will read.
+ * Kills the command's session and removes the run's files: for a run given up on this side (a
+ * fault mid-run), whose output nobody will read.
  */
 export function discardScript(runId: string): string {
   const script = `${REAP_FUNCTION}
-run=${shellQuote(runDirectory(runId))}
+run=${shellQuote(runPrefix(runId))}
 # The supervisor first, with a child of its own that has not started the command yet.
-reap_recorded "$run/supervisor"
-reap_recorded "$run/pid"
-rm -rf -- "$run" "$run"-*.gz
+reap_recorded "$run.supervisor"
+reap_recorded "$run.pid"
+rm -f -- "$run".*
 true`;
   return inSubshell(script);
 }
 
 /**
- * Kills every run's session and removes every run directory: for a runner taking over from one
- * that died, when nothing else runs in the sandbox. Supervisors go first, with any child of theirs
+ * Kills every run's session and removes every run's files: for a runner taking over from one that
+ * died, when nothing else runs in the sandbox. Supervisors go first, with any child of theirs
  * that has not started its command yet; a child that has is on record by then. Unwrapped: meant
  * for the port's `run`.
  */
 export function endAllScript(): string {
   return `${REAP_FUNCTION}
-for pid_file in ${RUNS_DIR}/*/supervisor; do reap_recorded "$pid_file"; done
+for pid_file in ${RUNS_DIR}/*.supervisor; do reap_recorded "$pid_file"; done
 # Listed only now: a child may have put its pid on record while its supervisor was being ended.
-for pid_file in ${RUNS_DIR}/*/pid; do reap_recorded "$pid_file"; done
+for pid_file in ${RUNS_DIR}/*.pid; do reap_recorded "$pid_file"; done
 rm -rf -- ${RUNS_DIR}
 true`;
 }

@@ -1,14 +1,14 @@
 /**
  * The scripts that run a job's command as a child of its own (sandbox/childCommand.ts), run
- * here with the machine's own bash, as a container's exec runs them, with a run directory of this
+ * here with the machine's own bash, as a container's exec runs them, with a runs directory of this
  * file's own in place of the container's (another test run on this machine has its own; only the
  * read-link test touches the machine's /tmp, with links of its own naming). The
  * Worker tests run the same scripts through the SDK against both container servers; these pin
  * down the details.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, lstatSync, mkdtempSync, readFileSync } from "node:fs";
-import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { gunzipSync } from "node:zlib";
@@ -22,7 +22,7 @@ import {
   parsePollReport,
   pollScript,
   READ_LINK_PREFIX,
-  runDirectory,
+  runPrefix,
   type StreamSlice,
   startScript,
 } from "../../sandbox/childCommand";
@@ -32,13 +32,23 @@ const KEEP_ALL = 2 ** 30;
 const INLINE = 32 * 1024;
 
 /** Where the scripts keep their runs, as they name it, and where this file's runs really are. */
-const SCRIPT_RUNS = dirname(runDirectory("any"));
+const SCRIPT_RUNS = dirname(runPrefix("any"));
 const RUNS = mkdtempSync(join(tmpdir(), "child-command-runs-"));
 afterAll(() => rm(RUNS, { recursive: true, force: true }));
 
 /** A path the scripts print, on this machine. */
 function onHost(path: string): string {
   return path.startsWith(`${SCRIPT_RUNS}/`) ? join(RUNS, path.slice(SCRIPT_RUNS.length + 1)) : path;
+}
+
+/** The names of a run's files left in the runs directory. */
+function runFiles(runId: string): string[] {
+  return readdirSync(RUNS).filter((name) => name.startsWith(`${runId}.`));
+}
+
+/** Sizes of a run's output files: emptied once the run has ended and been read. */
+function outputSizes(runId: string): number[] {
+  return ["stdout", "stderr"].map((name) => statSync(onHost(`${runPrefix(runId)}.${name}`)).size);
 }
 
 /** Runs a script with bash in a mount namespace where RUNS is the scripts' run directory. */
@@ -49,6 +59,7 @@ function exec(script: string): string {
 }
 
 type Finished = {
+  runId: string;
   exitCode: number;
   stdout: Buffer;
   stderr: Buffer;
@@ -106,9 +117,9 @@ async function runToEnd(
     if (streamed) streamedSlices++;
     if (report.exitCode !== null) {
       expect(at).toEqual({ stdout: report.stdoutSize, stderr: report.stderrSize });
-      expect(existsSync(onHost(runDirectory(runId)))).toBe(false);
       const [stdout, stderr] = [kept.stdout.result(), kept.stderr.result()];
       return {
+        runId,
         exitCode: report.exitCode,
         stdout: Buffer.from(stdout.bytes),
         stderr: Buffer.from(stderr.bytes),
@@ -141,6 +152,8 @@ describe("a job's command as a child process", () => {
     const run = await runToEnd("printf 'a\\0b\\377'; printf 'x\\ry' >&2");
     expect([...run.stdout]).toEqual([0x61, 0, 0x62, 0xff]);
     expect(run.stderr.toString("latin1")).toBe("x\ry");
+    // Read whole, so emptied in the sandbox at once: output can be large, and the files' removal waits for a batch.
+    expect(outputSizes(run.runId)).toEqual([0, 0]);
   });
 
   it("reads fast output whole, streaming what is over the inline size from gzip files", async () => {
@@ -181,7 +194,7 @@ describe("a job's command as a child process", () => {
     expect(refused.stderr.toString()).toContain("Failed to change directory");
   });
 
-  it("kills what the command left running in its session once it exits, and removes its run directory", async () => {
+  it("kills what the command left running in its session once it exits", async () => {
     const run = await runToEnd("sleep 30 & echo $!");
     const pid = Number(run.stdout.toString().trim());
     expect(pid).toBeGreaterThan(0);
@@ -208,7 +221,7 @@ describe("a job's command as a child process", () => {
     expect(report.kind === "report" && report.exitCode).toBe(137);
     const background = report.kind === "report" ? Number(sliceBytes(report.stdout).toString().trim()) : 0;
     expect(alive(background)).toBe(false);
-    expect(existsSync(onHost(runDirectory(runId)))).toBe(false);
+    expect(outputSizes(runId)).toEqual([0, 0]);
   });
 
   it("reports exactly the bytes it sends while a process that left the command's session still writes", async () => {
@@ -250,12 +263,11 @@ describe("a job's command as a child process", () => {
     // A child that has put its pid on record but not yet made its session: a process in another's.
     const child = spawn("sleep", ["30"], { stdio: "ignore" });
     const runId = crypto.randomUUID();
-    await mkdir(join(RUNS, runId));
-    await writeFile(join(RUNS, runId, "pid"), String(child.pid));
+    await writeFile(onHost(`${runPrefix(runId)}.pid`), String(child.pid));
     const exited = new Promise((resolve) => child.once("exit", resolve));
     exec(endScript(runId));
     expect(await exited).toBeDefined();
-    await rm(join(RUNS, runId), { recursive: true });
+    await rm(onHost(`${runPrefix(runId)}.pid`));
   });
 
   it("discards a run given up on: its command is killed and its files are gone", async () => {
@@ -271,9 +283,53 @@ describe("a job's command as a child process", () => {
     const started = parsePollReport(exec(startScript(runId, { command: "echo $$; sleep 60", cwd, env: {} }, request)));
     const shell = started.kind === "report" ? Number(sliceBytes(started.stdout).toString().trim()) : 0;
     expect(alive(shell)).toBe(true);
-    expect(existsSync(onHost(runDirectory(runId)))).toBe(true);
+    expect(runFiles(runId)).toContain(`${runId}.stdout`);
     exec(discardScript(runId));
     expect(alive(shell)).toBe(false);
-    expect(existsSync(onHost(runDirectory(runId)))).toBe(false);
+    expect(runFiles(runId)).toEqual([]);
+  });
+
+  it("ends a supervisor's whole process group, a child that has not made its session yet too", async () => {
+    // A process group led by the recorded pid, with a member that is not the leader and not in a
+    // session named after it: a supervisor and its child before the child's setsid.
+    const group = spawnSync("bash", ["-c", "set -m; (sleep 30 & echo $!; sleep 30) > $0 2> /dev/null & echo $!", join(RUNS, "group-child")], {
+      encoding: "utf8",
+    });
+    const leader = Number(group.stdout.trim());
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const member = Number(readFileSync(join(RUNS, "group-child"), "utf8").trim());
+    expect([alive(leader), alive(member)]).toEqual([true, true]);
+    const runId = crypto.randomUUID();
+    await writeFile(onHost(`${runPrefix(runId)}.supervisor`), String(leader));
+    exec(discardScript(runId));
+    expect([alive(leader), alive(member)]).toEqual([false, false]);
+    await rm(join(RUNS, "group-child"));
+  });
+
+  it("removes ended runs' files in batches at a start, never a running one's", async () => {
+    const running = crypto.randomUUID();
+    const cwd = await mkdtemp(join(tmpdir(), "child-command-"));
+    const request: PollRequest = {
+      stdout: { at: 0, headRoom: KEEP_ALL },
+      stderr: { at: 0, headRoom: KEEP_ALL },
+      tailBytes: 0,
+      inlineBytes: INLINE,
+      waitMs: 0,
+    };
+    exec(startScript(running, { command: "until [ -e go ]; do sleep 0.05; done; echo late", cwd, env: {} }, request));
+    const ended = () => readdirSync(RUNS).filter((name) => name.endsWith(".exit")).length;
+    for (let i = 0; i < 20; i++) {
+      expect((await runToEnd("true")).exitCode).toBe(0);
+      // At most the batch's size of ended runs, and the run just ended.
+      expect(ended()).toBeLessThanOrEqual(17);
+    }
+    expect(ended()).toBeLessThan(20);
+    await writeFile(join(cwd, "go"), "");
+    let report = parsePollReport(exec(pollScript(running, { ...request, waitMs: 3000 })));
+    for (let i = 0; i < 10 && report.kind === "report" && report.exitCode === null; i++) {
+      report = parsePollReport(exec(pollScript(running, { ...request, waitMs: 1000 })));
+    }
+    expect(report.kind === "report" && report.exitCode).toBe(0);
+    expect(report.kind === "report" && sliceBytes(report.stdout).toString()).toBe("late\n");
   });
 });
