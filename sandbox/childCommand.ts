@@ -227,6 +227,8 @@ if [ ${ticks} -gt 0 ] && [ "$status" = - ] && { [ "$news" -eq 0 ] || [ "$news" -
   while [ "$tick" -lt ${ticks} ] && [ ! -s "$run.exit" ]; do
     read -t ${POLL_TICK_SECONDS} -n 1 -u 9 _ || true
     tick=$((tick + 1))
+    # Ended: the look after the loop sees it all (a look that finds output costs a stat process).
+    [ -s "$run.exit" ] && break
     if [ "$run.stdout" -nt "$run.polled" ] || [ "$run.stderr" -nt "$run.polled" ] || [ $((tick % 10)) -eq 0 ]; then
       : > "$run.polled"
       before=$news

@@ -316,7 +316,7 @@ describe("a job's command as a child process", () => {
       inlineBytes: INLINE,
       waitMs: 0,
     };
-    exec(startScript(running, { command: "until [ -e go ]; do sleep 0.05; done; echo late", cwd, env: {} }, request));
+    exec(startScript(running, { command: "until [ -e go ] || [ $SECONDS -ge 30 ]; do sleep 0.05; done; echo late", cwd, env: {} }, request));
     const ended = () => readdirSync(RUNS).filter((name) => name.endsWith(".exit")).length;
     for (let i = 0; i < 20; i++) {
       expect((await runToEnd("true")).exitCode).toBe(0);
