@@ -292,9 +292,13 @@ describe("a job's command as a child process", () => {
   it("ends a supervisor's whole process group, a child that has not made its session yet too", async () => {
     // A process group led by the recorded pid, with a member that is not the leader and not in a
     // session named after it: a supervisor and its child before the child's setsid.
-    const group = spawnSync("bash", ["-c", "set -m; (sleep 30 & echo $!; sleep 30) > $0 2> /dev/null & echo $!", join(RUNS, "group-child")], {
-      encoding: "utf8",
-    });
+    const group = spawnSync(
+      "bash",
+      ["-c", "set -m; (sleep 30 & echo $!; sleep 30) > $0 2> /dev/null & echo $!", join(RUNS, "group-child")],
+      {
+        encoding: "utf8",
+      },
+    );
     const leader = Number(group.stdout.trim());
     await new Promise((resolve) => setTimeout(resolve, 200));
     const member = Number(readFileSync(join(RUNS, "group-child"), "utf8").trim());
@@ -316,7 +320,9 @@ describe("a job's command as a child process", () => {
       inlineBytes: INLINE,
       waitMs: 0,
     };
-    exec(startScript(running, { command: "until [ -e go ] || [ $SECONDS -ge 30 ]; do sleep 0.05; done; echo late", cwd, env: {} }, request));
+    exec(
+      startScript(running, { command: "until [ -e go ] || [ $SECONDS -ge 30 ]; do sleep 0.05; done; echo late", cwd, env: {} }, request),
+    );
     const ended = () => readdirSync(RUNS).filter((name) => name.endsWith(".exit")).length;
     for (let i = 0; i < 20; i++) {
       expect((await runToEnd("true")).exitCode).toBe(0);
