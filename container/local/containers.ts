@@ -7,7 +7,7 @@
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import pLimit from "p-limit";
-import { type ContainerSpec, LocalContainer } from "./container";
+import { type ContainerSpec, ContainerStartError, LocalContainer } from "./container";
 import type { ReferenceServer } from "./containerServer";
 import type { SandboxUids } from "./identity";
 import { SOCKET_NAME } from "./isolation";
@@ -51,6 +51,8 @@ export class CapacityReachedError extends Error {
 interface Slot {
   current?: LocalContainer;
   starting?: Promise<LocalContainer>;
+  /** Aborted by a destroy: a start still waiting for its turn to boot then never boots. */
+  startCancel?: AbortController;
   lastUsedAt: number;
   openRequests: number;
 }
@@ -93,7 +95,9 @@ export class ContainerPool {
         ),
       );
     }
-    slot.starting ??= this.launch(key, request).then(
+    if (!slot.starting) slot.startCancel = new AbortController();
+    const cancel = slot.startCancel?.signal;
+    slot.starting ??= this.launch(key, request, cancel).then(
       (container) => {
         slot.starting = undefined;
         slot.current = container;
@@ -116,7 +120,7 @@ export class ContainerPool {
     return count;
   }
 
-  private async launch(key: string, request: StartRequest): Promise<LocalContainer> {
+  private async launch(key: string, request: StartRequest, cancel: AbortSignal | undefined): Promise<LocalContainer> {
     const { options } = this;
     const uid = options.uids?.uidFor(key);
     const workspaceDir = await prepareOwnedDir(join(options.workspaceRoot, key), uid);
@@ -139,7 +143,10 @@ export class ContainerPool {
         network: sandboxNetwork(containerNetworkPolicy(options.network, request.enableInternet), options.networkFilesDir),
       },
     };
-    const container = await this.boots(() => LocalContainer.start(spec));
+    const container = await this.boots(() => {
+      if (cancel?.aborted) throw new ContainerStartError(`container ${key} was destroyed before its turn to boot came`);
+      return LocalContainer.start(spec);
+    });
     // The agent listens now; nothing else in the container needs to write next to its socket.
     await sealDir(socketDir, uid);
     return container;
@@ -167,6 +174,8 @@ export class ContainerPool {
   async destroy(key: string): Promise<void> {
     const slot = this.slots.get(key);
     if (!slot) return;
+    // One still waiting for its turn never boots; one booting now is waited for, then ended.
+    slot.startCancel?.abort();
     const current = slot.starting ? await slot.starting.catch(() => undefined) : slot.current;
     if (!current) return;
     current.kill();

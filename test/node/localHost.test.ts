@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { Agent as HttpAgent, request as httpRequest, type RequestOptions } from "node:http";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -371,6 +371,25 @@ describe("local container host: lifecycle and proxy", () => {
     } finally {
       await idleHost.close();
       await rm(idleRoot, { recursive: true, force: true });
+    }
+  });
+
+  it("never boots a container destroyed while its start waits for a turn to boot", async () => {
+    // More starts at once than the host boots at once: the last ones wait their turn.
+    const keys = Array.from({ length: availableParallelism() + 3 }, (_, index) => `queued-boot-${index}`);
+    const starts = keys.map(async (key) => {
+      const response = await call("POST", `/v1/containers/${key}/start`, {});
+      return { status: response.status, body: await response.text() };
+    });
+    await pause(100);
+    const destroyed = await Promise.all(keys.map((key) => call("DELETE", `/v1/containers/${key}`)));
+    expect(destroyed.map((response) => response.status).every((status) => status < 300)).toBe(true);
+    const answers = await Promise.all(starts);
+    const neverBooted = answers.filter((answer) => answer.body.includes("destroyed before its turn to boot came"));
+    expect(neverBooted.length).toBeGreaterThan(0);
+    expect(neverBooted.every((answer) => answer.status === 503)).toBe(true);
+    for (const key of keys) {
+      expect(ContainerState.parse(await (await call("GET", `/v1/containers/${key}`)).json()).running).toBe(false);
     }
   });
 
