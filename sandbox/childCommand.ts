@@ -159,7 +159,8 @@ export function startScript(runId: string, child: ChildCommand, first: PollReque
     // files (their outputs emptied when read) go too, a batch at a time.
     "shopt -s nullglob",
     `stale=(*.gz ${READ_LINK_PREFIX}*.gz); ended=(*.exit)`,
-    `if [ \${#ended[@]} -ge ${ENDED_RUNS_KEPT} ]; then for e in "\${ended[@]}"; do stale+=("\${e%.exit}".*); done; fi`,
+    // Each run's .exit goes last: an rm cut short must never leave a pid on record without it (reap would take it for live).
+    `if [ \${#ended[@]} -ge ${ENDED_RUNS_KEPT} ]; then for e in "\${ended[@]}"; do for f in "\${e%.exit}".*; do [ "$f" = "$e" ] || stale+=("$f"); done; done; stale+=("\${ended[@]}"); fi`,
     `[ \${#stale[@]} -eq 0 ] || rm -f -- "\${stale[@]}"`,
     "shopt -u nullglob",
     `run=${shellQuote(runPrefix(runId))}`,
@@ -168,7 +169,9 @@ export function startScript(runId: string, child: ChildCommand, first: PollReque
     exportEnvFunction(child.env),
     // Forked, in a process group of its own (job control on for this one fork), its output
     // nowhere: the exec returns at once. Its pid is on record when the exec answers, for a
-    // takeover to end it (endAllScript).
+    // takeover to end it (endAllScript). It stays in the exec's session: a container server
+    // that killed the exec's session (our agent at an exec's timeout) would end it too, so the
+    // runner keeps its own clock and never relies on an exec's timeout.
     "set -m",
     `(\n${SUPERVISOR}\n) < /dev/null > /dev/null 2>&1 &`,
     `echo "$!" > "$run.supervisor"`,
@@ -188,7 +191,7 @@ export function startScript(runId: string, child: ChildCommand, first: PollReque
  * in one answer, with the command's end when it ends meanwhile. A poll removes the gzip files of
  * the one before (read by then). Once the command has ended, its outputs are emptied (a later
  * start removes the run's files); its final gzip files stay for the caller, until the next
- * run's start. Prints `as-missing` when there is no such run.
+ * run's start. Prints `as-missing` when there is no such run, or its end was answered already.
  */
 export function pollScript(runId: string, request: PollRequest): string {
   return inSubshell(pollBody(runId, request));
@@ -200,7 +203,8 @@ function pollBody(runId: string, request: PollRequest): string {
   // marker's tells of new output; the sizes are looked at again every tenth tick all the same,
   // since a write in the marker's own clock tick leaves its mtime equal, not newer.
   const script = `run=${shellQuote(runPrefix(runId))}
-{ cd -- ${RUNS_DIR} && [ -e "$run.supervisor" ]; } 2>/dev/null || { echo as-missing; exit 0; }
+# Missing too once its end was answered: its outputs are emptied by then, so a repeated final poll must not read them.
+{ cd -- ${RUNS_DIR} && [ -e "$run.supervisor" ] && [ ! -e "$run.answered" ]; } 2>/dev/null || { echo as-missing; exit 0; }
 shopt -s nullglob; old=("$run".*.gz); [ \${#old[@]} -eq 0 ] || rm -f -- "\${old[@]}"; shopt -u nullglob
 out_at=${request.stdout.at}; err_at=${request.stderr.at}
 out_room=${request.stdout.headRoom}; err_room=${request.stderr.headRoom}
@@ -280,7 +284,7 @@ slice() {
 slice "$run.stdout" "$out_size" "$out_at" "$out_room"
 slice "$run.stderr" "$err_size" "$err_at" "$err_room"
 # Read whole: emptied now (the space is free at once), removed with a later batch (rm is a process).
-if [ "$status" != - ]; then : > "$run.stdout"; : > "$run.stderr"; if [ -e "$run.stdin" ]; then : > "$run.stdin"; fi; fi`;
+if [ "$status" != - ]; then : > "$run.answered"; : > "$run.stdout"; : > "$run.stderr"; if [ -e "$run.stdin" ]; then : > "$run.stdin"; fi; fi`;
   return script;
 }
 

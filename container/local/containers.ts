@@ -51,7 +51,7 @@ export class CapacityReachedError extends Error {
 interface Slot {
   current?: LocalContainer;
   starting?: Promise<LocalContainer>;
-  /** Aborted by a destroy: a start still waiting for its turn to boot then never boots. */
+  /** Aborted by a destroy: the start under way, if still waiting for its turn to boot, never boots. */
   startCancel?: AbortController;
   lastUsedAt: number;
   openRequests: number;
@@ -95,21 +95,24 @@ export class ContainerPool {
         ),
       );
     }
-    if (!slot.starting) slot.startCancel = new AbortController();
-    const cancel = slot.startCancel?.signal;
-    slot.starting ??= this.launch(key, request, cancel).then(
-      (container) => {
-        slot.starting = undefined;
-        slot.current = container;
-        // Idle time counts from when it was ready, not from when it was asked for.
-        slot.lastUsedAt = Date.now();
-        return container;
-      },
-      (error: unknown) => {
-        slot.starting = undefined;
-        throw error;
-      },
-    );
+    if (!slot.starting) {
+      const cancel = new AbortController();
+      const starting: Promise<LocalContainer> = this.launch(key, request, cancel.signal).then(
+        (container) => {
+          if (slot.starting === starting) slot.starting = undefined;
+          slot.current = container;
+          // Idle time counts from when it was ready, not from when it was asked for.
+          slot.lastUsedAt = Date.now();
+          return container;
+        },
+        (error: unknown) => {
+          if (slot.starting === starting) slot.starting = undefined;
+          throw error;
+        },
+      );
+      slot.starting = starting;
+      slot.startCancel = cancel;
+    }
     return slot.starting;
   }
 
@@ -120,7 +123,7 @@ export class ContainerPool {
     return count;
   }
 
-  private async launch(key: string, request: StartRequest, cancel: AbortSignal | undefined): Promise<LocalContainer> {
+  private async launch(key: string, request: StartRequest, cancel: AbortSignal): Promise<LocalContainer> {
     const { options } = this;
     const uid = options.uids?.uidFor(key);
     const workspaceDir = await prepareOwnedDir(join(options.workspaceRoot, key), uid);
@@ -143,13 +146,35 @@ export class ContainerPool {
         network: sandboxNetwork(containerNetworkPolicy(options.network, request.enableInternet), options.networkFilesDir),
       },
     };
-    const container = await this.boots(() => {
-      if (cancel?.aborted) throw new ContainerStartError(`container ${key} was destroyed before its turn to boot came`);
-      return LocalContainer.start(spec);
-    });
+    const container = await this.bootInTurn(spec, cancel);
     // The agent listens now; nothing else in the container needs to write next to its socket.
     await sealDir(socketDir, uid);
     return container;
+  }
+
+  /**
+   * Boots when the limiter gives a turn. Cancelled while it waits, it fails at once (it no longer
+   * counts against the cap, and a destroy need not wait for the boots ahead of it); a boot under
+   * way is let finish, for its caller to end.
+   */
+  private bootInTurn(spec: ContainerSpec, cancel: AbortSignal): Promise<LocalContainer> {
+    const cancelled = () => new ContainerStartError(`container ${spec.key} was destroyed before its turn to boot came`);
+    let booting = false;
+    const boot = this.boots(() => {
+      if (cancel.aborted) throw cancelled();
+      booting = true;
+      return LocalContainer.start(spec);
+    });
+    return new Promise<LocalContainer>((resolve, reject) => {
+      const onCancel = () => {
+        if (booting) return;
+        // The turn, when it comes, fails by itself; nobody waits for it.
+        boot.catch(() => undefined);
+        reject(cancelled());
+      };
+      cancel.addEventListener("abort", onCancel, { once: true });
+      boot.then(resolve, reject).finally(() => cancel.removeEventListener("abort", onCancel));
+    });
   }
 
   /** The key's container if it runs now. */

@@ -154,6 +154,12 @@ describe("a job's command as a child process", () => {
     expect(run.stderr.toString("latin1")).toBe("x\ry");
     // Read whole, so emptied in the sandbox at once: output can be large, and the files' removal waits for a batch.
     expect(outputSizes(run.runId)).toEqual([0, 0]);
+    // A repeated final poll finds the run gone, never its emptied outputs.
+    const again = { at: 0, headRoom: KEEP_ALL };
+    const repeated = parsePollReport(
+      exec(pollScript(run.runId, { stdout: again, stderr: again, tailBytes: 0, inlineBytes: INLINE, waitMs: 0 })),
+    );
+    expect(repeated.kind).toBe("missing");
   });
 
   it("reads fast output whole, streaming what is over the inline size from gzip files", async () => {
