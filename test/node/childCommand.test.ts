@@ -51,7 +51,7 @@ function outputSizes(runId: string): number[] {
   return ["stdout", "stderr"].map((name) => statSync(onHost(`${runPrefix(runId)}.${name}`)).size);
 }
 
-/** Runs a script with bash in a mount namespace where RUNS is the scripts' run directory. */
+/** Runs a script with bash in a mount namespace where RUNS is the scripts' runs directory. */
 function exec(script: string): string {
   const result = spawnSync("bwrap", ["--dev-bind", "/", "/", "--bind", RUNS, SCRIPT_RUNS, "bash", "-c", script], { encoding: "utf8" });
   expect(result.status, result.stderr).toBe(0);
