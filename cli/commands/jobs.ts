@@ -66,6 +66,10 @@ export function registerJobCommands(program: Command): void {
     .action(async (jobId: string, raw: unknown) => {
       const options = LogsOptions.parse(raw);
       const client = clientFromEnvironment();
+      if (!options.follow && !options.label) {
+        await printStoredOutput(client, jobId, options.stream);
+        return;
+      }
       const events = options.follow ? client.followLogs(jobId) : storedOutput(client, jobId);
       const lines = new JobLines();
       let unfinishedLine = false;
@@ -126,16 +130,38 @@ export function registerJobCommands(program: Command): void {
     });
 }
 
-/** A job's stored (or, while it runs, so far written) output as log events: all of stdout, then all of stderr. */
+/** One stream of a job's stored (or, while it runs, so far written) output, byte for byte; none for a queued or file job. */
+async function storedBytes(client: ArtifactSandboxClient, jobId: string, stream: "stdout" | "stderr"): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await new Response(await client.download(`/v1/jobs/${jobId}/${stream}`)).arrayBuffer());
+  } catch (error) {
+    // A queued job has no output yet, and a file job none at all: nothing to print.
+    if (error instanceof ApiError && (error.code === "OUTPUT_NOT_READY" || error.code === "FILE_NOT_FOUND")) return new Uint8Array();
+    throw error;
+  }
+}
+
+/** A job's stored output as log events (text, for labelled lines): all of stdout, then all of stderr. */
 async function* storedOutput(client: ArtifactSandboxClient, jobId: string): AsyncGenerator<LogEvent> {
   for (const stream of ["stdout", "stderr"] as const) {
-    try {
-      const text = await new Response(await client.download(`/v1/jobs/${jobId}/${stream}`)).text();
-      if (text !== "") yield { type: stream, text };
-    } catch (error) {
-      // A queued job has no output yet, and a file job none at all: nothing to print.
-      if (error instanceof ApiError && (error.code === "OUTPUT_NOT_READY" || error.code === "FILE_NOT_FOUND")) continue;
-      throw error;
-    }
+    const text = new TextDecoder().decode(await storedBytes(client, jobId, stream));
+    if (text !== "") yield { type: stream, text };
   }
+}
+
+/** A job's stored output as its exact bytes: stdout on stdout, then stderr on stderr (live logs are text; these are not). */
+async function printStoredOutput(client: ArtifactSandboxClient, jobId: string, only: "stdout" | "stderr" | undefined): Promise<void> {
+  const stdout = only === "stderr" ? new Uint8Array() : await storedBytes(client, jobId, "stdout");
+  const stderr = only === "stdout" ? new Uint8Array() : await storedBytes(client, jobId, "stderr");
+  await writeAll(process.stdout, stdout);
+  // On one terminal, stderr would continue stdout's unfinished last line: end that line first.
+  const unfinishedLine = stdout.byteLength > 0 && stdout[stdout.byteLength - 1] !== 0x0a;
+  if (stderr.byteLength > 0 && unfinishedLine && process.stdout.isTTY && process.stderr.isTTY)
+    await writeAll(process.stdout, new Uint8Array([0x0a]));
+  await writeAll(process.stderr, stderr);
+}
+
+function writeAll(sink: NodeJS.WriteStream, bytes: Uint8Array): Promise<void> {
+  if (bytes.byteLength === 0) return Promise.resolve();
+  return new Promise((resolve, reject) => sink.write(bytes, (error) => (error ? reject(error) : resolve())));
 }

@@ -61,6 +61,19 @@ describe("artifact-sandbox run", () => {
     expect(timedOut.stderr).toContain("TIMEOUT");
   });
 
+  it("`logs <job>` prints the stored output byte for byte: NUL, invalid UTF-8, no added newline", { timeout: 60_000 }, async () => {
+    const job = await client.submit("logs-bytes", { type: "run", command: "printf 'a\\0b\\377'; printf 'e\\376' >&2" });
+    await client.waitForJob(job.id);
+    const child = startCli(["logs", job.id]);
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout?.on("data", (chunk: Buffer) => out.push(chunk));
+    child.stderr?.on("data", (chunk: Buffer) => err.push(chunk));
+    expect((await finished(child)).code).toBe(0);
+    expect([...Buffer.concat(out)]).toEqual([0x61, 0, 0x62, 0xff]);
+    expect([...Buffer.concat(err)]).toEqual([0x65, 0xfe]);
+  });
+
   it("prints the command's output while the job is still running", { timeout: 60_000 }, async () => {
     const child = startCli(["run", "live", "--", "echo first; sleep 3; echo second"]);
     const result = finished(child);
