@@ -10,8 +10,9 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { formatEvent, type Offsets, parseOffsets } from "../coordinator/liveLog";
 import { coordinatorFor } from "../coordinator/stubs";
+import { droppedMarker } from "../sandbox/cappedOutput";
 import type { LogStatusData } from "../schemas/api";
-import { isTerminal, type JobRecord } from "../schemas/job";
+import { isTerminal, type JobRecord, type OutputRef } from "../schemas/job";
 import { r2Keys, sandboxKey } from "../storage/layout";
 import type { ApiEnv } from "./context";
 import { parseJobId } from "./jobs";
@@ -82,6 +83,28 @@ async function relay(live: ReadableStream<Uint8Array>, writer: WritableStreamDef
   return position;
 }
 
+/**
+ * Where a stream's positions (the command's own byte offsets, as live events count them, skipped
+ * bytes included) fall in its stored output, which holds the kept head, a marker line for what
+ * was dropped, and the kept tail.
+ */
+function storedLayout(ref: OutputRef | null) {
+  const size = ref?.size ?? 0;
+  const dropped = ref?.truncated ? ref.droppedBytes : 0;
+  const markerBytes = dropped > 0 ? droppedMarker(dropped).byteLength : 0;
+  // The head is the first half of what was kept (CappedOutput), the marker right after it.
+  const head = dropped > 0 ? Math.ceil((size - markerBytes) / 2) : size;
+  return {
+    size,
+    /** The command's bytes in all. */
+    written: size - markerBytes + dropped,
+    /** A position as a stored offset: inside the dropped middle, the marker's start. */
+    toStored: (at: number) => (at <= head ? at : at < head + dropped ? head : at - dropped + markerBytes),
+    /** A stored offset as a position: inside the marker, the marker's start. */
+    fromStored: (offset: number) => (offset <= head ? offset : offset < head + markerBytes ? head : offset - markerBytes + dropped),
+  };
+}
+
 /** A finished job's stored output of one stream beyond `position`, in events. */
 async function sendStored(
   bucket: R2Bucket,
@@ -90,17 +113,20 @@ async function sendStored(
   position: Offsets,
   writer: WritableStreamDefaultWriter<Uint8Array>,
 ): Promise<Offsets> {
-  const size = record[stream]?.size ?? 0;
-  if (position[stream] >= size) return position;
+  const layout = storedLayout(record[stream]);
+  if (position[stream] >= layout.written) return position;
+  let offset = layout.toStored(position[stream]);
+  if (offset >= layout.size) return position;
   const object = await bucket.get(r2Keys.output(record.tenant, record.id, record.attempts, stream), {
-    range: { offset: position[stream] },
+    range: { offset },
   });
   if (!object) return position;
   let at = { ...position };
   const decoder = new TextDecoder();
   let pending = new Uint8Array(0);
   const flush = async (bytes: Uint8Array, final: boolean) => {
-    at = { ...at, [stream]: at[stream] + bytes.byteLength };
+    offset += bytes.byteLength;
+    at = { ...at, [stream]: layout.fromStored(offset) };
     await writer.write(formatEvent(stream, { text: decoder.decode(bytes, { stream: !final }) }, at));
   };
   for await (const chunk of object.body) {

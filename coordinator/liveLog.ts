@@ -40,9 +40,14 @@ export class LiveLog {
   private closed = false;
   private readonly listeners = new Set<() => void>();
 
-  append(stream: OutputStream, text: string): void {
+  /** Output as it is written; `skippedBefore` bytes of the stream, never read, came before it (followers get a gap). */
+  append(stream: OutputStream, text: string, skippedBefore = 0): void {
+    this.totals[stream] += skippedBefore;
     const bytes = encoder.encode(text);
-    if (bytes.byteLength === 0) return;
+    if (bytes.byteLength === 0) {
+      if (skippedBefore > 0) this.notify();
+      return;
+    }
     this.entries.push({ stream, offset: this.totals[stream], bytes });
     this.totals[stream] += bytes.byteLength;
     this.keptBytes += bytes.byteLength;
@@ -95,22 +100,22 @@ export class LiveLog {
 
   private eventsAfter(position: Offsets): Uint8Array[] {
     const events: Uint8Array[] = [];
-    const oldest = { stdout: this.totals.stdout, stderr: this.totals.stderr };
-    for (const entry of this.entries) oldest[entry.stream] = Math.min(oldest[entry.stream], entry.offset);
-    for (const stream of ["stdout", "stderr"] as const) {
-      if (position[stream] < oldest[stream]) {
-        events.push(formatEvent("gap", { stream, droppedBytes: oldest[stream] - position[stream] }));
-        position[stream] = oldest[stream];
-      }
-    }
+    // Bytes a follower never gets (no longer kept here, or never read from the sandbox) are a gap.
+    const gapTo = (stream: OutputStream, offset: number) => {
+      if (position[stream] >= offset) return;
+      events.push(formatEvent("gap", { stream, droppedBytes: offset - position[stream] }));
+      position[stream] = offset;
+    };
     for (const entry of this.entries) {
       const end = entry.offset + entry.bytes.byteLength;
       if (end <= position[entry.stream]) continue;
+      gapTo(entry.stream, entry.offset);
       const bytes = entry.bytes.subarray(Math.max(0, position[entry.stream] - entry.offset));
       position[entry.stream] = end;
       // The id is where this follower now stands in both streams: resuming from it skips nothing.
       events.push(formatEvent(entry.stream, { text: new TextDecoder().decode(bytes) }, { ...position }));
     }
+    for (const stream of ["stdout", "stderr"] as const) gapTo(stream, this.totals[stream]);
     return events;
   }
 

@@ -366,7 +366,7 @@ export class SandboxCoordinator extends DurableObject<Env> {
             running.claimed = true;
             this.started.raise(record.id);
           },
-          onOutput: (stream, text) => running.log.append(stream, text),
+          onOutput: (stream, text, skippedBefore) => running.log.append(stream, text, skippedBefore),
           secrets: secretSourceFor(this.env, record.tenant),
           caches: cacheContextFor(this.env, record.tenant),
           containerSlot: slot,

@@ -5,7 +5,7 @@
  * coordinator (JobControl); each attempt stores its outputs apart and the final record names
  * its attempt, so an attempt that outlived its runner can never publish over another.
  */
-import { SandboxOperationError, type SandboxPort } from "../sandbox/port";
+import { type ExecRequest, SandboxOperationError, type SandboxPort } from "../sandbox/port";
 import type { JobError, JobRecord, JobRequest } from "../schemas/job";
 import type { JobStore } from "../storage/jobStore";
 import type { ArtifactLimits } from "./artifacts";
@@ -28,7 +28,7 @@ export interface RunnerDeps {
   /** Called once the job is claimed and about to run (not when it only waits for its needs). */
   onClaimed?: () => void;
   /** Receives the command's output as it is written (the coordinator serves it as live logs). */
-  onOutput?: (stream: "stdout" | "stderr", text: string) => void;
+  onOutput?: ExecRequest["onOutput"];
   /** Decrypts the tenant's secrets a job names. */
   secrets?: SecretSource;
   /** The tenant's cache index. */

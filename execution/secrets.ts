@@ -166,7 +166,7 @@ function concat(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-type OutputListener = (stream: "stdout" | "stderr", text: string) => void;
+type OutputListener = (stream: "stdout" | "stderr", text: string, skippedBefore?: number) => void;
 
 /** The job's secrets for its run, or the error that fails it when one is missing. */
 export async function loadSecrets(
@@ -189,7 +189,14 @@ export function maskedListener(masker: SecretMasker, listener: OutputListener | 
   if (!listener || !masker.active) return { onOutput: listener, flush: () => undefined };
   const streams = { stdout: masker.live((text) => listener("stdout", text)), stderr: masker.live((text) => listener("stderr", text)) };
   return {
-    onOutput: (stream, text) => streams[stream].push(text),
+    onOutput: (stream, text, skippedBefore) => {
+      // What came before the skipped bytes goes out first, so the skip lands where it was.
+      if (skippedBefore) {
+        streams[stream].flush();
+        listener(stream, "", skippedBefore);
+      }
+      streams[stream].push(text);
+    },
     flush: () => {
       streams.stdout.flush();
       streams.stderr.flush();

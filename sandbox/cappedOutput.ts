@@ -15,6 +15,11 @@ export interface CapturedOutput {
 
 const encoder = new TextEncoder();
 
+/** The line that stands for `droppedBytes` left out between the kept head and tail. */
+export function droppedMarker(droppedBytes: number): Uint8Array {
+  return encoder.encode(`\n[... ${droppedBytes} bytes of output dropped here ...]\n`);
+}
+
 export class CappedOutput {
   private readonly headSize: number;
   /**
@@ -63,7 +68,7 @@ export class CappedOutput {
   result(): CapturedOutput {
     const tail = this.orderedTail();
     const droppedBytes = this.total - this.headLength - tail.byteLength;
-    const marker = droppedBytes > 0 ? encoder.encode(`\n[... ${droppedBytes} bytes of output dropped here ...]\n`) : new Uint8Array();
+    const marker = droppedBytes > 0 ? droppedMarker(droppedBytes) : new Uint8Array();
     const bytes = new Uint8Array(this.headLength + marker.byteLength + tail.byteLength);
     bytes.set(this.head.subarray(0, this.headLength), 0);
     bytes.set(marker, this.headLength);

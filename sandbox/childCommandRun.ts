@@ -57,7 +57,7 @@ export interface RunLimits {
 class ReadPosition {
   readonly output: CappedOutput;
   offset = 0;
-  private latest: Uint8Array = new Uint8Array();
+  private latest: { head: Uint8Array; skipped: number; tail: Uint8Array } = { head: new Uint8Array(), skipped: 0, tail: new Uint8Array() };
   private readonly decoder = new TextDecoder();
 
   constructor(maxBytes: number) {
@@ -82,12 +82,21 @@ class ReadPosition {
     this.output.skip(slice.skippedBytes);
     this.output.push(bytes.subarray(slice.headBytes));
     this.offset += slice.headBytes + slice.skippedBytes + slice.tailBytes;
-    this.latest = bytes;
+    this.latest = { head: bytes.subarray(0, slice.headBytes), skipped: slice.skippedBytes, tail: bytes.subarray(slice.headBytes) };
   }
 
-  /** The last slice as text for live logs (a character split across slices is joined). */
-  decodeLatest(): string {
-    return this.decoder.decode(this.latest, { stream: true });
+  /**
+   * The last slice as text for live logs (a character split across slices is joined), in two
+   * pieces when it skipped bytes: the head part, then the tail part with the count skipped before it.
+   */
+  decodeLatest(): Array<{ text: string; skippedBefore: number }> {
+    const { head, skipped, tail } = this.latest;
+    if (skipped === 0) return [{ text: this.decoder.decode(Buffer.concat([head, tail]), { stream: true }), skippedBefore: 0 }];
+    // The decoder ends at the skip: a character cut there is not joined with unrelated bytes.
+    return [
+      { text: this.decoder.decode(head), skippedBefore: 0 },
+      { text: this.decoder.decode(tail, { stream: true }), skippedBefore: skipped },
+    ];
   }
 }
 
@@ -191,11 +200,14 @@ export class ChildCommandRun {
       }
       this.streams[name].take(slice, bytes);
     }
-    if (this.request.onOutput) {
+    const { onOutput } = this.request;
+    if (onOutput) {
       for (const name of ["stdout", "stderr"] as const) {
-        const text = this.streams[name].decodeLatest();
-        // In pieces: one poll may bring megabytes, and each piece becomes one live-log event.
-        for (let at = 0; at < text.length; at += LIVE_PIECE_CHARS) this.request.onOutput(name, text.slice(at, at + LIVE_PIECE_CHARS));
+        for (const { text, skippedBefore } of this.streams[name].decodeLatest()) {
+          if (skippedBefore > 0) onOutput(name, "", skippedBefore);
+          // In pieces: one poll may bring megabytes, and each piece becomes one live-log event.
+          for (let at = 0; at < text.length; at += LIVE_PIECE_CHARS) onOutput(name, text.slice(at, at + LIVE_PIECE_CHARS));
+        }
       }
     }
     return "taken";

@@ -13,8 +13,11 @@ export interface ExecRequest {
   timeoutMs: number;
   /** Aborting it (the job was cancelled) ends the command; exec then throws a CancelledError with its output so far. */
   signal?: AbortSignal;
-  /** Called with each piece of output as the command writes it (live logs). */
-  onOutput?: (stream: "stdout" | "stderr", text: string) => void;
+  /**
+   * Called with each piece of output as the command writes it (live logs). `skippedBefore` bytes
+   * of the stream came right before this text and were left unread (past the kept head).
+   */
+  onOutput?: (stream: "stdout" | "stderr", text: string, skippedBefore?: number) => void;
 }
 
 export interface ExecResult {

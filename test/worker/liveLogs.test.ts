@@ -4,6 +4,7 @@
  * same way, ending with its status.
  */
 import { describe, expect, it } from "vitest";
+import { z } from "zod";
 import { api, expectError, getJob, submit, uniqueSandbox, waitForJob } from "./client";
 import { readEvents, textOf } from "./support/logEvents";
 
@@ -39,6 +40,36 @@ describe("live logs", () => {
     const tail = await readEvents(await api(`/v1/jobs/${job.id}/logs?from=4.3`));
     expect(textOf(tail, "stdout")).toBe("ef");
     expect(textOf(tail, "stderr")).toBe("");
+  });
+
+  it("tells a live follower where output past the cap was skipped, and never sends the tail twice", async () => {
+    const job = await submit(uniqueSandbox("live-capped"), { type: "run", command: "sleep 1; seq 1 100000" });
+    const events = await readEvents(await api(`/v1/jobs/${job.id}/logs`));
+    expect(events.at(-1)).toMatchObject({ event: "status", data: { status: "succeeded" } });
+    const finished = await getJob(job.id);
+    const dropped = finished.stdout?.droppedBytes ?? 0;
+    expect(dropped).toBeGreaterThan(0);
+    const stored = await (await api(`/v1/jobs/${job.id}/stdout`)).text();
+    const marker = `\n[... ${dropped} bytes of output dropped here ...]\n`;
+    const [head = "", tail = ""] = stored.split(marker);
+    const live = textOf(events, "stdout");
+    // The follower got the kept head and the kept tail, the last line once, no marker in between.
+    expect(live.startsWith(head)).toBe(true);
+    expect(live.endsWith(tail)).toBe(true);
+    expect(live.split("\n100000\n")).toHaveLength(2);
+    // Every byte the command wrote reached it as text or was announced as a gap.
+    const gaps = events
+      .filter((event) => event.event === "gap")
+      .map((event) => z.object({ stream: z.string(), droppedBytes: z.number() }).parse(event.data));
+    expect(gaps.length).toBeGreaterThan(0);
+    const written = stored.length - marker.length + dropped;
+    expect(live.length + gaps.reduce((sum, gap) => sum + gap.droppedBytes, 0)).toBe(written);
+    // Reconnecting where it stood sends nothing more; from inside the dropped middle, the marker and the tail.
+    const lastId = events.filter((event) => event.event === "stdout").at(-1)?.id ?? "";
+    const again = await readEvents(await api(`/v1/jobs/${job.id}/logs`, { headers: { "last-event-id": lastId } }));
+    expect(textOf(again, "stdout")).toBe("");
+    const fromMiddle = await readEvents(await api(`/v1/jobs/${job.id}/logs?from=${head.length + 10}.0`));
+    expect(textOf(fromMiddle, "stdout")).toBe(`${marker}${tail}`);
   });
 
   it("answers 409 for the stdout of a job still queued behind another", async () => {
