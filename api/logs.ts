@@ -10,9 +10,9 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { formatEvent, type Offsets, parseOffsets } from "../coordinator/liveLog";
 import { coordinatorFor } from "../coordinator/stubs";
-import { droppedMarker } from "../sandbox/cappedOutput";
+import { keptLayout } from "../sandbox/cappedOutput";
 import type { LogStatusData } from "../schemas/api";
-import { isTerminal, type JobRecord, type OutputRef } from "../schemas/job";
+import { isTerminal, type JobRecord } from "../schemas/job";
 import { r2Keys, sandboxKey } from "../storage/layout";
 import type { ApiEnv } from "./context";
 import { parseJobId } from "./jobs";
@@ -83,28 +83,6 @@ async function relay(live: ReadableStream<Uint8Array>, writer: WritableStreamDef
   return position;
 }
 
-/**
- * Where a stream's positions (the command's own byte offsets, as live events count them, skipped
- * bytes included) fall in its stored output, which holds the kept head, a marker line for what
- * was dropped, and the kept tail.
- */
-function storedLayout(ref: OutputRef | null) {
-  const size = ref?.size ?? 0;
-  const dropped = ref?.truncated ? ref.droppedBytes : 0;
-  const markerBytes = dropped > 0 ? droppedMarker(dropped).byteLength : 0;
-  // The head is the first half of what was kept (CappedOutput), the marker right after it.
-  const head = dropped > 0 ? Math.ceil((size - markerBytes) / 2) : size;
-  return {
-    size,
-    /** The command's bytes in all. */
-    written: size - markerBytes + dropped,
-    /** A position as a stored offset: inside the dropped middle, the marker's start. */
-    toStored: (at: number) => (at <= head ? at : at < head + dropped ? head : at - dropped + markerBytes),
-    /** A stored offset as a position: inside the marker, the marker's start. */
-    fromStored: (offset: number) => (offset <= head ? offset : offset < head + markerBytes ? head : offset - markerBytes + dropped),
-  };
-}
-
 /** A finished job's stored output of one stream beyond `position`, in events. */
 async function sendStored(
   bucket: R2Bucket,
@@ -113,10 +91,14 @@ async function sendStored(
   position: Offsets,
   writer: WritableStreamDefaultWriter<Uint8Array>,
 ): Promise<Offsets> {
-  const layout = storedLayout(record[stream]);
+  // Positions count the command's own bytes (live events count skipped ones too); the stored
+  // output holds its kept head, the marker line and its kept tail.
+  const ref = record[stream];
+  const size = ref?.size ?? 0;
+  const layout = keptLayout(size, ref?.truncated ? ref.droppedBytes : 0);
   if (position[stream] >= layout.written) return position;
-  let offset = layout.toStored(position[stream]);
-  if (offset >= layout.size) return position;
+  let offset = layout.toKept(position[stream]);
+  if (offset >= size) return position;
   const object = await bucket.get(r2Keys.output(record.tenant, record.id, record.attempts, stream), {
     range: { offset },
   });
@@ -126,7 +108,7 @@ async function sendStored(
   let pending = new Uint8Array(0);
   const flush = async (bytes: Uint8Array, final: boolean) => {
     offset += bytes.byteLength;
-    at = { ...at, [stream]: layout.fromStored(offset) };
+    at = { ...at, [stream]: layout.toWritten(offset) };
     await writer.write(formatEvent(stream, { text: decoder.decode(bytes, { stream: !final }) }, at));
   };
   for await (const chunk of object.body) {

@@ -6,6 +6,7 @@
 import { openSecret } from "../access/secretCipher";
 import { tenantDirectoryFor } from "../access/tenantDirectory";
 import { readConfig } from "../config";
+import { droppedMarker } from "../sandbox/cappedOutput";
 import { MIN_SECRET_BYTES } from "../schemas/secrets";
 
 /** Decrypted values by name; throws SecretUnavailableError naming the first it cannot give. */
@@ -88,7 +89,7 @@ export class SecretMasker {
   maskStored(bytes: Uint8Array, droppedBytes: number): Uint8Array {
     if (!this.active) return bytes;
     if (droppedBytes === 0) return this.maskAll(bytes);
-    const marker = encoder.encode(`\n[... ${droppedBytes} bytes of output dropped here ...]\n`);
+    const marker = droppedMarker(droppedBytes);
     const at = indexOf(bytes, marker, 0);
     if (at < 0) return this.maskAll(bytes);
     const head = this.cutPartial(this.maskAll(bytes.subarray(0, at)), "end");

@@ -20,6 +20,28 @@ export function droppedMarker(droppedBytes: number): Uint8Array {
   return encoder.encode(`\n[... ${droppedBytes} bytes of output dropped here ...]\n`);
 }
 
+/** The head is the first half of what a cap keeps. */
+function headSizeOf(limit: number): number {
+  return Math.ceil(limit / 2);
+}
+
+/**
+ * Where offsets in what the command wrote fall in a kept output of `size` bytes with
+ * `droppedBytes` left out (head, marker, tail), and back.
+ */
+export function keptLayout(size: number, droppedBytes: number) {
+  const markerBytes = droppedBytes > 0 ? droppedMarker(droppedBytes).byteLength : 0;
+  const head = droppedBytes > 0 ? headSizeOf(size - markerBytes) : size;
+  return {
+    /** The command's bytes in all. */
+    written: size - markerBytes + droppedBytes,
+    /** A written offset as a kept one: inside the dropped middle, the marker's start. */
+    toKept: (at: number) => (at <= head ? at : at < head + droppedBytes ? head : at - droppedBytes + markerBytes),
+    /** A kept offset as a written one: inside the marker, the marker's start. */
+    toWritten: (offset: number) => (offset <= head ? offset : offset < head + markerBytes ? head : offset - markerBytes + droppedBytes),
+  };
+}
+
 export class CappedOutput {
   private readonly headSize: number;
   /**
@@ -37,7 +59,7 @@ export class CappedOutput {
   private total = 0;
 
   constructor(limit: number) {
-    this.headSize = Math.ceil(limit / 2);
+    this.headSize = headSizeOf(limit);
     this.tailSize = limit - this.headSize;
   }
 

@@ -57,7 +57,7 @@ export interface RunLimits {
 class ReadPosition {
   readonly output: CappedOutput;
   offset = 0;
-  private latest: { head: Uint8Array; skipped: number; tail: Uint8Array } = { head: new Uint8Array(), skipped: 0, tail: new Uint8Array() };
+  private latest: { bytes: Uint8Array; headBytes: number; skipped: number } = { bytes: new Uint8Array(), headBytes: 0, skipped: 0 };
   private readonly decoder = new TextDecoder();
 
   constructor(maxBytes: number) {
@@ -82,7 +82,7 @@ class ReadPosition {
     this.output.skip(slice.skippedBytes);
     this.output.push(bytes.subarray(slice.headBytes));
     this.offset += slice.headBytes + slice.skippedBytes + slice.tailBytes;
-    this.latest = { head: bytes.subarray(0, slice.headBytes), skipped: slice.skippedBytes, tail: bytes.subarray(slice.headBytes) };
+    this.latest = { bytes, headBytes: slice.headBytes, skipped: slice.skippedBytes };
   }
 
   /**
@@ -90,12 +90,12 @@ class ReadPosition {
    * pieces when it skipped bytes: the head part, then the tail part with the count skipped before it.
    */
   decodeLatest(): Array<{ text: string; skippedBefore: number }> {
-    const { head, skipped, tail } = this.latest;
-    if (skipped === 0) return [{ text: this.decoder.decode(Buffer.concat([head, tail]), { stream: true }), skippedBefore: 0 }];
+    const { bytes, headBytes, skipped } = this.latest;
+    if (skipped === 0) return [{ text: this.decoder.decode(bytes, { stream: true }), skippedBefore: 0 }];
     // The decoder ends at the skip: a character cut there is not joined with unrelated bytes.
     return [
-      { text: this.decoder.decode(head), skippedBefore: 0 },
-      { text: this.decoder.decode(tail, { stream: true }), skippedBefore: skipped },
+      { text: this.decoder.decode(bytes.subarray(0, headBytes)), skippedBefore: 0 },
+      { text: this.decoder.decode(bytes.subarray(headBytes), { stream: true }), skippedBefore: skipped },
     ];
   }
 }

@@ -41,6 +41,11 @@ function onHost(path: string): string {
   return path.startsWith(`${SCRIPT_RUNS}/`) ? join(RUNS, path.slice(SCRIPT_RUNS.length + 1)) : path;
 }
 
+/** A poll that wants both streams whole from their start (a test reads no more than a line or two). */
+function fromTheStart(waitMs: number): PollRequest {
+  return { stdout: { at: 0, headRoom: KEEP_ALL }, stderr: { at: 0, headRoom: KEEP_ALL }, tailBytes: 0, inlineBytes: INLINE, waitMs };
+}
+
 /** The names of a run's files left in the runs directory. */
 function runFiles(runId: string): string[] {
   return readdirSync(RUNS).filter((name) => name.startsWith(`${runId}.`));
@@ -155,10 +160,7 @@ describe("a job's command as a child process", () => {
     // Read whole, so emptied in the sandbox at once: output can be large, and the files' removal waits for a batch.
     expect(outputSizes(run.runId)).toEqual([0, 0]);
     // A repeated final poll finds the run gone, never its emptied outputs.
-    const again = { at: 0, headRoom: KEEP_ALL };
-    const repeated = parsePollReport(
-      exec(pollScript(run.runId, { stdout: again, stderr: again, tailBytes: 0, inlineBytes: INLINE, waitMs: 0 })),
-    );
+    const repeated = parsePollReport(exec(pollScript(run.runId, fromTheStart(0))));
     expect(repeated.kind).toBe("missing");
   });
 
@@ -210,19 +212,12 @@ describe("a job's command as a child process", () => {
   it("ends a running command's whole session on request, and the run then reports its end", async () => {
     const runId = crypto.randomUUID();
     const cwd = await mkdtemp(join(tmpdir(), "child-command-"));
-    const request = (waitMs: number): PollRequest => ({
-      stdout: { at: 0, headRoom: KEEP_ALL },
-      stderr: { at: 0, headRoom: KEEP_ALL },
-      tailBytes: 0,
-      inlineBytes: INLINE,
-      waitMs,
-    });
-    const started = parsePollReport(exec(startScript(runId, { command: "sleep 60 & echo $!; sleep 60", cwd, env: {} }, request(300))));
+    const started = parsePollReport(exec(startScript(runId, { command: "sleep 60 & echo $!; sleep 60", cwd, env: {} }, fromTheStart(300))));
     expect(started.kind === "report" && started.exitCode).toBe(null);
     exec(endScript(runId));
     let report: PollReport = started;
     for (let i = 0; i < 20 && (report.kind !== "report" || report.exitCode === null); i++) {
-      report = parsePollReport(exec(pollScript(runId, request(500))));
+      report = parsePollReport(exec(pollScript(runId, fromTheStart(500))));
     }
     expect(report.kind === "report" && report.exitCode).toBe(137);
     const background = report.kind === "report" ? Number(sliceBytes(report.stdout).toString().trim()) : 0;
@@ -279,13 +274,7 @@ describe("a job's command as a child process", () => {
   it("discards a run given up on: its command is killed and its files are gone", async () => {
     const runId = crypto.randomUUID();
     const cwd = await mkdtemp(join(tmpdir(), "child-command-"));
-    const request: PollRequest = {
-      stdout: { at: 0, headRoom: KEEP_ALL },
-      stderr: { at: 0, headRoom: KEEP_ALL },
-      tailBytes: 0,
-      inlineBytes: INLINE,
-      waitMs: 300,
-    };
+    const request = fromTheStart(300);
     const started = parsePollReport(exec(startScript(runId, { command: "echo $$; sleep 60", cwd, env: {} }, request)));
     const shell = started.kind === "report" ? Number(sliceBytes(started.stdout).toString().trim()) : 0;
     expect(alive(shell)).toBe(true);
@@ -319,13 +308,7 @@ describe("a job's command as a child process", () => {
   it("removes ended runs' files in batches at a start, never a running one's", async () => {
     const running = crypto.randomUUID();
     const cwd = await mkdtemp(join(tmpdir(), "child-command-"));
-    const request: PollRequest = {
-      stdout: { at: 0, headRoom: KEEP_ALL },
-      stderr: { at: 0, headRoom: KEEP_ALL },
-      tailBytes: 0,
-      inlineBytes: INLINE,
-      waitMs: 0,
-    };
+    const request = fromTheStart(0);
     exec(
       startScript(running, { command: "until [ -e go ] || [ $SECONDS -ge 30 ]; do sleep 0.05; done; echo late", cwd, env: {} }, request),
     );
