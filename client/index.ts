@@ -50,6 +50,11 @@ export function clientOptionsFromEnv(env: ClientEnv): ClientOptions {
 
 const BatchSubmitRequest = z.object({ jobs: z.array(BatchEntry) });
 
+/** The body `submit` sends for a job: checked with the API's own schema (a ZodError if it fails), as JSON. */
+export function jobRequestBody(job: JobSubmission): string {
+  return JSON.stringify(JobRequest.parse(job));
+}
+
 export class ArtifactSandboxClient {
   private readonly http: Http;
 
@@ -67,11 +72,10 @@ export class ArtifactSandboxClient {
 
   /** Submits one job; it is validated here first with the API's own schema, so a bad job fails before any request. */
   submit(sandboxId: string, job: JobSubmission, options: { idempotencyKey?: string } = {}): Promise<JobView> {
-    const body = JobRequest.parse(job);
     return this.http.json(JobViewSchema, `/v1/sandboxes/${encodeURIComponent(sandboxId)}/jobs`, {
       method: "POST",
       headers: jsonHeaders(options.idempotencyKey),
-      body: JSON.stringify(body),
+      body: jobRequestBody(job),
     });
   }
 

@@ -4,19 +4,24 @@
  */
 import type { Command } from "commander";
 import { z } from "zod";
-import type { ArtifactSandboxClient, JobView } from "../../client";
+import type { ArtifactSandboxClient, JobSubmission, JobView } from "../../client";
+import { MAX_REQUEST_BODY_BYTES } from "../../schemas/job";
 import { saveArtifacts } from "../artifacts";
 import { clientFromEnvironment } from "../context";
 import { exitCodeOf } from "../exitCodes";
+import { readJobStdin, refuseOversizedRequest } from "../jobStdin";
 import { relayLogs } from "../logStream";
 import { collect, collectEnv, integer, shellCommand } from "../options";
 import { jobLine, plural, printJson } from "../output";
+
+const MIB = 1024 * 1024;
 
 const RunOptions = z.object({
   cwd: z.string().optional(),
   env: z.record(z.string(), z.string()).default({}),
   timeout: z.number().int().optional(),
   retries: z.number().int().optional(),
+  stdin: z.string().optional(),
   artifacts: z.array(z.string()).default([]),
   out: z.string().optional(),
   idempotencyKey: z.string().optional(),
@@ -34,6 +39,11 @@ export function registerRun(program: Command): void {
     .option("--env <NAME=VALUE>", "environment variable for the command (repeatable)", collectEnv)
     .option("--timeout <ms>", "end the command after this many milliseconds (default 60000, at most 840000); exit code 124", integer)
     .option("--retries <n>", "run the command again up to n times after a non-zero exit (0-5)", integer)
+    .option(
+      "--stdin <file>",
+      `feed this file to the command's stdin, byte for byte (UTF-8 text only, in a request of at most ${MAX_REQUEST_BODY_BYTES / MIB} MiB); ` +
+        "- reads our own stdin to its end (without --stdin the command's stdin is empty)",
+    )
     .option("--artifacts <glob>", "files to collect, relative to cwd (repeatable)", collect)
     .option("--out <dir>", "save the artifacts here, at their paths relative to cwd")
     .option("--idempotency-key <key>", "submitting again with the same key answers with the same job instead of a new one")
@@ -44,19 +54,20 @@ export function registerRun(program: Command): void {
 }
 
 async function runCommand(client: ArtifactSandboxClient, sandboxId: string, command: string, options: RunOptions): Promise<number> {
-  const submitted = await client.submit(
-    sandboxId,
-    {
-      type: "run",
-      command,
-      cwd: options.cwd,
-      env: options.env,
-      timeoutMs: options.timeout,
-      retries: options.retries,
-      artifacts: options.artifacts,
-    },
-    { idempotencyKey: options.idempotencyKey },
-  );
+  // Read and checked in full before anything is submitted: a bad --stdin leaves no job behind.
+  const stdin = options.stdin === undefined ? undefined : await readJobStdin(options.stdin, process.stdin);
+  const job: JobSubmission = {
+    type: "run",
+    command,
+    cwd: options.cwd,
+    env: options.env,
+    stdin,
+    timeoutMs: options.timeout,
+    retries: options.retries,
+    artifacts: options.artifacts,
+  };
+  if (options.stdin !== undefined) refuseOversizedRequest(job, options.stdin);
+  const submitted = await client.submit(sandboxId, job, { idempotencyKey: options.idempotencyKey });
   // The job's ID at once, so another shell can follow it (`logs --follow`, `status`, `cancel`).
   process.stderr.write(`artifact-sandbox: job ${submitted.id} in sandbox ${sandboxId}\n`);
   const stopCancelling = cancelOnInterrupt(client, submitted.id);

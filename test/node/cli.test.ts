@@ -9,9 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ArtifactSandboxClient } from "../../client";
-import { BatchView, JobView } from "../../schemas/job";
+import { BatchView, JobView, MAX_REQUEST_BODY_BYTES } from "../../schemas/job";
 import { type DevProcess, startDevProcess } from "../../scripts/devProcess";
-import { ANSI_ESCAPE, finished, startCli as startCliAt } from "./cliProcess";
+import { ANSI_ESCAPE, finished, runCli, startCli as startCliAt } from "./cliProcess";
 import { freePort, tempStateDir } from "./devStack";
 
 let stack: DevProcess | undefined;
@@ -112,6 +112,57 @@ describe("artifact-sandbox run", () => {
 
     const status = await cli(["status", job.id, "--json"]);
     expect(JobView.parse(JSON.parse(status.stdout)).status).toBe("succeeded");
+  });
+
+  it("--stdin <file> gives the command the file's bytes as its stdin", { timeout: 60_000 }, async () => {
+    const input = 'naïve café ✓ 𝄞\n"quoted" back\\slash\ttab\0nul\nno newline at the end';
+    const file = join(workDir, "stdin.txt");
+    await writeFile(file, input);
+    const { code, stdout, stderr } = await cli(["run", "stdin-file", "--stdin", file, "--", "cat > in && wc -c < in && cat in"]);
+    expect(code, stderr).toBe(0);
+    expect(stdout).toBe(`${Buffer.byteLength(input)}\n${input}`);
+  });
+
+  it("--stdin - gives the command what the CLI's own stdin holds, read to its end", { timeout: 60_000 }, async () => {
+    // A byte order mark first (kept, as any other bytes), and more than one pipe's worth and one queue message's.
+    const input = `\u{feff}${Array.from({ length: 4000 }, (_, line) => `line ${line}: ünïcödé ✓\n`).join("")}`;
+    const { code, stdout, stderr } = await runCli(
+      stack?.apiUrl ?? "",
+      ["run", "stdin-pipe", "--stdin", "-", "--", "cat > in && wc -c < in && sha256sum < in"],
+      input,
+    );
+    expect(code, stderr).toBe(0);
+    const bytes = Buffer.from(input);
+    expect(bytes.byteLength).toBeGreaterThan(100_000);
+    expect(stdout).toBe(`${bytes.byteLength}\n${createHash("sha256").update(bytes).digest("hex")}  -\n`);
+  });
+
+  it("--stdin with a file that does not exist exits 2 naming it, and submits nothing", { timeout: 60_000 }, async () => {
+    const missing = join(workDir, "no-such-input.txt");
+    const { code, stdout, stderr } = await cli(["run", "stdin-missing", "--stdin", missing, "--", "cat"]);
+    expect(code).toBe(2);
+    expect(stdout).toBe("");
+    expect(stderr).toBe(`artifact-sandbox: Cannot read --stdin file ${missing}: ENOENT: no such file or directory, open '${missing}'\n`);
+    expect((await client.listJobs("stdin-missing")).jobs).toEqual([]);
+  });
+
+  it("--stdin refuses, with exit 2 and before submitting, what the API could not take as it is", { timeout: 60_000 }, async () => {
+    const notText = join(workDir, "not-utf8.bin");
+    const tooLarge = join(workDir, "too-large.txt");
+    // Half the limit in bytes, but each newline takes 2 in the request's JSON.
+    const tooLargeEscaped = join(workDir, "newlines.txt");
+    await writeFile(notText, Buffer.from([0x61, 0xff, 0x62]));
+    await writeFile(tooLarge, Buffer.alloc(MAX_REQUEST_BODY_BYTES + 1, "a"));
+    await writeFile(tooLargeEscaped, Buffer.alloc(MAX_REQUEST_BODY_BYTES / 2 + 1, "\n"));
+    const refused = (file: string) => cli(["run", "stdin-refused", "--stdin", file, "--", "cat"]);
+    const [binary, large, escaped] = await Promise.all([refused(notText), refused(tooLarge), refused(tooLargeEscaped)]);
+    expect(binary.code).toBe(2);
+    expect(binary.stderr).toContain(`--stdin file ${notText} is not UTF-8 text`);
+    expect(large.code).toBe(2);
+    expect(large.stderr).toContain(`--stdin file ${tooLarge} is over ${MAX_REQUEST_BODY_BYTES} bytes`);
+    expect(escaped.code).toBe(2);
+    expect(escaped.stderr).toContain(`over the ${MAX_REQUEST_BODY_BYTES} the API takes`);
+    expect((await client.listJobs("stdin-refused")).jobs).toEqual([]);
   });
 });
 
