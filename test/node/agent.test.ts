@@ -195,7 +195,7 @@ describe("exec", () => {
     await post("/api/session/create", { id: "s-exec", env: { A: "session", B: "session" }, cwd: workspace });
     await mkdir(join(workspace, "sub"), { recursive: true });
     const first = ExecResult.parse(
-      await (await post("/api/execute", { command: "pwd; echo $A $B; echo oops >&2; exit 3", sessionId: "s-exec" })).json(),
+      await (await post("/api/execute", { command: "pwd; echo $A $B; echo oops >&2; (exit 3)", sessionId: "s-exec" })).json(),
     );
     expect(first).toMatchObject({ success: false, exitCode: 3, stdout: `${workspace}\nsession session`, stderr: "oops" });
     const second = ExecResult.parse(
@@ -204,6 +204,45 @@ describe("exec", () => {
       ).json(),
     );
     expect(second).toMatchObject({ success: true, exitCode: 0, stdout: `${join(workspace, "sub")}\nsession request` });
+  });
+
+  it("runs a session's commands in one shell: cd, export and functions carry over, and a request's cwd and env do not", async () => {
+    await post("/api/session/create", { id: "s-shell", cwd: workspace });
+    const run = async (command: string, extra: Record<string, unknown> = {}) =>
+      ExecResult.parse(await (await post("/api/execute", { command, sessionId: "s-shell", ...extra })).json());
+    await run("cd sub; export KEPT=yes; greet() { echo hello; }");
+    await run("cd /; echo $SCOPED", { cwd: workspace, env: { SCOPED: "for-one" } });
+    const [cwd, values, greeting, shellPid] = (
+      await run('pwd; echo "$KEPT" "$(printenv SCOPED || echo unset)"; greet; echo $$')
+    ).stdout.split("\n");
+    expect([cwd, values, greeting]).toEqual([join(workspace, "sub"), "yes unset", "hello"]);
+    // `$$` is the session's shell, the same process for every command of the session.
+    expect((await run("echo $$")).stdout).toBe(shellPid);
+    // A syntax error fails that command alone; the shell reads the next one as usual.
+    expect(await run("echo 'unclosed")).toMatchObject({ exitCode: 2, stderr: expect.stringContaining("unexpected EOF") });
+    expect((await run("echo still $KEPT")).stdout).toBe("still yes");
+  });
+
+  it("answers a command that ends its session's shell with SESSION_TERMINATED; the next command starts a fresh session", async () => {
+    await post("/api/session/create", { id: "s-exit", cwd: workspace, env: { A: "session" } });
+    await post("/api/execute", { command: "export LOST=1", sessionId: "s-exit" });
+    const ended = await expectError(
+      await post("/api/execute", { command: "echo bye; exit 3", sessionId: "s-exit" }),
+      410,
+      "SESSION_TERMINATED",
+    );
+    expect(ended).toMatchObject({ message: "Session 's-exit' shell exited (exit code: 3)", context: { sessionId: "s-exit", exitCode: 3 } });
+    const fresh = ExecResult.parse(
+      await (await post("/api/execute", { command: "printenv LOST || echo gone", sessionId: "s-exit" })).json(),
+    );
+    expect(fresh.stdout).toBe("gone");
+    // A shell ended between commands (here from the background) is reported once, on the next call.
+    await post("/api/execute", { command: "(sleep 0.2; kill -9 $$) > /dev/null 2>&1 &", sessionId: "s-exit" });
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    await expectError(await post("/api/execute", { command: "true", sessionId: "s-exit" }), 410, "SESSION_TERMINATED");
+    expect(ExecResult.parse(await (await post("/api/execute", { command: "echo again", sessionId: "s-exit" })).json()).stdout).toBe(
+      "again",
+    );
   });
 
   it("fails a command whose cwd does not exist as the session shell's cd would", async () => {
@@ -250,18 +289,19 @@ describe("exec", () => {
     process.kill(pid, "SIGKILL");
   });
 
-  it("times out a session command like the container (CommandError) and kills its process tree", async () => {
-    const pidFile = join(workspace, "timeout.pid");
+  it("times out a session command like the container (CommandError), which keeps running in the shell ahead of the next", async () => {
+    const log = join(workspace, "timeout.log");
     const started = Date.now();
     const response = await post("/api/execute", {
-      command: `sleep 30 & echo $! > ${pidFile}; sleep 30`,
+      command: `sleep 1; echo first-ended >> ${log}`,
       sessionId: "s-exec",
       timeoutMs: 300,
     });
     const body = await expectError(response, 500, "COMMAND_EXECUTION_ERROR");
     expect(body.message).toContain("Command timeout after 300ms");
-    expect(Date.now() - started).toBeLessThan(2_000);
-    expect(isRunning(Number(await readFile(pidFile, "utf8")))).toBe(false);
+    expect(Date.now() - started).toBeLessThan(1_000);
+    await post("/api/execute", { command: `echo second-ran >> ${log}`, sessionId: "s-exec" });
+    expect(await readFile(log, "utf8")).toBe("first-ended\nsecond-ran\n");
   });
 
   it("times out a sessionless command with exit code 124, as the container does", async () => {
@@ -273,7 +313,7 @@ describe("exec", () => {
 
   it("keeps a streamed command running after its client disconnects, until kill-all ends its whole tree", async () => {
     const abort = new AbortController();
-    const response = await post("/api/execute/stream", { command: "sleep 30 & echo $! $$; wait", sessionId: "s-exec" }, abort.signal);
+    const response = await post("/api/execute/stream", { command: "sleep 30 & echo $! $BASHPID; wait", sessionId: "s-exec" }, abort.signal);
     const reader = response.body?.getReader();
     let text = "";
     while (!text.includes('"stdout"')) {
@@ -293,7 +333,7 @@ describe("exec", () => {
         processes: z.array(z.object({ id: z.string(), command: z.string(), status: z.string(), startTime: z.iso.datetime() })),
       })
       .parse(await (await fetch(`${agent.url}/api/process/list?status=running`)).json());
-    expect(listed.processes.map((process) => process.command)).toEqual(["sleep 30 & echo $! $$; wait"]);
+    expect(listed.processes.map((process) => process.command)).toEqual(["sleep 30 & echo $! $BASHPID; wait"]);
     // A command queued behind it is a running process too, and kill-all ends it before it starts.
     const queuedMarker = join(workspace, "queued-ran");
     const queued = post("/api/execute/stream", { command: `touch ${queuedMarker}`, sessionId: "s-exec" });

@@ -57,9 +57,9 @@ describe("SDK client <-> local container host, across the Durable Object boundar
     expect(events.at(-1)).toMatchObject({ type: "complete", exitCode: 3 });
   });
 
-  // Agent only. Cloudflare's server pastes the command into the session's long-lived shell, so a
-  // top-level `exit` ends that shell, and its stream then never completes nor reports an error
-  // (a bug of that server: the caller waits forever). Our agent runs each command as `bash -c`.
+  // Agent only. Both servers run a streamed command in a subshell of the session's shell, so a
+  // top-level `exit` ends that subshell; Cloudflare's stream then never completes nor reports an
+  // error (a bug of that server: the caller waits forever), where our agent completes with N.
   it.skipIf(onReferenceServer)(
     "execStream: a top-level `exit N` completes with N (our agent; the real server never completes)",
     async () => {
@@ -71,21 +71,19 @@ describe("SDK client <-> local container host, across the Durable Object boundar
     },
   );
 
-  it("exec: a top-level `exit N` ends the real server's session; our agent reports N", async () => {
+  it("exec: commands share the session's shell; a top-level `exit N` ends it (SESSION_TERMINATED), and the next exec starts afresh", async () => {
     const sandbox = sandboxStub("contract-exec-exit");
+    await sandbox.exec("cd /tmp; export KEPT=yes");
+    expect((await sandbox.exec('pwd; echo "$KEPT"; echo $$')).stdout).toMatch(/^\/tmp\nyes\n\d+$/);
     const outcome = await sandbox.exec("echo side-effect > /workspace/exited.txt; exit 3").then(
       (result) => ({ exitCode: result.exitCode }),
       (error: unknown) => ({ error: error instanceof Error ? error.message : String(error) }),
     );
-    if (onReferenceServer) {
-      // The server's answer (410 SESSION_TERMINATED), as the SDK's error arrives over RPC.
-      expect(outcome).toMatchObject({ error: expect.stringMatching(/SessionTerminatedError|session.*terminated/i) });
-    } else {
-      // Matching this needs a persistent shell per SDK session; the runner does not rely on it.
-      expect(outcome).toEqual({ exitCode: 3 });
-    }
-    // Either way the command's side effects have happened.
+    // The server's answer (410 SESSION_TERMINATED), as the SDK's error arrives over RPC.
+    expect(outcome).toMatchObject({ error: expect.stringMatching(/SessionTerminatedError|session.*terminated/i) });
     expect((await sandbox.readFile("/workspace/exited.txt")).content).toBe("side-effect\n");
+    // The session's state went with its shell.
+    expect((await sandbox.exec("pwd; printenv KEPT || echo gone")).stdout).toBe("/workspace\ngone");
   });
 
   it("exec: result shape, cwd and env; the output's final newline is dropped", async () => {

@@ -1,5 +1,5 @@
 /**
- * Runs one shell command: bash (or sh) -c, stdin closed, in a session of its own, with output
+ * Runs one sessionless shell command: bash (or sh) -c, stdin closed, in a session of its own, with output
  * handed to the caller as it arrives. A command ended from outside (timeout, cancel) has its
  * whole session killed before `runCommand` resolves; one that exits leaves what it started in the
  * background running, as Cloudflare's container server does (the runner ends a job's processes
@@ -45,16 +45,18 @@ function isDirectory(path: string): boolean {
   }
 }
 
+/** Refuses a name that is not a shell variable's (a session's shell gets the names in its script). */
+export function validEnvNames(env: Record<string, string>): void {
+  for (const key of Object.keys(env)) {
+    if (!ENV_NAME.test(key)) throw new AgentError(ErrorCode.COMMAND_EXECUTION_ERROR, `Invalid environment variable name: ${key}`);
+  }
+}
+
 function commandEnv(target: ExecutionTarget): Record<string, string> {
+  validEnvNames(target.env);
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(process.env)) if (value !== undefined) env[key] = value;
-  // The real session shell runs with a UTF-8 locale; sessionless commands inherit the container's.
-  if (target.sessionId !== undefined) Object.assign(env, { LANG: "C.UTF-8", LC_ALL: "C.UTF-8" });
-  for (const [key, value] of Object.entries(target.env)) {
-    if (!ENV_NAME.test(key)) throw new AgentError(ErrorCode.COMMAND_EXECUTION_ERROR, `Invalid environment variable name: ${key}`);
-    env[key] = value;
-  }
-  return env;
+  return Object.assign(env, target.env);
 }
 
 /** Bash reports a command killed by signal N as exit status 128 + N. */

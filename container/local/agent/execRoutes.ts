@@ -4,10 +4,11 @@
  * command stays a process record until it exits or `/api/process/kill-all` ends it. Whatever ends
  * a command, every process it started is killed with it.
  */
+import { statSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AgentContext } from "./context.ts";
 import { AgentError, ErrorCode } from "./errors.ts";
-import { runCommand } from "./exec.ts";
+import { type CommandOutcome, type OutputHandler, runCommand, validEnvNames } from "./exec.ts";
 import { readJsonBody, sendJson, timestamp } from "./http.ts";
 import { ExecuteRequest } from "./schemas.ts";
 import type { ExecutionTarget } from "./sessions.ts";
@@ -19,6 +20,14 @@ const TIMEOUT_EXIT_CODE = 124;
 const KILLED_EXIT_CODE = 137;
 /** Bounds what one buffered /api/execute answer holds per stream, so a noisy command cannot exhaust the agent. */
 const MAX_BUFFERED_OUTPUT_CHARS = 64 * 1024 * 1024;
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
 
 function resolveTarget(context: AgentContext, body: ExecuteRequest): ExecutionTarget {
   if (body.background) {
@@ -35,6 +44,42 @@ function commandFailure(command: string, target: ExecutionTarget, why: string): 
   });
 }
 
+/**
+ * A command in a session runs in that session's shell (a streamed one in a subshell of it); a
+ * sessionless one runs as `bash -c`. When the command ends the session's shell, the caller gets
+ * SESSION_TERMINATED and the session is gone.
+ */
+async function runTarget(
+  context: AgentContext,
+  command: string,
+  target: ExecutionTarget,
+  options: { onOutput: OutputHandler; signal: AbortSignal; streamed: boolean },
+): Promise<CommandOutcome> {
+  const { session } = target;
+  if (session === undefined)
+    return runCommand(command, target, { onOutput: options.onOutput, signal: options.signal, reap: context.reaper });
+  if (target.cwdRequested && !isDirectory(target.cwd)) {
+    // What the session shell's `cd <cwd> || …` prints and returns.
+    await options.onOutput("stderr", `Failed to change directory to ${target.cwd}\n`);
+    return { exitCode: 1, timedOut: false, cancelled: false };
+  }
+  validEnvNames(target.requestEnv);
+  try {
+    return await context.sessions.shellOf(session).run({
+      command,
+      cwd: target.cwdRequested ? target.cwd : undefined,
+      env: target.requestEnv,
+      timeoutMs: target.timeoutMs,
+      inSubshell: options.streamed,
+      onOutput: options.onOutput,
+      signal: options.signal,
+    });
+  } catch (error) {
+    if (error instanceof AgentError && error.code === ErrorCode.SESSION_TERMINATED) context.sessions.forgetTerminated(session);
+    throw error;
+  }
+}
+
 /** Buffered execs cannot be cancelled, as in the real container (only the agent's stop ends them). */
 const NEVER = new AbortController().signal;
 
@@ -44,9 +89,9 @@ export async function handleExecute(req: IncomingMessage, res: ServerResponse, c
   const output = { stdout: "", stderr: "" };
   const started = Date.now();
   const outcome = await context.queue.run(() =>
-    runCommand(body.command, target, {
+    runTarget(context, body.command, target, {
       signal: NEVER,
-      reap: context.reaper,
+      streamed: false,
       onOutput: (stream, data) => {
         if (output[stream].length < MAX_BUFFERED_OUTPUT_CHARS) output[stream] += data;
         return undefined;
@@ -92,9 +137,9 @@ export async function handleExecuteStream(req: IncomingMessage, res: ServerRespo
       const outcome = await context.queue.run(() => {
         // Killed while waiting for its turn: it never starts.
         if (record.cancel.signal.aborted) return Promise.resolve({ exitCode: KILLED_EXIT_CODE });
-        return runCommand(body.command, target, {
+        return runTarget(context, body.command, target, {
           signal: record.cancel.signal,
-          reap: context.reaper,
+          streamed: true,
           // Once the client is gone, sse.send drops the output and no longer holds the command back.
           onOutput: (stream, data) => sse.send({ type: stream, data, timestamp: timestamp() }),
         });

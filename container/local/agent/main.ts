@@ -61,11 +61,13 @@ function main(): void {
   }
   if (values.contain) assertContainable();
   const timeoutSetting = Number(process.env.COMMAND_TIMEOUT_MS ?? "0");
+  const reaper = createReaper(values.contain);
+  const sessions = new SessionStore(values.cwd, Number.isFinite(timeoutSetting) && timeoutSetting > 0 ? timeoutSetting : undefined, reaper);
   const server = createAgentServer({
-    sessions: new SessionStore(values.cwd, Number.isFinite(timeoutSetting) && timeoutSetting > 0 ? timeoutSetting : undefined),
+    sessions,
     queue: new CommandQueue(),
     processes: new ProcessRegistry(),
-    reaper: createReaper(values.contain),
+    reaper,
     version: CONTAINER_VERSION,
   });
   const announce = () => {
@@ -89,8 +91,10 @@ function main(): void {
         // Already gone.
       }
     }
-    server.closeAllConnections();
-    server.close(() => process.exit(0));
+    void sessions.destroyAll().finally(() => {
+      server.closeAllConnections();
+      server.close(() => process.exit(0));
+    });
   };
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);

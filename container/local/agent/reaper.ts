@@ -1,8 +1,9 @@
 /**
- * Ends every process a command started in its session (each command is started in a session of
- * its own), rescanning /proc until a scan finds nothing, so a fork chain that escapes one
- * snapshot is caught by the next. A process that left the session (setsid) outlives its command,
- * as it does under Cloudflare's container server, which kills nothing when a command returns.
+ * Ends every process a command started: in its session (a sessionless command is started in a
+ * session of its own) or its process group (a streamed command's subshell), rescanning /proc until
+ * a scan finds nothing, so a fork chain that escapes one snapshot is caught by the next. A process
+ * that left them (setsid) outlives its command, as it does under Cloudflare's container server,
+ * which kills nothing when a command returns.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -16,6 +17,8 @@ export type Reaper = {
   /** True inside the sandbox's own pid namespace. */
   contained: boolean;
   reap(sessionId: number | undefined): Promise<void>;
+  /** Ends every process of one process group (a streamed command's subshell and what it started). */
+  reapGroup(processGroupId: number): Promise<void>;
 };
 
 /** Refuses contained mode on a host: killing "everything but pid 1" there would be a disaster. */
@@ -25,7 +28,7 @@ export function assertContainable(): void {
   }
 }
 
-type ProcessEntry = { pid: number; sessionId: number };
+type ProcessEntry = { pid: number; processGroupId: number; sessionId: number };
 
 /**
  * Live processes from /proc. Zombies and dying tasks stay listed until their parent reaps them,
@@ -46,7 +49,7 @@ function liveProcesses(): ProcessEntry[] {
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     const state = fields[0];
     if (state === "Z" || state === "X" || state === "x") continue;
-    found.push({ pid, sessionId: Number(fields[3]) });
+    found.push({ pid, processGroupId: Number(fields[2]), sessionId: Number(fields[3]) });
   }
   return found;
 }
@@ -75,5 +78,6 @@ export function createReaper(contained: boolean): Reaper {
     reap: async (sessionId) => {
       if (sessionId !== undefined) await sweep((entry) => entry.sessionId === sessionId && entry.pid !== process.pid);
     },
+    reapGroup: (processGroupId) => sweep((entry) => entry.processGroupId === processGroupId && entry.pid !== process.pid),
   };
 }

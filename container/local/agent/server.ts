@@ -29,7 +29,7 @@ const routes: Record<string, RouteHandler> = {
   },
   "POST /api/session/delete": async (req, res, { sessions }) => {
     const { sessionId } = await readJsonBody(req, SessionDeleteRequest);
-    sessions.delete(sessionId);
+    await sessions.delete(sessionId);
     sendJson(res, 200, { success: true, sessionId, timestamp: timestamp() });
   },
   "GET /api/process/list": async (req, res, { processes }) => {

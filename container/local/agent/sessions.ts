@@ -1,12 +1,15 @@
 /**
  * Execution sessions as the SDK sees them: a named cwd + env (+ default command timeout) that
- * commands and relative file paths run against. Unlike the real container there is no persistent
- * shell per session, so `cd`/`export` inside a command do not carry over to the next one.
+ * commands and relative file paths run against, and, as in Cloudflare's container server, one
+ * long-lived shell per session that its commands run in (sessionShell.ts). A session whose shell
+ * has exited answers its next call with SESSION_TERMINATED once; the call after that starts afresh.
  */
 import { statSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { AgentError, ErrorCode } from "./errors.ts";
+import type { Reaper } from "./reaper.ts";
 import type { EnvMap, SessionCreateRequest } from "./schemas.ts";
+import { SessionShell, sessionTerminated } from "./sessionShell.ts";
 
 /** The SDK's marker for "run without a session" (packages/shared/src/internal.ts). */
 export const DISABLE_SESSION_TOKEN = "__DISABLE_SESSION__";
@@ -18,12 +21,20 @@ export type Session = {
   cwd: string;
   env: Record<string, string>;
   commandTimeoutMs: number | undefined;
+  /** Started with the session's first command. */
+  shell: SessionShell | undefined;
+  /** Set when the shell exited on its own (`exit`, `kill $$`), not by a delete. */
+  shellExitCode: number | undefined;
 };
 
 /** Where and how one command runs, after session and request options are merged. */
 export type ExecutionTarget = {
   /** The session id to report back, or undefined when sessionless. */
   sessionId: string | undefined;
+  /** The session whose shell runs the command, or undefined when sessionless. */
+  session: Session | undefined;
+  /** The request's own env, which a session's shell exports for that one command. */
+  requestEnv: Record<string, string>;
   cwd: string;
   /** True when `cwd` came from the request: a missing directory then fails the command, as `cd` would. */
   cwdRequested: boolean;
@@ -52,10 +63,14 @@ export class SessionStore {
     private readonly defaultCwd: string,
     /** The container-wide default (the real container's COMMAND_TIMEOUT_MS). */
     private readonly defaultCommandTimeoutMs: number | undefined,
+    private readonly reaper: Reaper,
   ) {}
 
   create(request: SessionCreateRequest & { id: string }): Session {
-    if (this.sessions.has(request.id)) {
+    const existing = this.sessions.get(request.id);
+    // As the real server: creating a session whose shell has exited recreates it.
+    if (existing?.shellExitCode !== undefined) this.sessions.delete(request.id);
+    else if (existing) {
       throw new AgentError(ErrorCode.SESSION_ALREADY_EXISTS, `Session '${request.id}' already exists`, {
         sessionId: request.id,
         containerPlacementId: null,
@@ -66,20 +81,63 @@ export class SessionStore {
       cwd: request.cwd ?? this.defaultCwd,
       env: definedEnv(request.env),
       commandTimeoutMs: request.commandTimeoutMs,
+      shell: undefined,
+      shellExitCode: undefined,
     };
     this.sessions.set(session.id, session);
     return session;
   }
 
-  delete(sessionId: string): void {
-    if (!this.sessions.delete(sessionId)) {
+  async delete(sessionId: string): Promise<void> {
+    const session = this.sessions.get(sessionId);
+    if (!session) {
       throw new AgentError(ErrorCode.INTERNAL_ERROR, `Session '${sessionId}' not found`, { sessionId, originalError: "Session not found" });
     }
+    this.sessions.delete(sessionId);
+    await session.shell?.destroy();
   }
 
-  /** Like the real container, executing in an unknown session creates it. */
+  /** Ends every session's shell (the agent is stopping). */
+  async destroyAll(): Promise<void> {
+    const sessions = [...this.sessions.values()];
+    this.sessions.clear();
+    await Promise.all(sessions.map((session) => session.shell?.destroy()));
+  }
+
+  /**
+   * Like the real container, executing in an unknown session creates it. One whose shell exited
+   * is forgotten, and this call is told so (the next one starts a fresh session).
+   */
   private getOrCreate(sessionId: string, cwd: string | undefined): Session {
-    return this.sessions.get(sessionId) ?? this.create({ id: sessionId, cwd });
+    const existing = this.sessions.get(sessionId);
+    if (existing?.shellExitCode !== undefined) {
+      this.sessions.delete(sessionId);
+      throw sessionTerminated(sessionId, existing.shellExitCode);
+    }
+    return existing ?? this.create({ id: sessionId, cwd });
+  }
+
+  /** After a command ended its session's shell: the session is gone, and the caller is told so. */
+  forgetTerminated(session: Session): void {
+    if (this.sessions.get(session.id) === session) this.sessions.delete(session.id);
+  }
+
+  /** The session's shell, started with its first command in the session's directory. */
+  shellOf(session: Session): SessionShell {
+    if (session.shell?.alive) return session.shell;
+    const shell = new SessionShell({
+      sessionId: session.id,
+      // A session whose start directory is missing starts in $HOME, as the real session shell does.
+      cwd: isDirectory(session.cwd) ? session.cwd : (process.env.HOME ?? "/"),
+      env: session.env,
+      reaper: this.reaper,
+      onExit: (exitCode) => {
+        // A deleted session's shell was ended on purpose.
+        if (this.sessions.get(session.id) === session) session.shellExitCode = exitCode;
+      },
+    });
+    session.shell = shell;
+    return shell;
   }
 
   /** Merges session and per-command options the way the container's session shell does. */
@@ -88,6 +146,8 @@ export class SessionStore {
     if (sessionId === DISABLE_SESSION_TOKEN) {
       return {
         sessionId: undefined,
+        session: undefined,
+        requestEnv,
         cwd: request.cwd ?? this.defaultCwd,
         cwdRequested: request.cwd !== undefined,
         env: requestEnv,
@@ -99,6 +159,8 @@ export class SessionStore {
     const sessionCwd = isDirectory(session.cwd) ? session.cwd : (process.env.HOME ?? "/");
     return {
       sessionId: session.id,
+      session,
+      requestEnv,
       cwd: request.cwd ?? sessionCwd,
       cwdRequested: request.cwd !== undefined,
       env: { ...session.env, ...requestEnv },
