@@ -104,7 +104,7 @@ async function sendStored(
   });
   if (!object) return position;
   let at = { ...position };
-  const decoder = new TextDecoder();
+  const decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
   let pending = new Uint8Array(0);
   const flush = async (bytes: Uint8Array, final: boolean) => {
     offset += bytes.byteLength;

@@ -58,7 +58,8 @@ class ReadPosition {
   readonly output: CappedOutput;
   offset = 0;
   private latest: { bytes: Uint8Array; headBytes: number; skipped: number } = { bytes: new Uint8Array(), headBytes: 0, skipped: 0 };
-  private readonly decoder = new TextDecoder();
+  /** A byte order mark the command wrote is text like any other (the default would drop it). */
+  private readonly decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
 
   constructor(maxBytes: number) {
     this.output = new CappedOutput(maxBytes);

@@ -221,6 +221,9 @@ describe("exec", () => {
     // A syntax error fails that command alone; the shell reads the next one as usual.
     expect(await run("echo 'unclosed")).toMatchObject({ exitCode: 2, stderr: expect.stringContaining("unexpected EOF") });
     expect((await run("echo still $KEPT")).stdout).toBe("still yes");
+    // A top-level `return` ends that command alone, and the session's state stays.
+    expect((await run("return 4")).exitCode).toBe(4);
+    expect((await run("pwd; echo $KEPT")).stdout).toBe(`${join(workspace, "sub")}\nyes`);
   });
 
   it("answers a command that ends its session's shell with SESSION_TERMINATED; the next command starts a fresh session", async () => {

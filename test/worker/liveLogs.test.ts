@@ -72,6 +72,15 @@ describe("live logs", () => {
     expect(textOf(fromMiddle, "stdout")).toBe(`${marker}${tail}`);
   });
 
+  it("keeps a byte order mark that starts the output, live and stored", async () => {
+    const job = await submit(uniqueSandbox("live-bom"), { type: "run", command: "sleep 1; printf '\\357\\273\\277bom\\n'" });
+    const live = await readEvents(await api(`/v1/jobs/${job.id}/logs`));
+    expect(live.at(-1)).toMatchObject({ event: "status", data: { status: "succeeded" } });
+    expect(textOf(live, "stdout")).toBe("\uFEFFbom\n");
+    const stored = await readEvents(await api(`/v1/jobs/${job.id}/logs`));
+    expect(textOf(stored, "stdout")).toBe("\uFEFFbom\n");
+  });
+
   it("answers 409 for the stdout of a job still queued behind another", async () => {
     const sandboxId = uniqueSandbox("queued-out");
     await submit(sandboxId, { type: "run", command: "sleep 3" });

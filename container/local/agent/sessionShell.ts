@@ -4,15 +4,16 @@
  * session's next command, `$$` is that shell, and a top-level `exit` (or `kill $$`) ends it; the
  * caller then gets 410 SESSION_TERMINATED. A streamed command runs in a subshell of it, as there.
  *
- * The command text is handed to `eval` from a quoted variable, so a syntax error in it fails that
- * command instead of swallowing what the agent pastes after it. Output goes to files of the
+ * Each command's script is sourced from a file (bash reads a pipe one byte per system call), and
+ * its command text is handed to `eval` from a quoted variable, so a syntax error in it fails that
+ * command instead of swallowing what comes after it. Output goes to files of the
  * command's own, so what a background process writes later never mixes into the next command's
  * output; the exit status comes back on a pipe (fd 3) that the command itself never sees.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
-import { type FileHandle, open, unlink } from "node:fs/promises";
+import { type FileHandle, open, unlink, writeFile } from "node:fs/promises";
 import { constants, tmpdir } from "node:os";
 import { join } from "node:path";
 import { StringDecoder } from "node:string_decoder";
@@ -147,46 +148,37 @@ export class SessionShell {
     }
   }
 
-  private script(token: string, run: ShellCommand, stdoutPath: string, stderrPath: string): string {
+  /**
+   * The two files a command is sourced from: `command` sets up and runs it, `after` puts the
+   * shell's directory and variables back and reports the status. Apart, since a `return` in the
+   * command ends the file it runs in.
+   */
+  private scripts(token: string, run: ShellCommand, stdoutPath: string, stderrPath: string): { command: string; after: string } {
     const env = scopedEnv(run.env);
     const redirects = `</dev/null >>${quote(stdoutPath)} 2>>${quote(stderrPath)}`;
     const report = `builtin printf '%s %s\\n' ${token} "$__as_status" >&3`;
     if (run.inSubshell) {
       const cd = run.cwd === undefined ? "" : `builtin cd -- ${quote(run.cwd)} || builtin exit 1`;
-      return [
-        "{",
-        `__as_command=${quote(run.command)}; __as_flags=$-; builtin set -m`,
-        `( builtin printf '%s pid %s\\n' ${token} "$BASHPID" >&3; builtin exec 3>&-`,
-        cd,
-        env.set,
-        'builtin eval "$__as_command"',
-        `) ${redirects}`,
-        "__as_status=$?",
-        "case $__as_flags in *m*) ;; *) builtin set +m ;; esac; builtin unset -v __as_command __as_flags",
-        report,
-        "}",
-        "",
-      ].join("\n");
+      return {
+        command: [
+          `__as_command=${quote(run.command)}; __as_flags=$-; builtin set -m`,
+          `( builtin printf '%s pid %s\\n' ${token} "$BASHPID" >&3; builtin exec 3>&-`,
+          cd,
+          env.set,
+          'builtin eval "$__as_command"',
+          `) ${redirects}`,
+        ].join("\n"),
+        after: ["case $__as_flags in *m*) ;; *) builtin set +m ;; esac; builtin unset -v __as_command __as_flags", report].join("\n"),
+      };
     }
     const [cd, back] =
       run.cwd === undefined
         ? ["", ""]
         : [`__as_dir=$PWD; builtin cd -- ${quote(run.cwd)}`, 'builtin cd -- "$__as_dir"; builtin unset -v __as_dir'];
-    return [
-      "{",
-      `__as_command=${quote(run.command)}`,
-      cd,
-      env.set,
-      `{ builtin eval "$__as_command"`,
-      `} ${redirects} 3>&-`,
-      "__as_status=$?",
-      env.restore,
-      back,
-      "builtin unset -v __as_command",
-      report,
-      "}",
-      "",
-    ].join("\n");
+    return {
+      command: [`__as_command=${quote(run.command)}`, cd, env.set, '{ builtin eval "$__as_command"', `} ${redirects} 3>&-`].join("\n"),
+      after: [env.restore, back, "builtin unset -v __as_command", report].join("\n"),
+    };
   }
 
   /**
@@ -199,7 +191,14 @@ export class SessionShell {
     const token = randomBytes(12).toString("hex");
     const stdoutPath = join(this.outputDir, `${token}.out`);
     const stderrPath = join(this.outputDir, `${token}.err`);
-    const files = await Promise.all([open(stdoutPath, "w+"), open(stderrPath, "w+")]);
+    const commandPath = join(this.outputDir, `${token}.sh`);
+    const afterPath = join(this.outputDir, `${token}.after.sh`);
+    const scripts = this.scripts(token, run, stdoutPath, stderrPath);
+    const [files] = await Promise.all([
+      Promise.all([open(stdoutPath, "w+"), open(stderrPath, "w+")]),
+      writeFile(commandPath, scripts.command),
+      writeFile(afterPath, scripts.after),
+    ]);
     let subshellPid: number | undefined;
     let cancelRequested = false;
     const killSubshell = () => {
@@ -234,7 +233,8 @@ export class SessionShell {
         })()
       : Promise.resolve();
     try {
-      this.shell.stdin?.write(this.script(token, run, stdoutPath, stderrPath));
+      // Sourced from a file, not pasted: bash reads a pipe one byte per system call.
+      this.shell.stdin?.write(`builtin source ${quote(commandPath)}; __as_status=$?; builtin source ${quote(afterPath)}\n`);
       const first = await Promise.race([finished, timedOut, this.exited.then(() => "exited" as const)]);
       stopStreaming = true;
       await pump;
@@ -249,7 +249,7 @@ export class SessionShell {
       this.waiters.delete(token);
       if (subshellPid !== undefined) runningProcessGroups.delete(subshellPid);
       await Promise.all(files.map((file) => file.close()));
-      await Promise.all([stdoutPath, stderrPath].map((path) => unlink(path).catch(() => undefined)));
+      await Promise.all([stdoutPath, stderrPath, commandPath, afterPath].map((path) => unlink(path).catch(() => undefined)));
     }
   }
 
