@@ -113,7 +113,9 @@ export class LiveLog {
       const bytes = entry.bytes.subarray(Math.max(0, position[entry.stream] - entry.offset));
       position[entry.stream] = end;
       // The id is where this follower now stands in both streams: resuming from it skips nothing.
-      events.push(formatEvent(entry.stream, { text: new TextDecoder("utf-8", { fatal: false, ignoreBOM: true }).decode(bytes) }, { ...position }));
+      events.push(
+        formatEvent(entry.stream, { text: new TextDecoder("utf-8", { fatal: false, ignoreBOM: true }).decode(bytes) }, { ...position }),
+      );
     }
     for (const stream of ["stdout", "stderr"] as const) gapTo(stream, this.totals[stream]);
     return events;
