@@ -2,9 +2,9 @@
  * The sandbox agent (container/local/agent) as the SDK's client meets it: the bundled agent runs
  * as a plain process on 127.0.0.1 and every route is checked against the shapes the SDK parses
  * (JSON bodies, SSE frames, the error body its createErrorFromResponse maps to FileNotFoundError
- * and friends), plus the promises the host relies on: commands run one at a time, and nothing a
- * command started survives its end, its timeout or its client's disconnect. With bubblewrap
- * present, one test runs the agent alone in a pid namespace with --contain.
+ * and friends), plus how commands run as on Cloudflare's server: a session's in its one shell, in
+ * order, a streamed one in a subshell that kill-all or the session's delete ends with its whole
+ * group. With bubblewrap present, one test runs the agent alone in a pid namespace with --contain.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -37,7 +37,8 @@ async function readyLine(child: ChildProcess): Promise<unknown> {
 }
 
 async function startAgent(command: string, args: string[]): Promise<RunningAgent> {
-  const child = spawn(command, args, { stdio: ["ignore", "pipe", "inherit"] });
+  // The sessions' output files go under the test's directory: a SIGKILLed agent cannot remove them.
+  const child = spawn(command, args, { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, TMPDIR: dir } });
   const ready = z.object({ ready: z.literal(true), port: z.number() }).parse(await readyLine(child));
   return { url: `http://127.0.0.1:${ready.port}`, pid: child.pid ?? 0, child };
 }
@@ -221,9 +222,21 @@ describe("exec", () => {
     // A syntax error fails that command alone; the shell reads the next one as usual.
     expect(await run("echo 'unclosed")).toMatchObject({ exitCode: 2, stderr: expect.stringContaining("unexpected EOF") });
     expect((await run("echo still $KEPT")).stdout).toBe("still yes");
-    // A top-level `return` ends that command alone, and the session's state stays.
-    expect((await run("return 4")).exitCode).toBe(4);
-    expect((await run("pwd; echo $KEPT")).stdout).toBe(`${join(workspace, "sub")}\nyes`);
+    // A top-level `return` is an error, and the text goes on after it, as pasted into a shell.
+    expect(await run("return 4; echo after")).toMatchObject({
+      exitCode: 0,
+      stdout: "after",
+      stderr: expect.stringContaining("return: can only"),
+    });
+    // Relative file paths resolve where the shell now is.
+    await post("/api/write", { path: "relative.txt", content: "here", sessionId: "s-shell" });
+    expect(await readFile(join(workspace, "sub", "relative.txt"), "utf8")).toBe("here");
+    // The agent's own variable names are refused as a request's env.
+    await expectError(
+      await post("/api/execute", { command: "true", sessionId: "s-shell", env: { __as_command: "echo injected" } }),
+      400,
+      "VALIDATION_FAILED",
+    );
   });
 
   it("answers a command that ends its session's shell with SESSION_TERMINATED; the next command starts a fresh session", async () => {
@@ -274,13 +287,14 @@ describe("exec", () => {
     ]);
   });
 
-  it("runs the commands of one sandbox one at a time", async () => {
+  it("runs a session's commands one at a time in arrival order, and another session's beside them", async () => {
     const log = join(workspace, "order.log");
-    const slow = post("/api/execute", { command: `echo start-1 >> ${log}; sleep 0.3; echo end-1 >> ${log}`, sessionId: "s-exec" });
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    const fast = post("/api/execute", { command: `echo start-2 >> ${log}; echo end-2 >> ${log}`, sessionId: "s-exec" });
-    await Promise.all([slow, fast]);
-    expect(await readFile(log, "utf8")).toBe("start-1\nend-1\nstart-2\nend-2\n");
+    const slow = post("/api/execute", { command: `echo start-1 >> ${log}; sleep 0.5; echo end-1 >> ${log}`, sessionId: "s-exec" });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const behind = post("/api/execute", { command: `echo start-2 >> ${log}; echo end-2 >> ${log}`, sessionId: "s-exec" });
+    const elsewhere = post("/api/execute", { command: `echo other >> ${log}`, sessionId: "s-order-other" });
+    await Promise.all([slow, behind, elsewhere]);
+    expect(await readFile(log, "utf8")).toBe("start-1\nother\nend-1\nstart-2\nend-2\n");
   });
 
   it("leaves what a command started in the background running when it exits, as Cloudflare's server does", async () => {
@@ -299,12 +313,28 @@ describe("exec", () => {
       command: `sleep 1; echo first-ended >> ${log}`,
       sessionId: "s-exec",
       timeoutMs: 300,
+      cwd: dir,
+      env: { SCOPED: "for-one" },
     });
     const body = await expectError(response, 500, "COMMAND_EXECUTION_ERROR");
     expect(body.message).toContain("Command timeout after 300ms");
     expect(Date.now() - started).toBeLessThan(1_000);
-    await post("/api/execute", { command: `echo second-ran >> ${log}`, sessionId: "s-exec" });
-    expect(await readFile(log, "utf8")).toBe("first-ended\nsecond-ran\n");
+    // Another session is not held up by it.
+    await post("/api/execute", { command: `echo other >> ${log}`, sessionId: "s-timeout-other" });
+    // Queued behind it, and timed out too: it still runs once the first has ended.
+    await expectError(
+      await post("/api/execute", { command: `echo second-ran >> ${log}`, sessionId: "s-exec", timeoutMs: 100 }),
+      500,
+      "COMMAND_EXECUTION_ERROR",
+    );
+    const third = ExecResult.parse(
+      await (
+        await post("/api/execute", { command: `echo third-ran >> ${log}; pwd; printenv SCOPED || echo unset`, sessionId: "s-exec" })
+      ).json(),
+    );
+    expect(await readFile(log, "utf8")).toBe("other\nfirst-ended\nsecond-ran\nthird-ran\n");
+    // The timed-out command's own cwd and env went with it.
+    expect(third.stdout).toBe(`${workspace}\nunset`);
   });
 
   it("times out a sessionless command with exit code 124, as the container does", async () => {
@@ -350,6 +380,28 @@ describe("exec", () => {
     expect(after).toMatchObject({ processes: expect.arrayContaining([expect.objectContaining({ status: "killed" })]) });
     // The queue moves on: the next command runs.
     expect(ExecResult.parse(await (await post("/api/execute", { command: "echo next", sessionId: "s-exec" })).json()).stdout).toBe("next");
+  });
+
+  it("ends a session's shell and its streamed commands when the session is deleted", async () => {
+    await post("/api/session/create", { id: "s-delete", cwd: workspace });
+    const response = await post("/api/execute/stream", { command: "sleep 300 & echo $!; wait", sessionId: "s-delete" });
+    const reader = response.body?.getReader();
+    let text = "";
+    while (!text.includes('"stdout"')) {
+      const chunk = await reader?.read();
+      if (!chunk || chunk.done) break;
+      text += new TextDecoder().decode(chunk.value);
+    }
+    const pid = Number(String(parseFrames(text).find((event) => event.type === "stdout")?.data).trim());
+    expect(isRunning(pid)).toBe(true);
+    await post("/api/session/delete", { sessionId: "s-delete" });
+    for (;;) {
+      const chunk = await reader?.read();
+      if (!chunk || chunk.done) break;
+      text += new TextDecoder().decode(chunk.value);
+    }
+    expect(parseFrames(text).at(-1)).toMatchObject({ type: "error", error: expect.stringContaining("shell exited") });
+    expect(isRunning(pid)).toBe(false);
   });
 
   it("reports a finished streamed command in the process list", async () => {

@@ -12,10 +12,9 @@ import { StringDecoder } from "node:string_decoder";
 import { setTimeout as sleep } from "node:timers/promises";
 import { AgentError, ErrorCode } from "./errors.ts";
 import type { Reaper } from "./reaper.ts";
-import type { ExecutionTarget } from "./sessions.ts";
 
 export type OutputStream = "stdout" | "stderr";
-/** May return a promise to apply backpressure: the command's output is paused until it settles. */
+/** May return a promise to apply backpressure: the command's output is not read further until it settles. */
 export type OutputHandler = (stream: OutputStream, data: string) => Promise<void> | undefined;
 
 export type CommandOutcome = {
@@ -33,11 +32,18 @@ const PIPE_DRAIN_MS = 2_000;
 /** Process groups of commands running now, so a stopping agent can take them down with it. */
 export const runningProcessGroups = new Set<number>();
 
+/** Bash's status for a command ended by SIGKILL (128 + 9), as a cancelled command reports it. */
+export const KILLED_STATUS = 137;
+
+/** Where and how a sessionless command runs. */
+export type CommandTarget = { cwd: string; env: Record<string, string>; timeoutMs: number | undefined };
+
 const SHELL = existsSync("/bin/bash") ? "/bin/bash" : "/bin/sh";
-const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Node fires a timer longer than this at once; such a deadline is as good as none. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-function isDirectory(path: string): boolean {
+export function isDirectory(path: string): boolean {
   try {
     return statSync(path).isDirectory();
   } catch {
@@ -46,28 +52,28 @@ function isDirectory(path: string): boolean {
 }
 
 /** Refuses a name that is not a shell variable's (a session's shell gets the names in its script). */
-export function validEnvNames(env: Record<string, string>): void {
+export function assertValidEnvNames(env: Record<string, string>): void {
   for (const key of Object.keys(env)) {
     if (!ENV_NAME.test(key)) throw new AgentError(ErrorCode.COMMAND_EXECUTION_ERROR, `Invalid environment variable name: ${key}`);
   }
 }
 
-function commandEnv(target: ExecutionTarget): Record<string, string> {
-  validEnvNames(target.env);
+function commandEnv(target: CommandTarget): Record<string, string> {
+  assertValidEnvNames(target.env);
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(process.env)) if (value !== undefined) env[key] = value;
   return Object.assign(env, target.env);
 }
 
 /** Bash reports a command killed by signal N as exit status 128 + N. */
-function exitStatus(code: number | null, signal: NodeJS.Signals | null): number {
+export function exitStatus(code: number | null, signal: NodeJS.Signals | null): number {
   if (code !== null) return code;
   return signal ? 128 + constants.signals[signal] : 1;
 }
 
 export async function runCommand(
   command: string,
-  target: ExecutionTarget,
+  target: CommandTarget,
   options: { onOutput: OutputHandler; signal: AbortSignal; reap: Reaper },
 ): Promise<CommandOutcome> {
   const env = commandEnv(target);

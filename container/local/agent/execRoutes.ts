@@ -1,14 +1,13 @@
 /**
- * `POST /api/execute` and `POST /api/execute/stream`. Commands wait their turn in the agent's
- * queue. As in the real container, a client that disconnects does not stop its command: a streamed
- * command stays a process record until it exits or `/api/process/kill-all` ends it. Whatever ends
- * a command, every process it started is killed with it.
+ * `POST /api/execute` and `POST /api/execute/stream` (where each runs: commandRunner.ts). As in
+ * the real container, a client that disconnects does not stop its command: a streamed command
+ * stays a process record until it exits or `/api/process/kill-all` ends it with every process of
+ * its group.
  */
-import { statSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { runInTarget } from "./commandRunner.ts";
 import type { AgentContext } from "./context.ts";
 import { AgentError, ErrorCode } from "./errors.ts";
-import { type CommandOutcome, type OutputHandler, runCommand, validEnvNames } from "./exec.ts";
 import { readJsonBody, sendJson, timestamp } from "./http.ts";
 import { ExecuteRequest } from "./schemas.ts";
 import type { ExecutionTarget } from "./sessions.ts";
@@ -16,18 +15,8 @@ import { openSse } from "./sse.ts";
 
 /** What the real container reports for a sessionless command it killed at its timeout. */
 const TIMEOUT_EXIT_CODE = 124;
-/** Bash's status for a command ended by SIGKILL (128 + 9). */
-const KILLED_EXIT_CODE = 137;
 /** Bounds what one buffered /api/execute answer holds per stream, so a noisy command cannot exhaust the agent. */
-const MAX_BUFFERED_OUTPUT_CHARS = 64 * 1024 * 1024;
-
-function isDirectory(path: string): boolean {
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
-  }
-}
+const MAX_BUFFERED_OUTPUT_BYTES = 64 * 1024 * 1024;
 
 function resolveTarget(context: AgentContext, body: ExecuteRequest): ExecutionTarget {
   if (body.background) {
@@ -44,42 +33,6 @@ function commandFailure(command: string, target: ExecutionTarget, why: string): 
   });
 }
 
-/**
- * A command in a session runs in that session's shell (a streamed one in a subshell of it); a
- * sessionless one runs as `bash -c`. When the command ends the session's shell, the caller gets
- * SESSION_TERMINATED and the session is gone.
- */
-async function runTarget(
-  context: AgentContext,
-  command: string,
-  target: ExecutionTarget,
-  options: { onOutput: OutputHandler; signal: AbortSignal; streamed: boolean },
-): Promise<CommandOutcome> {
-  const { session } = target;
-  if (session === undefined)
-    return runCommand(command, target, { onOutput: options.onOutput, signal: options.signal, reap: context.reaper });
-  if (target.cwdRequested && !isDirectory(target.cwd)) {
-    // What the session shell's `cd <cwd> || …` prints and returns.
-    await options.onOutput("stderr", `Failed to change directory to ${target.cwd}\n`);
-    return { exitCode: 1, timedOut: false, cancelled: false };
-  }
-  validEnvNames(target.requestEnv);
-  try {
-    return await context.sessions.shellOf(session).run({
-      command,
-      cwd: target.cwdRequested ? target.cwd : undefined,
-      env: target.requestEnv,
-      timeoutMs: target.timeoutMs,
-      inSubshell: options.streamed,
-      onOutput: options.onOutput,
-      signal: options.signal,
-    });
-  } catch (error) {
-    if (error instanceof AgentError && error.code === ErrorCode.SESSION_TERMINATED) context.sessions.forgetTerminated(session);
-    throw error;
-  }
-}
-
 /** Buffered execs cannot be cancelled, as in the real container (only the agent's stop ends them). */
 const NEVER = new AbortController().signal;
 
@@ -88,16 +41,15 @@ export async function handleExecute(req: IncomingMessage, res: ServerResponse, c
   const target = resolveTarget(context, body);
   const output = { stdout: "", stderr: "" };
   const started = Date.now();
-  const outcome = await context.queue.run(() =>
-    runTarget(context, body.command, target, {
-      signal: NEVER,
-      streamed: false,
-      onOutput: (stream, data) => {
-        if (output[stream].length < MAX_BUFFERED_OUTPUT_CHARS) output[stream] += data;
-        return undefined;
-      },
-    }),
-  );
+  const outcome = await runInTarget(context, body.command, target, {
+    signal: NEVER,
+    streamed: false,
+    maxOutputBytes: MAX_BUFFERED_OUTPUT_BYTES,
+    onOutput: (stream, data) => {
+      if (output[stream].length < MAX_BUFFERED_OUTPUT_BYTES) output[stream] += data;
+      return undefined;
+    },
+  });
   if (outcome.timedOut) {
     // In a session the real container fails the request; sessionless it answers exit code 124.
     if (target.sessionId !== undefined) throw commandFailure(body.command, target, `Command timeout after ${target.timeoutMs}ms`);
@@ -134,15 +86,12 @@ export async function handleExecuteStream(req: IncomingMessage, res: ServerRespo
   const run = async () => {
     try {
       await sse.send({ type: "start", command: body.command, timestamp: timestamp() });
-      const outcome = await context.queue.run(() => {
-        // Killed while waiting for its turn: it never starts.
-        if (record.cancel.signal.aborted) return Promise.resolve({ exitCode: KILLED_EXIT_CODE });
-        return runTarget(context, body.command, target, {
-          signal: record.cancel.signal,
-          streamed: true,
-          // Once the client is gone, sse.send drops the output and no longer holds the command back.
-          onOutput: (stream, data) => sse.send({ type: stream, data, timestamp: timestamp() }),
-        });
+      const outcome = await runInTarget(context, body.command, target, {
+        signal: record.cancel.signal,
+        streamed: true,
+        maxOutputBytes: Number.MAX_SAFE_INTEGER,
+        // Once the client is gone, sse.send drops the output and no longer holds the command back.
+        onOutput: (stream, data) => sse.send({ type: stream, data, timestamp: timestamp() }),
       });
       context.processes.finish(record, outcome.exitCode);
       await sse.send({ type: "complete", exitCode: outcome.exitCode, timestamp: timestamp() });

@@ -4,9 +4,9 @@
  * long-lived shell per session that its commands run in (sessionShell.ts). A session whose shell
  * has exited answers its next call with SESSION_TERMINATED once; the call after that starts afresh.
  */
-import { statSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { AgentError, ErrorCode } from "./errors.ts";
+import { isDirectory } from "./exec.ts";
 import type { Reaper } from "./reaper.ts";
 import type { EnvMap, SessionCreateRequest } from "./schemas.ts";
 import { SessionShell, sessionTerminated } from "./sessionShell.ts";
@@ -46,14 +46,6 @@ export function definedEnv(env: EnvMap | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [key, value] of Object.entries(env ?? {})) if (typeof value === "string") out[key] = value;
   return out;
-}
-
-function isDirectory(path: string): boolean {
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
-  }
 }
 
 export class SessionStore {
@@ -122,9 +114,10 @@ export class SessionStore {
     if (this.sessions.get(session.id) === session) this.sessions.delete(session.id);
   }
 
-  /** The session's shell, started with its first command in the session's directory. */
+  /** The session's shell, started with its first command in the session's directory; a dead one is never replaced here. */
   shellOf(session: Session): SessionShell {
     if (session.shell?.alive) return session.shell;
+    if (session.shell) throw sessionTerminated(session.id, session.shellExitCode);
     const shell = new SessionShell({
       sessionId: session.id,
       // A session whose start directory is missing starts in $HOME, as the real session shell does.
@@ -168,10 +161,10 @@ export class SessionStore {
     };
   }
 
-  /** Relative file paths resolve against the session's working directory. */
+  /** Relative file paths resolve against the session's working directory: its shell's, once it has one (a `cd` moves it). */
   resolvePath(sessionId: string | undefined, path: string): string {
     if (isAbsolute(path)) return path;
     const session = sessionId === undefined || sessionId === DISABLE_SESSION_TOKEN ? undefined : this.sessions.get(sessionId);
-    return resolve(session?.cwd ?? this.defaultCwd, path);
+    return resolve(session?.shell?.currentDirectory() ?? session?.cwd ?? this.defaultCwd, path);
   }
 }
