@@ -144,7 +144,7 @@ export async function runCommand(
   };
 }
 
-/** Commands of one sandbox run one at a time, in arrival order. */
+/** Sessionless commands run one at a time, in arrival order (a session's shell orders its own). */
 export class CommandQueue {
   private tail: Promise<unknown> = Promise.resolve();
 

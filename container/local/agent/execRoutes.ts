@@ -33,7 +33,7 @@ function commandFailure(command: string, target: ExecutionTarget, why: string): 
   });
 }
 
-/** Buffered execs cannot be cancelled, as in the real container (only the agent's stop ends them). */
+/** Buffered execs cannot be cancelled, as in the real container (only the agent's stop or their session's delete ends them). */
 const NEVER = new AbortController().signal;
 
 export async function handleExecute(req: IncomingMessage, res: ServerResponse, context: AgentContext): Promise<void> {

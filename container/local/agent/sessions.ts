@@ -48,6 +48,11 @@ export function definedEnv(env: EnvMap | undefined): Record<string, string> {
   return out;
 }
 
+/** A session whose start directory is missing starts in $HOME, as the real session shell does. */
+function startDirectory(session: Session): string {
+  return isDirectory(session.cwd) ? session.cwd : (process.env.HOME ?? "/");
+}
+
 export class SessionStore {
   private readonly sessions = new Map<string, Session>();
 
@@ -120,8 +125,7 @@ export class SessionStore {
     if (session.shell) throw sessionTerminated(session.id, session.shellExitCode);
     const shell = new SessionShell({
       sessionId: session.id,
-      // A session whose start directory is missing starts in $HOME, as the real session shell does.
-      cwd: isDirectory(session.cwd) ? session.cwd : (process.env.HOME ?? "/"),
+      cwd: startDirectory(session),
       env: session.env,
       reaper: this.reaper,
       onExit: (exitCode) => {
@@ -148,8 +152,7 @@ export class SessionStore {
       };
     }
     const session = this.getOrCreate(sessionId ?? DEFAULT_SESSION_ID, request.cwd);
-    // A session whose start directory is missing starts in $HOME, as the real session shell does.
-    const sessionCwd = isDirectory(session.cwd) ? session.cwd : (process.env.HOME ?? "/");
+    const sessionCwd = startDirectory(session);
     return {
       sessionId: session.id,
       session,
