@@ -630,7 +630,8 @@ describe("local container host: what a job can reach (real agent)", () => {
   });
 
   it("caps how many processes a sandbox may run", async () => {
-    const bomb = await execute("forker", "for i in $(seq 1 300); do sleep 2 & done; wait; echo finished");
+    // In a subshell: a shell that cannot fork exits, and the session's own shell must not be the one.
+    const bomb = await execute("forker", "(for i in $(seq 1 300); do sleep 2 & done; wait; echo finished)");
     expect(bomb.stderr).toMatch(/fork|Resource temporarily unavailable/i);
     expect(await execute("forker", "echo alive")).toMatchObject({ exitCode: 0, stdout: "alive" });
   }, 30_000);
