@@ -113,6 +113,18 @@ async function sse(response: Response): Promise<SseEvent[]> {
   return parseFrames(await response.text());
 }
 
+/** Reads a response body's text until `enough` says so, or to its end. */
+async function readStream(reader: ReadableStreamDefaultReader<Uint8Array> | undefined, enough: (text: string) => boolean): Promise<string> {
+  const decoder = new TextDecoder();
+  let text = "";
+  while (reader && !enough(text)) {
+    const chunk = await reader.read();
+    if (chunk.done) break;
+    text += decoder.decode(chunk.value, { stream: true });
+  }
+  return text;
+}
+
 function isRunning(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -348,12 +360,7 @@ describe("exec", () => {
     const abort = new AbortController();
     const response = await post("/api/execute/stream", { command: "sleep 30 & echo $! $BASHPID; wait", sessionId: "s-exec" }, abort.signal);
     const reader = response.body?.getReader();
-    let text = "";
-    while (!text.includes('"stdout"')) {
-      const chunk = await reader?.read();
-      if (!chunk || chunk.done) break;
-      text += new TextDecoder().decode(chunk.value);
-    }
+    const text = await readStream(reader, (sofar) => sofar.includes('"stdout"'));
     const stdout = parseFrames(text).find((event) => event.type === "stdout");
     const pids = String(stdout?.data).trim().split(" ").map(Number);
     abort.abort();
@@ -386,20 +393,11 @@ describe("exec", () => {
     await post("/api/session/create", { id: "s-delete", cwd: workspace });
     const response = await post("/api/execute/stream", { command: "sleep 300 & echo $!; wait", sessionId: "s-delete" });
     const reader = response.body?.getReader();
-    let text = "";
-    while (!text.includes('"stdout"')) {
-      const chunk = await reader?.read();
-      if (!chunk || chunk.done) break;
-      text += new TextDecoder().decode(chunk.value);
-    }
+    let text = await readStream(reader, (sofar) => sofar.includes('"stdout"'));
     const pid = Number(String(parseFrames(text).find((event) => event.type === "stdout")?.data).trim());
     expect(isRunning(pid)).toBe(true);
     await post("/api/session/delete", { sessionId: "s-delete" });
-    for (;;) {
-      const chunk = await reader?.read();
-      if (!chunk || chunk.done) break;
-      text += new TextDecoder().decode(chunk.value);
-    }
+    text += await readStream(reader, () => false);
     expect(parseFrames(text).at(-1)).toMatchObject({ type: "error", error: expect.stringContaining("shell exited") });
     expect(isRunning(pid)).toBe(false);
   });

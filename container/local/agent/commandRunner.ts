@@ -7,7 +7,15 @@
  */
 import type { AgentContext } from "./context.ts";
 import { AgentError, ErrorCode } from "./errors.ts";
-import { assertValidEnvNames, type CommandOutcome, isDirectory, KILLED_STATUS, type OutputHandler, runCommand } from "./exec.ts";
+import {
+  assertValidEnvNames,
+  type CommandOutcome,
+  isDirectory,
+  KILLED_STATUS,
+  missingDirectory,
+  type OutputHandler,
+  runCommand,
+} from "./exec.ts";
 import type { ExecutionTarget } from "./sessions.ts";
 
 export type RunOptions = {
@@ -33,17 +41,13 @@ export async function runInTarget(
       return runCommand(command, target, { onOutput: options.onOutput, signal: options.signal, reap: context.reaper });
     });
   }
-  if (target.cwdRequested && !isDirectory(target.cwd)) {
-    // What the session shell's `cd <cwd> || …` prints and returns.
-    await options.onOutput("stderr", `Failed to change directory to ${target.cwd}\n`);
-    return { exitCode: 1, timedOut: false, cancelled: false };
-  }
-  assertValidEnvNames(target.requestEnv);
+  if (target.cwdRequested && !isDirectory(target.cwd)) return missingDirectory(target.cwd, options.onOutput);
+  assertValidEnvNames(target.env);
   try {
     return await context.sessions.shellOf(session).run({
       command,
       cwd: target.cwdRequested ? target.cwd : undefined,
-      env: target.requestEnv,
+      env: target.env,
       timeoutMs: target.timeoutMs,
       inSubshell: options.streamed,
       onOutput: options.onOutput,

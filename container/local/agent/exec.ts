@@ -65,6 +65,12 @@ function commandEnv(target: CommandTarget): Record<string, string> {
   return Object.assign(env, target.env);
 }
 
+/** What the session shell's `cd <cwd> || …` prints and returns for a directory that is not there. */
+export async function missingDirectory(cwd: string, onOutput: OutputHandler): Promise<CommandOutcome> {
+  await onOutput("stderr", `Failed to change directory to ${cwd}\n`);
+  return { exitCode: 1, timedOut: false, cancelled: false };
+}
+
 /** Bash reports a command killed by signal N as exit status 128 + N. */
 export function exitStatus(code: number | null, signal: NodeJS.Signals | null): number {
   if (code !== null) return code;
@@ -77,11 +83,7 @@ export async function runCommand(
   options: { onOutput: OutputHandler; signal: AbortSignal; reap: Reaper },
 ): Promise<CommandOutcome> {
   const env = commandEnv(target);
-  if (!isDirectory(target.cwd)) {
-    // What the session shell's `cd <cwd> || …` prints and returns.
-    await options.onOutput("stderr", `Failed to change directory to ${target.cwd}\n`);
-    return { exitCode: 1, timedOut: false, cancelled: false };
-  }
+  if (!isDirectory(target.cwd)) return missingDirectory(target.cwd, options.onOutput);
   const child = spawn(SHELL, ["-c", command], { cwd: target.cwd, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
   const processGroupId = child.pid;
   if (processGroupId !== undefined) runningProcessGroups.add(processGroupId);

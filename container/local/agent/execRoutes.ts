@@ -26,7 +26,7 @@ function resolveTarget(context: AgentContext, body: ExecuteRequest): ExecutionTa
 }
 
 function commandFailure(command: string, target: ExecutionTarget, why: string): AgentError {
-  const where = target.sessionId === undefined ? "sessionless execution" : `session '${target.sessionId}'`;
+  const where = target.session === undefined ? "sessionless execution" : `session '${target.session.id}'`;
   return new AgentError(ErrorCode.COMMAND_EXECUTION_ERROR, `Failed to execute command '${command}' in ${where}: ${why}`, {
     command,
     stderr: why,
@@ -52,7 +52,7 @@ export async function handleExecute(req: IncomingMessage, res: ServerResponse, c
   });
   if (outcome.timedOut) {
     // In a session the real container fails the request; sessionless it answers exit code 124.
-    if (target.sessionId !== undefined) throw commandFailure(body.command, target, `Command timeout after ${target.timeoutMs}ms`);
+    if (target.session !== undefined) throw commandFailure(body.command, target, `Command timeout after ${target.timeoutMs}ms`);
     output.stderr += `${output.stderr === "" || output.stderr.endsWith("\n") ? "" : "\n"}Command timed out after ${target.timeoutMs}ms`;
   }
   const exitCode = outcome.timedOut ? TIMEOUT_EXIT_CODE : outcome.exitCode;
@@ -64,7 +64,7 @@ export async function handleExecute(req: IncomingMessage, res: ServerResponse, c
     command: body.command,
     duration: Date.now() - started,
     timestamp: timestamp(),
-    sessionId: target.sessionId,
+    sessionId: target.session?.id,
   });
 }
 

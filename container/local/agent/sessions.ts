@@ -29,15 +29,12 @@ export type Session = {
 
 /** Where and how one command runs, after session and request options are merged. */
 export type ExecutionTarget = {
-  /** The session id to report back, or undefined when sessionless. */
-  sessionId: string | undefined;
   /** The session whose shell runs the command, or undefined when sessionless. */
   session: Session | undefined;
-  /** The request's own env, which a session's shell exports for that one command. */
-  requestEnv: Record<string, string>;
   cwd: string;
   /** True when `cwd` came from the request: a missing directory then fails the command, as `cd` would. */
   cwdRequested: boolean;
+  /** The request's own env (a session's env is in its shell already). */
   env: Record<string, string>;
   timeoutMs: number | undefined;
 };
@@ -139,27 +136,23 @@ export class SessionStore {
 
   /** Merges session and per-command options the way the container's session shell does. */
   target(sessionId: string | undefined, request: { cwd?: string; env?: EnvMap; timeoutMs?: number }): ExecutionTarget {
-    const requestEnv = definedEnv(request.env);
+    const env = definedEnv(request.env);
     if (sessionId === DISABLE_SESSION_TOKEN) {
       return {
-        sessionId: undefined,
         session: undefined,
-        requestEnv,
         cwd: request.cwd ?? this.defaultCwd,
         cwdRequested: request.cwd !== undefined,
-        env: requestEnv,
+        env,
         timeoutMs: request.timeoutMs,
       };
     }
     const session = this.getOrCreate(sessionId ?? DEFAULT_SESSION_ID, request.cwd);
-    const sessionCwd = startDirectory(session);
     return {
-      sessionId: session.id,
       session,
-      requestEnv,
-      cwd: request.cwd ?? sessionCwd,
+      // Without a cwd of its own the command runs wherever the session's shell is.
+      cwd: request.cwd ?? session.cwd,
       cwdRequested: request.cwd !== undefined,
-      env: { ...session.env, ...requestEnv },
+      env,
       timeoutMs: request.timeoutMs ?? session.commandTimeoutMs ?? this.defaultCommandTimeoutMs,
     };
   }
