@@ -73,9 +73,13 @@ describe("SDK client <-> local container host, across the Durable Object boundar
 
   it("exec: commands share the session's shell; a top-level `exit N` ends it (SESSION_TERMINATED), and the next exec starts afresh", async () => {
     const sandbox = sandboxStub("contract-exec-exit");
-    await sandbox.exec("cd /tmp; export KEPT=yes");
-    expect((await sandbox.exec('pwd; echo "$KEPT"; echo $$')).stdout).toMatch(/^\/tmp\nyes\n\d+$/);
-    const outcome = await sandbox.exec("echo side-effect > /workspace/exited.txt; exit 3").then(
+    // A session of its own, not the default one: the SDK names the default session after the
+    // sandbox, and a first call that reaches the object before getSandbox has told it its name
+    // runs in "sandbox-default" while later calls run in "sandbox-<name>", a fresh shell.
+    const session = await sandbox.createSession({ id: "contract-shell" });
+    await session.exec("cd /tmp; export KEPT=yes");
+    expect((await session.exec('pwd; echo "$KEPT"; echo $$')).stdout).toMatch(/^\/tmp\nyes\n\d+$/);
+    const outcome = await session.exec("echo side-effect > /workspace/exited.txt; exit 3").then(
       (result) => ({ exitCode: result.exitCode }),
       (error: unknown) => ({ error: error instanceof Error ? error.message : String(error) }),
     );
@@ -83,7 +87,7 @@ describe("SDK client <-> local container host, across the Durable Object boundar
     expect(outcome).toMatchObject({ error: expect.stringMatching(/SessionTerminatedError|session.*terminated/i) });
     expect((await sandbox.readFile("/workspace/exited.txt")).content).toBe("side-effect\n");
     // The session's state went with its shell.
-    expect((await sandbox.exec("pwd; printenv KEPT || echo gone")).stdout).toBe("/workspace\ngone");
+    expect((await session.exec("pwd; printenv KEPT || echo gone")).stdout).toBe("/workspace\ngone");
   });
 
   it("exec: result shape, cwd and env; the output's final newline is dropped", async () => {
