@@ -25,12 +25,13 @@ export interface BenchOptions {
 }
 
 /**
- * Parts that run on their own with `--only`: `submit` (submit latency at concurrency beside a
+ * Parts that run on their own with `--only`: `throughput` (trivial jobs at concurrency beside raw
+ * bubblewrap execs at the same concurrency, with the CPU each costs), `submit` (submit latency at concurrency beside a
  * 404 at the same concurrency), `batch` (a 100-job batch's accept time beside a 404 one at a time),
  * `fast-output` (the million-line output beside the same command raw, with our agent and with
  * Cloudflare's container server).
  */
-export const BENCH_PARTS = ["submit", "batch", "fast-output"] as const;
+export const BENCH_PARTS = ["throughput", "submit", "batch", "fast-output"] as const;
 export type BenchPart = (typeof BENCH_PARTS)[number];
 
 function isBenchPart(name: string): name is BenchPart {

@@ -19,6 +19,7 @@ import { measureArtifact } from "./artifact";
 import { bubblewrapFloor } from "./bubblewrap";
 import { measureLogLatency, measureUpload } from "./ciFeatures";
 import { stopStack, track } from "./cleanup";
+import { withCpu } from "./cpu";
 import { measureCrashRecovery } from "./crash";
 import { measureFastOutput } from "./fastOutput";
 import { measureHostAlone } from "./hostAlone";
@@ -36,7 +37,7 @@ import {
 } from "./pipeline";
 import { progress } from "./progress";
 import { type Row, renderTable } from "./report";
-import { batchAcceptRow, buildRows, fastOutputRow, type Measurements, submitRows } from "./rows";
+import { batchAcceptRow, buildRows, fastOutputRow, type Measurements, submitRows, throughputRows } from "./rows";
 
 const PORTS = { api: 18787, host: 18788, hostAlone: 18789, crashApi: 18797, crashHost: 18798, referenceApi: 18777, referenceHost: 18778 };
 
@@ -97,9 +98,9 @@ async function measurePipeline(
     const endToEnd = await endToEndLatency(api, options.latencySamples);
 
     progress(`floor: ${jobs} raw bubblewrap execs at concurrency ${concurrency}...`);
-    const bwrapParallel = await bubblewrapFloor(stateDir, jobs, concurrency);
+    const { result: bwrapParallel, cpu: bwrapParallelCpu } = await withCpu(undefined, () => bubblewrapFloor(stateDir, jobs, concurrency));
     progress(`throughput: ${jobs} trivial jobs at concurrency ${concurrency} across ${concurrency} sandboxes...`);
-    const tp = await throughput(api, jobs, concurrency);
+    const { result: tp, cpu: throughputCpu } = await withCpu(stackPid, () => throughput(api, jobs, concurrency));
     progress(`floor: ${jobs} storage-free requests (404) at concurrency ${concurrency}...`);
     const requests = await requestFloor(api, jobs, concurrency);
 
@@ -129,7 +130,9 @@ async function measurePipeline(
       bwrapSequential,
       endToEnd,
       bwrapParallel,
+      bwrapParallelCpu,
       throughput: tp,
+      throughputCpu,
       requests,
       requestOneAtATime,
       batchAcceptMs,
@@ -158,14 +161,20 @@ async function measureParts(stateDir: string, options: ReturnType<typeof parseBe
   const api = stack.apiUrl;
   const rows: Row[] = [];
   try {
-    if (parts.includes("submit")) {
+    if (parts.includes("throughput") || parts.includes("submit")) {
       progress(`stack up at ${api}; warming up ${concurrency} sandboxes...`);
       await warmUp(api, concurrency);
-      progress(`submit latency: ${jobs} trivial jobs at concurrency ${concurrency} across ${concurrency} sandboxes...`);
-      const tp = await throughput(api, jobs, concurrency);
-      progress(`floor: ${jobs} storage-free requests (404) at concurrency ${concurrency}...`);
-      const requests = await requestFloor(api, jobs, concurrency);
-      rows.push(...submitRows({ throughput: tp, requests }, concurrency));
+      progress(`floor: ${jobs} raw bubblewrap execs at concurrency ${concurrency}...`);
+      const floorRun = await withCpu(undefined, () => bubblewrapFloor(stateDir, jobs, concurrency));
+      progress(`throughput: ${jobs} trivial jobs at concurrency ${concurrency} across ${concurrency} sandboxes...`);
+      const run = await withCpu(stack.child.pid, () => throughput(api, jobs, concurrency));
+      const measured = { bwrapParallel: floorRun.result, bwrapParallelCpu: floorRun.cpu, throughput: run.result, throughputCpu: run.cpu };
+      if (parts.includes("throughput")) rows.push(...throughputRows(measured, options));
+      if (parts.includes("submit")) {
+        progress(`floor: ${jobs} storage-free requests (404) at concurrency ${concurrency}...`);
+        const requests = await requestFloor(api, jobs, concurrency);
+        rows.push(...submitRows({ throughput: run.result, requests }, concurrency));
+      }
     }
     if (parts.includes("batch")) {
       progress(`floor: ${options.latencySamples} storage-free requests (404), one at a time...`);
