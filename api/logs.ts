@@ -83,21 +83,28 @@ async function relay(live: ReadableStream<Uint8Array>, writer: WritableStreamDef
   return position;
 }
 
-/** A finished job's stored output of one stream beyond `position`, in events. */
+/** A finished job's stored output of one stream beyond `from`, in events; where the client then stands. */
 async function sendStored(
   bucket: R2Bucket,
   record: JobRecord,
   stream: "stdout" | "stderr",
-  position: Offsets,
+  from: Offsets,
   writer: WritableStreamDefaultWriter<Uint8Array>,
 ): Promise<Offsets> {
-  // Positions count the command's own bytes (live events count skipped ones too); the stored
-  // output holds its kept head, the marker line and its kept tail.
+  // Positions count the output's bytes across the job's tries (live events count skipped ones
+  // too); the stored output is the last try's, from `base` on, and holds its kept head, the
+  // marker line and its kept tail.
+  const base = record.storedOutputAt?.[stream] ?? 0;
   const ref = record[stream];
   const size = ref?.size ?? 0;
   const layout = keptLayout(size, ref?.truncated ? ref.droppedBytes : 0);
-  if (position[stream] >= layout.written) return position;
-  let offset = layout.toKept(position[stream]);
+  if (from[stream] < base) {
+    // The rest of an earlier try's output, which was not stored.
+    await writer.write(formatEvent("gap", { stream, droppedBytes: base - from[stream] }));
+  }
+  const position = { ...from, [stream]: Math.max(base, from[stream]) };
+  if (position[stream] - base >= layout.written) return position;
+  let offset = layout.toKept(position[stream] - base);
   if (offset >= size) return position;
   const object = await bucket.get(r2Keys.output(record.tenant, record.id, record.attempts, stream), {
     range: { offset },
@@ -108,7 +115,7 @@ async function sendStored(
   let pending = new Uint8Array(0);
   const flush = async (bytes: Uint8Array, final: boolean) => {
     offset += bytes.byteLength;
-    at = { ...at, [stream]: layout.toWritten(offset) };
+    at = { ...at, [stream]: base + layout.toWritten(offset) };
     await writer.write(formatEvent(stream, { text: decoder.decode(bytes, { stream: !final }) }, at));
   };
   for await (const chunk of object.body) {

@@ -56,7 +56,7 @@ export class JobPresenter {
   }
 
   async present(record: JobRecord): Promise<JobView> {
-    const { leaseUntil: _internal, artifactIndex, ...visible } = record;
+    const { leaseUntil: _lease, storedOutputAt: _logBookkeeping, artifactIndex, ...visible } = record;
     const expires = this.expires();
     return {
       ...visible,

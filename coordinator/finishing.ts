@@ -18,7 +18,7 @@ import type { Signal } from "./signals";
 /** A failed publication is tried again after this long (and so never writes a key twice within a second). */
 const PUBLISH_RETRY_MS = 2000;
 
-export type FinalOutcome = Partial<JobOutcome> & Pick<JobRecord, "status" | "error">;
+export type FinalOutcome = Partial<JobOutcome> & Pick<JobRecord, "status" | "error"> & Partial<Pick<JobRecord, "storedOutputAt">>;
 
 /** The final record of a job as it stands, with what ended it. */
 export function finalRecord(current: JobRecord, outcome: FinalOutcome): JobRecord {

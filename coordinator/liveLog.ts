@@ -3,7 +3,9 @@
  * and stderr (the most recent LIVE_LOG_MAX_BYTES of it), and served to followers as
  * Server-Sent Events. Every event's `id` is where the two streams stand after it, as
  * `{stdout bytes}.{stderr bytes}`, so a client that reconnects with that Last-Event-ID resumes
- * exactly.
+ * exactly. The offsets run on across the job's tries (`retries`) and attempts, while the stored
+ * output holds only the last try's: `lastTryFrom` says where that try began, so a reconnect after
+ * the job ended can be placed in it.
  */
 export type OutputStream = "stdout" | "stderr";
 export interface Offsets {
@@ -36,9 +38,31 @@ export function formatEvent(event: string, data: unknown, id?: Offsets): Uint8Ar
 export class LiveLog {
   private readonly entries: Entry[] = [];
   private keptBytes = 0;
-  private readonly totals: Offsets = { stdout: 0, stderr: 0 };
+  private readonly totals: Offsets;
+  private tryFrom: Offsets;
   private closed = false;
   private readonly listeners = new Set<() => void>();
+
+  /** `start`: where an earlier attempt of the same job left off (its followers' positions stay valid). */
+  constructor(start: Offsets = { stdout: 0, stderr: 0 }) {
+    this.totals = { ...start };
+    this.tryFrom = { ...start };
+  }
+
+  /** A try of the command starts: its output, the one stored if it is the last, begins here. */
+  tryStarted(): void {
+    this.tryFrom = { ...this.totals };
+  }
+
+  /** Where the latest try's output begins. */
+  get lastTryFrom(): Offsets {
+    return { ...this.tryFrom };
+  }
+
+  /** Where both streams stand now. */
+  get end(): Offsets {
+    return { ...this.totals };
+  }
 
   /** Output as it is written; `skippedBefore` bytes of the stream, never read, came before it (followers get a gap). */
   append(stream: OutputStream, text: string, skippedBefore = 0): void {

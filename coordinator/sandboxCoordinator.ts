@@ -64,6 +64,12 @@ export class SandboxCoordinator extends DurableObject<Env> {
   private stoppingContainer: Promise<unknown> = Promise.resolve();
   /** Raised when a job starts running here: wakes followers of its logs that came early. */
   private readonly started = new Signal<true>();
+  /**
+   * Where the live log of a job that will run again (a retried attempt) stood, so that its next
+   * attempt's events go on from there and a follower's Last-Event-ID stays valid. In memory: after
+   * a restart of this object a next attempt's offsets start again at 0.
+   */
+  private readonly liveLogEnds = new Map<string, Offsets>();
   private draining: Promise<void> | undefined;
   private drainStartedAt = 0;
   /** Work arrived while draining: look again before letting the alarm go. */
@@ -312,7 +318,11 @@ export class SandboxCoordinator extends DurableObject<Env> {
       hold: (error, delayMs) => this.table.holdQueued(jobId, error, Date.now() + delayMs),
       requeue: (attempt, error, delayMs, options) => this.table.requeue(jobId, attempt, error, Date.now() + delayMs, options),
       finish: async (outcome: FinalOutcome, attempt) => {
-        const final = this.finisher.finish(jobId, outcome, attempt);
+        // The stored output is the last try's: where it began among the live log's offsets.
+        const log = this.running?.jobId === jobId ? this.running.log : undefined;
+        const from = log?.lastTryFrom;
+        const storedOutputAt = from && (from.stdout > 0 || from.stderr > 0) ? from : null;
+        const final = this.finisher.finish(jobId, { ...outcome, storedOutputAt }, attempt);
         if (final) await this.publish();
         return final !== undefined;
       },
@@ -344,7 +354,9 @@ export class SandboxCoordinator extends DurableObject<Env> {
         jobsRun++;
         const jobStartedAt = Date.now();
         const slot = new ContainerSlot(this.env, record.tenant, record.sandboxId, config.tenantMaxContainers);
-        const running = { jobId: record.id, cancel: new AbortController(), log: new LiveLog(), claimed: false, slot };
+        const log = new LiveLog(this.liveLogEnds.get(record.id));
+        this.liveLogEnds.delete(record.id);
+        const running = { jobId: record.id, cancel: new AbortController(), log, claimed: false, slot };
         this.running = running;
         // A stop of this sandbox's idle container, asked for before this job began, ends first.
         await this.stoppingContainer;
@@ -367,6 +379,7 @@ export class SandboxCoordinator extends DurableObject<Env> {
             this.started.raise(record.id);
           },
           onOutput: (stream, text, skippedBefore) => running.log.append(stream, text, skippedBefore),
+          onTryStart: () => running.log.tryStarted(),
           secrets: secretSourceFor(this.env, record.tenant),
           caches: cacheContextFor(this.env, record.tenant),
           containerSlot: slot,
@@ -378,6 +391,7 @@ export class SandboxCoordinator extends DurableObject<Env> {
           return { kind: "retry", delayMs, reason: "storage error" };
         });
         running.log.close();
+        if (outcome.kind === "retry") this.liveLogEnds.set(record.id, running.log.end);
         this.running = undefined;
         // Not running first: the sandbox woken here may take this idle container's slot at once.
         await slot.idle();

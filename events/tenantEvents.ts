@@ -66,7 +66,7 @@ export class TenantEvents extends DurableObject<Env> {
       if (manifest) this.log.noteBatch(record.batchId, manifest.createdAt, manifest.jobs.length);
     }
     const now = new Date();
-    const { leaseUntil: _lease, ...data } = record;
+    const { leaseUntil: _lease, storedOutputAt: _logBookkeeping, ...data } = record;
     const added = this.log.append(`job:${record.id}`, type, data, now);
     if (!added) return;
     this.metrics.record(record, this.retentionMs() + 24 * 3600_000);

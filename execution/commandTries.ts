@@ -25,10 +25,13 @@ export async function runCommandTries(
   request: RunJobRequest,
   signal?: AbortSignal,
   onOutput?: ExecRequest["onOutput"],
+  /** Called as each try starts, before its first output (live logs number every try's output in one sequence). */
+  onTryStart?: () => void,
 ): Promise<CommandTries> {
   const tries: CommandTry[] = [];
   for (;;) {
     let last: ExecResult;
+    onTryStart?.();
     try {
       last = await sandbox.exec({
         command: request.command,

@@ -41,6 +41,8 @@ export interface ExecuteContext {
   signal?: AbortSignal;
   /** Receives the command's output as it is written (live logs). */
   onOutput?: ExecRequest["onOutput"];
+  /** Told as each try of the command starts, after the previous try's output has all gone to `onOutput`. */
+  onTryStart?: () => void;
   /** Reads a job of the same tenant: the source of an input. */
   readJob: InputContext["readJob"];
   /** The tenant's secrets a run job names (execution/secrets.ts); none can be read without it. */
@@ -79,7 +81,12 @@ async function executeRun(context: ExecuteContext, request: RunJobRequest): Prom
   const restored = await restoreCaches(cacheRun, request.cache);
   const live = maskedListener(secrets.masker, context.onOutput);
   const withSecrets = { ...request, env: { ...request.env, ...secrets.values } };
-  const tried = await runCommandTries(sandbox, withSecrets, context.signal, live.onOutput).finally(() => live.flush());
+  // A try's output held back by the masker (a possible start of a secret) goes out before the next try starts.
+  const onTryStart = () => {
+    live.flush();
+    context.onTryStart?.();
+  };
+  const tried = await runCommandTries(sandbox, withSecrets, context.signal, live.onOutput, onTryStart).finally(() => live.flush());
   const { tries, cancelled } = tried;
   const result = masked(tried.last, secrets.masker);
   // Empty output is not stored: its size in the record says it all.

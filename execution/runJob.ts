@@ -29,6 +29,8 @@ export interface RunnerDeps {
   onClaimed?: () => void;
   /** Receives the command's output as it is written (the coordinator serves it as live logs). */
   onOutput?: ExecRequest["onOutput"];
+  /** Told as each try of the command starts (live logs keep where the stored output begins). */
+  onTryStart?: () => void;
   /** Decrypts the tenant's secrets a job names. */
   secrets?: SecretSource;
   /** The tenant's cache index. */
@@ -111,6 +113,7 @@ async function runClaimed(claimed: JobRecord, request: JobRequest, deps: RunnerD
         artifactLimits: deps.artifactLimits,
         signal: stop,
         onOutput: deps.onOutput,
+        onTryStart: deps.onTryStart,
         readJob: (jobId) => store.readFinishedFromR2(jobId),
         secrets: deps.secrets,
         caches: deps.caches,

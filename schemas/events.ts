@@ -19,8 +19,8 @@ export function jobEventType(record: Pick<JobRecord, "status" | "error">): Event
   return undefined;
 }
 
-/** A job as an event carries it: the stored record less its runner's lease. */
-export const JobEventData = JobRecord.omit({ leaseUntil: true }).openapi("JobEventData");
+/** A job as an event carries it: the stored record less its internals (its runner's lease, live-log bookkeeping). */
+export const JobEventData = JobRecord.omit({ leaseUntil: true, storedOutputAt: true }).openapi("JobEventData");
 export type JobEventData = z.infer<typeof JobEventData>;
 
 export const BatchEventData = z

@@ -337,6 +337,14 @@ export const JobRecord = z.object({
   allowFailure: z.boolean().default(false),
   /** Each of a run job's caches: hit, partial hit or miss, and whether it was saved. */
   caches: z.array(CacheOutcome).default([]),
+  /**
+   * Internal: where the stored stdout and stderr (the last try's) begin among the offsets of the
+   * job's live-log event ids, which run on across its tries and attempts. Null: at 0.
+   */
+  storedOutputAt: z
+    .object({ stdout: z.number().int().min(0), stderr: z.number().int().min(0) })
+    .nullable()
+    .default(null),
 });
 export type JobRecord = z.infer<typeof JobRecord>;
 
@@ -381,6 +389,7 @@ export function newJobRecord(
     when: "on_success",
     allowFailure: false,
     caches: [],
+    storedOutputAt: null,
     ...pipeline,
   };
 }
@@ -415,7 +424,14 @@ export function decodeFileContent(request: { content: string; encoding: "utf-8" 
 }
 
 /** The job as the API answers it: the stored record without internals, with download URLs. */
-export const JobView = JobRecord.omit({ leaseUntil: true, stdout: true, stderr: true, artifacts: true, artifactIndex: true })
+export const JobView = JobRecord.omit({
+  leaseUntil: true,
+  storedOutputAt: true,
+  stdout: true,
+  stderr: true,
+  artifacts: true,
+  artifactIndex: true,
+})
   .extend({
     stdout: OutputRef.extend({ url: z.string() }).nullable(),
     stderr: OutputRef.extend({ url: z.string() }).nullable(),

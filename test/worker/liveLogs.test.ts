@@ -72,6 +72,33 @@ describe("live logs", () => {
     expect(textOf(fromMiddle, "stdout")).toBe(`${marker}${tail}`);
   });
 
+  it("numbers every try's output in one sequence, so a reconnect after a retry resumes exactly", async () => {
+    const job = await submit(uniqueSandbox("live-retries"), {
+      type: "run",
+      retries: 1,
+      command: "if [ -e tried ]; then sleep 1; printf 'second try\\n'; else : > tried; printf 'first try\\n'; exit 3; fi",
+    });
+    const live = await readEvents(await api(`/v1/jobs/${job.id}/logs`));
+    expect(live.at(-1)).toMatchObject({ event: "status", data: { status: "succeeded", exitCode: 0 } });
+    // A live follower sees each try's output in turn; the ids go on across the tries.
+    expect(textOf(live, "stdout")).toBe("first try\nsecond try\n");
+    expect(live.filter((event) => event.event === "stdout").map((event) => event.id)).toEqual(["10.0", "21.0"]);
+    expect((await getJob(job.id)).tries.map((tried) => tried.exitCode)).toEqual([3, 0]);
+    // Only the last try's output is stored; reconnecting after the end from the end of the first try gets all of it.
+    expect(await (await api(`/v1/jobs/${job.id}/stdout`)).text()).toBe("second try\n");
+    const fromSecond = await readEvents(await api(`/v1/jobs/${job.id}/logs`, { headers: { "last-event-id": "10.0" } }));
+    expect(textOf(fromSecond, "stdout")).toBe("second try\n");
+    expect(fromSecond.filter((event) => event.event === "gap")).toEqual([]);
+    expect(fromSecond.filter((event) => event.event === "stdout").at(-1)?.id).toBe("21.0");
+    // From inside the first try: a gap for the rest of it (not stored), then the second try whole.
+    const fromFirst = await readEvents(await api(`/v1/jobs/${job.id}/logs?from=4.0`));
+    expect(fromFirst.filter((event) => event.event === "gap").map((event) => event.data)).toEqual([{ stream: "stdout", droppedBytes: 6 }]);
+    expect(textOf(fromFirst, "stdout")).toBe("second try\n");
+    // Where a live follower ended: nothing more but the status.
+    const again = await readEvents(await api(`/v1/jobs/${job.id}/logs?from=21.0`));
+    expect(again.map((event) => event.event)).toEqual(["status"]);
+  });
+
   it("keeps a byte order mark that starts the output, live and stored", async () => {
     const job = await submit(uniqueSandbox("live-bom"), { type: "run", command: "sleep 1; printf '\\357\\273\\277bom\\n'" });
     const live = await readEvents(await api(`/v1/jobs/${job.id}/logs`));
