@@ -13,13 +13,16 @@ import { UsageError } from "./failure";
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** The job's stdin from `source`, a path or `-` for `standardInput`. */
-export async function readJobStdin(source: string, standardInput: NodeJS.ReadableStream): Promise<string> {
-  const what = source === "-" ? "--stdin - (standard input)" : `--stdin file ${source}`;
-  const bytes = await readAtMost(source === "-" ? standardInput : createReadStream(source), MAX_REQUEST_BODY_BYTES).catch(
-    (error: unknown) => {
-      throw new UsageError(`Cannot read ${what}: ${error instanceof Error ? error.message : error}`);
-    },
-  );
+export function readJobStdin(source: string, standardInput: NodeJS.ReadableStream): Promise<string> {
+  if (source === "-") return readStdinText(standardInput, "--stdin - (standard input)");
+  return readStdinText(createReadStream(source), `--stdin file ${source}`);
+}
+
+/** A stream's bytes as a job's stdin, refused (naming `what`) unless it is UTF-8 text within the API's request limit. */
+export async function readStdinText(stream: NodeJS.ReadableStream, what: string): Promise<string> {
+  const bytes = await readAtMost(stream, MAX_REQUEST_BODY_BYTES).catch((error: unknown) => {
+    throw new UsageError(`Cannot read ${what}: ${error instanceof Error ? error.message : error}`);
+  });
   if (bytes === undefined) throw new UsageError(`${what} is over ${MAX_REQUEST_BODY_BYTES} bytes, the most the API takes in a request`);
   try {
     return utf8.decode(bytes);

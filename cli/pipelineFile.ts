@@ -3,20 +3,24 @@
  * (`POST /v1/jobs`), and directories to upload before it. Each step is either a `command` with
  * the run job's fields under the same names (`timeout` for `timeoutMs`), or a whole `job` as the
  * API takes it, beside the batch entry's own fields (`needs`, `when`, `allowFailure`, `matrix`).
+ * A command step may take its stdin from a file (`stdinFile`, beside the pipeline file), read
+ * when the file is.
  * Every field is the API's own schema, and the whole entry is checked with it too, so the file
  * takes what the API takes. `${RUN_ID}` and `${env:NAME}` are replaced first
  * (cli/interpolate.ts), and every problem is reported at its path (`jobs.2.timeout: ...`).
  */
+import { createReadStream } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import type { BatchSubmission } from "../client";
+import { type BatchSubmission, batchRequestBody } from "../client";
 import { WorkspaceDirPath } from "../schemas/ids";
-import { BatchEntry, JobName, MAX_TIMEOUT_MS, RunJobRequest } from "../schemas/job";
+import { BatchEntry, JobName, MAX_REQUEST_BODY_BYTES, MAX_TIMEOUT_MS, RunJobRequest } from "../schemas/job";
 import { parseDuration } from "./duration";
 import { UsageError } from "./failure";
 import { type Interpolation, interpolate } from "./interpolate";
+import { readStdinText } from "./jobStdin";
 
 /** `90s`, `5m`, `1h30m`, `1500ms`, or a number of milliseconds. */
 const Duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
@@ -49,6 +53,8 @@ const StepFields = BatchEntry.pick({ needs: true, when: true, allowFailure: true
     sandbox: BatchEntry.shape.sandboxId,
     command: z.string().optional(),
     timeout: Duration.optional(),
+    /** A file whose bytes (UTF-8 text) are the command's stdin, relative to the pipeline file's directory. */
+    stdinFile: z.string().min(1).optional(),
     /** A job exactly as `POST /v1/sandboxes/{id}/jobs` takes it, instead of `command` and its fields. */
     job: BatchEntry.shape.job.optional(),
   })
@@ -69,16 +75,30 @@ const PipelineStep = z
       ctx.addIssue({ code: "custom", path: [misplaced[0] ?? ""], message: `with job, write ${misplaced.join(", ")} inside job` });
     return raw;
   }, StepFields)
-  .transform((step, ctx): BatchEntry => {
+  .transform((step, ctx): PlannedStep => {
     if ((step.command === undefined) === (step.job === undefined)) {
       ctx.addIssue({ code: "custom", message: "give either command or job, not both" });
       return z.NEVER;
     }
+    if (step.job !== undefined && step.stdinFile !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["stdinFile"], message: "stdinFile goes with command; with job, give stdin inside job" });
+      return z.NEVER;
+    }
+    if (step.stdin !== undefined && step.stdinFile !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["stdinFile"], message: "give either stdin or stdinFile, not both" });
+      return z.NEVER;
+    }
     const checked = BatchEntry.safeParse(toBatchEntry(step));
-    if (checked.success) return checked.data;
+    if (checked.success) return { entry: checked.data, stdinFile: step.stdinFile };
     for (const issue of checked.error.issues) ctx.addIssue({ code: "custom", message: issue.message, path: stepPath(step, issue.path) });
     return z.NEVER;
   });
+
+/** A step's batch entry, and the file its stdin is still to be read from. */
+interface PlannedStep {
+  entry: BatchEntry;
+  stdinFile: string | undefined;
+}
 
 /** Where a problem the API's schema found is in the step as written: `job.timeoutMs` of a command step is its `timeout`. */
 function stepPath(step: StepFields, path: PropertyKey[]): PropertyKey[] {
@@ -113,6 +133,8 @@ export interface Pipeline {
   entries: BatchSubmission[];
   /** Directories to upload first, with `from` resolved against the pipeline file's directory. */
   uploads: UploadStep[];
+  /** Steps whose stdin comes from a file: the step's index in `entries` and the path as written (`readPipeline` reads them into the entries). */
+  stdinFiles: Array<{ step: number; path: string }>;
 }
 
 export async function readPipeline(path: string, values: Interpolation): Promise<Pipeline> {
@@ -129,7 +151,26 @@ export async function readPipeline(path: string, values: Interpolation): Promise
   const pipeline = pipelineFrom(document, values);
   if ("problems" in pipeline) throw new UsageError(`${path} is not a valid pipeline:\n  ${pipeline.problems.join("\n  ")}`);
   const base = dirname(resolve(path));
-  return { ...pipeline, uploads: pipeline.uploads.map((upload) => ({ ...upload, from: resolve(base, upload.from) })) };
+  const entries = [...pipeline.entries];
+  for (const { step, path: stdinPath } of pipeline.stdinFiles) {
+    const entry = entries[step];
+    if (entry?.job.type !== "run") continue;
+    const file = resolve(base, stdinPath);
+    const stdin = await readStdinText(createReadStream(file), `jobs.${step}.stdinFile ${file}`);
+    entries[step] = { ...entry, job: { ...entry.job, stdin } };
+  }
+  refuseOversizedBatch(entries, path);
+  return { ...pipeline, entries, uploads: pipeline.uploads.map((upload) => ({ ...upload, from: resolve(base, upload.from) })) };
+}
+
+/** A batch the API would answer 413 (its stdin files made it too large) is refused before anything is uploaded or submitted. */
+function refuseOversizedBatch(entries: BatchSubmission[], path: string): void {
+  const bytes = Buffer.byteLength(batchRequestBody(entries));
+  if (bytes <= MAX_REQUEST_BODY_BYTES) return;
+  throw new UsageError(
+    `${path} makes a batch request of ${bytes} bytes with its stdin files, over the ${MAX_REQUEST_BODY_BYTES} the API takes ` +
+      "(stdin travels JSON-escaped: a newline, tab, quote or backslash takes 2 bytes, another control character 6)",
+  );
 }
 
 /** A parsed pipeline document as batch entries and uploads (`from` as written), or every problem with its path. */
@@ -145,12 +186,17 @@ export function pipelineFrom(document: unknown, values: Interpolation): Pipeline
       .map((issue) => `${issue.path}: ${issue.message}`),
   ];
   if (!parsed.success || problems.length > 0) return { problems };
-  return { entries: parsed.data.jobs, uploads: parsed.data.upload };
+  const steps = parsed.data.jobs;
+  return {
+    entries: steps.map((step) => step.entry),
+    uploads: parsed.data.upload,
+    stdinFiles: steps.flatMap((step, index) => (step.stdinFile === undefined ? [] : [{ step: index, path: step.stdinFile }])),
+  };
 }
 
 /** The step as a batch entry, before the API's schema has checked it whole. */
 function toBatchEntry(step: StepFields): BatchSubmission {
-  const { name, sandbox, needs, when, allowFailure, matrix, command, timeout, job, ...runFields } = step;
+  const { name, sandbox, needs, when, allowFailure, matrix, command, timeout, job, stdinFile: _readLater, ...runFields } = step;
   const entry: BatchSubmission = {
     name,
     sandboxId: sandbox,

@@ -152,6 +152,7 @@ describe("the pipeline file's fields", () => {
     );
     expect(pipeline).toEqual({
       uploads: [],
+      stdinFiles: [],
       entries: [
         {
           name: "test",
@@ -184,6 +185,30 @@ describe("the pipeline file's fields", () => {
         },
       ],
     });
+  });
+
+  it("lists the steps whose stdin comes from a file, and refuses stdinFile beside stdin or job", () => {
+    const pipeline = read(
+      [
+        "jobs:",
+        "  - { name: a, sandbox: x, command: 'true' }",
+        "  - { name: b, sandbox: x, command: 'wc -c', stdinFile: data/in.txt }",
+      ].join("\n"),
+    );
+    expect("stdinFiles" in pipeline && pipeline.stdinFiles).toEqual([{ step: 1, path: "data/in.txt" }]);
+    expect("entries" in pipeline && pipeline.entries[1]?.job).not.toHaveProperty("stdinFile");
+
+    const wrong = read(
+      [
+        "jobs:",
+        "  - { name: a, sandbox: x, command: cat, stdin: text, stdinFile: in.txt }",
+        "  - { name: b, sandbox: x, stdinFile: in.txt, job: { type: run, command: cat } }",
+      ].join("\n"),
+    );
+    expect("problems" in wrong && wrong.problems).toEqual([
+      "jobs.0.stdinFile: give either stdin or stdinFile, not both",
+      "jobs.1.stdinFile: stdinFile goes with command; with job, give stdin inside job",
+    ]);
   });
 
   it("names the path of what the API's schema refuses, its rules across fields included", () => {

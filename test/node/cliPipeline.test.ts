@@ -335,6 +335,29 @@ describe("the pipeline file", () => {
     expect(listing).toBe(".\n./node_modules\n./node_modules/dep\n./node_modules/dep/native.node\n./src\n");
   });
 
+  it("gives a step the bytes of its stdinFile, found beside the pipeline file, and refuses a file that would overflow the request", {
+    timeout: 60_000,
+  }, async () => {
+    const dir = join(workDir, "with-stdin");
+    await mkdir(join(dir, "data"), { recursive: true });
+    await writeFile(join(dir, "data", "words.txt"), "pear\napple\npear\n");
+    const file = join(dir, "pipeline.yaml");
+    await writeFile(
+      file,
+      ["jobs:", "  - { name: count, sandbox: stdin-file, command: 'sort | uniq -c', stdinFile: data/words.txt }", ""].join("\n"),
+    );
+    // From another directory: the path is the pipeline file's, not the shell's.
+    const counted = await cli(["pipeline", "run", file, "--logs"]);
+    expect(counted.code, counted.stderr).toBe(0);
+    expect(counted.stdout).toMatch(/\[count\]\s+1 apple\n\[count\]\s+2 pear\n/);
+
+    await writeFile(join(dir, "data", "big.txt"), "\n".repeat(17 * 1024 * 1024));
+    await writeFile(file, ["jobs:", "  - { name: big, sandbox: stdin-file, command: 'wc -l', stdinFile: data/big.txt }", ""].join("\n"));
+    const refused = await cli(["pipeline", "run", file]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/makes a batch request of \d+ bytes with its stdin files, over the 33554432 the API takes/);
+  });
+
   it("names the path of every problem, a placeholder that cannot be filled included", async () => {
     const file = join(workDir, "bad.yaml");
     await writeFile(
