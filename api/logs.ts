@@ -99,8 +99,8 @@ async function sendStored(
   const size = ref?.size ?? 0;
   const layout = keptLayout(size, ref?.truncated ? ref.droppedBytes : 0);
   if (from[stream] < base) {
-    // The rest of an earlier try's output, which was not stored.
-    await writer.write(formatEvent("gap", { stream, droppedBytes: base - from[stream] }));
+    // The output before the last try, which was not stored.
+    await writer.write(formatEvent("gap", { stream, droppedBytes: base - from[stream] }, { ...from, [stream]: base }));
   }
   const position = { ...from, [stream]: Math.max(base, from[stream]) };
   if (position[stream] - base >= layout.written) return position;

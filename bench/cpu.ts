@@ -9,9 +9,10 @@ import { readFileSync } from "node:fs";
 import { descendantsOf, type ProcessInfo, processes } from "../scripts/processes";
 
 /**
- * Who spent it: each sandbox's container server (our agent, a node process), the rest of the
- * sandboxes' processes (the runner's scripts, the commands, bwrap, pasta), workerd, and the
- * container host's node process.
+ * Who spent it, by the live process that reaped it: each sandbox's container server (our agent,
+ * a node process), the rest of the sandboxes' processes (the runner's scripts, the commands,
+ * bwrap, pasta), workerd, and the stack's node process (the container host and wrangler's dev
+ * server).
  */
 export type CpuRole = "containerServer" | "sandboxes" | "workerd" | "host";
 
@@ -48,10 +49,17 @@ function machineBusyMs(): number {
  * short-lived process (a sandbox's forks, its commands) once.
  */
 function cumulativeMs(pid: number): number {
+  return statTicksMs(pid, [UTIME, STIME, CUTIME, CSTIME]);
+}
+
+// Fields of /proc/<pid>/stat counted from the one after the command's closing parenthesis.
+const [UTIME, STIME, CUTIME, CSTIME] = [11, 12, 13, 14];
+
+function statTicksMs(pid: number | "self", fieldIndexes: number[]): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return ticksToMs([11, 12, 13, 14].reduce((sum, index) => sum + Number(fields[index] ?? 0), 0));
+    return ticksToMs(fieldIndexes.reduce((sum, index) => sum + Number(fields[index] ?? 0), 0));
   } catch {
     return 0;
   }
@@ -95,13 +103,28 @@ function snapshot(stackPid: number): CpuUse {
   return { machineMs: machineBusyMs(), byRoleMs };
 }
 
-/** Runs `phase` and returns what it returned with the CPU spent meanwhile (the stack's roles when `stackPid` is given). */
+/** Runs `phase` and returns what it returned with the CPU spent meanwhile, the stack's by role. */
 export async function withCpu<T>(stackPid: number | undefined, phase: () => Promise<T>): Promise<{ result: T; cpu: CpuUse }> {
-  const empty = () => ({ machineMs: machineBusyMs(), byRoleMs: NO_CPU() });
-  const before = stackPid === undefined ? empty() : snapshot(stackPid);
+  if (stackPid === undefined) throw new Error("The stack's process has no pid, so its CPU cannot be read");
+  const before = snapshot(stackPid);
   const result = await phase();
-  const after = stackPid === undefined ? empty() : snapshot(stackPid);
+  const after = snapshot(stackPid);
   const byRoleMs = { ...after.byRoleMs };
   for (const key of Object.keys(byRoleMs) as CpuRole[]) byRoleMs[key] -= before.byRoleMs[key];
   return { result, cpu: { machineMs: after.machineMs - before.machineMs, byRoleMs } };
+}
+
+export interface FloorCpu {
+  /** Busy CPU of the whole machine meanwhile, in ms. */
+  machineMs: number;
+  /** CPU of the processes this one started and reaped meanwhile (the floor's bwrap execs), in ms. */
+  reapedMs: number;
+}
+
+/** Runs `phase` (which starts processes of its own, such as raw bwrap execs) with the CPU spent meanwhile. */
+export async function withOwnChildrenCpu<T>(phase: () => Promise<T>): Promise<{ result: T; cpu: FloorCpu }> {
+  const reaped = () => statTicksMs("self", [CUTIME, CSTIME]);
+  const [machineBefore, reapedBefore] = [machineBusyMs(), reaped()];
+  const result = await phase();
+  return { result, cpu: { machineMs: machineBusyMs() - machineBefore, reapedMs: reaped() - reapedBefore } };
 }

@@ -1,7 +1,7 @@
 /** Turns the benchmark's measurements into the table's rows, each figure beside its floor. */
 import type { ArtifactRun } from "./artifact";
 import type { UploadRun } from "./ciFeatures";
-import type { CpuUse } from "./cpu";
+import type { CpuUse, FloorCpu } from "./cpu";
 import type { CrashRun } from "./crash";
 import type { FastOutputRun } from "./fastOutput";
 import type { HostAloneRuns } from "./hostAlone";
@@ -16,7 +16,7 @@ export interface Measurements {
   endToEnd: PoolRun;
   bwrapParallel: PoolRun;
   /** CPU spent during the raw execs at concurrency, and during the throughput run. */
-  bwrapParallelCpu: CpuUse;
+  bwrapParallelCpu: FloorCpu;
   throughput: ThroughputRun;
   throughputCpu: CpuUse;
   requests: PoolRun;
@@ -90,6 +90,11 @@ export function throughputRows(
     value: ms(m.bwrapParallelCpu.machineMs / m.bwrapParallel.durations.length),
   };
   const { byRoleMs } = m.throughputCpu;
+  const execsOwnFloor = {
+    what: `CPU per raw bwrap exec, ${options.concurrency} at once (the execs' own)`,
+    value: ms(m.bwrapParallelCpu.reapedMs / m.bwrapParallel.durations.length),
+  };
+  const attributed = byRoleMs.sandboxes + byRoleMs.containerServer + byRoleMs.workerd + byRoleMs.host;
   return [
     {
       measure: `throughput, ${jobs} jobs at concurrency ${options.concurrency} (${options.concurrency} sandboxes)`,
@@ -98,10 +103,19 @@ export function throughputRows(
       reference: "1x",
     },
     { measure: "CPU per job in the throughput run, whole machine", value: ms(m.throughputCpu.machineMs / jobs), floor },
-    { measure: "  of it: the sandboxes' scripts and commands (and bwrap, pasta)", value: ms(byRoleMs.sandboxes / jobs), floor },
+    {
+      measure: "  of it: the sandboxes' scripts and commands (and bwrap, pasta)",
+      value: ms(byRoleMs.sandboxes / jobs),
+      floor: execsOwnFloor,
+    },
     { measure: "  of it: the sandboxes' container server (our agent)", value: ms(byRoleMs.containerServer / jobs), floor },
     { measure: "  of it: workerd (Worker, Durable Objects, simulated KV/R2/Queues)", value: ms(byRoleMs.workerd / jobs), floor },
-    { measure: "  of it: the container host's node process", value: ms(byRoleMs.host / jobs), floor },
+    { measure: "  of it: the stack's node process (container host, wrangler's dev server)", value: ms(byRoleMs.host / jobs), floor },
+    {
+      measure: "  of it: outside the stack (the benchmark's client, the kernel's own, other processes)",
+      value: ms(Math.max(0, m.throughputCpu.machineMs - attributed) / jobs),
+      floor,
+    },
   ];
 }
 

@@ -19,7 +19,7 @@ import { measureArtifact } from "./artifact";
 import { bubblewrapFloor } from "./bubblewrap";
 import { measureLogLatency, measureUpload } from "./ciFeatures";
 import { stopStack, track } from "./cleanup";
-import { withCpu } from "./cpu";
+import { withCpu, withOwnChildrenCpu } from "./cpu";
 import { measureCrashRecovery } from "./crash";
 import { measureFastOutput } from "./fastOutput";
 import { measureHostAlone } from "./hostAlone";
@@ -87,7 +87,8 @@ async function measurePipeline(
   const { jobs, concurrency } = options;
   const stack = await startBenchStack(stateDir, options);
   const api = stack.apiUrl;
-  const stackPid = stack.child.pid ?? -1;
+  const stackPid = stack.child.pid;
+  if (stackPid === undefined) throw new Error("The bench stack's process has no pid; its CPU and memory cannot be read");
   try {
     progress(`stack up at ${api}; warming up ${concurrency} sandboxes...`);
     await warmUp(api, concurrency);
@@ -98,7 +99,7 @@ async function measurePipeline(
     const endToEnd = await endToEndLatency(api, options.latencySamples);
 
     progress(`floor: ${jobs} raw bubblewrap execs at concurrency ${concurrency}...`);
-    const { result: bwrapParallel, cpu: bwrapParallelCpu } = await withCpu(undefined, () => bubblewrapFloor(stateDir, jobs, concurrency));
+    const { result: bwrapParallel, cpu: bwrapParallelCpu } = await withOwnChildrenCpu(() => bubblewrapFloor(stateDir, jobs, concurrency));
     progress(`throughput: ${jobs} trivial jobs at concurrency ${concurrency} across ${concurrency} sandboxes...`);
     const { result: tp, cpu: throughputCpu } = await withCpu(stackPid, () => throughput(api, jobs, concurrency));
     progress(`floor: ${jobs} storage-free requests (404) at concurrency ${concurrency}...`);
@@ -164,12 +165,14 @@ async function measureParts(stateDir: string, options: ReturnType<typeof parseBe
     if (parts.includes("throughput") || parts.includes("submit")) {
       progress(`stack up at ${api}; warming up ${concurrency} sandboxes...`);
       await warmUp(api, concurrency);
-      progress(`floor: ${jobs} raw bubblewrap execs at concurrency ${concurrency}...`);
-      const floorRun = await withCpu(undefined, () => bubblewrapFloor(stateDir, jobs, concurrency));
       progress(`throughput: ${jobs} trivial jobs at concurrency ${concurrency} across ${concurrency} sandboxes...`);
       const run = await withCpu(stack.child.pid, () => throughput(api, jobs, concurrency));
-      const measured = { bwrapParallel: floorRun.result, bwrapParallelCpu: floorRun.cpu, throughput: run.result, throughputCpu: run.cpu };
-      if (parts.includes("throughput")) rows.push(...throughputRows(measured, options));
+      if (parts.includes("throughput")) {
+        progress(`floor: ${jobs} raw bubblewrap execs at concurrency ${concurrency}...`);
+        const floorRun = await withOwnChildrenCpu(() => bubblewrapFloor(stateDir, jobs, concurrency));
+        const measured = { bwrapParallel: floorRun.result, bwrapParallelCpu: floorRun.cpu, throughput: run.result, throughputCpu: run.cpu };
+        rows.push(...throughputRows(measured, options));
+      }
       if (parts.includes("submit")) {
         progress(`floor: ${jobs} storage-free requests (404) at concurrency ${concurrency}...`);
         const requests = await requestFloor(api, jobs, concurrency);

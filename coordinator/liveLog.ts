@@ -3,7 +3,8 @@
  * and stderr (the most recent LIVE_LOG_MAX_BYTES of it), and served to followers as
  * Server-Sent Events. Every event's `id` is where the two streams stand after it, as
  * `{stdout bytes}.{stderr bytes}`, so a client that reconnects with that Last-Event-ID resumes
- * exactly. The offsets run on across the job's tries (`retries`) and attempts, while the stored
+ * exactly. The offsets run on across the job's tries (`retries`), and across its attempts while its
+ * coordinator stays in memory (a fresh one starts an attempt at 0), while the stored
  * output holds only the last try's: `lastTryFrom` says where that try began, so a reconnect after
  * the job ended can be placed in it.
  */
