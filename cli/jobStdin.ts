@@ -1,6 +1,6 @@
 /**
- * `run --stdin <file>`: a file's bytes (`-`: this process's own stdin, read to its end) as a run
- * job's `stdin`. The API takes stdin as a JSON string, which the sandbox writes back out as UTF-8,
+ * `run --stdin <file>` and a pipeline step's `stdinFile`: a file's bytes (`-`: this process's own
+ * stdin, read to its end) as a run job's `stdin`. The API takes stdin as a JSON string, which the sandbox writes back out as UTF-8,
  * so only UTF-8 text arrives byte for byte; anything else, and a file that would take the request
  * over the API's body limit, is refused here before anything is submitted.
  */
@@ -29,7 +29,7 @@ export async function readStdinText(stream: NodeJS.ReadableStream, what: string)
   } catch {
     throw new UsageError(
       `${what} is not UTF-8 text: the API takes stdin as text, so its bytes would not arrive as they are. ` +
-        "For binary input, upload the directory holding it (`artifact-sandbox upload`) and redirect from the file in the command",
+        "For binary input, upload the directory holding it (`artifact-sandbox upload`, or a pipeline file's `upload:`) and redirect from the file in the command",
     );
   }
 }

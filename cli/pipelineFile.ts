@@ -154,21 +154,22 @@ export async function readPipeline(path: string, values: Interpolation): Promise
   const entries = [...pipeline.entries];
   for (const { step, path: stdinPath } of pipeline.stdinFiles) {
     const entry = entries[step];
-    if (entry?.job.type !== "run") continue;
+    // Only a command step takes stdinFile (the schema refuses it beside a job), and a command step is a run job.
+    if (entry?.job.type !== "run") throw new Error(`jobs.${step}: a stdinFile on a step that is not a run job`);
     const file = resolve(base, stdinPath);
     const stdin = await readStdinText(createReadStream(file), `jobs.${step}.stdinFile ${file}`);
     entries[step] = { ...entry, job: { ...entry.job, stdin } };
   }
-  refuseOversizedBatch(entries, path);
+  refuseOversizedBatch(entries, path, pipeline.stdinFiles.length > 0);
   return { ...pipeline, entries, uploads: pipeline.uploads.map((upload) => ({ ...upload, from: resolve(base, upload.from) })) };
 }
 
-/** A batch the API would answer 413 (its stdin files made it too large) is refused before anything is uploaded or submitted. */
-function refuseOversizedBatch(entries: BatchSubmission[], path: string): void {
+/** A batch the API would answer 413 is refused before anything is uploaded or submitted. */
+function refuseOversizedBatch(entries: BatchSubmission[], path: string, withStdinFiles: boolean): void {
   const bytes = Buffer.byteLength(batchRequestBody(entries));
   if (bytes <= MAX_REQUEST_BODY_BYTES) return;
   throw new UsageError(
-    `${path} makes a batch request of ${bytes} bytes with its stdin files, over the ${MAX_REQUEST_BODY_BYTES} the API takes ` +
+    `${path} makes a batch request of ${bytes} bytes${withStdinFiles ? " with its stdin files" : ""}, over the ${MAX_REQUEST_BODY_BYTES} the API takes ` +
       "(stdin travels JSON-escaped: a newline, tab, quote or backslash takes 2 bytes, another control character 6)",
   );
 }

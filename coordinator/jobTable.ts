@@ -8,6 +8,7 @@
 import { z } from "zod";
 import { JobError, JobRecord, JobRequest, type JobStatus } from "../schemas/job";
 import { WRITE_SPACING_MS } from "../storage/jobStore";
+import type { Offsets } from "./liveLog";
 
 /** A job handed to a coordinator: the record as submitted, and its request unless that waits in R2. */
 export interface HandedJob {
@@ -22,7 +23,11 @@ export interface HeldJob {
   record: JobRecord;
   request?: JobRequest;
   notBefore: number;
+  /** Where an earlier attempt's live output ended, as of its last lease renewal or requeue (a next attempt's offsets go on from there). */
+  liveLogEnd?: Offsets;
 }
+
+const LiveLogEnd = z.object({ stdout: z.number().int().nonnegative(), stderr: z.number().int().nonnegative() });
 
 const Row = z.object({
   job_id: z.string(),
@@ -36,10 +41,12 @@ const Row = z.object({
   cancel_requested: z.number(),
   last_error: z.string().nullable(),
   final: z.string().nullable(),
+  live_log_end: z.string().nullable(),
 });
 type Row = z.infer<typeof Row>;
 
-const COLUMNS = "job_id, status, submitted, request, not_before, attempts, started_at, lease_until, cancel_requested, last_error, final";
+const COLUMNS =
+  "job_id, status, submitted, request, not_before, attempts, started_at, lease_until, cancel_requested, last_error, final, live_log_end";
 const UNFINISHED = "status IN ('queued', 'running')";
 
 const Count = z.object({ n: z.number() });
@@ -89,12 +96,19 @@ export class JobTable {
       submitted_at INTEGER NOT NULL,
       expires_at INTEGER NOT NULL
     )`);
+    this.addColumnIfMissing("live_log_end", "TEXT");
     storage.sql.exec("CREATE INDEX IF NOT EXISTS job_state_status ON job_state (status, job_id)");
     storage.sql.exec("CREATE INDEX IF NOT EXISTS job_state_unpublished ON job_state (published, cleaned)");
   }
 
   private get sql(): SqlStorage {
     return this.storage.sql;
+  }
+
+  /** A table made by an older version gets the columns added since. */
+  private addColumnIfMissing(column: string, declaration: string): void {
+    const columns = this.sql.exec("PRAGMA table_info(job_state)").toArray();
+    if (!columns.some((existing) => existing.name === column)) this.sql.exec(`ALTER TABLE job_state ADD COLUMN ${column} ${declaration}`);
   }
 
   private row(jobId: string): Row | undefined {
@@ -134,7 +148,8 @@ export class JobTable {
     const record = recordOf(parsed);
     if (!record) throw new Error(`job ${parsed.job_id}: its stored record no longer parses`);
     const request = parseJson(JobRequest, parsed.request);
-    return { record, notBefore: parsed.not_before, ...(request ? { request } : {}) };
+    const liveLogEnd = parseJson(LiveLogEnd, parsed.live_log_end);
+    return { record, notBefore: parsed.not_before, ...(request ? { request } : {}), ...(liveLogEnd ? { liveLogEnd } : {}) };
   }
 
   /** When the first unfinished job may run, or undefined when none is held. */
@@ -155,11 +170,16 @@ export class JobTable {
     return claimed === 0 ? undefined : this.record(jobId);
   }
 
-  /** Extends a running attempt's lease; whether the attempt still holds the job, and whether a cancel was asked. */
-  renew(jobId: string, attempt: number, leaseUntil: number): { held: boolean; cancelRequested: boolean } {
+  /**
+   * Extends a running attempt's lease, noting where its live output stands (should the coordinator
+   * die, the next attempt's offsets go on from there); whether the attempt still holds the job, and
+   * whether a cancel was asked.
+   */
+  renew(jobId: string, attempt: number, leaseUntil: number, liveLogEnd?: Offsets): { held: boolean; cancelRequested: boolean } {
     const renewed = this.sql.exec(
-      "UPDATE job_state SET lease_until = ? WHERE job_id = ? AND status = 'running' AND attempts = ?",
+      "UPDATE job_state SET lease_until = ?, live_log_end = COALESCE(?, live_log_end) WHERE job_id = ? AND status = 'running' AND attempts = ?",
       leaseUntil,
+      liveLogEnd ? JSON.stringify(liveLogEnd) : null,
       jobId,
       attempt,
     ).rowsWritten;
@@ -172,17 +192,18 @@ export class JobTable {
     attempt: number,
     error: JobError,
     notBefore: number,
-    options: { attemptCounts: boolean } = { attemptCounts: true },
+    options: { attemptCounts: boolean; liveLogEnd?: Offsets } = { attemptCounts: true },
   ): boolean {
     // An attempt that never reached a container (none was free) is given back: waiting is not failing.
     const attempts = options.attemptCounts ? "attempts" : "attempts - 1";
     return (
       this.sql.exec(
         `UPDATE job_state SET status = 'queued', lease_until = NULL, last_error = ?, not_before = ?, waiting_for_needs = 0,
-           attempts = ${attempts}
+           attempts = ${attempts}, live_log_end = COALESCE(?, live_log_end)
            WHERE job_id = ? AND status = 'running' AND attempts = ?`,
         JSON.stringify(error),
         notBefore,
+        options.liveLogEnd ? JSON.stringify(options.liveLogEnd) : null,
         jobId,
         attempt,
       ).rowsWritten > 0

@@ -3,8 +3,9 @@
  * and stderr (the most recent LIVE_LOG_MAX_BYTES of it), and served to followers as
  * Server-Sent Events. Every event's `id` is where the two streams stand after it, as
  * `{stdout bytes}.{stderr bytes}`, so a client that reconnects with that Last-Event-ID resumes
- * exactly. The offsets run on across the job's tries (`retries`), and across its attempts while its
- * coordinator stays in memory (a fresh one starts an attempt at 0), while the stored
+ * exactly. The offsets run on across the job's tries (`retries`) and its attempts: a next attempt
+ * starts where the job table last noted the log's end, at a lease renewal or a requeue (after a
+ * crash, output written since the last renewal is counted again from there), while the stored
  * output holds only the last try's: `lastTryFrom` says where that try began, so a reconnect after
  * the job ended can be placed in it.
  */
@@ -128,8 +129,10 @@ export class LiveLog {
     // Bytes a follower never gets (no longer kept here, or never read from the sandbox) are a gap.
     const gapTo = (stream: OutputStream, offset: number) => {
       if (position[stream] >= offset) return;
-      events.push(formatEvent("gap", { stream, droppedBytes: offset - position[stream] }));
+      const droppedBytes = offset - position[stream];
       position[stream] = offset;
+      // With its id, a reconnect (or the stored output sent after the end) starts past the gap.
+      events.push(formatEvent("gap", { stream, droppedBytes }, { ...position }));
     };
     for (const entry of this.entries) {
       const end = entry.offset + entry.bytes.byteLength;

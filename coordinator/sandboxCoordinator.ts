@@ -64,12 +64,6 @@ export class SandboxCoordinator extends DurableObject<Env> {
   private stoppingContainer: Promise<unknown> = Promise.resolve();
   /** Raised when a job starts running here: wakes followers of its logs that came early. */
   private readonly started = new Signal<true>();
-  /**
-   * Where the live log of a job that will run again (a retried attempt) stood, so that its next
-   * attempt's events go on from there and a follower's Last-Event-ID stays valid. In memory: after
-   * a restart of this object a next attempt's offsets start again at 0.
-   */
-  private readonly liveLogEnds = new Map<string, Offsets>();
   private draining: Promise<void> | undefined;
   private drainStartedAt = 0;
   /** Work arrived while draining: look again before letting the alarm go. */
@@ -304,23 +298,28 @@ export class SandboxCoordinator extends DurableObject<Env> {
     return this.draining;
   }
 
+  /** The live log of `jobId` if it is the job running here. */
+  private liveLogOf(jobId: string): LiveLog | undefined {
+    return this.running?.jobId === jobId ? this.running.log : undefined;
+  }
+
   /** What a run may do to its job's state: the table's transitions, for this job only. */
   private controlFor(jobId: string): JobControl {
     return {
       claim: (leaseUntil) => this.table.claim(jobId, leaseUntil),
       renew: async (attempt, leaseUntil) => {
-        const renewed = this.table.renew(jobId, attempt, leaseUntil);
+        const renewed = this.table.renew(jobId, attempt, leaseUntil, this.liveLogOf(jobId)?.end);
         // Should this object die mid-job, the alarm fires once the lease has lapsed.
         if (renewed.held) await this.ctx.storage.setAlarm(leaseUntil);
         this.running?.slot.renewIfDue();
         return renewed;
       },
       hold: (error, delayMs) => this.table.holdQueued(jobId, error, Date.now() + delayMs),
-      requeue: (attempt, error, delayMs, options) => this.table.requeue(jobId, attempt, error, Date.now() + delayMs, options),
+      requeue: (attempt, error, delayMs, options = { attemptCounts: true }) =>
+        this.table.requeue(jobId, attempt, error, Date.now() + delayMs, { ...options, liveLogEnd: this.liveLogOf(jobId)?.end }),
       finish: async (outcome: FinalOutcome, attempt) => {
         // The stored output is the last try's: where it began among the live log's offsets.
-        const log = this.running?.jobId === jobId ? this.running.log : undefined;
-        const from = log?.lastTryFrom;
+        const from = this.liveLogOf(jobId)?.lastTryFrom;
         const storedOutputAt = from && (from.stdout > 0 || from.stderr > 0) ? from : null;
         const final = this.finisher.finish(jobId, { ...outcome, storedOutputAt }, attempt);
         if (final) await this.publish();
@@ -354,8 +353,7 @@ export class SandboxCoordinator extends DurableObject<Env> {
         jobsRun++;
         const jobStartedAt = Date.now();
         const slot = new ContainerSlot(this.env, record.tenant, record.sandboxId, config.tenantMaxContainers);
-        const log = new LiveLog(this.liveLogEnds.get(record.id));
-        this.liveLogEnds.delete(record.id);
+        const log = new LiveLog(held.liveLogEnd);
         const running = { jobId: record.id, cancel: new AbortController(), log, claimed: false, slot };
         this.running = running;
         // A stop of this sandbox's idle container, asked for before this job began, ends first.
@@ -391,7 +389,6 @@ export class SandboxCoordinator extends DurableObject<Env> {
           return { kind: "retry", delayMs, reason: "storage error" };
         });
         running.log.close();
-        if (outcome.kind === "retry") this.liveLogEnds.set(record.id, running.log.end);
         this.running = undefined;
         // Not running first: the sandbox woken here may take this idle container's slot at once.
         await slot.idle();

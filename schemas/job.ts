@@ -339,7 +339,8 @@ export const JobRecord = z.object({
   caches: z.array(CacheOutcome).default([]),
   /**
    * Internal: where the stored stdout and stderr (the last try's) begin among the offsets of the
-   * job's live-log event ids, which run on across its tries and attempts. Null: at 0.
+   * job's live-log event ids, which run on across its tries and attempts (coordinator/liveLog.ts
+   * says how far across attempts). Null: at 0.
    */
   storedOutputAt: z
     .object({ stdout: z.number().int().min(0), stderr: z.number().int().min(0) })

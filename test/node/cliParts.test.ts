@@ -196,7 +196,6 @@ describe("the pipeline file's fields", () => {
       ].join("\n"),
     );
     expect("stdinFiles" in pipeline && pipeline.stdinFiles).toEqual([{ step: 1, path: "data/in.txt" }]);
-    expect("entries" in pipeline && pipeline.entries[1]?.job).not.toHaveProperty("stdinFile");
 
     const wrong = read(
       [

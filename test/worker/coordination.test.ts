@@ -17,15 +17,19 @@ import { r2Keys, sandboxKey } from "../../storage/layout";
 import worker from "../../worker";
 import { api, getJob, postJson, runJob, submit, uniqueSandbox, waitForJob } from "./client";
 import { deliver, inCoordinator, JOB_QUEUE, jobStore, recordOnly, TEST_TENANT } from "./support/jobs";
+import { readEvents, textOf } from "./support/logEvents";
 
-/** Hands a recorded job to its coordinator as a runner that claimed it as `attempts` and then died left it. */
-async function leftRunning(sandbox: string, jobId: string, attempts: number): Promise<void> {
+/**
+ * Hands a recorded job to its coordinator as a runner that claimed it as `attempts` and then died
+ * left it, its live log's end as its last lease renewal noted it.
+ */
+async function leftRunning(sandbox: string, jobId: string, attempts: number, liveLogEnd = { stdout: 0, stderr: 0 }): Promise<void> {
   const submitted = await jobStore().readSubmitted(jobId);
   if (!submitted) throw new Error("record missing");
   await inCoordinator(
     sandbox,
-    `INSERT INTO job_state (job_id, status, submitted, attempts, started_at, lease_until, submitted_at, expires_at)
-       VALUES (?, 'running', ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO job_state (job_id, status, submitted, attempts, started_at, lease_until, submitted_at, expires_at, live_log_end)
+       VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?)`,
     jobId,
     JSON.stringify(submitted),
     attempts,
@@ -33,6 +37,7 @@ async function leftRunning(sandbox: string, jobId: string, attempts: number): Pr
     Date.now() - 1000,
     Date.now(),
     Date.parse(submitted.expiresAt),
+    JSON.stringify(liveLogEnd),
   );
 }
 
@@ -141,6 +146,24 @@ describe("per-sandbox coordination", () => {
     await new Promise((resolve) => setTimeout(resolve, 7_000));
     const listing = await runJob(sandbox, { type: "run", command: "ls -a" });
     expect(await stdoutOf(listing.id)).not.toContain("late.txt");
+  });
+
+  it("numbers a taken-over job's live output on from where the dead attempt's last renewal left it", async () => {
+    const sandbox = uniqueSandbox("takeover-log");
+    const message = await recordOnly(sandbox, { command: "sleep 1; echo again" });
+    // The dead attempt's followers stood at 100 bytes of stdout.
+    await leftRunning(sandbox, message.jobId, 1, { stdout: 100, stderr: 0 });
+    await coordinatorFor(env.SANDBOX_COORDINATOR, sandboxKey(TEST_TENANT, sandbox)).reconcile([]);
+    const live = await readEvents(await api(`/v1/jobs/${message.jobId}/logs`, { headers: { "last-event-id": "100.0" } }));
+    expect(live.at(-1)).toMatchObject({ event: "status", data: { status: "succeeded" } });
+    expect(textOf(live, "stdout")).toBe("again\n");
+    expect(live.filter((event) => event.event === "stdout").map((event) => event.id)).toEqual(["106.0"]);
+    // After the end, the stored output (the second attempt's) sits at the same place.
+    const fromStart = await readEvents(await api(`/v1/jobs/${message.jobId}/logs`));
+    expect(fromStart.filter((event) => event.event === "gap").map((event) => event.data)).toEqual([
+      { stream: "stdout", droppedBytes: 100 },
+    ]);
+    expect(textOf(fromStart, "stdout")).toBe("again\n");
   });
 
   it("runs a job with the longest documented timeout (it fits a fresh runner invocation)", async () => {

@@ -103,6 +103,30 @@ describe("live logs", () => {
     expect(again.map((event) => event.event)).toEqual(["status"]);
   });
 
+  it("counts a byte a late follower missed once, as a gap, never again from the stored output", async () => {
+    // 9 MB of stdout after 9 MB of stderr (each with its middle skipped) leaves none of stderr in
+    // the 4 MiB kept for followers.
+    const job = await submit(uniqueSandbox("live-late"), {
+      type: "run",
+      command: "head -c 9000000 /dev/zero | tr '\\0' x >&2; echo hi; head -c 9000000 /dev/zero | tr '\\0' y; sleep 4",
+    });
+    await expect.poll(async () => (await getJob(job.id)).status, { timeout: 20_000 }).toBe("running");
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    const events = await readEvents(await api(`/v1/jobs/${job.id}/logs`));
+    expect(events.at(-1)).toMatchObject({ event: "status", data: { status: "succeeded" } });
+    const gapBytes = (stream: string) =>
+      events
+        .filter((event) => event.event === "gap")
+        .map((event) => z.object({ stream: z.string(), droppedBytes: z.number() }).parse(event.data))
+        .filter((gap) => gap.stream === stream)
+        .reduce((sum, gap) => sum + gap.droppedBytes, 0);
+    expect(textOf(events, "stdout").length + gapBytes("stdout")).toBe(9_000_003);
+    expect(textOf(events, "stderr").length + gapBytes("stderr")).toBe(9_000_000);
+    expect(gapBytes("stderr")).toBeGreaterThan(4_000_000);
+    // Every gap says where the follower stands after it.
+    expect(events.filter((event) => event.event === "gap").every((event) => /^\d+\.\d+$/.test(event.id ?? ""))).toBe(true);
+  });
+
   it("keeps a byte order mark that starts the output, live and stored", async () => {
     const job = await submit(uniqueSandbox("live-bom"), { type: "run", command: "sleep 1; printf '\\357\\273\\277bom\\n'" });
     const live = await readEvents(await api(`/v1/jobs/${job.id}/logs`));
