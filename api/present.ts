@@ -9,7 +9,7 @@
 import { z } from "@hono/zod-openapi";
 import { signPath } from "../access/signedUrls";
 import { type AppConfig, MAX_SIGNED_URL_TTL_SECONDS } from "../config";
-import type { ArtifactRef, JobRecord, JobView } from "../schemas/job";
+import { type ArtifactRef, type JobRecord, type JobView, withoutInternals } from "../schemas/job";
 
 export function jobPath(jobId: string): string {
   return `/v1/jobs/${jobId}`;
@@ -56,7 +56,7 @@ export class JobPresenter {
   }
 
   async present(record: JobRecord): Promise<JobView> {
-    const { leaseUntil: _lease, storedOutputAt: _logBookkeeping, artifactIndex, ...visible } = record;
+    const { artifactIndex, ...visible } = withoutInternals(record);
     const expires = this.expires();
     return {
       ...visible,

@@ -12,7 +12,7 @@ import { writeJobDataPoint } from "../metrics/analytics";
 import { MetricRollup, type Totals, type WindowFigures } from "../metrics/rollup";
 import { countedEnv, operationBudget, withinBudget } from "../platform/operationBudget";
 import { type EventPage, jobEventType } from "../schemas/events";
-import type { JobRecord } from "../schemas/job";
+import { type JobRecord, withoutInternals } from "../schemas/job";
 import type { WebhookDeliveryMessage } from "../schemas/queueMessages";
 import type {
   CreatedWebhook,
@@ -66,8 +66,7 @@ export class TenantEvents extends DurableObject<Env> {
       if (manifest) this.log.noteBatch(record.batchId, manifest.createdAt, manifest.jobs.length);
     }
     const now = new Date();
-    const { leaseUntil: _lease, storedOutputAt: _logBookkeeping, ...data } = record;
-    const added = this.log.append(`job:${record.id}`, type, data, now);
+    const added = this.log.append(`job:${record.id}`, type, withoutInternals(record), now);
     if (!added) return;
     this.metrics.record(record, this.retentionMs() + 24 * 3600_000);
     writeJobDataPoint(this.env.JOB_ANALYTICS, record, type);

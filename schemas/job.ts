@@ -349,6 +349,16 @@ export const JobRecord = z.object({
 });
 export type JobRecord = z.infer<typeof JobRecord>;
 
+/** The record's fields that are bookkeeping (its runner's lease, live-log offsets): never in an API answer, event or webhook. */
+export const INTERNAL_JOB_FIELDS = { leaseUntil: true, storedOutputAt: true } as const;
+export type PublicJobRecord = Omit<JobRecord, keyof typeof INTERNAL_JOB_FIELDS>;
+
+/** The record without its internal fields, for anything a user sees. */
+export function withoutInternals(record: JobRecord): PublicJobRecord {
+  const { leaseUntil: _lease, storedOutputAt: _logOffsets, ...visible } = record;
+  return visible;
+}
+
 /** A just-submitted job's record: queued, nothing run yet. */
 export function newJobRecord(
   id: string,
@@ -426,8 +436,7 @@ export function decodeFileContent(request: { content: string; encoding: "utf-8" 
 
 /** The job as the API answers it: the stored record without internals, with download URLs. */
 export const JobView = JobRecord.omit({
-  leaseUntil: true,
-  storedOutputAt: true,
+  ...INTERNAL_JOB_FIELDS,
   stdout: true,
   stderr: true,
   artifacts: true,

@@ -56,6 +56,10 @@ describe("webhooks", () => {
     // No env values, nor anything signed: only the names of the env variables.
     expect(received[0]?.body).not.toContain("hunter2-secret-value");
     expect(received[0]?.body).toContain("API_TOKEN");
+    // Nor the record's bookkeeping (its runner's lease, where its stored output begins in the live log).
+    const sent = z.object({ data: z.record(z.string(), z.unknown()) }).parse(JSON.parse(received[0]?.body ?? "{}"));
+    expect(sent.data).not.toHaveProperty("leaseUntil");
+    expect(sent.data).not.toHaveProperty("storedOutputAt");
     // A tampered body fails verification.
     expect(() => verifier.verify(received[0]?.body.replace("succeeded", "failed") ?? "", received[0]?.headers ?? {})).toThrow();
 
