@@ -11,6 +11,7 @@ import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import { readConfig } from "../config";
 import { countedEnv, operationBudget, withinBudget } from "../platform/operationBudget";
+import { addColumnIfMissing } from "../platform/sqlSchema";
 import { hex } from "../storage/hex";
 import { r2Keys } from "../storage/layout";
 import { CacheIndex, type CacheIndexEntry } from "./cacheIndex";
@@ -73,17 +74,17 @@ export class TenantDirectory extends DurableObject<Env> {
     this.sql.exec(`CREATE TABLE IF NOT EXISTS sandboxes (
       sandbox_id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, last_active_at INTEGER NOT NULL,
       ending INTEGER NOT NULL DEFAULT 0)`);
-    this.addColumnIfMissing("sandboxes", "delete_requested", "INTEGER NOT NULL DEFAULT 0");
+    addColumnIfMissing(this.sql, "sandboxes", "delete_requested", "INTEGER NOT NULL DEFAULT 0");
     // `unfinished`: jobs admitted and not yet ended, as last known (added at admission, set by the coordinator).
-    this.addColumnIfMissing("sandboxes", "unfinished", "INTEGER NOT NULL DEFAULT 0");
+    addColumnIfMissing(this.sql, "sandboxes", "unfinished", "INTEGER NOT NULL DEFAULT 0");
     // Whether this tenant is in the R2 registry the sweeper starts from (written once).
     this.sql.exec("CREATE TABLE IF NOT EXISTS registered (tenant TEXT PRIMARY KEY)");
     // `claim`: which request holds a pending key; only it may complete or release the key.
     this.sql.exec(`CREATE TABLE IF NOT EXISTS idempotency_keys (
       key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, response TEXT, created_at INTEGER NOT NULL, claim TEXT)`);
     // The seed of the request's job IDs (api/jobIds.ts): its time and 32 random bytes (hex).
-    this.addColumnIfMissing("idempotency_keys", "seed_at", "INTEGER");
-    this.addColumnIfMissing("idempotency_keys", "seed_random", "TEXT");
+    addColumnIfMissing(this.sql, "idempotency_keys", "seed_at", "INTEGER");
+    addColumnIfMissing(this.sql, "idempotency_keys", "seed_random", "TEXT");
     this.secrets = new SecretTable(this.sql);
     this.caches = new CacheIndex(this.sql);
     this.slots = new ContainerSlots(this.sql);
@@ -363,12 +364,6 @@ export class TenantDirectory extends DurableObject<Env> {
         console.warn(`sandbox ${tenant}.${sandboxId}: a delete left unfinished by a reset failed again`, error),
       );
     }
-  }
-
-  /** Tables created by an older version get the columns added since. */
-  private addColumnIfMissing(table: string, column: string, declaration: string): void {
-    const columns = this.sql.exec(`PRAGMA table_info(${table})`).toArray();
-    if (!columns.some((existing) => existing.name === column)) this.sql.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${declaration}`);
   }
 
   private unfinishedJobs(): number {

@@ -6,7 +6,8 @@
  * ordering by submission. Finished rows stay until the job's retention ends, for polls and lists.
  */
 import { z } from "zod";
-import { JobError, JobRecord, JobRequest, type JobStatus } from "../schemas/job";
+import { addColumnIfMissing } from "../platform/sqlSchema";
+import { JobError, JobRecord, JobRequest, type JobStatus, OutputOffsets } from "../schemas/job";
 import { WRITE_SPACING_MS } from "../storage/jobStore";
 import type { Offsets } from "./liveLog";
 
@@ -26,8 +27,6 @@ export interface HeldJob {
   /** Where an earlier attempt's live output ended, as of its last lease renewal or requeue (a next attempt's offsets go on from there). */
   liveLogEnd?: Offsets;
 }
-
-const LiveLogEnd = z.object({ stdout: z.number().int().nonnegative(), stderr: z.number().int().nonnegative() });
 
 const Row = z.object({
   job_id: z.string(),
@@ -96,19 +95,13 @@ export class JobTable {
       submitted_at INTEGER NOT NULL,
       expires_at INTEGER NOT NULL
     )`);
-    this.addColumnIfMissing("live_log_end", "TEXT");
+    addColumnIfMissing(storage.sql, "job_state", "live_log_end", "TEXT");
     storage.sql.exec("CREATE INDEX IF NOT EXISTS job_state_status ON job_state (status, job_id)");
     storage.sql.exec("CREATE INDEX IF NOT EXISTS job_state_unpublished ON job_state (published, cleaned)");
   }
 
   private get sql(): SqlStorage {
     return this.storage.sql;
-  }
-
-  /** A table made by an older version gets the columns added since. */
-  private addColumnIfMissing(column: string, declaration: string): void {
-    const columns = this.sql.exec("PRAGMA table_info(job_state)").toArray();
-    if (!columns.some((existing) => existing.name === column)) this.sql.exec(`ALTER TABLE job_state ADD COLUMN ${column} ${declaration}`);
   }
 
   private row(jobId: string): Row | undefined {
@@ -148,7 +141,7 @@ export class JobTable {
     const record = recordOf(parsed);
     if (!record) throw new Error(`job ${parsed.job_id}: its stored record no longer parses`);
     const request = parseJson(JobRequest, parsed.request);
-    const liveLogEnd = parseJson(LiveLogEnd, parsed.live_log_end);
+    const liveLogEnd = parseJson(OutputOffsets, parsed.live_log_end);
     return { record, notBefore: parsed.not_before, ...(request ? { request } : {}), ...(liveLogEnd ? { liveLogEnd } : {}) };
   }
 

@@ -5,6 +5,7 @@
  */
 import { ulid } from "ulid";
 import { z } from "zod";
+import { addColumnIfMissing } from "../platform/sqlSchema";
 import { type BatchEventData, type EventType, EventView, type JobEventData } from "../schemas/events";
 import { batchStatus, JobError, type JobRecord, JobStatus } from "../schemas/job";
 
@@ -40,14 +41,7 @@ export class EventLog {
       batch_id TEXT NOT NULL, job_id TEXT NOT NULL, name TEXT, sandbox_id TEXT NOT NULL, status TEXT NOT NULL,
       exit_code INTEGER, error TEXT, duration_ms INTEGER, PRIMARY KEY (batch_id, job_id))`);
     // Whether the job's failure is allowed (added after the table: older objects lack it).
-    if (
-      !sql
-        .exec("PRAGMA table_info(event_batch_jobs)")
-        .toArray()
-        .some((column) => column.name === "allow_failure")
-    ) {
-      sql.exec("ALTER TABLE event_batch_jobs ADD COLUMN allow_failure INTEGER NOT NULL DEFAULT 0");
-    }
+    addColumnIfMissing(sql, "event_batch_jobs", "allow_failure", "INTEGER NOT NULL DEFAULT 0");
   }
 
   /** Appends the event for `subject` unless it has one already; undefined when it had. */

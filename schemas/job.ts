@@ -294,6 +294,9 @@ export const Extracted = z.object({
 });
 export type Extracted = z.infer<typeof Extracted>;
 
+/** Where a job's output stands in bytes of stdout and of stderr (the ids of its live-log events). */
+export const OutputOffsets = z.object({ stdout: z.number().int().min(0), stderr: z.number().int().min(0) });
+
 /** The job as stored (KV and R2). URLs are added when the API answers, from the request's origin. */
 export const JobRecord = z.object({
   id: z.string(),
@@ -342,10 +345,7 @@ export const JobRecord = z.object({
    * job's live-log event ids, which run on across its tries and attempts (coordinator/liveLog.ts
    * says how far across attempts). Null: at 0.
    */
-  storedOutputAt: z
-    .object({ stdout: z.number().int().min(0), stderr: z.number().int().min(0) })
-    .nullable()
-    .default(null),
+  storedOutputAt: OutputOffsets.nullable().default(null),
 });
 export type JobRecord = z.infer<typeof JobRecord>;
 
