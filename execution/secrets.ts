@@ -66,11 +66,17 @@ export class SecretMasker {
    * A live stream's masker: it holds back a chunk's end while it could be the start of a value
    * (released with the next chunk, or by `flush`), so a value split across chunks is masked too.
    */
-  live(emit: (text: string) => void): { push(text: string): void; flush(): void } {
+  live(emit: (text: string) => void): { push(text: string): void; flush(): void; skip(): void } {
     let pending = "";
+    let afterSkip = false;
     return {
       push: (text) => {
-        const masked = this.maskText(pending + text);
+        let masked = this.maskText(pending + text);
+        // The first text after skipped bytes may begin with the end of a value cut by the skip.
+        if (afterSkip && masked.length > 0) {
+          masked = this.cutPartialText(masked, "start");
+          afterSkip = false;
+        }
         const held = this.heldBack(masked);
         pending = masked.slice(masked.length - held);
         if (masked.length > held) emit(masked.slice(0, masked.length - held));
@@ -78,6 +84,12 @@ export class SecretMasker {
       flush: () => {
         if (pending.length > 0) emit(pending);
         pending = "";
+      },
+      // Bytes are skipped here: what was held back is a value's start cut by the skip, masked as in stored output.
+      skip: () => {
+        if (pending.length > 0) emit(this.cutPartialText(pending, "end"));
+        pending = "";
+        afterSkip = true;
       },
     };
   }
@@ -125,6 +137,10 @@ export class SecretMasker {
       current = concat(parts);
     }
     return current;
+  }
+
+  private cutPartialText(text: string, side: "start" | "end"): string {
+    return new TextDecoder().decode(this.cutPartial(encoder.encode(text), side));
   }
 
   /** Masks a piece of a value left at the cut: at least MIN_SECRET_BYTES of it, or all of a shorter one. */
@@ -193,7 +209,7 @@ export function maskedListener(masker: SecretMasker, listener: OutputListener | 
     onOutput: (stream, text, skippedBefore) => {
       // What came before the skipped bytes goes out first, so the skip lands where it was.
       if (skippedBefore) {
-        streams[stream].flush();
+        streams[stream].skip();
         listener(stream, "", skippedBefore);
       }
       streams[stream].push(text);

@@ -7,7 +7,7 @@ import { createExecutionContext, env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { openSecret, sealSecret } from "../../access/secretCipher";
 import { tenantDirectoryFor } from "../../access/tenantDirectory";
-import { SecretMasker } from "../../execution/secrets";
+import { maskedListener, SecretMasker } from "../../execution/secrets";
 import { SecretList } from "../../schemas/secrets";
 import worker from "../../worker";
 import { api, BASE, expectError, postJson, runJob, submit, uniqueSandbox } from "./client";
@@ -127,6 +127,18 @@ describe("the masker", () => {
     live.push("ue! and sec");
     live.flush();
     expect(seen.join("")).toBe("a ***! and sec");
+  });
+
+  it("masks a value cut by skipped live output on either side of the gap", () => {
+    const masker = new SecretMasker(["abcdefgh"]);
+    const seen: Array<[string, number]> = [];
+    const listener = maskedListener(masker, (_stream, text, skippedBefore = 0) => seen.push([text, skippedBefore]));
+    listener.onOutput?.("stdout", "head abcd");
+    listener.onOutput?.("stdout", "", 100);
+    listener.onOutput?.("stdout", "efgh tail abcdefgh a");
+    listener.flush();
+    const shown = seen.map(([text, skipped]) => (skipped > 0 ? `[gap ${skipped}]` : text)).join("");
+    expect(shown).toBe("head ***[gap 100]*** tail *** a");
   });
 });
 
