@@ -3,7 +3,7 @@
  * given to the command as an env var, named `{name}-{values joined by -}`. A job that needs a
  * matrix job by its name needs every one of its expansions.
  */
-import { type BatchEntry, JobName, MAX_JOBS_PER_BATCH, type Matrix } from "../schemas/job";
+import { type BatchEntry, JobName, MAX_JOBS_PER_BATCH, MAX_REQUEST_BODY_BYTES, type Matrix, type RunJobRequest } from "../schemas/job";
 import { ApiError, ErrorCode } from "./errors";
 
 /** Every combination of the matrix's values, in the order its variables and values are written. */
@@ -29,6 +29,7 @@ function expandedName(name: string, values: Record<string, string>): string {
 export function expandMatrix(entries: BatchEntry[]): BatchEntry[] {
   if (entries.every((entry) => entry.matrix === undefined)) return entries;
   const expansions = new Map<string, string[]>();
+  let expandedBytes = 0;
   const expanded = entries.flatMap((entry, index): BatchEntry[] => {
     const { matrix, ...rest } = entry;
     if (matrix === undefined) return [entry];
@@ -36,7 +37,9 @@ export function expandMatrix(entries: BatchEntry[]): BatchEntry[] {
     if (job.type !== "run") throw invalid(`jobs.${index}: only run jobs take a matrix`);
     const clash = Object.keys(matrix).find((key) => Object.hasOwn(job.env, key) || job.secrets.includes(key));
     if (clash) throw invalid(`jobs.${index}.matrix: ${clash} is also in the job's env or secrets`);
-    const jobs = combinations(matrix).map((values) => ({
+    const valueSets = combinations(matrix);
+    expandedBytes += jobBytes(job) * valueSets.length;
+    const jobs = valueSets.map((values) => ({
       ...rest,
       name: entry.name === undefined ? undefined : expandedName(entry.name, values),
       job: { ...job, env: { ...job.env, ...values } },
@@ -50,6 +53,15 @@ export function expandMatrix(entries: BatchEntry[]): BatchEntry[] {
   });
   if (expanded.length > MAX_JOBS_PER_BATCH)
     throw invalid(`The batch's matrix jobs expand to ${expanded.length} jobs; at most ${MAX_JOBS_PER_BATCH}`);
+  // Each expansion is stored and run with its own copy of the job (its stdin too): what the
+  // request limit keeps a Worker's memory from must not come back multiplied.
+  if (expandedBytes > MAX_REQUEST_BODY_BYTES)
+    throw new ApiError(
+      413,
+      ErrorCode.BODY_TOO_LARGE,
+      `The batch's matrix jobs expand to ${expandedBytes} bytes of jobs (each expansion has its own copy of the job, stdin included), over ${MAX_REQUEST_BODY_BYTES}; ` +
+        "write a large input to the sandbox once (a file job or PUT /v1/sandboxes/{id}/archive) and read it from the workspace",
+    );
   return expanded.map((entry) => {
     const fromMatrix = entry.job.type === "run" ? entry.job.inputs.find((input) => expansions.has(input.from)) : undefined;
     if (fromMatrix)
@@ -58,6 +70,11 @@ export function expandMatrix(entries: BatchEntry[]): BatchEntry[] {
       );
     return { ...entry, needs: [...new Set(entry.needs.flatMap((name) => expansions.get(name) ?? [name]))] };
   });
+}
+
+/** A job's size as the request's JSON carries it. */
+function jobBytes(job: RunJobRequest): number {
+  return new TextEncoder().encode(JSON.stringify(job)).byteLength;
 }
 
 function invalid(message: string): ApiError {

@@ -85,6 +85,22 @@ describe("matrix", () => {
     });
     expect(await expectError(ambiguous, 400, "INVALID_REQUEST")).toContain("m-1");
   });
+
+  it("refuses with 413 a matrix whose copies of the job's stdin add up past the request limit, and stores nothing", async () => {
+    const sandboxId = uniqueSandbox("matrix-stdin");
+    const stdin = "x".repeat(4 * 1024 * 1024);
+    const copies = Array.from({ length: 9 }, (_, index) => String(index));
+    const refused = await postJson("/v1/jobs", { jobs: [{ name: "m", sandboxId, matrix: { N: copies }, job: run("wc -c", { stdin }) }] });
+    expect(await expectError(refused, 413, "BODY_TOO_LARGE")).toContain("file job");
+    const listed = await (await api(`/v1/sandboxes/${sandboxId}/jobs`)).json();
+    expect(listed).toMatchObject({ jobs: [] });
+    // Under the limit, each expansion gets the stdin whole.
+    const batch = await finishedBatch(
+      (await submitPipeline([{ name: "m", sandboxId, matrix: { N: ["1", "2"] }, job: run("wc -c", { stdin }) }])).batchId,
+    );
+    expect(statuses(batch)).toEqual({ "m-1": "succeeded", "m-2": "succeeded" });
+    expect((await (await api(`/v1/jobs/${byName(batch)["m-2"]?.id}/stdout`)).text()).trim()).toBe(String(stdin.length));
+  });
 });
 
 describe("rerun", () => {
