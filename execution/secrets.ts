@@ -109,8 +109,18 @@ export class SecretMasker {
     return concat([head, marker, tail]);
   }
 
-  /** How many characters at the end of `text` could begin a value. */
+  /** How many characters at the end of `text` to hold back: a value's start, and a split character after one. */
   private heldBack(text: string): number {
+    const start = this.valueStartAtEnd(text);
+    if (start > 0) return start;
+    // Before a gap the head is decoded apart, so a character the gap split ends it as U+FFFD.
+    const split = /\uFFFD+$/.exec(text)?.[0].length ?? 0;
+    const beforeSplit = split > 0 ? this.valueStartAtEnd(text.slice(0, text.length - split)) : 0;
+    return beforeSplit > 0 ? beforeSplit + split : 0;
+  }
+
+  /** How many characters at the end of `text` could begin a value. */
+  private valueStartAtEnd(text: string): number {
     let longest = 0;
     for (const value of this.values) {
       for (let length = Math.min(value.length - 1, text.length); length > longest; length--) {
@@ -140,7 +150,16 @@ export class SecretMasker {
   }
 
   private cutPartialText(text: string, side: "start" | "end"): string {
-    return new TextDecoder().decode(this.cutPartial(encoder.encode(text), side));
+    const cut = (piece: string) => new TextDecoder().decode(this.cutPartial(encoder.encode(piece), side));
+    const whole = cut(text);
+    if (whole !== text) return whole;
+    // Live text is decoded on each side of a cut apart, so a character the cut split is U+FFFD on
+    // both sides: a value's piece then lies next to it, and the mask covers that character too.
+    const split = (side === "end" ? /\uFFFD+$/ : /^\uFFFD+/).exec(text)?.[0];
+    if (!split) return text;
+    const inner = side === "end" ? text.slice(0, text.length - split.length) : text.slice(split.length);
+    const masked = cut(inner);
+    return masked === inner ? text : masked;
   }
 
   /** Masks a piece of a value left at the cut: at least MIN_SECRET_BYTES of it, or all of a shorter one. */

@@ -140,6 +140,24 @@ describe("the masker", () => {
     const shown = seen.map(([text, skipped]) => (skipped > 0 ? `[gap ${skipped}]` : text)).join("");
     expect(shown).toBe("head ***[gap 100]*** tail *** a");
   });
+
+  it("masks a non-ASCII value whose characters the live gap split on both sides", () => {
+    const value = "пароль-sécret-1234";
+    const encode = (text: string) => new TextEncoder().encode(text);
+    const bytes = encode(`head ${value} tail`);
+    // The gap runs from inside "ь" to inside "é": each side is decoded apart, as the runner's live output is.
+    const cutAt = encode(`head ${value.slice(0, 5)}`).byteLength + 1;
+    const resumeAt = encode(`head ${value.slice(0, 8)}`).byteLength + 1;
+    const seen: string[] = [];
+    const listener = maskedListener(new SecretMasker([value]), (_stream, text, skippedBefore = 0) =>
+      seen.push(skippedBefore > 0 ? "[gap]" : text),
+    );
+    listener.onOutput?.("stdout", new TextDecoder().decode(bytes.subarray(0, cutAt)));
+    listener.onOutput?.("stdout", "", resumeAt - cutAt);
+    listener.onOutput?.("stdout", new TextDecoder().decode(bytes.subarray(resumeAt)));
+    listener.flush();
+    expect(seen.join("")).toBe("head ***[gap]*** tail");
+  });
 });
 
 describe("the cipher", () => {
