@@ -8,11 +8,11 @@
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import { formatEvent, type Offsets, parseOffsets } from "../coordinator/liveLog";
+import { formatEvent, parseOffsets } from "../coordinator/liveLog";
 import { coordinatorFor } from "../coordinator/stubs";
 import { keptLayout } from "../sandbox/cappedOutput";
 import type { LogStatusData } from "../schemas/api";
-import { isTerminal, type JobRecord } from "../schemas/job";
+import { isTerminal, type JobRecord, type OutputOffsets } from "../schemas/job";
 import { r2Keys, sandboxKey } from "../storage/layout";
 import type { ApiEnv } from "./context";
 import { parseJobId } from "./jobs";
@@ -44,7 +44,7 @@ async function streamLogs(
   env: Env,
   jobs: ApiEnv["Variables"]["jobs"],
   first: JobRecord,
-  from: Offsets,
+  from: OutputOffsets,
   writer: WritableStreamDefaultWriter<Uint8Array>,
 ): Promise<void> {
   try {
@@ -69,7 +69,11 @@ async function streamLogs(
 const ID_LINE = /^id: (\d+)\.(\d+)$/gm;
 
 /** Passes live events on, noting the last position they reached. */
-async function relay(live: ReadableStream<Uint8Array>, writer: WritableStreamDefaultWriter<Uint8Array>, from: Offsets): Promise<Offsets> {
+async function relay(
+  live: ReadableStream<Uint8Array>,
+  writer: WritableStreamDefaultWriter<Uint8Array>,
+  from: OutputOffsets,
+): Promise<OutputOffsets> {
   let position = from;
   let carry = "";
   const decoder = new TextDecoder();
@@ -88,9 +92,9 @@ async function sendStored(
   bucket: R2Bucket,
   record: JobRecord,
   stream: "stdout" | "stderr",
-  from: Offsets,
+  from: OutputOffsets,
   writer: WritableStreamDefaultWriter<Uint8Array>,
-): Promise<Offsets> {
+): Promise<OutputOffsets> {
   // Positions count the output's bytes across the job's tries (live events count skipped ones
   // too); the stored output is the last try's, from `base` on, and holds its kept head, the
   // marker line and its kept tail.

@@ -9,7 +9,6 @@ import { z } from "zod";
 import { addColumnIfMissing } from "../platform/sqlSchema";
 import { JobError, JobRecord, JobRequest, type JobStatus, OutputOffsets } from "../schemas/job";
 import { WRITE_SPACING_MS } from "../storage/jobStore";
-import type { Offsets } from "./liveLog";
 
 /** A job handed to a coordinator: the record as submitted, and its request unless that waits in R2. */
 export interface HandedJob {
@@ -25,7 +24,7 @@ export interface HeldJob {
   request?: JobRequest;
   notBefore: number;
   /** Where an earlier attempt's live output ended, as of its last lease renewal or requeue (a next attempt's offsets go on from there). */
-  liveLogEnd?: Offsets;
+  liveLogEnd?: OutputOffsets;
 }
 
 const Row = z.object({
@@ -168,7 +167,7 @@ export class JobTable {
    * die, the next attempt's offsets go on from there); whether the attempt still holds the job, and
    * whether a cancel was asked.
    */
-  renew(jobId: string, attempt: number, leaseUntil: number, liveLogEnd?: Offsets): { held: boolean; cancelRequested: boolean } {
+  renew(jobId: string, attempt: number, leaseUntil: number, liveLogEnd?: OutputOffsets): { held: boolean; cancelRequested: boolean } {
     const renewed = this.sql.exec(
       "UPDATE job_state SET lease_until = ?, live_log_end = COALESCE(?, live_log_end) WHERE job_id = ? AND status = 'running' AND attempts = ?",
       leaseUntil,
@@ -185,7 +184,7 @@ export class JobTable {
     attempt: number,
     error: JobError,
     notBefore: number,
-    options: { attemptCounts: boolean; liveLogEnd?: Offsets } = { attemptCounts: true },
+    options: { attemptCounts: boolean; liveLogEnd?: OutputOffsets },
   ): boolean {
     // An attempt that never reached a container (none was free) is given back: waiting is not failing.
     const attempts = options.attemptCounts ? "attempts" : "attempts - 1";

@@ -9,11 +9,9 @@
  * output holds only the last try's: `lastTryFrom` says where that try began, so a reconnect after
  * the job ended can be placed in it.
  */
+import type { OutputOffsets } from "../schemas/job";
+
 export type OutputStream = "stdout" | "stderr";
-export interface Offsets {
-  stdout: number;
-  stderr: number;
-}
 
 /** Output kept for followers; older output is in the job's stored stdout and stderr once it ends. */
 const LIVE_LOG_MAX_BYTES = 4 * 1024 * 1024;
@@ -27,12 +25,12 @@ interface Entry {
 
 const encoder = new TextEncoder();
 
-export function parseOffsets(lastEventId: string | undefined | null): Offsets {
+export function parseOffsets(lastEventId: string | undefined | null): OutputOffsets {
   const match = /^(\d+)\.(\d+)$/.exec(lastEventId ?? "");
   return match ? { stdout: Number(match[1]), stderr: Number(match[2]) } : { stdout: 0, stderr: 0 };
 }
 
-export function formatEvent(event: string, data: unknown, id?: Offsets): Uint8Array {
+export function formatEvent(event: string, data: unknown, id?: OutputOffsets): Uint8Array {
   const idLine = id ? `id: ${id.stdout}.${id.stderr}\n` : "";
   return encoder.encode(`${idLine}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
 }
@@ -40,13 +38,13 @@ export function formatEvent(event: string, data: unknown, id?: Offsets): Uint8Ar
 export class LiveLog {
   private readonly entries: Entry[] = [];
   private keptBytes = 0;
-  private readonly totals: Offsets;
-  private tryFrom: Offsets;
+  private readonly totals: OutputOffsets;
+  private tryFrom: OutputOffsets;
   private closed = false;
   private readonly listeners = new Set<() => void>();
 
   /** `start`: where an earlier attempt of the same job left off (its followers' positions stay valid). */
-  constructor(start: Offsets = { stdout: 0, stderr: 0 }) {
+  constructor(start: OutputOffsets = { stdout: 0, stderr: 0 }) {
     this.totals = { ...start };
     this.tryFrom = { ...start };
   }
@@ -57,12 +55,12 @@ export class LiveLog {
   }
 
   /** Where the latest try's output begins. */
-  get lastTryFrom(): Offsets {
+  get lastTryFrom(): OutputOffsets {
     return { ...this.tryFrom };
   }
 
   /** Where both streams stand now. */
-  get end(): Offsets {
+  get end(): OutputOffsets {
     return { ...this.totals };
   }
 
@@ -103,8 +101,8 @@ export class LiveLog {
   }
 
   /** The output after `from` as events, then new output as it comes, until the command ends or `untilMs`. */
-  follow(from: Offsets, untilMs: number): ReadableStream<Uint8Array> {
-    const position: Offsets = { ...from };
+  follow(from: OutputOffsets, untilMs: number): ReadableStream<Uint8Array> {
+    const position: OutputOffsets = { ...from };
     const deadline = Date.now() + untilMs;
     return new ReadableStream<Uint8Array>({
       pull: async (controller) => {
@@ -124,7 +122,7 @@ export class LiveLog {
     });
   }
 
-  private eventsAfter(position: Offsets): Uint8Array[] {
+  private eventsAfter(position: OutputOffsets): Uint8Array[] {
     const events: Uint8Array[] = [];
     // Bytes a follower never gets (no longer kept here, or never read from the sandbox) are a gap.
     const gapTo = (stream: OutputStream, offset: number) => {

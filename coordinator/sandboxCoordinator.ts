@@ -19,13 +19,13 @@ import { retryDelayMs, runJob } from "../execution/runJob";
 import { secretSourceFor } from "../execution/secrets";
 import { countedEnv, operationBudget, withinBudget } from "../platform/operationBudget";
 import { sandboxFactory } from "../sandbox/select";
-import { commandBudgetMs, isTerminal, type JobRecord, type JobStatus } from "../schemas/job";
+import { commandBudgetMs, isTerminal, type JobRecord, type JobStatus, type OutputOffsets } from "../schemas/job";
 import { JobStore } from "../storage/jobStore";
 import { sandboxKey } from "../storage/layout";
 import { ContainerSlot } from "./containerSlot";
 import { type FinalOutcome, JobFinisher } from "./finishing";
 import { type HandedJob, type HeldJob, JobTable } from "./jobTable";
-import { LiveLog, type Offsets, type OutputStream } from "./liveLog";
+import { LiveLog, type OutputStream } from "./liveLog";
 import { Signal } from "./signals";
 
 /** Cloudflare gives an alarm invocation 15 minutes of wall clock; jobs start only if they fit. */
@@ -186,7 +186,7 @@ export class SandboxCoordinator extends DurableObject<Env> {
    * or `maxMs` passes; a job about to start is waited for up to `maxMs`. Null when this object is
    * not running the job (it has finished, or has not started in that time).
    */
-  async followLogs(jobId: string, from: Offsets, maxMs: number): Promise<ReadableStream<Uint8Array> | null> {
+  async followLogs(jobId: string, from: OutputOffsets, maxMs: number): Promise<ReadableStream<Uint8Array> | null> {
     const runningIt = () => (this.running?.jobId === jobId && this.running.claimed ? this.running : undefined);
     if (!runningIt()) await this.started.wait(jobId, maxMs);
     return runningIt()?.log.follow(from, maxMs) ?? null;

@@ -4,7 +4,7 @@
  * stdin, file content or signed URLs.
  */
 import { z } from "@hono/zod-openapi";
-import { BatchStatus, INTERNAL_JOB_FIELDS, JobError, JobRecord, JobStatus } from "./job";
+import { BatchStatus, JobError, type JobRecord, JobStatus, PublicJobRecord } from "./job";
 
 export const EventType = z.enum(["job.succeeded", "job.failed", "job.timed_out", "job.cancelled", "job.skipped", "batch.finished"]);
 export type EventType = z.infer<typeof EventType>;
@@ -20,7 +20,7 @@ export function jobEventType(record: Pick<JobRecord, "status" | "error">): Event
 }
 
 /** A job as an event carries it: the stored record less its internals (its runner's lease, live-log bookkeeping). */
-export const JobEventData = JobRecord.omit(INTERNAL_JOB_FIELDS).openapi("JobEventData");
+export const JobEventData = PublicJobRecord.openapi("JobEventData");
 export type JobEventData = z.infer<typeof JobEventData>;
 
 export const BatchEventData = z

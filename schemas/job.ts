@@ -296,6 +296,7 @@ export type Extracted = z.infer<typeof Extracted>;
 
 /** Where a job's output stands in bytes of stdout and of stderr (the ids of its live-log events). */
 export const OutputOffsets = z.object({ stdout: z.number().int().min(0), stderr: z.number().int().min(0) });
+export type OutputOffsets = z.infer<typeof OutputOffsets>;
 
 /** The job as stored (KV and R2). URLs are added when the API answers, from the request's origin. */
 export const JobRecord = z.object({
@@ -351,12 +352,12 @@ export type JobRecord = z.infer<typeof JobRecord>;
 
 /** The record's fields that are bookkeeping (its runner's lease, live-log offsets): never in an API answer, event or webhook. */
 export const INTERNAL_JOB_FIELDS = { leaseUntil: true, storedOutputAt: true } as const;
-export type PublicJobRecord = Omit<JobRecord, keyof typeof INTERNAL_JOB_FIELDS>;
+export const PublicJobRecord = JobRecord.omit(INTERNAL_JOB_FIELDS);
+export type PublicJobRecord = z.infer<typeof PublicJobRecord>;
 
-/** The record without its internal fields, for anything a user sees. */
+/** The record without its internal fields, for anything a user sees (parsing drops every field the mask leaves out). */
 export function withoutInternals(record: JobRecord): PublicJobRecord {
-  const { leaseUntil: _lease, storedOutputAt: _logOffsets, ...visible } = record;
-  return visible;
+  return PublicJobRecord.parse(record);
 }
 
 /** A just-submitted job's record: queued, nothing run yet. */

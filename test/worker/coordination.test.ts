@@ -6,7 +6,7 @@
  * even when the signal to its coordinator is lost; the sweeper drives on jobs nobody holds.
  */
 
-import { createScheduledController, env } from "cloudflare:test";
+import { createScheduledController, env, runInDurableObject } from "cloudflare:test";
 import { getSandbox } from "@cloudflare/sandbox";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
@@ -39,6 +39,17 @@ async function leftRunning(sandbox: string, jobId: string, attempts: number, liv
     Date.parse(submitted.expiresAt),
     JSON.stringify(liveLogEnd),
   );
+}
+
+/** The live-log end its coordinator's table notes for a job, or null before any is noted. */
+async function notedLiveLogEnd(sandbox: string, jobId: string): Promise<unknown> {
+  const stub = coordinatorFor(env.SANDBOX_COORDINATOR, sandboxKey(TEST_TENANT, sandbox));
+  const row = await runInDurableObject(
+    stub,
+    (_instance, state) => state.storage.sql.exec("SELECT live_log_end FROM job_state WHERE job_id = ?", jobId).toArray()[0],
+  );
+  const noted = z.object({ live_log_end: z.string().nullable() }).parse(row).live_log_end;
+  return noted === null ? null : JSON.parse(noted);
 }
 
 /** Whether the local container host runs a container for the sandbox (started by anyone). */
@@ -148,7 +159,23 @@ describe("per-sandbox coordination", () => {
     expect(await stdoutOf(listing.id)).not.toContain("late.txt");
   });
 
-  it("numbers a taken-over job's live output on from where the dead attempt's last renewal left it", async () => {
+  it("notes where a running job's live output stands in its coordinator's table at a lease renewal", async () => {
+    const sandbox = uniqueSandbox("renewal-log");
+    const job = await submit(sandbox, { type: "run", command: "printf 12345; printf ab >&2; sleep 14", timeoutMs: 60_000 });
+    while ((await getJob(job.id)).status !== "running") await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await notedLiveLogEnd(sandbox, job.id)).toBeNull();
+    // The lease is renewed every 10 s while the command runs.
+    const deadline = Date.now() + 30_000;
+    let noted = await notedLiveLogEnd(sandbox, job.id);
+    while (noted === null && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      noted = await notedLiveLogEnd(sandbox, job.id);
+    }
+    expect(noted).toEqual({ stdout: 5, stderr: 2 });
+    expect((await waitForJob(job.id)).status).toBe("succeeded");
+  }, 60_000);
+
+  it("numbers a taken-over job's live output on from the live-log end its coordinator's table holds for the dead attempt", async () => {
     const sandbox = uniqueSandbox("takeover-log");
     const message = await recordOnly(sandbox, { command: "sleep 1; echo again" });
     // The dead attempt's followers stood at 100 bytes of stdout.

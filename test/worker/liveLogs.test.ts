@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
+import { LiveLog } from "../../coordinator/liveLog";
 import { api, expectError, getJob, submit, uniqueSandbox, waitForJob } from "./client";
 import { readEvents, textOf } from "./support/logEvents";
 
@@ -125,6 +126,22 @@ describe("live logs", () => {
     expect(gapBytes("stderr")).toBeGreaterThan(4_000_000);
     // Every gap says where the follower stands after it.
     expect(events.filter((event) => event.event === "gap").every((event) => /^\d+\.\d+$/.test(event.id ?? ""))).toBe(true);
+  });
+
+  it("gives the gap a follower gets for output no longer kept the id where the follower then stands", async () => {
+    const log = new LiveLog();
+    log.append("stderr", "e".repeat(10), 90);
+    // More stdout than the 4 MiB kept for followers: the stderr entry is dropped.
+    const stdoutBytes = 5 * 1024 * 1024;
+    log.append("stdout", "x".repeat(stdoutBytes));
+    log.close();
+    const stream = log.follow({ stdout: 0, stderr: 0 }, 5_000);
+    const events = await readEvents(new Response(stream, { headers: { "content-type": "text/event-stream" } }));
+    expect(events.map((event) => [event.event, event.id])).toEqual([
+      ["stdout", `${stdoutBytes}.0`],
+      ["gap", `${stdoutBytes}.100`],
+    ]);
+    expect(events.at(-1)?.data).toEqual({ stream: "stderr", droppedBytes: 100 });
   });
 
   it("keeps a byte order mark that starts the output, live and stored", async () => {
