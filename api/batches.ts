@@ -30,6 +30,10 @@ const submitBatch = createRoute({
       description: "A job in the batch is invalid, or its needs name an unknown job or form a cycle; none was submitted",
       content: { "application/json": { schema: ErrorBody } },
     },
+    413: {
+      description: "The request is over 32 MiB, or its matrix jobs' copies add up past that; none was submitted",
+      content: { "application/json": { schema: ErrorBody } },
+    },
   },
 });
 
