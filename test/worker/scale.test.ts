@@ -39,9 +39,11 @@ describe("work that grows with its input, within the operation budget", () => {
     expect(waited.jobs).toHaveLength(100);
     expect(statuses(waited.jobs)).toEqual(["succeeded"]);
     const last = waited.jobs[99];
-    // Answered when the last job finished: not before it, and not long after.
+    // Answered once the last job finished (its end wakes the wait): not before it, and long before
+    // the wait's 60 s were up. Not a latency bound: storing the job's end comes first, and CI saw
+    // 2.5 s between its finishedAt and the answer with ten sandboxes under Cloudflare's server.
     expect(Date.parse(last?.finishedAt ?? "")).toBeLessThanOrEqual(Date.now());
-    expect(Date.now() - Date.parse(last?.finishedAt ?? "")).toBeLessThan(1500);
+    expect(Date.now() - Date.parse(last?.finishedAt ?? "")).toBeLessThan(20_000);
     expect(Date.now() - askedAt).toBeGreaterThanOrEqual(2000);
   }, 60_000);
 
