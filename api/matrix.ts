@@ -3,7 +3,7 @@
  * given to the command as an env var, named `{name}-{values joined by -}`. A job that needs a
  * matrix job by its name needs every one of its expansions.
  */
-import { type BatchEntry, JobName, MAX_JOBS_PER_BATCH, MAX_REQUEST_BODY_BYTES, type Matrix, type RunJobRequest } from "../schemas/job";
+import { type BatchEntry, JobName, MAX_JOBS_PER_BATCH, MAX_REQUEST_BODY_BYTES, type Matrix, matrixCopiesBytes } from "../schemas/job";
 import { ApiError, ErrorCode } from "./errors";
 
 /** Every combination of the matrix's values, in the order its variables and values are written. */
@@ -29,7 +29,6 @@ function expandedName(name: string, values: Record<string, string>): string {
 export function expandMatrix(entries: BatchEntry[]): BatchEntry[] {
   if (entries.every((entry) => entry.matrix === undefined)) return entries;
   const expansions = new Map<string, string[]>();
-  let expandedBytes = 0;
   const expanded = entries.flatMap((entry, index): BatchEntry[] => {
     const { matrix, ...rest } = entry;
     if (matrix === undefined) return [entry];
@@ -37,9 +36,7 @@ export function expandMatrix(entries: BatchEntry[]): BatchEntry[] {
     if (job.type !== "run") throw invalid(`jobs.${index}: only run jobs take a matrix`);
     const clash = Object.keys(matrix).find((key) => Object.hasOwn(job.env, key) || job.secrets.includes(key));
     if (clash) throw invalid(`jobs.${index}.matrix: ${clash} is also in the job's env or secrets`);
-    const valueSets = combinations(matrix);
-    expandedBytes += jobBytes(job) * valueSets.length;
-    const jobs = valueSets.map((values) => ({
+    const jobs = combinations(matrix).map((values) => ({
       ...rest,
       name: entry.name === undefined ? undefined : expandedName(entry.name, values),
       job: { ...job, env: { ...job.env, ...values } },
@@ -55,6 +52,7 @@ export function expandMatrix(entries: BatchEntry[]): BatchEntry[] {
     throw invalid(`The batch's matrix jobs expand to ${expanded.length} jobs; at most ${MAX_JOBS_PER_BATCH}`);
   // Each expansion is stored and run with its own copy of the job (its stdin too): what the
   // request limit keeps a Worker's memory from must not come back multiplied.
+  const expandedBytes = matrixCopiesBytes(entries);
   if (expandedBytes > MAX_REQUEST_BODY_BYTES)
     throw new ApiError(
       413,
@@ -70,11 +68,6 @@ export function expandMatrix(entries: BatchEntry[]): BatchEntry[] {
       );
     return { ...entry, needs: [...new Set(entry.needs.flatMap((name) => expansions.get(name) ?? [name]))] };
   });
-}
-
-/** A job's size as the request's JSON carries it. */
-function jobBytes(job: RunJobRequest): number {
-  return new TextEncoder().encode(JSON.stringify(job)).byteLength;
 }
 
 function invalid(message: string): ApiError {

@@ -16,7 +16,7 @@ import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { type BatchSubmission, batchRequestBody } from "../client";
 import { WorkspaceDirPath } from "../schemas/ids";
-import { BatchEntry, JobName, MAX_REQUEST_BODY_BYTES, MAX_TIMEOUT_MS, RunJobRequest } from "../schemas/job";
+import { BatchEntry, JobName, MAX_REQUEST_BODY_BYTES, MAX_TIMEOUT_MS, matrixCopiesBytes, RunJobRequest } from "../schemas/job";
 import { parseDuration } from "./duration";
 import { UsageError } from "./failure";
 import { type Interpolation, interpolate } from "./interpolate";
@@ -167,11 +167,21 @@ export async function readPipeline(path: string, values: Interpolation): Promise
 /** A batch the API would answer 413 is refused before anything is uploaded or submitted. */
 function refuseOversizedBatch(entries: BatchSubmission[], path: string, withStdinFiles: boolean): void {
   const bytes = Buffer.byteLength(batchRequestBody(entries));
-  if (bytes <= MAX_REQUEST_BODY_BYTES) return;
-  throw new UsageError(
-    `${path} makes a batch request of ${bytes} bytes${withStdinFiles ? " with its stdin files" : ""}, over the ${MAX_REQUEST_BODY_BYTES} the API takes ` +
-      "(stdin travels JSON-escaped: a newline, tab, quote or backslash takes 2 bytes, another control character 6)",
-  );
+  if (bytes > MAX_REQUEST_BODY_BYTES) {
+    throw new UsageError(
+      `${path} makes a batch request of ${bytes} bytes${withStdinFiles ? " with its stdin files" : ""}, over the ${MAX_REQUEST_BODY_BYTES} the API takes ` +
+        "(stdin travels JSON-escaped: a newline, tab, quote or backslash takes 2 bytes, another control character 6)",
+    );
+  }
+  // As the API counts them: the jobs as it parses them, one copy per matrix combination.
+  const parsed = z.array(BatchEntry).safeParse(entries);
+  const copiesBytes = parsed.success ? matrixCopiesBytes(parsed.data) : 0;
+  if (copiesBytes > MAX_REQUEST_BODY_BYTES) {
+    throw new UsageError(
+      `${path}: its matrix steps' copies come to ${copiesBytes} bytes of jobs (each copy carries the whole step, stdin included), over the ${MAX_REQUEST_BODY_BYTES} the API takes; ` +
+        "write a large input to the sandbox once (an upload, or a step that fetches it) and read it from the workspace",
+    );
+  }
 }
 
 /** A parsed pipeline document as batch entries and uploads (`from` as written), or every problem with its path. */

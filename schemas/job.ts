@@ -197,6 +197,21 @@ export const BatchEntry = z
   .strict();
 export type BatchEntry = z.infer<typeof BatchEntry>;
 
+/**
+ * The bytes of jobs a batch's matrix entries become: each copy is stored and run with the whole
+ * job, stdin included. The API refuses a batch whose copies pass MAX_REQUEST_BODY_BYTES, and the
+ * CLI checks the same before it submits.
+ */
+export function matrixCopiesBytes(entries: BatchEntry[]): number {
+  let bytes = 0;
+  for (const { matrix, job } of entries) {
+    if (matrix === undefined) continue;
+    const copies = Object.values(matrix).reduce((product, values) => product * values.length, 1);
+    bytes += new TextEncoder().encode(JSON.stringify(job)).byteLength * copies;
+  }
+  return bytes;
+}
+
 export const BatchRequest = z
   .object({
     jobs: z

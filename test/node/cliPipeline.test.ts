@@ -356,6 +356,20 @@ describe("the pipeline file", () => {
     const refused = await cli(["pipeline", "run", file]);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/makes a batch request of \d+ bytes with its stdin files, over the 33554432 the API takes/);
+
+    // Within the request, but each matrix copy carries the file whole: refused before submitting too.
+    await writeFile(join(dir, "data", "big.txt"), "y".repeat(12 * 1024 * 1024));
+    await writeFile(
+      file,
+      [
+        "jobs:",
+        "  - { name: big, sandbox: stdin-file, matrix: { V: ['1', '2', '3'] }, command: 'wc -c', stdinFile: data/big.txt }",
+        "",
+      ].join("\n"),
+    );
+    const copies = await cli(["pipeline", "run", file]);
+    expect(copies.code, copies.stderr).toBe(2);
+    expect(copies.stderr).toMatch(/its matrix steps' copies come to \d+ bytes of jobs .* over the 33554432 the API takes/);
   });
 
   it("names the path of every problem, a placeholder that cannot be filled included", async () => {
