@@ -1,8 +1,9 @@
 /**
  * `run --stdin <file>` and a pipeline step's `stdinFile`: a file's bytes (`-`: this process's own
  * stdin, read to its end) as a run job's `stdin`. The API takes stdin as a JSON string, which the
- * sandbox writes back out as UTF-8, so only UTF-8 text arrives byte for byte; anything else, and a file that would take the request
- * over the API's body limit, is refused here before anything is submitted.
+ * sandbox writes back out as UTF-8, so only UTF-8 text arrives byte for byte; anything else, and a
+ * file that would take the request over the API's body limit, is refused here before anything is
+ * submitted.
  */
 import { createReadStream } from "node:fs";
 import { type JobSubmission, jobRequestBody } from "../client";

@@ -38,6 +38,9 @@ export function secretSourceFor(env: Env, tenant: string): SecretSource {
 }
 
 export const MASK = "***";
+/** A character a gap split, as each side decodes it apart (U+FFFD), at the end or the start of a text. */
+const SPLIT_AT_END = /\uFFFD+$/;
+const SPLIT_AT_START = /^\uFFFD+/;
 const encoder = new TextEncoder();
 const maskBytes = encoder.encode(MASK);
 
@@ -114,7 +117,7 @@ export class SecretMasker {
     const start = this.valueStartAtEnd(text);
     if (start > 0) return start;
     // Before a gap the head is decoded apart, so a character the gap split ends it as U+FFFD.
-    const split = /\uFFFD+$/.exec(text)?.[0].length ?? 0;
+    const split = SPLIT_AT_END.exec(text)?.[0].length ?? 0;
     const beforeSplit = split > 0 ? this.valueStartAtEnd(text.slice(0, text.length - split)) : 0;
     return beforeSplit > 0 ? beforeSplit + split : 0;
   }
@@ -155,7 +158,7 @@ export class SecretMasker {
     if (whole !== text) return whole;
     // Live text is decoded on each side of a cut apart, so a character the cut split is U+FFFD on
     // both sides: a value's piece then lies next to it, and the mask covers that character too.
-    const split = (side === "end" ? /\uFFFD+$/ : /^\uFFFD+/).exec(text)?.[0];
+    const split = (side === "end" ? SPLIT_AT_END : SPLIT_AT_START).exec(text)?.[0];
     if (!split) return text;
     const inner = side === "end" ? text.slice(0, text.length - split.length) : text.slice(split.length);
     const masked = cut(inner);
