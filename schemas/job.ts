@@ -215,7 +215,13 @@ export function matrixCopiesBytes(entries: BatchEntry[]): number {
 export const BatchRequest = z
   .object({
     jobs: z
-      .array(BatchEntry)
+      .array(BatchEntry, {
+        // A single job posted here (or to /v1/sandboxes/../jobs, which URLs resolve to this path) gets told where it goes.
+        error: (issue) =>
+          issue.input === undefined
+            ? 'POST /v1/jobs takes a batch, {"jobs": [...]}; a single job goes to POST /v1/sandboxes/{sandboxId}/jobs'
+            : undefined,
+      })
       .min(1, "jobs must hold at least one job")
       .max(MAX_JOBS_PER_BATCH, `At most ${MAX_JOBS_PER_BATCH} jobs per batch`),
   })

@@ -39,6 +39,12 @@ describe("batch submission", () => {
     expect((await listJobs(sandboxId)).jobs).toEqual([]);
   });
 
+  it("tells a single job posted to the batch route where single jobs go", async () => {
+    // `POST /v1/sandboxes/../jobs` arrives here too: URLs resolve the `..` before sending.
+    const message = await expectError(await postJson("/v1/jobs", { type: "run", command: "true" }), 400, "INVALID_REQUEST");
+    expect(message).toContain("a single job goes to POST /v1/sandboxes/{sandboxId}/jobs");
+  });
+
   it("rejects an empty batch and one over 100 jobs", async () => {
     await expectError(await postJson("/v1/jobs", { jobs: [] }), 400, "INVALID_REQUEST");
     const tooMany = Array.from({ length: 101 }, () => ({ sandboxId: "x", job: { type: "run", command: "true" } }));
