@@ -248,12 +248,13 @@ export class JobTable {
   /**
    * Ends an unfinished job with its final record, in one statement: only a job still unfinished
    * (and, given `attempt`, still in that attempt) ends, so nothing finishes a job twice. Its
-   * request goes with it (it holds env values). False when the job was not in that state.
+   * request goes with it (it holds env values), and its live log's end (only a next attempt
+   * reads it). False when the job was not in that state.
    */
   finish(final: JobRecord, attempt?: number): boolean {
     return (
       this.sql.exec(
-        `UPDATE job_state SET status = ?, final = ?, request = NULL, lease_until = NULL, waiting_for_needs = 0
+        `UPDATE job_state SET status = ?, final = ?, request = NULL, lease_until = NULL, waiting_for_needs = 0, live_log_end = NULL
            WHERE job_id = ? AND ${UNFINISHED} AND (? IS NULL OR attempts = ?)`,
         final.status,
         JSON.stringify(final),

@@ -159,7 +159,7 @@ describe("per-sandbox coordination", () => {
     expect(await stdoutOf(listing.id)).not.toContain("late.txt");
   });
 
-  it("notes where a running job's live output stands in its coordinator's table at a lease renewal", async () => {
+  it("notes where a running job's live output stands in its coordinator's table at a lease renewal, and forgets it at the end", async () => {
     const sandbox = uniqueSandbox("renewal-log");
     const job = await submit(sandbox, { type: "run", command: "printf 12345; printf ab >&2; sleep 14", timeoutMs: 60_000 });
     while ((await getJob(job.id)).status !== "running") await new Promise((resolve) => setTimeout(resolve, 50));
@@ -173,6 +173,8 @@ describe("per-sandbox coordination", () => {
     }
     expect(noted).toEqual({ stdout: 5, stderr: 2 });
     expect((await waitForJob(job.id)).status).toBe("succeeded");
+    // Only a next attempt reads it: a finished job's row no longer holds it.
+    expect(await notedLiveLogEnd(sandbox, job.id)).toBeNull();
   }, 60_000);
 
   it("numbers a taken-over job's live output on from the live-log end its coordinator's table holds for the dead attempt", async () => {
