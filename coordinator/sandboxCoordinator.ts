@@ -318,9 +318,8 @@ export class SandboxCoordinator extends DurableObject<Env> {
       requeue: (attempt, error, delayMs, options = { attemptCounts: true }) =>
         this.table.requeue(jobId, attempt, error, Date.now() + delayMs, { ...options, liveLogEnd: this.liveLogOf(jobId)?.end }),
       finish: async (outcome: FinalOutcome, attempt) => {
-        // The stored output is the last try's: where it began among the live log's offsets.
-        const from = this.liveLogOf(jobId)?.lastTryFrom;
-        const storedOutputAt = from && (from.stdout > 0 || from.stderr > 0) ? from : null;
+        const log = this.liveLogOf(jobId);
+        const storedOutputAt = log ? storedOutputStart(log, outcome) : null;
         const final = this.finisher.finish(jobId, { ...outcome, storedOutputAt }, attempt);
         if (final) await this.publish();
         return final !== undefined;
@@ -407,4 +406,19 @@ export class SandboxCoordinator extends DurableObject<Env> {
       this.running = undefined;
     }
   }
+}
+
+/**
+ * Where a finished job's stored output begins among its live log's offsets: the last try's start,
+ * or, for a stream whose last try stored nothing (a sandbox that stopped answering), the live
+ * log's end, so a follower that reconnects after the end is told of what it missed as a gap.
+ */
+function storedOutputStart(log: LiveLog, outcome: FinalOutcome): OutputOffsets | null {
+  const tryFrom = log.lastTryFrom;
+  const end = log.end;
+  const at = {
+    stdout: outcome.stdout ? tryFrom.stdout : end.stdout,
+    stderr: outcome.stderr ? tryFrom.stderr : end.stderr,
+  };
+  return at.stdout > 0 || at.stderr > 0 ? at : null;
 }

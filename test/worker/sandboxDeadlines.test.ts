@@ -6,7 +6,8 @@
  * (SANDBOX_ANSWER_TIMEOUT_SECONDS in vitest.config.ts); deployed it is 20 s.
  */
 import { describe, expect, it } from "vitest";
-import { runJob, uniqueSandbox } from "./client";
+import { api, runJob, uniqueSandbox } from "./client";
+import { readEvents } from "./support/logEvents";
 
 /** Every process but pid 1 and itself, attached with ptrace (which stops each one), then waits. */
 const PTRACE_EVERYTHING = [
@@ -21,10 +22,17 @@ describe("deadlines a command cannot hold off", () => {
   it("ends a job that stops every process in its sandbox, and runs the next job on a fresh container", async () => {
     const sandbox = uniqueSandbox("stop-all");
     const started = Date.now();
-    const stopped = await runJob(sandbox, { type: "run", command: "echo before; kill -STOP -1; sleep 1000", timeoutMs: 120_000 });
+    // The pause lets "before" reach the live log before everything stops.
+    const stopped = await runJob(sandbox, { type: "run", command: "echo before; sleep 2; kill -STOP -1; sleep 1000", timeoutMs: 120_000 });
     expect(stopped.status).toBe("failed");
     expect(stopped.error?.code).toBe("SANDBOX_ERROR");
     expect(stopped.error?.message).toContain("stopped responding");
+    // Nothing of the try was stored: a follower from the start is told of what it missed, as a gap.
+    expect(stopped.stdout).toBeNull();
+    const events = await readEvents(await api(`/v1/jobs/${stopped.id}/logs`));
+    expect(events.filter((event) => event.event === "gap").map((event) => [event.id, event.data])).toEqual([
+      ["7.0", { stream: "stdout", droppedBytes: 7 }],
+    ]);
     const next = await runJob(sandbox, { type: "run", command: "echo fresh" });
     expect(next.status).toBe("succeeded");
     expect(Date.now() - started).toBeLessThan(60_000);
