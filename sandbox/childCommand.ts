@@ -40,23 +40,35 @@ const POLL_TICK_SECONDS = 0.02;
 /** Ticks a poll lets a burst of output (more than fits inline) run on while it grows, so it comes in one answer. */
 const BURST_TICKS = 10;
 
+/** Every run's command gets this variable, its run id the value: what it leaves behind carries it too. */
+export const RUN_MARKER_VARIABLE = "ARTIFACT_SANDBOX_RUN";
+
 /**
- * `reap SID`: kills every live process of session or process group SID, and process SID itself (a
- * run's child puts its pid on record just before it makes that session; a supervisor leads a
- * process group, its child in it until the child makes its session), rescanning (a fork may escape one scan)
- * until none is left. Each sweep stops them all before killing them, so no shell of the command
- * sees its child die and reports it ("Killed") into the job's output. Pure bash over /proc, so
- * it needs no procps in the image.
+ * `reap SID [RUN]`: kills every live process of session or process group SID, and process SID
+ * itself (a run's child puts its pid on record just before it makes that session; a supervisor
+ * leads a process group, its child in it until the child makes its session), and, given the run's
+ * id, every process whose environment holds that run's marker: what the command started in a
+ * session of its own (`setsid -f`, a daemon). Rescans (a fork may escape one scan) until none is
+ * left. Each sweep stops them all before killing them, so no shell of the command sees its child
+ * die and reports it ("Killed") into the job's output. Pure bash over /proc, so it needs no
+ * procps in the image.
  */
 const REAP_FUNCTION = `reap() {
-  local sid=$1 round p line
-  local -a f pids
+  local sid=$1 marker= round p line entry
+  local -a f pids environment
+  [ -n "\${2:-}" ] && marker=${RUN_MARKER_VARIABLE}=$2
   for round in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
     pids=()
     for p in /proc/[0-9]*; do
       { read -r line < "$p/stat"; } 2>/dev/null || continue
       f=(\${line##*) })
-      if { [ "\${f[3]}" = "$sid" ] || [ "\${f[2]}" = "$sid" ] || [ "\${p#/proc/}" = "$sid" ]; } && [ "\${f[0]}" != Z ]; then pids+=("\${p#/proc/}"); fi
+      [ "\${f[0]}" != Z ] || continue
+      if [ "\${f[3]}" = "$sid" ] || [ "\${f[2]}" = "$sid" ] || [ "\${p#/proc/}" = "$sid" ]; then pids+=("\${p#/proc/}"); continue; fi
+      [ -n "$marker" ] || continue
+      { mapfile -d '' -t environment < "$p/environ"; } 2>/dev/null || continue
+      for entry in "\${environment[@]}"; do
+        if [ "$entry" = "$marker" ]; then pids+=("\${p#/proc/}"); break; fi
+      done
     done
     [ "\${#pids[@]}" -eq 0 ] && return 0
     kill -STOP "\${pids[@]}" 2>/dev/null
@@ -64,10 +76,14 @@ const REAP_FUNCTION = `reap() {
     sleep 0.01
   done
 }
-# reap_recorded FILE: reaps the pid on record in FILE, unless its run has ended: then nothing is
-# left to kill, and the pid may be another process's by now.
+# reap_recorded FILE: reaps the pid on record in FILE (a run's .pid or .supervisor), and what its
+# command left with the run's marker, unless its run has ended: then nothing is left to kill, and
+# the pid may be another process's by now.
 reap_recorded() {
-  [ -e "$1" ] && [ ! -e "\${1%.*}.exit" ] && reap "$(< "$1")"
+  local recorded= run_file=\${1%.*}
+  [ -e "$1" ] && [ ! -e "$run_file.exit" ] || return 0
+  IFS= read -r recorded < "$1"
+  reap "$recorded" "\${run_file##*/}"
 }`;
 
 /**
@@ -87,12 +103,13 @@ if { [ -d "$cwd" ] || mkdir -p -- "$cwd" 2>/dev/null; } && cd -- "$cwd" 2>/dev/n
     echo "$BASHPID" > "$run.pid"
     set -- "$setsid_path" "$BASH" "$command_text"
     export_env
+    export ${RUN_MARKER_VARIABLE}="\${run##*/}"
     exec "$1" "$2" -c "$3"
   ) < "$stdin_file" > "$run.stdout" 2> "$run.stderr" &
   child=$!
   wait "$child"
   status=$?
-  reap "$child"
+  reap "$child" "\${run##*/}"
 else
   printf 'Failed to change directory to %s\\n' "$cwd" > "$run.stderr"
   : > "$run.stdout"

@@ -209,10 +209,24 @@ describe("a job's command as a child process", () => {
     expect(alive(pid)).toBe(false);
   });
 
+  it("kills what the command started in a session of its own once it exits, by the run's marker in its environment", async () => {
+    const cwd = await mkdtemp(join(tmpdir(), "child-command-"));
+    const run = await runToEnd(
+      "setsid -f bash -c 'echo $$ > escaped; exec sleep 30' < /dev/null; until [ -s escaped ]; do sleep 0.05; done; cat escaped",
+      {
+        cwd,
+      },
+    );
+    const pid = Number(run.stdout.toString().trim());
+    expect(pid).toBeGreaterThan(0);
+    expect(alive(pid)).toBe(false);
+  });
+
   it("ends a running command's whole session on request, and the run then reports its end", async () => {
     const runId = crypto.randomUUID();
     const cwd = await mkdtemp(join(tmpdir(), "child-command-"));
-    const started = parsePollReport(exec(startScript(runId, { command: "sleep 60 & echo $!; sleep 60", cwd, env: {} }, fromTheStart(300))));
+    const command = "setsid -f sleep 61 < /dev/null; sleep 60 & echo $!; sleep 60";
+    const started = parsePollReport(exec(startScript(runId, { command, cwd, env: {} }, fromTheStart(300))));
     expect(started.kind === "report" && started.exitCode).toBe(null);
     exec(endScript(runId));
     let report: PollReport = started;
@@ -222,6 +236,8 @@ describe("a job's command as a child process", () => {
     expect(report.kind === "report" && report.exitCode).toBe(137);
     const background = report.kind === "report" ? Number(sliceBytes(report.stdout).toString().trim()) : 0;
     expect(alive(background)).toBe(false);
+    // The one that left the session too (found by the run's marker).
+    expect(spawnSync("pgrep", ["-f", "^sleep 61$"]).status).toBe(1);
     expect(outputSizes(runId)).toEqual([0, 0]);
   });
 

@@ -42,6 +42,22 @@ describe("a job's command", () => {
     expect(next.attempts).toBe(1);
   });
 
+  it("leaves nothing running after it, a process it started in a session of its own neither", async () => {
+    const sandbox = uniqueSandbox("daemon");
+    const ticker = "while :; do echo tick >> /workspace/ticker; sleep 0.1; done";
+    const first = await runJob(sandbox, {
+      type: "run",
+      command: `setsid -f bash -c '${ticker}' < /dev/null > /dev/null 2>&1; sleep 0.5; echo $ARTIFACT_SANDBOX_RUN`,
+    });
+    expect(first.status).toBe("succeeded");
+    // The marker that finds what it left: a run's own id.
+    expect(await stdoutText(first.id)).toMatch(/^[0-9a-f-]{36}\n$/);
+    const second = await runJob(sandbox, { type: "run", command: "a=$(wc -l < ticker); sleep 1; b=$(wc -l < ticker); echo $a $b" });
+    const [before, after] = (await stdoutText(second.id)).trim().split(" ").map(Number);
+    expect(before).toBeGreaterThan(0);
+    expect(after).toBe(before);
+  });
+
   it("keeps cd and export inside the job", async () => {
     const sandbox = uniqueSandbox("no-leak");
     expect((await runJob(sandbox, { type: "run", command: "cd /tmp; export LEAK=1; myfn() { :; }" })).status).toBe("succeeded");
