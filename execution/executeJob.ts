@@ -174,9 +174,9 @@ async function executeExtract(context: ExecuteContext, request: ArchiveExtractRe
   if (!forCopy) throw new SandboxOperationError("SANDBOX_ERROR", "The uploaded archive vanished while it was unpacked", true);
   const archivePath = `/tmp/.upload-${context.at.jobId}.tar.gz`;
   await context.sandbox.writeFileFromStream(archivePath, forCopy.body);
-  await unpackInSandbox(context.sandbox, archivePath, request.path, plan.members);
+  const extracted = await unpackInSandbox(context.sandbox, archivePath, request.path, plan);
   await context.bucket.delete(key);
-  return { ...fileOutcome({ status: "succeeded" }), extracted: plan.extracted };
+  return { ...fileOutcome({ status: "succeeded" }), extracted };
 }
 
 /** The try's output with every secret value masked, as it is stored. */

@@ -33,6 +33,8 @@ describe("source upload", () => {
   it("unpacks a tree with an executable script and a symlink, and refuses entries that would land outside", async () => {
     const sandboxId = uniqueSandbox("upload");
     const job = await upload(sandboxId, "/workspace/src", [
+      // As `tar czf src.tar.gz -C dir .` makes it: the directory itself, listed as no path of its own.
+      { header: { name: "./", size: 0, type: "directory" } },
       { header: { name: "build.sh", size: 24, mode: 0o755, type: "file" }, body: "#!/bin/sh\necho built ok\n" },
       { header: { name: "lib/", size: 0, type: "directory" } },
       { header: { name: "lib/data.txt", size: 5, type: "file" }, body: "data\n" },
@@ -46,7 +48,7 @@ describe("source upload", () => {
     expect(done.status, JSON.stringify(done.error)).toBe("succeeded");
     expect(done.extracted?.written.sort()).toEqual(["build.sh", "latest", "lib/", "lib/data.txt"]);
     expect(done.extracted?.refused.map((entry) => entry.path).sort()).toEqual(["../escape.txt", "/abs.txt", "lib/up", "passwd"]);
-    expect(done.extracted?.entries).toBe(8);
+    expect(done.extracted?.entries).toBe(9);
 
     expect(await stdoutOf(sandboxId, "cd src && ./build.sh && cat latest && readlink latest")).toBe("built ok\ndata\nlib/data.txt\n");
     expect(await stdoutOf(sandboxId, "ls -A /workspace; ls -A /workspace/src | sort | tr '\\n' ' '")).toBe("src\nbuild.sh latest lib ");
@@ -72,6 +74,78 @@ describe("source upload", () => {
       "pipe: unsupported entry type fifo",
     ]);
     expect(await stdoutOf(sandboxId, "ls -A /workspace | sort | tr '\\n' ' '; readlink c")).toBe("a c foo\n");
+  });
+
+  it("refuses a path through a symlink the archive makes with '..' in its target (tar makes those last)", async () => {
+    const sandboxId = uniqueSandbox("upload-late-link");
+    const job = await upload(sandboxId, "/workspace", [
+      { header: { name: "sub/", size: 0, type: "directory" } },
+      { header: { name: "d/", size: 0, type: "directory" } },
+      { header: { name: "d/s", size: 0, type: "symlink", linkname: "../sub" } },
+      { header: { name: "d/s/deeper", size: 3, type: "file" }, body: "no\n" },
+      { header: { name: "ok.txt", size: 3, type: "file" }, body: "ok\n" },
+    ]);
+    const done = await waitForJob(job.id);
+    expect(done.status, JSON.stringify(done.error)).toBe("succeeded");
+    expect(done.extracted?.written).toEqual(["sub/", "d/", "d/s", "ok.txt"]);
+    expect(done.extracted?.refused).toEqual([
+      { path: "d/s/deeper", reason: "goes through a symlink in the archive whose target contains '..' (tar makes those last)" },
+    ]);
+    expect(await stdoutOf(sandboxId, "readlink d/s; ls -A sub; cat ok.txt")).toBe("../sub\nok\n");
+  });
+
+  it("refuses entries through what the sandbox already holds: a symlink out of the directory, a file where a directory goes", async () => {
+    const sandboxId = uniqueSandbox("upload-existing");
+    await stdoutOf(sandboxId, "mkdir -p src/real && ln -s /tmp src/out && ln -s real src/in && echo x > src/afile");
+    const job = await upload(sandboxId, "/workspace/src", [
+      { header: { name: "out/", size: 0, type: "directory" } },
+      { header: { name: "out/planted", size: 4, type: "file" }, body: "bad\n" },
+      { header: { name: "in/inside.txt", size: 3, type: "file" }, body: "in\n" },
+      { header: { name: "afile/y", size: 2, type: "file" }, body: "y\n" },
+      { header: { name: "good.txt", size: 5, type: "file" }, body: "good\n" },
+    ]);
+    const done = await waitForJob(job.id);
+    expect(done.status, JSON.stringify(done.error)).toBe("succeeded");
+    expect(done.extracted?.written).toEqual(["in/inside.txt", "good.txt"]);
+    expect(done.extracted?.refused).toEqual([
+      { path: "out/", reason: "lands outside the directory through a symlink already in the sandbox" },
+      { path: "out/planted", reason: "lands outside the directory through a symlink already in the sandbox" },
+      { path: "afile/y", reason: "something in the sandbox that is not a directory stands where it needs one" },
+    ]);
+    expect(await stdoutOf(sandboxId, "ls -A /tmp | grep -c planted; cat src/real/inside.txt src/good.txt src/afile")).toBe(
+      "0\nin\ngood\nx\n",
+    );
+  });
+
+  it("writes nothing when every entry is refused (tar given an empty list would unpack them all)", async () => {
+    const sandboxId = uniqueSandbox("upload-all-refused");
+    const job = await upload(sandboxId, "/workspace/up", [
+      { header: { name: "etc", size: 0, type: "symlink", linkname: "/etc" } },
+      { header: { name: "/abs.txt", size: 4, type: "file" }, body: "bad\n" },
+    ]);
+    const done = await waitForJob(job.id);
+    expect(done.status, JSON.stringify(done.error)).toBe("succeeded");
+    expect(done.extracted).toMatchObject({ entries: 2, written: [] });
+    expect(await stdoutOf(sandboxId, "ls -A /workspace/up | wc -l")).toBe("0\n");
+  });
+
+  it("fails an upload whose directory leads out of the workspace through a symlink, or through a file, unpacking nothing", async () => {
+    const sandboxId = uniqueSandbox("upload-target-link");
+    await stdoutOf(sandboxId, "ln -s /tmp /workspace/elsewhere");
+    const job = await upload(sandboxId, "/workspace/elsewhere/deep", [{ header: { name: "x.txt", size: 2, type: "file" }, body: "x\n" }]);
+    const done = await waitForJob(job.id);
+    expect(done.status).toBe("failed");
+    expect(done.error).toMatchObject({ code: "PATH_REFUSED" });
+    expect(done.error?.message).toContain("leads outside /workspace through a symlink");
+    expect(await stdoutOf(sandboxId, "ls -A /tmp | grep -c -e '^deep$' -e '^x.txt$' || true")).toBe("0\n");
+
+    await stdoutOf(sandboxId, "echo plain > /workspace/plain");
+    const onFile = await waitForJob(
+      (await upload(sandboxId, "/workspace/plain/sub", [{ header: { name: "x.txt", size: 2, type: "file" }, body: "x\n" }])).id,
+    );
+    expect(onFile.status).toBe("failed");
+    expect(onFile.error).toMatchObject({ code: "PATH_REFUSED" });
+    expect(onFile.error?.message).toContain("is not a directory in the sandbox");
   });
 
   it("refuses a bad path, a missing body, and the extract op in JSON", async () => {
