@@ -33,6 +33,11 @@ export function toSandboxError(error: unknown, subject: string): SandboxOperatio
   if (kind === "IS_DIRECTORY" || (kind === "FileSystemError" && /directory/i.test(message))) {
     return new SandboxOperationError("IS_DIRECTORY", `${subject} is a directory, not a file`, false, { cause: error });
   }
+  if (kind === "PERMISSION_DENIED" || kind === "PermissionDeniedError") {
+    return new SandboxOperationError("PERMISSION_DENIED", `Permission denied in the sandbox on ${subject}: ${message}`, false, {
+      cause: error,
+    });
+  }
   if (CONTAINERS_DISABLED.test(message)) {
     // Configuration, not a passing fault: retrying cannot start a container here.
     return new SandboxOperationError(

@@ -78,6 +78,8 @@ export type SandboxErrorCode =
   | "FILE_NOT_FOUND"
   | "PATH_REFUSED"
   | "IS_DIRECTORY"
+  /** The sandbox's own permissions refused a file operation: the job's doing, so never tried again. */
+  | "PERMISSION_DENIED"
   | "SANDBOX_UNAVAILABLE"
   | "SANDBOX_ERROR"
   | "CANCELLED"

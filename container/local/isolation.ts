@@ -35,10 +35,17 @@ export interface ContainerLayout {
   network: SandboxNetwork;
 }
 
+/** What root in a sandbox keeps of a container root's capabilities: those over its own files. */
+export const FILE_PERMISSION_CAPABILITIES = ["CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER"] as const;
+
 /** bubblewrap's arguments, followed by the agent's own command line. */
 export function containerArgs(layout: ContainerLayout): string[] {
   const args = ["--unshare-user", "--uid", "0", "--gid", "0", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"];
   args.push("--die-with-parent", "--new-session", "--cap-drop", "ALL", "--hostname", "sandbox");
+  // A container's root reads, removes and chmods its own files whatever their mode (a `chmod 000`
+  // directory, Go's read-only module cache); in a user namespace of its own these reach only files
+  // of the namespace's own uid, never the host's.
+  for (const capability of FILE_PERMISSION_CAPABILITIES) args.push("--cap-add", capability);
   args.push("--ro-bind", "/usr", "/usr");
   for (const dir of ["bin", "lib", "lib32", "lib64", "libx32", "sbin"]) {
     if (existsSync(`/usr/${dir}`)) args.push("--symlink", `usr/${dir}`, `/${dir}`);

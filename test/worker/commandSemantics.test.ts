@@ -58,6 +58,23 @@ describe("a job's command", () => {
     expect(after).toBe(before);
   });
 
+  it("has root's way with its own files whatever their modes, as a container's root does", async () => {
+    const sandbox = uniqueSandbox("modes");
+    const locked = await runJob(sandbox, {
+      type: "run",
+      command: "mkdir -p d0 ro/sub && echo hi > d0/f && echo x > ro/sub/x && chmod 000 d0 && chmod -R a-w ro",
+      artifacts: ["d0/**"],
+    });
+    expect(locked.status, JSON.stringify(locked.error)).toBe("succeeded");
+    expect(locked.artifacts.map((artifact) => artifact.path)).toEqual(["d0/f"]);
+    expect(await (await api(`/v1/jobs/${locked.id}/artifacts/d0/f`)).text()).toBe("hi\n");
+    const read = await runJob(sandbox, { type: "run", command: "cat d0/f && rm -rf ro && echo removed" });
+    expect(await stdoutText(read.id)).toBe("hi\nremoved\n");
+    // A read-only tree (Go's module cache) does not stop the sandbox's deletion.
+    await runJob(sandbox, { type: "run", command: "mkdir -p cache/mod && touch cache/mod/f && chmod -R a-w cache" });
+    expect((await api(`/v1/sandboxes/${sandbox}`, { method: "DELETE" })).status).toBe(200);
+  });
+
   it("keeps cd and export inside the job", async () => {
     const sandbox = uniqueSandbox("no-leak");
     expect((await runJob(sandbox, { type: "run", command: "cd /tmp; export LEAK=1; myfn() { :; }" })).status).toBe("succeeded");
