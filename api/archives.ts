@@ -36,7 +36,7 @@ export const archiveRoute = {
       description: "Accepted: the job that unpacks it; its record lists what it wrote (extracted)",
       content: { "application/json": { schema: JobView } },
     },
-    400: { description: "Invalid sandbox ID or path", content: { "application/json": { schema: ErrorBody } } },
+    400: { description: "Invalid sandbox ID or path, or an empty body", content: { "application/json": { schema: ErrorBody } } },
     411: { description: "No body or no Content-Length", content: { "application/json": { schema: ErrorBody } } },
     413: { description: "Over 100 MiB", content: { "application/json": { schema: ErrorBody } } },
   },
@@ -62,7 +62,10 @@ archivesRouter.put(
     const dir = WorkspaceDirPath.safeParse(c.req.query("path") ?? "/workspace");
     if (!dir.success) throw validationError(dir.error, ErrorCode.INVALID_PATH);
     const length = Number(c.req.header("content-length"));
-    if (!Number.isSafeInteger(length) || length <= 0 || !c.req.raw.body) {
+    if (length === 0) {
+      throw new ApiError(400, ErrorCode.INVALID_REQUEST, "The body is empty: send the .tar.gz itself (curl --data-binary @src.tar.gz)");
+    }
+    if (!Number.isSafeInteger(length) || length < 0 || !c.req.raw.body) {
       throw new ApiError(
         411,
         ErrorCode.LENGTH_REQUIRED,

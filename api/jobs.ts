@@ -105,7 +105,13 @@ for (const stream of ["stdout", "stderr"] as const) {
     }
     assertFinished(record, stream);
     const output = record[stream];
-    if (!output) throw new ApiError(404, ErrorCode.FILE_NOT_FOUND, `Job ${jobId} is a file job and has no ${stream}`);
+    if (!output) {
+      const why =
+        record.type === "file"
+          ? `is a file job and has no ${stream}`
+          : `has no stored ${stream}: it ended before its command's output could be read (${record.error?.code ?? record.status})`;
+      throw new ApiError(404, ErrorCode.FILE_NOT_FOUND, `Job ${jobId} ${why}`);
+    }
     if (output.size === 0) return c.body(null, 200, { "content-type": "text/plain; charset=utf-8", "content-length": "0" });
     return serveObject(c.env.JOB_OUTPUT, r2Keys.output(record.tenant, jobId, record.attempts, stream), c.req.raw, {
       filename: `${jobId}.${stream}.txt`,

@@ -152,6 +152,8 @@ describe("source upload", () => {
     const sandboxId = uniqueSandbox("upload-bad");
     await expectError(await api(`/v1/sandboxes/${sandboxId}/archive?path=/etc`, { method: "PUT", body: "x" }), 400, "INVALID_PATH");
     await expectError(await api(`/v1/sandboxes/${sandboxId}/archive`, { method: "PUT" }), 411, "LENGTH_REQUIRED");
+    const empty = await expectError(await api(`/v1/sandboxes/${sandboxId}/archive`, { method: "PUT", body: "" }), 400, "INVALID_REQUEST");
+    expect(empty).toContain("The body is empty");
     const json = await postJson(`/v1/sandboxes/${sandboxId}/jobs`, { type: "file", op: "extract", path: "/workspace", archiveBytes: 1 });
     await expectError(json, 400, "INVALID_REQUEST");
   });

@@ -29,6 +29,9 @@ describe("deadlines a command cannot hold off", () => {
     expect(stopped.error?.message).toContain("stopped responding");
     // Nothing of the try was stored: a follower from the start is told of what it missed, as a gap.
     expect(stopped.stdout).toBeNull();
+    const download = await api(`/v1/jobs/${stopped.id}/stdout`);
+    expect(download.status).toBe(404);
+    expect(await download.text()).toContain("has no stored stdout: it ended before its command's output could be read (SANDBOX_ERROR)");
     const events = await readEvents(await api(`/v1/jobs/${stopped.id}/logs`));
     expect(events.filter((event) => event.event === "gap").map((event) => [event.id, event.data])).toEqual([
       ["7.0", { stream: "stdout", droppedBytes: 7 }],
