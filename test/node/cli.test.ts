@@ -47,12 +47,14 @@ afterAll(async () => {
 });
 
 describe("artifact-sandbox run", () => {
-  it("exits with the command's own code: 0, the command's non-zero code, 124 on timeout", { timeout: 60_000 }, async () => {
-    const [ok, three, timedOut] = await Promise.all([
+  it("exits with the command's own code: 0, the command's non-zero code (up to 255), 124 on timeout", { timeout: 60_000 }, async () => {
+    const [ok, three, high, timedOut] = await Promise.all([
       cli(["run", "exit-ok", "--", "echo fine"]),
       cli(["run", "exit-three", "--", "echo failing >&2; exit 3"]),
+      cli(["run", "exit-high", "--", "exit 200"]),
       cli(["run", "exit-timeout", "--timeout", "1000", "--", "sleep 20"]),
     ]);
+    expect(high.code).toBe(200);
     expect(ok).toMatchObject({ code: 0, stdout: "fine\n" });
     expect(three.code).toBe(3);
     expect(three.stderr).toContain("failing\n");
