@@ -96,7 +96,9 @@ export async function collectArtifacts(
     if (matching.length === 0 || excluded(path)) continue;
     for (const matcher of matching) matcher.used = true;
 
-    if (chosen.length >= limits.maxFiles) {
+    if (file.notRegular !== undefined) {
+      skipped.push({ path, reason: `a ${file.notRegular}, not a regular file: artifacts are regular files (name what a link points to)` });
+    } else if (chosen.length >= limits.maxFiles) {
       skipped.push({ path, reason: `artifact count limit reached (${limits.maxFiles} files per job)` });
     } else if (chosenBytes + file.size > limits.maxTotalBytes) {
       skipped.push({

@@ -35,6 +35,8 @@ export interface SandboxFileInfo {
   /** Absolute path inside /workspace. */
   path: string;
   size: number;
+  /** Undefined for a regular file; else what the container calls it ("symlink", "other"). */
+  notRegular?: string;
 }
 
 export interface FileStream {
@@ -66,7 +68,7 @@ export interface SandboxPort {
   destroy(): Promise<void>;
   /** Stops the container as sleeping does (the workspace kept), to free its slot for another sandbox. */
   stopContainer(): Promise<void>;
-  /** Regular files below `dir`, recursively. */
+  /** Everything but directories below `dir`, recursively. */
   listFiles(dir: string): Promise<SandboxFileInfo[]>;
 }
 

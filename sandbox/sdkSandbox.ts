@@ -162,7 +162,9 @@ export class SdkSandbox implements SandboxPort {
 
   async listFiles(dir: string): Promise<SandboxFileInfo[]> {
     const entries = await this.listEntries(dir, true);
-    return entries.filter((file) => file.type === "file").map((file) => ({ path: file.absolutePath, size: file.size }));
+    return entries
+      .filter((entry) => entry.type !== "directory")
+      .map((entry) => ({ path: entry.absolutePath, size: entry.size, ...(entry.type === "file" ? {} : { notRegular: entry.type }) }));
   }
 
   private async listEntries(dir: string, recursive: boolean) {

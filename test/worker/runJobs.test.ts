@@ -133,6 +133,18 @@ describe("run jobs", () => {
     expect(job.skippedArtifacts).toEqual([{ path: "missing/**", reason: "pattern matched no files" }]);
   });
 
+  it("skips a symlink or a FIFO a pattern matches, saying it is no regular file", async () => {
+    const job = await runJob(uniqueSandbox("not-regular"), {
+      type: "run",
+      command: "mkdir dist && echo v1 > dist/v1.js && ln -s v1.js dist/latest.js && mkfifo dist/pipe",
+      artifacts: ["dist/**"],
+    });
+    expect(job.artifacts.map((a) => a.path)).toEqual(["dist/v1.js"]);
+    expect(job.skippedArtifacts.map((skipped) => skipped.path)).toEqual(["dist/latest.js", "dist/pipe"]);
+    expect(job.skippedArtifacts[0]?.reason).toBe("a symlink, not a regular file: artifacts are regular files (name what a link points to)");
+    expect(job.skippedArtifacts[1]?.reason).toContain("not a regular file");
+  });
+
   it("collects a whole directory named plainly, minus what a !pattern excludes", async () => {
     const job = await runJob(uniqueSandbox("dirs"), {
       type: "run",
