@@ -52,7 +52,8 @@ async function listUnder(sandbox: SandboxPort, cwd: string, patterns: string[]):
   const listings = await Promise.all(
     roots.map((root) =>
       sandbox.listFiles(root).catch((error: unknown) => {
-        if (error instanceof SandboxOperationError && !error.retryable) return [];
+        // A directory that is not there holds no artifacts; a permission refused is the job's to hear of.
+        if (error instanceof SandboxOperationError && !error.retryable && error.code !== "PERMISSION_DENIED") return [];
         throw error;
       }),
     ),
@@ -97,7 +98,13 @@ export async function collectArtifacts(
     for (const matcher of matching) matcher.used = true;
 
     if (file.notRegular !== undefined) {
-      skipped.push({ path, reason: `a ${file.notRegular}, not a regular file: artifacts are regular files (name what a link points to)` });
+      skipped.push({
+        path,
+        reason:
+          file.notRegular === "symlink"
+            ? "a symlink, not a regular file: artifacts are regular files (name the file it points to)"
+            : `not a regular file (${file.notRegular}): artifacts are regular files`,
+      });
     } else if (chosen.length >= limits.maxFiles) {
       skipped.push({ path, reason: `artifact count limit reached (${limits.maxFiles} files per job)` });
     } else if (chosenBytes + file.size > limits.maxTotalBytes) {

@@ -17,10 +17,11 @@ import {
 } from "../schemas/job";
 import { r2Keys } from "../storage/layout";
 import { type JobAttempt, putOutput } from "../storage/outputs";
+import { planExtraction } from "./archivePlan";
 import { type ArtifactLimits, collectArtifacts, storeSingleArtifact } from "./artifacts";
 import { type CacheContext, restoreCaches, saveCaches } from "./caches";
 import { runCommandTries, succeeded } from "./commandTries";
-import { planExtraction, unpackInSandbox } from "./extractArchive";
+import { unpackInSandbox } from "./extractArchive";
 import { copyInputs, type InputContext } from "./inputs";
 import { loadSecrets, maskedListener, type SecretMasker, type SecretSource } from "./secrets";
 

@@ -17,6 +17,7 @@
  * Nothing here enforces a deadline: a command may stop or kill everything in its container, so
  * the caller (the coordinator) keeps the clock and gives up on a container that stops answering.
  */
+import { RUN_MARKER_VARIABLE } from "../schemas/job";
 import { inSubshell, shellQuote } from "./shell";
 
 /** Where runs keep their files; a fresh container's /tmp is empty. */
@@ -40,15 +41,13 @@ const POLL_TICK_SECONDS = 0.02;
 /** Ticks a poll lets a burst of output (more than fits inline) run on while it grows, so it comes in one answer. */
 const BURST_TICKS = 10;
 
-/** Every run's command gets this variable, its run id the value: what it leaves behind carries it too. */
-export const RUN_MARKER_VARIABLE = "ARTIFACT_SANDBOX_RUN";
-
 /**
  * `reap SID [RUN]`: kills every live process of session or process group SID, and process SID
  * itself (a run's child puts its pid on record just before it makes that session; a supervisor
  * leads a process group, its child in it until the child makes its session), and, given the run's
- * id, every process whose environment holds that run's marker: what the command started in a
- * session of its own (`setsid -f`, a daemon). Rescans (a fork may escape one scan) until none is
+ * id, every process whose environment (as it was when the process started) holds that run's
+ * marker: what the command started in a session of its own (`setsid -f`, a daemon), unless it
+ * cleared or overwrote its environment or runs as another user. Rescans (a fork may escape one scan) until none is
  * left. Each sweep stops them all before killing them, so no shell of the command sees its child
  * die and reports it ("Killed") into the job's output. Pure bash over /proc, so it needs no
  * procps in the image.

@@ -19,6 +19,12 @@ export const MAX_RETRIES = 5;
 /** Largest request body the API accepts: a file write's content travels through R2, not the queue. */
 export const MAX_REQUEST_BODY_BYTES = 32 * 1024 * 1024;
 
+/**
+ * Every run's command gets this variable, its run id the value; what it leaves running usually
+ * carries it too, and is ended by it (sandbox/childCommand.ts). A job's env may not set it.
+ */
+export const RUN_MARKER_VARIABLE = "ARTIFACT_SANDBOX_RUN";
+
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const EnvVars = z.record(z.string(), z.string().max(100_000)).superRefine((env, ctx) => {
   for (const name of Object.keys(env)) {
@@ -27,6 +33,12 @@ const EnvVars = z.record(z.string(), z.string().max(100_000)).superRefine((env, 
         code: "custom",
         path: [name],
         message: `Environment variable names must match [A-Za-z_][A-Za-z0-9_]*; "${name}" does not`,
+      });
+    if (name === RUN_MARKER_VARIABLE)
+      ctx.addIssue({
+        code: "custom",
+        path: [name],
+        message: `${RUN_MARKER_VARIABLE} is set by the service for every run; choose another name`,
       });
   }
 });

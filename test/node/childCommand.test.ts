@@ -225,7 +225,8 @@ describe("a job's command as a child process", () => {
   it("ends a running command's whole session on request, and the run then reports its end", async () => {
     const runId = crypto.randomUUID();
     const cwd = await mkdtemp(join(tmpdir(), "child-command-"));
-    const command = "setsid -f sleep 61 < /dev/null; sleep 60 & echo $!; sleep 60";
+    const command =
+      "setsid -f bash -c 'echo $$ > escaped.pid; exec sleep 61' < /dev/null; until [ -s escaped.pid ]; do sleep 0.05; done; sleep 60 & echo $!; sleep 60";
     const started = parsePollReport(exec(startScript(runId, { command, cwd, env: {} }, fromTheStart(300))));
     expect(started.kind === "report" && started.exitCode).toBe(null);
     exec(endScript(runId));
@@ -237,7 +238,9 @@ describe("a job's command as a child process", () => {
     const background = report.kind === "report" ? Number(sliceBytes(report.stdout).toString().trim()) : 0;
     expect(alive(background)).toBe(false);
     // The one that left the session too (found by the run's marker).
-    expect(spawnSync("pgrep", ["-f", "^sleep 61$"]).status).toBe(1);
+    const escaped = Number(readFileSync(join(cwd, "escaped.pid"), "utf8").trim());
+    expect(escaped).toBeGreaterThan(0);
+    expect(alive(escaped)).toBe(false);
     expect(outputSizes(runId)).toEqual([0, 0]);
   });
 

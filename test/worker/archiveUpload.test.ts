@@ -54,7 +54,7 @@ describe("source upload", () => {
     expect(await stdoutOf(sandboxId, "ls -A /workspace; ls -A /workspace/src | sort | tr '\\n' ' '")).toBe("src\nbuild.sh latest lib ");
   });
 
-  it("judges links by where they land, and refuses a path the archive names twice", async () => {
+  it("refuses a path through one of the archive's own symlinks, and a path the archive names twice", async () => {
     const sandboxId = uniqueSandbox("upload-tricky");
     const job = await upload(sandboxId, "/workspace", [
       { header: { name: "foo", size: 3, type: "file" }, body: "ok\n" },
@@ -66,17 +66,18 @@ describe("source upload", () => {
     ]);
     const done = await waitForJob(job.id);
     expect(done.status, JSON.stringify(done.error)).toBe("succeeded");
-    expect(done.extracted?.written.sort()).toEqual(["a", "a/c"]);
+    expect(done.extracted?.written.sort()).toEqual(["a"]);
     expect(done.extracted?.refused.map((entry) => `${entry.path}: ${entry.reason}`).sort()).toEqual([
-      "a/b: symlink points outside the directory",
+      "a/b: goes through a symlink in the archive",
+      "a/c: goes through a symlink in the archive",
       "foo: appears more than once in the archive",
       "foo: appears more than once in the archive",
       "pipe: unsupported entry type fifo",
     ]);
-    expect(await stdoutOf(sandboxId, "ls -A /workspace | sort | tr '\\n' ' '; readlink c")).toBe("a c foo\n");
+    expect(await stdoutOf(sandboxId, "ls -A /workspace | sort | tr '\\n' ' '; readlink a")).toBe("a .\n");
   });
 
-  it("refuses a path through a symlink the archive makes with '..' in its target (tar makes those last)", async () => {
+  it("refuses a path through a symlink the archive makes with '..' in its target (tar makes those last), not failing the upload", async () => {
     const sandboxId = uniqueSandbox("upload-late-link");
     const job = await upload(sandboxId, "/workspace", [
       { header: { name: "sub/", size: 0, type: "directory" } },
@@ -88,33 +89,52 @@ describe("source upload", () => {
     const done = await waitForJob(job.id);
     expect(done.status, JSON.stringify(done.error)).toBe("succeeded");
     expect(done.extracted?.written).toEqual(["sub/", "d/", "d/s", "ok.txt"]);
-    expect(done.extracted?.refused).toEqual([
-      { path: "d/s/deeper", reason: "goes through a symlink in the archive whose target contains '..' (tar makes those last)" },
-    ]);
+    expect(done.extracted?.refused).toEqual([{ path: "d/s/deeper", reason: "goes through a symlink in the archive" }]);
     expect(await stdoutOf(sandboxId, "readlink d/s; ls -A sub; cat ok.txt")).toBe("../sub\nok\n");
   });
 
-  it("refuses entries through what the sandbox already holds: a symlink out of the directory, a file where a directory goes", async () => {
+  it("refuses entries through what the sandbox already holds: symlinks out of the directory, a file where a directory goes", async () => {
     const sandboxId = uniqueSandbox("upload-existing");
-    await stdoutOf(sandboxId, "mkdir -p src/real && ln -s /tmp src/out && ln -s real src/in && echo x > src/afile");
+    await stdoutOf(
+      sandboxId,
+      "mkdir -p src/real private && echo s > private/secret && ln -s /tmp src/out && ln -s real src/in && ln -s /workspace/private src/priv && ln -s . src/self && echo x > src/afile",
+    );
     const job = await upload(sandboxId, "/workspace/src", [
       { header: { name: "out/", size: 0, type: "directory" } },
       { header: { name: "out/planted", size: 4, type: "file" }, body: "bad\n" },
       { header: { name: "in/inside.txt", size: 3, type: "file" }, body: "in\n" },
       { header: { name: "afile/y", size: 2, type: "file" }, body: "y\n" },
       { header: { name: "good.txt", size: 5, type: "file" }, body: "good\n" },
+      // A link of the archive to a link of the sandbox, and a file through it.
+      { header: { name: "c", size: 0, type: "symlink", linkname: "out" } },
+      { header: { name: "c/planted2", size: 4, type: "file" }, body: "bad\n" },
+      // A second name for a file outside the directory.
+      { header: { name: "h", size: 0, type: "link", linkname: "priv/secret" } },
+      // Two levels up from where `self/self` really is (the directory itself), not from `src/self/self`.
+      { header: { name: "self/self/l", size: 0, type: "symlink", linkname: "../../x" } },
+      // A hard link to an entry the sandbox refused.
+      { header: { name: "hl", size: 0, type: "link", linkname: "out/planted" } },
     ]);
     const done = await waitForJob(job.id);
     expect(done.status, JSON.stringify(done.error)).toBe("succeeded");
     expect(done.extracted?.written).toEqual(["in/inside.txt", "good.txt"]);
+    const outside = "leads outside the directory through a symlink already in the sandbox";
     expect(done.extracted?.refused).toEqual([
-      { path: "out/", reason: "lands outside the directory through a symlink already in the sandbox" },
-      { path: "out/planted", reason: "lands outside the directory through a symlink already in the sandbox" },
+      { path: "c/planted2", reason: "goes through a symlink in the archive" },
+      { path: "h", reason: "hard link to an entry not unpacked before it" },
+      { path: "out/", reason: outside },
+      { path: "out/planted", reason: outside },
       { path: "afile/y", reason: "something in the sandbox that is not a directory stands where it needs one" },
+      { path: "c", reason: outside },
+      { path: "self/self/l", reason: outside },
+      { path: "hl", reason: "hard link to an entry that was not unpacked" },
     ]);
-    expect(await stdoutOf(sandboxId, "ls -A /tmp | grep -c planted; cat src/real/inside.txt src/good.txt src/afile")).toBe(
-      "0\nin\ngood\nx\n",
-    );
+    expect(
+      await stdoutOf(
+        sandboxId,
+        "ls -A /tmp | grep -c planted || true; cat src/real/inside.txt src/good.txt src/afile; stat -c %h private/secret; ls src | sort | tr '\\n' ' '",
+      ),
+    ).toBe("0\nin\ngood\nx\n1\nafile good.txt in out priv real self ");
   });
 
   it("writes nothing when every entry is refused (tar given an empty list would unpack them all)", async () => {
@@ -145,7 +165,7 @@ describe("source upload", () => {
     );
     expect(onFile.status).toBe("failed");
     expect(onFile.error).toMatchObject({ code: "PATH_REFUSED" });
-    expect(onFile.error?.message).toContain("is not a directory in the sandbox");
+    expect(onFile.error?.message).toContain("is not, or could not be made, a directory in the sandbox");
   });
 
   it("refuses a bad path, a missing body, and the extract op in JSON", async () => {

@@ -54,6 +54,11 @@ describe("bad input", () => {
     ["network switched off for one job", { type: "run", command: "ls", network: false }, /SANDBOX_NETWORK=none/],
     ["a non-string env value", { type: "run", command: "ls", env: { A: 1 } }, /env/],
     ["an invalid env name", { type: "run", command: "ls", env: { "A-B": "x" } }, /Environment variable names/],
+    [
+      "the run marker's name in env",
+      { type: "run", command: "ls", env: { ARTIFACT_SANDBOX_RUN: "x" } },
+      /set by the service for every run/,
+    ],
     ["an unknown field", { type: "run", command: "ls", shell: "bash" }, /shell/],
     ["a write without content", { type: "file", op: "write", path: "/workspace/a" }, /content is required/],
     ["bad base64", { type: "file", op: "write", path: "/workspace/a", content: "%%%", encoding: "base64" }, /base64/],

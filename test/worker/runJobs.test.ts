@@ -141,7 +141,7 @@ describe("run jobs", () => {
     });
     expect(job.artifacts.map((a) => a.path)).toEqual(["dist/v1.js"]);
     expect(job.skippedArtifacts.map((skipped) => skipped.path)).toEqual(["dist/latest.js", "dist/pipe"]);
-    expect(job.skippedArtifacts[0]?.reason).toBe("a symlink, not a regular file: artifacts are regular files (name what a link points to)");
+    expect(job.skippedArtifacts[0]?.reason).toBe("a symlink, not a regular file: artifacts are regular files (name the file it points to)");
     expect(job.skippedArtifacts[1]?.reason).toContain("not a regular file");
   });
 
