@@ -1,15 +1,17 @@
 /**
  * An uploaded .tar.gz judged from its headers alone (streamed from R2, every body skipped), entry
- * by entry, before anything reaches the sandbox: an absolute name, a `..` segment, a path through
- * a symlink of the archive, a symlink whose target leaves the directory (as text) or runs through
- * another of the archive's symlinks, a hard link to an entry not unpacked before it, a device or
- * a FIFO is refused. What the sandbox already holds is checked there (extractArchive.ts).
+ * by entry, before anything reaches the sandbox: an absolute name, a name over 4096 bytes, a `..`
+ * segment, a path through a symlink or a file of the archive, a symlink whose target leaves the
+ * directory (as text) or runs through another of the archive's symlinks, a hard link to a symlink
+ * or to an entry not unpacked before it, a device or a FIFO is refused. What the sandbox already holds is checked there (extractArchive.ts).
  */
 import { createTarDecoder, type TarHeader } from "modern-tar";
 import type { Extracted } from "../schemas/job";
 
 export interface PlannedMember {
-  /** The name exactly as in the archive, for tar's list of what to extract. */
+  /** Its place among the archive's entries. */
+  entry: number;
+  /** The name as the archive's headers give it. */
   name: string;
   /** The name without `.` or empty segments: the path below the directory ("" for the directory itself). */
   path: string;
@@ -20,31 +22,52 @@ export interface PlannedMember {
 
 export interface ExtractionPlan {
   members: PlannedMember[];
+  /** Each entry's header as judged, to be sure a second read of the archive is the same one. */
+  fingerprints: string[];
   /** Entries in the archive. */
   entries: number;
   /** Entries refused from their headers alone. */
   refused: Extracted["refused"];
 }
 
-type EntryHeader = Pick<TarHeader, "name" | "type" | "linkname">;
+type EntryHeader = Pick<TarHeader, "name" | "type" | "linkname" | "size">;
+
+/** What identifies an entry's header: a second read must find the same in the same place. */
+export function headerFingerprint(header: EntryHeader): string {
+  return JSON.stringify([header.name, header.type ?? "file", header.linkname ?? "", header.size]);
+}
+
+/**
+ * Both reads of the archive go through this decoder: strict, so a header that does not add up
+ * (its checksum, a number) makes the archive unreadable rather than read two ways.
+ */
+export function decodeTarGz(archive: ReadableStream<Uint8Array>) {
+  return archive.pipeThrough(new DecompressionStream("gzip")).pipeThrough(createTarDecoder({ strict: true }));
+}
 
 function segmentsOf(path: string): string[] {
   return path.split("/").filter((segment) => segment !== "" && segment !== ".");
 }
 
-/** What the archive has planned so far: its symlinks, and every entry it unpacks. */
+/** A path's bytes at most (Linux's PATH_MAX): tar could not make a longer one. */
+const MAX_NAME_BYTES = 4096;
+
+/** What the archive has planned so far: its symlinks, its other entries that are no directory, and every entry it unpacks. */
 interface Planned {
   links: Set<string>;
+  notDirectories: Set<string>;
   unpacked: Set<string>;
 }
 
-/** Whether some prefix of `segments` (the whole path too, with `whole`) is a symlink the archive makes. */
-function throughLink(segments: string[], planned: Planned, whole: boolean): boolean {
-  const last = whole ? segments.length : segments.length - 1;
-  for (let end = 1; end <= last; end++) {
-    if (planned.links.has(segments.slice(0, end).join("/"))) return true;
+/** Why a path whose parent is `parent` cannot go where it goes in the archive's own tree, or undefined. */
+function throughArchive(parent: string[], planned: Planned): string | undefined {
+  let prefix = "";
+  for (const segment of parent) {
+    prefix = prefix === "" ? segment : `${prefix}/${segment}`;
+    if (planned.links.has(prefix)) return "goes through a symlink in the archive";
+    if (planned.notDirectories.has(prefix)) return "goes through an entry of the archive that is not a directory";
   }
-  return false;
+  return undefined;
 }
 
 /**
@@ -70,6 +93,7 @@ function symlinkRefusal(parent: string[], target: string, planned: Planned): str
 /** Why an entry may not be unpacked (judged with the entries planned before it), or undefined. */
 function refusal(header: EntryHeader, planned: Planned): string | undefined {
   if (header.name.startsWith("/")) return "absolute path";
+  if (new TextEncoder().encode(header.name).byteLength > MAX_NAME_BYTES) return `name longer than ${MAX_NAME_BYTES} bytes`;
   const segments = segmentsOf(header.name);
   if (segments.includes("..")) return "path contains '..'";
   const type = header.type ?? "file";
@@ -77,13 +101,16 @@ function refusal(header: EntryHeader, planned: Planned): string | undefined {
   if (segments.length === 0 && type !== "directory") return "no name";
   // tar makes a symlink whose target holds `..` only at the end, and one without may replace
   // what is there: nothing is written through one.
-  if (throughLink(segments, planned, false)) return "goes through a symlink in the archive";
+  const through = throughArchive(segments.slice(0, -1), planned);
+  if (through) return through;
   const target = header.linkname ?? "";
   if (type === "symlink") return symlinkRefusal(segments.slice(0, -1), target, planned);
   if (type === "link") {
     const named = segmentsOf(target);
     if (target.startsWith("/") || named.includes("..")) return "hard link outside the directory";
     if (!planned.unpacked.has(named.join("/"))) return "hard link to an entry not unpacked before it";
+    // A hard link to a symlink is a second symlink whose target is read from elsewhere.
+    if (planned.links.has(named.join("/"))) return "hard link to a symlink";
   }
   return undefined;
 }
@@ -95,20 +122,19 @@ function refusal(header: EntryHeader, planned: Planned): string | undefined {
  */
 export async function planExtraction(archive: ReadableStream<Uint8Array>): Promise<ExtractionPlan> {
   const headers: EntryHeader[] = [];
-  const tar = archive.pipeThrough(new DecompressionStream("gzip")).pipeThrough(createTarDecoder());
-  for await (const entry of tar) {
+  for await (const entry of decodeTarGz(archive)) {
     await entry.body.cancel();
-    headers.push({ name: entry.header.name, type: entry.header.type, linkname: entry.header.linkname });
+    headers.push({ name: entry.header.name, type: entry.header.type, linkname: entry.header.linkname, size: entry.header.size });
   }
   const seen = new Map<string, number>();
   for (const header of headers) {
     const path = segmentsOf(header.name).join("/");
     seen.set(path, (seen.get(path) ?? 0) + 1);
   }
-  const planned: Planned = { links: new Set(), unpacked: new Set() };
+  const planned: Planned = { links: new Set(), notDirectories: new Set(), unpacked: new Set() };
   const members: PlannedMember[] = [];
   const refused: Extracted["refused"] = [];
-  for (const header of headers) {
+  for (const [entry, header] of headers.entries()) {
     const path = segmentsOf(header.name).join("/");
     const reason = (seen.get(path) ?? 0) > 1 && path !== "" ? "appears more than once in the archive" : refusal(header, planned);
     if (reason) {
@@ -117,9 +143,10 @@ export async function planExtraction(archive: ReadableStream<Uint8Array>): Promi
     }
     const kind = header.type === "directory" || header.type === "symlink" || header.type === "link" ? header.type : "file";
     const target = kind === "link" ? segmentsOf(header.linkname ?? "").join("/") : (header.linkname ?? "");
-    members.push({ name: header.name, path, kind, target });
+    members.push({ entry, name: header.name, path, kind, target });
     planned.unpacked.add(path);
     if (kind === "symlink") planned.links.add(path);
+    else if (kind !== "directory") planned.notDirectories.add(path);
   }
-  return { members, entries: headers.length, refused };
+  return { members, fingerprints: headers.map(headerFingerprint), entries: headers.length, refused };
 }

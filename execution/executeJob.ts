@@ -21,7 +21,7 @@ import { planExtraction } from "./archivePlan";
 import { type ArtifactLimits, collectArtifacts, storeSingleArtifact } from "./artifacts";
 import { type CacheContext, restoreCaches, saveCaches } from "./caches";
 import { runCommandTries, succeeded } from "./commandTries";
-import { unpackInSandbox } from "./extractArchive";
+import { checkInSandbox, extractedRecord, repackAccepted, unpackInSandbox } from "./extractArchive";
 import { copyInputs, type InputContext } from "./inputs";
 import { loadSecrets, maskedListener, type SecretMasker, type SecretSource } from "./secrets";
 
@@ -171,13 +171,17 @@ async function executeExtract(context: ExecuteContext, request: ArchiveExtractRe
     const message = `Not a readable .tar.gz: ${error instanceof Error ? error.message : String(error)}`;
     return fileOutcome({ status: "failed", error: { code: "INVALID_ARCHIVE", message } });
   }
-  const forCopy = await context.bucket.get(key);
-  if (!forCopy) throw new SandboxOperationError("SANDBOX_ERROR", "The uploaded archive vanished while it was unpacked", true);
   const archivePath = `/tmp/.upload-${context.at.jobId}.tar.gz`;
-  await context.sandbox.writeFileFromStream(archivePath, forCopy.body);
-  const extracted = await unpackInSandbox(context.sandbox, archivePath, request.path, plan);
+  const refusedInSandbox = await checkInSandbox(context.sandbox, `${archivePath}.members`, request.path, plan);
+  const accepted = new Set(plan.members.filter((_, index) => !refusedInSandbox.has(index)).map((member) => member.entry));
+  if (accepted.size > 0) {
+    const forCopy = await context.bucket.get(key);
+    if (!forCopy) throw new SandboxOperationError("SANDBOX_ERROR", "The uploaded archive vanished while it was unpacked", true);
+    await context.sandbox.writeFileFromStream(archivePath, repackAccepted(forCopy.body, plan, accepted));
+    await unpackInSandbox(context.sandbox, archivePath, request.path);
+  }
   await context.bucket.delete(key);
-  return { ...fileOutcome({ status: "succeeded" }), extracted };
+  return { ...fileOutcome({ status: "succeeded" }), extracted: extractedRecord(plan, refusedInSandbox) };
 }
 
 /** The try's output with every secret value masked, as it is stored. */

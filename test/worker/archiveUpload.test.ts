@@ -117,24 +117,48 @@ describe("source upload", () => {
     ]);
     const done = await waitForJob(job.id);
     expect(done.status, JSON.stringify(done.error)).toBe("succeeded");
-    expect(done.extracted?.written).toEqual(["in/inside.txt", "good.txt"]);
-    const outside = "leads outside the directory through a symlink already in the sandbox";
+    expect(done.extracted?.written).toEqual(["good.txt"]);
+    // The sandbox's links are never gone through, wherever they lead: the archive could re-point them.
+    const throughLink = "goes through a symlink already in the sandbox";
     expect(done.extracted?.refused).toEqual([
       { path: "c/planted2", reason: "goes through a symlink in the archive" },
       { path: "h", reason: "hard link to an entry not unpacked before it" },
-      { path: "out/", reason: outside },
-      { path: "out/planted", reason: outside },
+      { path: "out/", reason: throughLink },
+      { path: "out/planted", reason: throughLink },
+      { path: "in/inside.txt", reason: throughLink },
       { path: "afile/y", reason: "something in the sandbox that is not a directory stands where it needs one" },
-      { path: "c", reason: outside },
-      { path: "self/self/l", reason: outside },
+      { path: "c", reason: throughLink },
+      { path: "self/self/l", reason: throughLink },
       { path: "hl", reason: "hard link to an entry that was not unpacked" },
     ]);
     expect(
       await stdoutOf(
         sandboxId,
-        "ls -A /tmp | grep -c planted || true; cat src/real/inside.txt src/good.txt src/afile; stat -c %h private/secret; ls src | sort | tr '\\n' ' '",
+        "ls -A /tmp | grep -c planted || true; cat src/good.txt src/afile; stat -c %h private/secret; ls src | sort | tr '\\n' ' '",
       ),
-    ).toBe("0\nin\ngood\nx\n1\nafile good.txt in out priv real self ");
+    ).toBe("0\ngood\nx\n1\nafile good.txt in out priv real self ");
+  });
+
+  it("never goes through a link the archive re-points, nor makes a hard link to a symlink; setuid bits are dropped", async () => {
+    const sandboxId = uniqueSandbox("upload-repoint");
+    // At check time p leads to src/w/x/../.. (src itself); once z is re-pointed to ".", to /.
+    await stdoutOf(sandboxId, "mkdir -p src/w/x && ln -s w/x src/z && ln -s z/../.. src/p");
+    const job = await upload(sandboxId, "/workspace/src", [
+      { header: { name: "z", size: 0, type: "symlink", linkname: "." } },
+      { header: { name: "p/tmp/pwned", size: 4, type: "file" }, body: "bad\n" },
+      { header: { name: "d/", size: 0, type: "directory" } },
+      { header: { name: "d/s", size: 0, type: "symlink", linkname: "../w" } },
+      { header: { name: "h", size: 0, type: "link", linkname: "d/s" } },
+      { header: { name: "tool", size: 3, mode: 0o4755, type: "file" }, body: "ok\n" },
+    ]);
+    const done = await waitForJob(job.id);
+    expect(done.status, JSON.stringify(done.error)).toBe("succeeded");
+    expect(done.extracted?.written).toEqual(["z", "d/", "d/s", "tool"]);
+    expect(done.extracted?.refused).toEqual([
+      { path: "h", reason: "hard link to a symlink" },
+      { path: "p/tmp/pwned", reason: "goes through a symlink already in the sandbox" },
+    ]);
+    expect(await stdoutOf(sandboxId, "ls -A /tmp | grep -c pwned || true; readlink src/z; stat -c %a src/tool")).toBe("0\n.\n755\n");
   });
 
   it("writes nothing when every entry is refused (tar given an empty list would unpack them all)", async () => {
@@ -184,6 +208,18 @@ describe("source upload", () => {
     expect(response.status).toBe(202);
     const done = await waitForJob(JobView.parse(await response.json()).id);
     expect(done.error?.code).toBe("INVALID_ARCHIVE");
+  });
+
+  it("fails a job whose archive has a header that does not add up (its checksum), unpacking nothing", async () => {
+    const sandboxId = uniqueSandbox("upload-checksum");
+    const tar = await packTar([{ header: { name: "x.txt", size: 2, type: "file" }, body: "x\n" }]);
+    // The first header's checksum field starts at byte 148: one digit changed.
+    tar[149] = tar[149] === 0x31 ? 0x32 : 0x31;
+    const response = await api(`/v1/sandboxes/${sandboxId}/archive`, { method: "PUT", body: await gzip(tar) });
+    expect(response.status).toBe(202);
+    const done = await waitForJob(JobView.parse(await response.json()).id);
+    expect(done.error?.code).toBe("INVALID_ARCHIVE");
+    expect(await stdoutOf(sandboxId, "ls -A /workspace | wc -l")).toBe("0\n");
   });
 
   it("writes a file with the mode asked for", async () => {
