@@ -32,6 +32,21 @@ export interface ExtractionPlan {
 
 type EntryHeader = Pick<TarHeader, "name" | "type" | "linkname" | "size">;
 
+/**
+ * What one upload may hold: every entry is judged, and remembered until it is unpacked, in the
+ * coordinator's memory (128 MB deployed), so a small .tar.gz of countless headers cannot fill it.
+ */
+export const MAX_ARCHIVE_ENTRIES = 100_000;
+/** The entries' names and link targets together, in bytes, for the same reason. */
+export const MAX_ARCHIVE_NAME_BYTES = 8 * 1024 * 1024;
+
+/** An archive over those limits: read to the point where it went over, never judged. */
+export class ArchiveTooLargeError extends Error {
+  override readonly name = "ArchiveTooLargeError";
+}
+
+const utf8 = new TextEncoder();
+
 /** What identifies an entry's header: a second read must find the same in the same place. */
 export function headerFingerprint(header: EntryHeader): string {
   return JSON.stringify([header.name, header.type ?? "file", header.linkname ?? "", header.size]);
@@ -93,7 +108,7 @@ function symlinkRefusal(parent: string[], target: string, planned: Planned): str
 /** Why an entry may not be unpacked (judged with the entries planned before it), or undefined. */
 function refusal(header: EntryHeader, planned: Planned): string | undefined {
   if (header.name.startsWith("/")) return "absolute path";
-  if (new TextEncoder().encode(header.name).byteLength > MAX_NAME_BYTES) return `name longer than ${MAX_NAME_BYTES} bytes`;
+  if (utf8.encode(header.name).byteLength > MAX_NAME_BYTES) return `name longer than ${MAX_NAME_BYTES} bytes`;
   const segments = segmentsOf(header.name);
   if (segments.includes("..")) return "path contains '..'";
   const type = header.type ?? "file";
@@ -122,8 +137,20 @@ function refusal(header: EntryHeader, planned: Planned): string | undefined {
  */
 export async function planExtraction(archive: ReadableStream<Uint8Array>): Promise<ExtractionPlan> {
   const headers: EntryHeader[] = [];
+  let nameBytes = 0;
   for await (const entry of decodeTarGz(archive)) {
     await entry.body.cancel();
+    nameBytes += utf8.encode(entry.header.name).byteLength + utf8.encode(entry.header.linkname ?? "").byteLength;
+    if (headers.length === MAX_ARCHIVE_ENTRIES) {
+      throw new ArchiveTooLargeError(
+        `The archive holds more than ${MAX_ARCHIVE_ENTRIES.toLocaleString("en-US")} entries; leave out what the sandbox can make (node_modules, build output) or split it into several uploads`,
+      );
+    }
+    if (nameBytes > MAX_ARCHIVE_NAME_BYTES) {
+      throw new ArchiveTooLargeError(
+        `The archive's entry names add up to more than ${MAX_ARCHIVE_NAME_BYTES / 1024 / 1024} MiB; leave out what the sandbox can make (node_modules, build output) or split it into several uploads`,
+      );
+    }
     headers.push({ name: entry.header.name, type: entry.header.type, linkname: entry.header.linkname, size: entry.header.size });
   }
   const seen = new Map<string, number>();

@@ -17,7 +17,7 @@ import {
 } from "../schemas/job";
 import { r2Keys } from "../storage/layout";
 import { type JobAttempt, putOutput } from "../storage/outputs";
-import { planExtraction } from "./archivePlan";
+import { ArchiveTooLargeError, planExtraction } from "./archivePlan";
 import { type ArtifactLimits, collectArtifacts, storeSingleArtifact } from "./artifacts";
 import { type CacheContext, restoreCaches, saveCaches } from "./caches";
 import { runCommandTries, succeeded } from "./commandTries";
@@ -168,7 +168,10 @@ async function executeExtract(context: ExecuteContext, request: ArchiveExtractRe
   try {
     plan = await planExtraction(forPlan.body);
   } catch (error) {
-    const message = `Not a readable .tar.gz: ${error instanceof Error ? error.message : String(error)}`;
+    const message =
+      error instanceof ArchiveTooLargeError
+        ? error.message
+        : `Not a readable .tar.gz: ${error instanceof Error ? error.message : String(error)}`;
     return fileOutcome({ status: "failed", error: { code: "INVALID_ARCHIVE", message } });
   }
   const archivePath = `/tmp/.upload-${context.at.jobId}.tar.gz`;

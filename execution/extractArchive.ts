@@ -1,9 +1,8 @@
 /**
- * Unpacks an uploaded .tar.gz into the sandbox, once archivePlan.ts has judged its headers. What
- * the sandbox already holds is checked there, just before tar runs, entry by entry: a path
- * through a symlink that leads out of the directory, or through a file; a symlink whose target
- * leads out of it; a hard link to an entry the check refused. The rest is packed again from the
- * judged headers and unpacked by tar, permission bits and in-tree symlinks kept.
+ * Unpacks an uploaded .tar.gz into the sandbox, once archivePlan.ts has judged its headers. Just
+ * before tar runs, the sandbox is asked what stands at each path the members need (a letter a
+ * path), and sandboxJudgement.ts refuses what would go through or onto it. The rest is packed
+ * again from the judged headers and unpacked by tar, permission bits and in-tree symlinks kept.
  */
 
 import { createTarPacker, type TarHeader } from "modern-tar";
@@ -11,92 +10,31 @@ import { SandboxOperationError, type SandboxPort } from "../sandbox/port";
 import { shellQuote } from "../sandbox/shell";
 import { WORKSPACE_ROOT } from "../schemas/ids";
 import type { Extracted } from "../schemas/job";
-import { decodeTarGz, type ExtractionPlan, headerFingerprint, type PlannedMember } from "./archivePlan";
+import { decodeTarGz, type ExtractionPlan, headerFingerprint } from "./archivePlan";
+import { firstQuestions, judgeMembers, type Standing, secondQuestions } from "./sandboxJudgement";
 
-/** At most this many written paths are listed in the record (all are counted). */
+/** At most this many written paths, and as many refused entries, are listed in the record (all are counted). */
 const LISTED_MAX = 1000;
 
-/** Why the sandbox's check refused a member, by the code its script prints. */
-const SANDBOX_REFUSALS = {
-  symlink: "goes through a symlink already in the sandbox",
-  outside: "symlink points outside the directory",
-  "not-dir": "something in the sandbox that is not a directory stands where it needs one",
-  "is-dir": "a directory in the sandbox stands where the archive has a file or link",
-  "link-target": "hard link to an entry that was not unpacked",
-} as const;
-
-function isSandboxRefusal(code: string): code is keyof typeof SANDBOX_REFUSALS {
-  return code in SANDBOX_REFUSALS;
-}
-
-/** How a member's kind is spelled in the list the sandbox's check reads. */
-const KIND_LETTERS: Record<PlannedMember["kind"], string> = { directory: "d", file: "f", symlink: "s", link: "h" };
-
 /**
- * The sandbox's check, in bash builtins only (never a fork: an archive may hold thousands of
- * entries). No entry goes through a symlink already in the sandbox, wherever it leads: tar runs
- * after the check, and the archive may re-point a link that another one resolves through.
- * `check_path KIND PATH`: every part of PATH that exists below `$root` (its last too for a
- * directory entry, since tar would set the mode of whatever it is) is a directory, not a symlink;
- * a file or link entry finds no directory where it goes. `follow FROM TARGET`: where TARGET read
- * from directory FROM leads, as text (`landed`), through no symlink of the sandbox and never above
- * `$root`. Each sets `refusal` to a SANDBOX_REFUSALS code when it fails. Memo keys start with
- * `/`, so none is ever bash's `@` or `*`.
+ * Prints, for each NUL-separated path of the list (relative to `$root`, where the script stands),
+ * a letter for what stands there: `L` a symlink, `D` a directory, `F` anything else, `-` nothing.
+ * Bash builtins only, no fork: one pass however many paths there are; the letters come on lines
+ * of their own, a few thousand at a time.
  */
-const SANDBOX_CHECK = `declare -A checked unpacked
-check_path() {
-  local kind=$1 prefix= last i IFS=/
-  local -a parts=()
-  # PATH comes without empty or "." segments (archivePlan.ts): split on "/" at once, globbing off.
-  set -f
-  parts=($2)
-  set +f
-  last=\${#parts[@]}
-  [ "$kind" = d ] || last=$((last - 1))
-  for ((i = 0; i < last; i++)); do
-    prefix=\${prefix:+$prefix/}\${parts[i]}
-    [ -n "\${checked["/$prefix"]:-}" ] && continue
-    if [ -L "$root/$prefix" ]; then
-      refusal=symlink
-      return 1
-    elif [ -d "$root/$prefix" ]; then
-      checked["/$prefix"]=1
-    elif [ -e "$root/$prefix" ]; then
-      refusal=not-dir
-      return 1
-    else
-      return 0
-    fi
-  done
-  if [ "$kind" != d ] && [ -n "$2" ] && [ -d "$root/$2" ] && [ ! -L "$root/$2" ]; then refusal=is-dir; return 1; fi
-  return 0
+const PROBE_LETTERS: Record<string, Standing> = { L: "symlink", D: "directory", F: "other", "-": "missing" };
+const PROBED = "as-probed ";
+
+function probeScript(list: string): string {
+  return `mapfile -d '' -t asked < ${list}
+rm -f ${list}
+letters=
+for p in "\${asked[@]}"; do
+  if [ -L "$p" ]; then letters+=L; elif [ -d "$p" ]; then letters+=D; elif [ -e "$p" ]; then letters+=F; else letters+=-; fi
+  [ \${#letters} -lt 4096 ] || { echo "${PROBED}$letters"; letters=; }
+done
+echo "${PROBED}$letters"`;
 }
-follow() {
-  local cur=$1 rest=$2 segment
-  while [ -n "$rest" ]; do
-    segment=\${rest%%/*}
-    if [[ $rest == */* ]]; then rest=\${rest#*/}; else rest=; fi
-    case $segment in
-      "" | .) continue ;;
-      ..) [ "$cur" = "$root" ] && { refusal=outside; return 1; }; cur=\${cur%/*} ;;
-      *)
-        [ -L "$cur/$segment" ] && { refusal=symlink; return 1; }
-        cur=$cur/$segment ;;
-    esac
-  done
-  landed=$cur
-}
-check_member() {
-  local kind=$1 path=$2 target=$3 parent=
-  check_path "$kind" "$path" || return 1
-  case $kind in
-    s)
-      [[ $path == */* ]] && parent=\${path%/*}
-      follow "$root" "$parent" && follow "$landed" "$target"
-      ;;
-    h) [ -n "\${unpacked["/$target"]:-}" ] || { refusal=link-target; return 1; } ;;
-  esac
-}`;
 
 /** Printed instead of unpacking when the target directory itself leads out of the workspace, or is not a directory. */
 const TARGET_OUTSIDE = "as-target-outside";
@@ -135,9 +73,42 @@ function refuseTarget(stdout: string, dir: string): void {
   }
 }
 
+/** Asks the sandbox what stands at each of `paths` below `dir` (entered as `enterTarget` does), into `known`. */
+async function probe(
+  sandbox: SandboxPort,
+  listPath: string,
+  dir: string,
+  paths: readonly string[],
+  known: Map<string, Standing>,
+): Promise<void> {
+  await sandbox.writeFile(listPath, new TextEncoder().encode(paths.map((path) => `${path}\0`).join("")));
+  const list = shellQuote(listPath);
+  const { stdout } = await sandbox.run(`${enterTarget(dir, `rm -f ${list}`)}\n${probeScript(list)}`);
+  refuseTarget(stdout, dir);
+  const letters = stdout
+    .split("\n")
+    .filter((line) => line.startsWith(PROBED))
+    .map((line) => line.slice(PROBED.length))
+    .join("");
+  if (letters.length !== paths.length) {
+    throw new SandboxOperationError(
+      "SANDBOX_ERROR",
+      `The sandbox answered for ${letters.length} of ${paths.length} paths of the upload`,
+      true,
+    );
+  }
+  for (const [index, path] of paths.entries()) {
+    const standing = PROBE_LETTERS[letters.charAt(index)];
+    if (!standing) throw new SandboxOperationError("SANDBOX_ERROR", `The sandbox answered "${letters.charAt(index)}" for ${path}`, true);
+    known.set(path, standing);
+  }
+}
+
 /**
  * Checks the planned members against what the sandbox holds under `dir` (made if missing): the
- * members it refuses, by their index in the plan, with the reason.
+ * members it refuses, by their index in the plan, with the reason. Two rounds at most: the
+ * directories the members need (and their symlinks' steps), then the places of files and links
+ * whose directories all exist already (in a fresh directory, its top level only).
  */
 export async function checkInSandbox(
   sandbox: SandboxPort,
@@ -145,29 +116,12 @@ export async function checkInSandbox(
   dir: string,
   plan: ExtractionPlan,
 ): Promise<Map<number, string>> {
-  // Four fields a member, each ending in NUL: its kind, its name, its path, its target.
-  const fields = plan.members.map((member) => `${KIND_LETTERS[member.kind]}\0${member.name}\0${member.path}\0${member.target}\0`);
-  await sandbox.writeFile(listPath, new TextEncoder().encode(fields.join("")));
-  const list = shellQuote(listPath);
-  // Each refusal comes back as "<member index> <code>".
-  const script = `${SANDBOX_CHECK}
-${enterTarget(dir, `rm -f ${list}`)}
-index=0
-while IFS= read -r -d '' kind && IFS= read -r -d '' name && IFS= read -r -d '' path && IFS= read -r -d '' link_target; do
-  refusal=
-  if check_member "$kind" "$path" "$link_target"; then unpacked["/$path"]=1; else echo "$index $refusal"; fi
-  index=$((index + 1))
-done < ${list}
-rm -f ${list}`;
-  const { stdout } = await sandbox.run(script);
-  refuseTarget(stdout, dir);
-  const refused = new Map<number, string>();
-  for (const line of stdout.split("\n")) {
-    const [index, code] = line.trim().split(" ");
-    if (index !== undefined && code !== undefined && /^\d+$/.test(index) && isSandboxRefusal(code))
-      refused.set(Number(index), SANDBOX_REFUSALS[code]);
-  }
-  return refused;
+  const known = new Map<string, Standing>();
+  const of = (path: string) => known.get(path);
+  await probe(sandbox, listPath, dir, firstQuestions(plan.members), known);
+  const second = secondQuestions(plan.members, of);
+  if (second.length > 0) await probe(sandbox, listPath, dir, second, known);
+  return judgeMembers(plan.members, of);
 }
 
 /**
@@ -230,9 +184,11 @@ export function extractedRecord(plan: ExtractionPlan, refusedInSandbox: Readonly
   const written = plan.members
     .filter((member, index) => !refusedInSandbox.has(index) && member.path !== "")
     .map((member) => member.name.replace(/^\.\//, ""));
+  const refused = [...plan.refused, ...[...refusedInSandbox].map(([index, reason]) => ({ path: plan.members[index]?.name ?? "", reason }))];
   return {
     entries: plan.entries,
     written: written.slice(0, LISTED_MAX),
-    refused: [...plan.refused, ...[...refusedInSandbox].map(([index, reason]) => ({ path: plan.members[index]?.name ?? "", reason }))],
+    refused: refused.slice(0, LISTED_MAX),
+    refusedCount: refused.length,
   };
 }

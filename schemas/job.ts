@@ -321,9 +321,12 @@ export type SkippedArtifact = z.infer<typeof SkippedArtifact>;
 
 /** Entries an archive upload wrote (paths relative to its directory, at most 1,000 listed) and refused. */
 export const Extracted = z.object({
+  /** Entries in the archive; `written` lists the first 1,000 unpacked, `refused` the first 1,000 refused. */
   entries: z.number().int(),
   written: z.array(z.string()),
   refused: z.array(z.object({ path: z.string(), reason: z.string() })),
+  /** Every entry refused, listed or not (absent from records made before it was counted). */
+  refusedCount: z.number().int().optional(),
 });
 export type Extracted = z.infer<typeof Extracted>;
 

@@ -57,7 +57,7 @@ export function registerSandboxCommands(program: Command): void {
       else {
         process.stdout.write(`${jobLine(job)}\n`);
         if (job.extracted) {
-          const refused = job.extracted.refused.length;
+          const refused = job.extracted.refusedCount ?? job.extracted.refused.length;
           process.stdout.write(`${plural(job.extracted.entries, "entry", "entries")} into ${options.to}, ${refused} refused\n`);
         }
         for (const refused of job.extracted?.refused ?? []) process.stdout.write(`  refused ${refused.path}: ${refused.reason}\n`);

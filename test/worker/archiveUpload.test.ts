@@ -222,6 +222,37 @@ describe("source upload", () => {
     expect(await stdoutOf(sandboxId, "ls -A /workspace | wc -l")).toBe("0\n");
   });
 
+  it("refuses an archive of more than 100,000 entries, or of names over 8 MiB, unpacking nothing, and lists at most 1,000 refused entries", async () => {
+    // One empty file's header 100,001 times: a small .tar.gz that would hold the coordinator's memory.
+    const header = (await packTar([{ header: { name: "x", size: 0, type: "file" } }])).subarray(0, 512);
+    const many = new Uint8Array(512 * 100_001 + 1024);
+    for (let at = 0; at < 512 * 100_001; at += 512) many.set(header, at);
+    const sandboxId = uniqueSandbox("upload-huge");
+    const tooMany = await api(`/v1/sandboxes/${sandboxId}/archive`, { method: "PUT", body: await gzip(many) });
+    expect(tooMany.status).toBe(202);
+    const manyDone = await waitForJob(JobView.parse(await tooMany.json()).id);
+    expect(manyDone.status).toBe("failed");
+    expect(manyDone.error?.code).toBe("INVALID_ARCHIVE");
+    expect(manyDone.error?.message).toContain("more than 100,000 entries; leave out what the sandbox can make");
+
+    const longNames = Array.from({ length: 2_100 }, (_, i) => ({
+      header: { name: `${String(i).padStart(4, "0")}${"n".repeat(3_996)}`, size: 0, type: "file" as const },
+    }));
+    const namesDone = await waitForJob((await upload(sandboxId, "/workspace", longNames)).id);
+    expect(namesDone.error?.code).toBe("INVALID_ARCHIVE");
+    expect(namesDone.error?.message).toContain("entry names add up to more than 8 MiB");
+    expect(await stdoutOf(sandboxId, "ls -A /workspace | wc -l")).toBe("0\n");
+
+    const outside = Array.from({ length: 1_200 }, (_, i) => ({ header: { name: `../x${i}`, size: 0, type: "file" as const } }));
+    const refusedDone = await waitForJob(
+      (await upload(sandboxId, "/workspace", [...outside, { header: { name: "ok", size: 0, type: "file" } }])).id,
+    );
+    expect(refusedDone.status).toBe("succeeded");
+    expect(refusedDone.extracted).toMatchObject({ entries: 1_201, written: ["ok"], refusedCount: 1_200 });
+    expect(refusedDone.extracted?.refused).toHaveLength(1_000);
+    expect(refusedDone.extracted?.refused[999]).toEqual({ path: "../x999", reason: "path contains '..'" });
+  });
+
   it("writes a file with the mode asked for", async () => {
     const sandboxId = uniqueSandbox("mode");
     const write = await runJob(sandboxId, {
