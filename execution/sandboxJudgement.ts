@@ -40,40 +40,76 @@ function standing(of: StandingOf, path: string): Standing {
   return known;
 }
 
-function segmentsOf(path: string): string[] {
-  return path === "" ? [] : path.split("/");
+/** The directory a path is in ("" for the directory unpacked into). */
+function parentOf(path: string): string {
+  const slash = path.lastIndexOf("/");
+  return slash < 0 ? "" : path.slice(0, slash);
+}
+
+/** What a directory path finds going down from the directory: every part a real directory, a part missing (nothing below exists), or why not. */
+type Chain = "present" | "missing" | "symlink" | "not-dir";
+
+/** Each directory path's chain, worked out once (a tree shares its directories, and paths may be 2,000 parts deep). */
+function chains(of: StandingOf): (path: string) => Chain {
+  const memo = new Map<string, Chain>();
+  const chainOf = (path: string): Chain => {
+    if (path === "") return "present";
+    const known = memo.get(path);
+    if (known) return known;
+    const above = chainOf(parentOf(path));
+    let chain: Chain = above;
+    if (above === "present") {
+      const here = standing(of, path);
+      chain = here === "directory" ? "present" : here === "symlink" ? "symlink" : here === "other" ? "not-dir" : "missing";
+    }
+    memo.set(path, chain);
+    return chain;
+  };
+  return chainOf;
+}
+
+/** The directory a member needs: itself for a directory entry (tar would set the mode of whatever is there), else its parent. */
+function neededDirectory(member: PlannedMember): string {
+  return member.kind === "directory" ? member.path : parentOf(member.path);
 }
 
 /**
- * The member's own path and the directories above it: each that exists must be a real
- * directory (its last too for a directory entry, since tar would set the mode of whatever is
- * there); below one that is missing nothing exists. A file or link finds no directory in its place.
+ * The member's directories: each that exists must be a real directory; below one that is
+ * missing nothing exists. A file or link finds no directory in its own place.
  */
-function pathRefusal(member: PlannedMember, of: StandingOf): RefusalCode | undefined {
-  const parts = segmentsOf(member.path);
-  const walked = member.kind === "directory" ? parts.length : parts.length - 1;
-  for (let i = 0; i < walked; i++) {
-    const here = standing(of, parts.slice(0, i + 1).join("/"));
-    if (here === "symlink") return "symlink";
-    if (here === "other") return "not-dir";
-    if (here === "missing") return undefined;
-  }
-  if (member.kind !== "directory" && member.path !== "" && standing(of, member.path) === "directory") return "is-dir";
+function pathRefusal(member: PlannedMember, of: StandingOf, chainOf: (path: string) => Chain): RefusalCode | undefined {
+  const chain = chainOf(neededDirectory(member));
+  if (chain === "symlink" || chain === "not-dir") return chain;
+  if (chain === "present" && member.kind !== "directory" && member.path !== "" && standing(of, member.path) === "directory")
+    return "is-dir";
   return undefined;
 }
 
-/** Where a symlink's target leads, read from its directory as text, through no symlink of the sandbox. */
-function targetRefusal(member: PlannedMember, of: StandingOf): RefusalCode | undefined {
-  const at = segmentsOf(member.path).slice(0, -1);
+/** A symlink's target stepping above the directory. */
+const OUTSIDE = Symbol("outside");
+
+/** Each place a symlink's target passes, read from its directory as text, until it would leave the directory (then `outside`). */
+function* targetSteps(member: PlannedMember): Generator<string | typeof OUTSIDE> {
+  let at = parentOf(member.path);
   for (const segment of member.target.split("/")) {
     if (segment === "" || segment === ".") continue;
     if (segment === "..") {
-      if (at.length === 0) return "outside";
-      at.pop();
+      if (at === "") {
+        yield OUTSIDE;
+        return;
+      }
+      at = parentOf(at);
       continue;
     }
-    at.push(segment);
-    if (standing(of, at.join("/")) === "symlink") return "symlink";
+    at = at === "" ? segment : `${at}/${segment}`;
+    yield at;
+  }
+}
+/** Where a symlink's target leads, through no symlink of the sandbox and never above the directory. */
+function targetRefusal(member: PlannedMember, of: StandingOf): RefusalCode | undefined {
+  for (const step of targetSteps(member)) {
+    if (step === OUTSIDE) return "outside";
+    if (standing(of, step) === "symlink") return "symlink";
   }
   return undefined;
 }
@@ -82,34 +118,21 @@ function targetRefusal(member: PlannedMember, of: StandingOf): RefusalCode | und
 export function firstQuestions(members: readonly PlannedMember[]): string[] {
   const asked = new Set<string>();
   for (const member of members) {
-    const parts = segmentsOf(member.path);
-    const walked = member.kind === "directory" ? parts.length : parts.length - 1;
-    for (let i = 1; i <= walked; i++) asked.add(parts.slice(0, i).join("/"));
+    // Up from the directory it needs, until a directory asked for already (its own are too).
+    for (let path = neededDirectory(member); path !== "" && !asked.has(path); path = parentOf(path)) asked.add(path);
     if (member.kind !== "symlink") continue;
-    const at = parts.slice(0, -1);
-    for (const segment of member.target.split("/")) {
-      if (segment === "" || segment === ".") continue;
-      if (segment === "..") {
-        if (at.length === 0) break;
-        at.pop();
-        continue;
-      }
-      at.push(segment);
-      asked.add(at.join("/"));
-    }
+    for (const step of targetSteps(member)) if (step !== OUTSIDE) asked.add(step);
   }
   return [...asked];
 }
 
 /** The paths the second round asks: a file's or link's own place, when every directory above it exists. */
 export function secondQuestions(members: readonly PlannedMember[], of: StandingOf): string[] {
+  const chainOf = chains(of);
   const asked = new Set<string>();
   for (const member of members) {
     if (member.kind === "directory" || member.path === "" || of(member.path) !== undefined) continue;
-    const parts = segmentsOf(member.path);
-    let above = true;
-    for (let i = 1; i < parts.length && above; i++) above = of(parts.slice(0, i).join("/")) === "directory";
-    if (above) asked.add(member.path);
+    if (chainOf(parentOf(member.path)) === "present") asked.add(member.path);
   }
   return [...asked];
 }
@@ -118,8 +141,9 @@ export function secondQuestions(members: readonly PlannedMember[], of: StandingO
 export function judgeMembers(members: readonly PlannedMember[], of: StandingOf): Map<number, string> {
   const refused = new Map<number, string>();
   const unpacked = new Set<string>();
+  const chainOf = chains(of);
   for (const [index, member] of members.entries()) {
-    let code = pathRefusal(member, of);
+    let code = pathRefusal(member, of, chainOf);
     if (!code && member.kind === "symlink") code = targetRefusal(member, of);
     if (!code && member.kind === "link" && !unpacked.has(member.target)) code = "link-target";
     if (code) refused.set(index, SANDBOX_REFUSALS[code]);
