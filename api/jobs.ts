@@ -35,12 +35,13 @@ const getJob = createRoute({
   },
 });
 
-function assertFinished(record: JobRecord, what: string): void {
+/** `what` reads after "its" and before "can be downloaded": "stdout", "artifacts". */
+function assertFinished(record: JobRecord, what: string, ready = "once it has finished"): void {
   if (!isTerminal(record.status)) {
     throw new ApiError(
       409,
       ErrorCode.OUTPUT_NOT_READY,
-      `Job ${record.id} is ${record.status}; its ${what} is available once it runs (follow GET /v1/jobs/${record.id}/logs, or poll with ?wait=30)`,
+      `Job ${record.id} is ${record.status}; its ${what} can be downloaded ${ready} (follow GET /v1/jobs/${record.id}/logs, or poll with ?wait=30)`,
     );
   }
 }
@@ -103,7 +104,8 @@ for (const stream of ["stdout", "stderr"] as const) {
       const soFar = await coordinator.outputSoFar(jobId, stream);
       if (soFar) return c.body(new Uint8Array(soFar), 200, { "content-type": "text/plain; charset=utf-8", "x-job-status": "running" });
     }
-    assertFinished(record, stream);
+    // A running job's output so far came from its coordinator above.
+    assertFinished(record, stream, record.status === "queued" ? "once it runs" : "once it has finished");
     const output = record[stream];
     if (!output) {
       const why =
@@ -138,6 +140,8 @@ jobsRouter.get("/v1/jobs/:jobId/artifacts/:path{.+}", async (c) => {
   const rawPath = new URL(c.req.url).pathname.slice(`/v1/jobs/${jobId}/artifacts/`.length);
   const path = rawPath.split("/").map(decodeSegment).join("/");
   const record = await c.var.jobs.get(jobId);
+  // Artifacts are collected when the job ends: before that, none is missing yet.
+  assertFinished(record, "artifacts");
   const artifact = await findArtifact(c.env.JOB_OUTPUT, record, path);
   if (!artifact) {
     const known = record.artifacts.map((candidate) => candidate.path).slice(0, 20);
@@ -162,6 +166,7 @@ jobsRouter.openAPIRegistry.registerPath({
     200: { description: "The file's bytes" },
     206: { description: "Part of the file" },
     404: { description: "No such job or artifact", content: { "application/json": { schema: ErrorBody } } },
+    409: { description: "The job has not finished yet", content: { "application/json": { schema: ErrorBody } } },
   },
 });
 

@@ -66,7 +66,7 @@ describe("artifact archive", () => {
     expect((script?.mode ?? 0) & 0o111).toBe(0o111);
   });
 
-  it("gives an empty archive for a job without artifacts, and 409 OUTPUT_NOT_READY until a job finishes", async () => {
+  it("gives an empty archive for a job without artifacts, and 409 OUTPUT_NOT_READY for the archive or one artifact until a job finishes", async () => {
     const none = await runJob(uniqueSandbox("archive-none"), { type: "run", command: "echo nothing kept" });
     const empty = await api(`/v1/jobs/${none.id}/artifacts.tar.gz`);
     expect(empty.status).toBe(200);
@@ -79,6 +79,9 @@ describe("artifact archive", () => {
       artifacts: ["*.txt"],
     });
     await expectError(await api(`/v1/jobs/${running.id}/artifacts.tar.gz`), 409, "OUTPUT_NOT_READY");
+    // One artifact too: not "no such artifact" while the job may still make it.
+    const one = await expectError(await api(`/v1/jobs/${running.id}/artifacts/late.txt`), 409, "OUTPUT_NOT_READY");
+    expect(one).toContain("is running; its artifacts can be downloaded once it has finished");
     await expectError(await api("/v1/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV/artifacts.tar.gz"), 404, "JOB_NOT_FOUND");
   });
 
