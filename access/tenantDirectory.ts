@@ -40,7 +40,7 @@ export type IdempotencyClaim =
 
 export type Admission =
   | { ok: true }
-  | { ok: false; liveSandboxes: number }
+  | { ok: false; liveSandboxes: number; newSandboxes: number }
   | { ok: false; ending: string }
   | { ok: false; unfinishedJobs: number };
 
@@ -163,7 +163,7 @@ export class TenantDirectory extends DurableObject<Env> {
     const known = new Set(unique.filter((id) => this.sql.exec("SELECT 1 FROM sandboxes WHERE sandbox_id = ?", id).toArray().length > 0));
     const live = this.count();
     const added = unique.length - known.size;
-    if (added > 0 && live + added > limits.maxSandboxes) return { ok: false, liveSandboxes: live };
+    if (added > 0 && live + added > limits.maxSandboxes) return { ok: false, liveSandboxes: live, newSandboxes: added };
     const unfinished = this.unfinishedJobs();
     if (unfinished + newJobs > limits.maxUnfinishedJobs) return { ok: false, unfinishedJobs: unfinished };
     for (const id of unique) {

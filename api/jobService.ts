@@ -216,7 +216,7 @@ export class JobService {
       throw new ApiError(
         429,
         ErrorCode.QUOTA_EXCEEDED,
-        `Quota MAX_SANDBOXES_PER_TENANT: the tenant has ${admission.liveSandboxes} live sandboxes of ${maxSandboxes}; delete one (DELETE /v1/sandboxes/{id}) or reuse one`,
+        `Quota MAX_SANDBOXES_PER_TENANT: the tenant has ${admission.liveSandboxes} live sandboxes of ${maxSandboxes}, and this submit would add ${admission.newSandboxes} new ${admission.newSandboxes === 1 ? "one" : "ones"}; delete some (DELETE /v1/sandboxes/{id}) or reuse them`,
       );
     }
   }

@@ -50,7 +50,10 @@ describe("rate limits and quotas", () => {
     const { key } = await createKey(tenant);
     const jobs = ["one", "two", "three"].map((sandboxId) => ({ sandboxId, job: { type: "run", command: "true" } }));
     const refused = await deployed("/v1/jobs", { method: "POST", key, body: JSON.stringify({ jobs }) }, { MAX_SANDBOXES_PER_TENANT: "2" });
-    expect(await expectError(refused, 429, "QUOTA_EXCEEDED")).toContain("MAX_SANDBOXES_PER_TENANT");
+    // It says how far over the batch would go, not only what the tenant has.
+    expect(await expectError(refused, 429, "QUOTA_EXCEEDED")).toContain(
+      "MAX_SANDBOXES_PER_TENANT: the tenant has 0 live sandboxes of 2, and this submit would add 3 new ones",
+    );
     // Neither its manifest, nor its request, nor its jobs' records.
     const stored = await env.JOB_OUTPUT.list({ prefix: `tenants/${tenant}/` });
     expect(stored.objects.map((object) => object.key)).toEqual([]);
