@@ -15,6 +15,7 @@ import type { LogStatusData } from "../schemas/api";
 import { isTerminal, type JobRecord, type OutputOffsets } from "../schemas/job";
 import { r2Keys, sandboxKey } from "../storage/layout";
 import type { ApiEnv } from "./context";
+import { ApiError, ErrorCode } from "./errors";
 import { parseJobId } from "./jobs";
 import { ErrorBody } from "./openapi";
 
@@ -27,7 +28,16 @@ export const logsRouter = new Hono<ApiEnv>();
 logsRouter.get("/v1/jobs/:jobId/logs", async (c) => {
   const jobId = parseJobId(c.req.param("jobId"));
   const record = await c.var.jobs.get(jobId);
-  const from = parseOffsets(c.req.header("last-event-id") ?? c.req.query("from"));
+  const typed = c.req.query("from");
+  // Typed by a person, so a slip is said; a Last-Event-ID is the stream's own and always reads.
+  if (typed !== undefined && !/^\d+\.\d+$/.test(typed)) {
+    throw new ApiError(
+      400,
+      ErrorCode.INVALID_REQUEST,
+      `from must be where to resume as <stdout bytes>.<stderr bytes>, an event's id such as 120.0; got ${JSON.stringify(typed.slice(0, 40))}`,
+    );
+  }
+  const from = parseOffsets(c.req.header("last-event-id") ?? typed);
   const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
   c.executionCtx.waitUntil(
     streamLogs(c.env, c.var.jobs, record, from, writable.getWriter()).catch((error: unknown) => {

@@ -31,7 +31,7 @@ describe("live logs", () => {
     expect(resumed.at(-1)).toMatchObject({ event: "status", data: { status: "succeeded", exitCode: 0 } });
   });
 
-  it("serves a finished job's stored output as events, from an offset too", async () => {
+  it("serves a finished job's stored output as events, from an offset too, and refuses an offset that does not read", async () => {
     const job = await submit(uniqueSandbox("stored-logs"), { type: "run", command: "printf 'abcdef'; printf 'err' >&2; exit 4" });
     await waitForJob(job.id);
     const all = await readEvents(await api(`/v1/jobs/${job.id}/logs`));
@@ -41,6 +41,9 @@ describe("live logs", () => {
     const tail = await readEvents(await api(`/v1/jobs/${job.id}/logs?from=4.3`));
     expect(textOf(tail, "stdout")).toBe("ef");
     expect(textOf(tail, "stderr")).toBe("");
+    // A mistyped offset is said, not read as "from the start".
+    const typo = await expectError(await api(`/v1/jobs/${job.id}/logs?from=abc`), 400, "INVALID_REQUEST");
+    expect(typo).toContain("from must be where to resume as <stdout bytes>.<stderr bytes>");
   });
 
   it("tells a live follower where output past the cap was skipped, and never sends the tail twice", async () => {
