@@ -2,7 +2,7 @@
  * Ending a sandbox: its unfinished jobs cancelled, its container stopped with its workspace
  * emptied, its saved workspace deleted. What `DELETE /v1/sandboxes/{id}` does at once and the
  * tenant's directory does to a sandbox idle past SANDBOX_IDLE_TTL_SECONDS. Job records stay
- * until their retention ends.
+ * until their retention ends, each read by its ID, but leave the sandbox's list.
  */
 import { coordinatorFor } from "../coordinator/stubs";
 import { sandboxFactory } from "../sandbox/select";
@@ -27,13 +27,16 @@ export async function destroySandbox(env: Env, tenant: string, sandboxId: string
   // A running job's runner ends its command itself: let it, so that it does not end ours.
   if (running.length > 0) await coordinator.waitForJobs(running, RUNNER_STOP_WAIT_MS);
   await destroyContainerAndWorkspace(env, key);
+  await coordinator.unlistJobs();
   return cancelled;
 }
 
 /** A sandbox idle past its TTL is destroyed, unless a job of its own still runs or waits. */
 export async function expireIdleSandbox(env: Env, tenant: string, sandboxId: string): Promise<"expired" | "busy"> {
   const key = sandboxKey(tenant, sandboxId);
-  if ((await coordinatorFor(env.SANDBOX_COORDINATOR, key).unfinishedCount()) > 0) return "busy";
+  const coordinator = coordinatorFor(env.SANDBOX_COORDINATOR, key);
+  if ((await coordinator.unfinishedCount()) > 0) return "busy";
   await destroyContainerAndWorkspace(env, key);
+  await coordinator.unlistJobs();
   return "expired";
 }

@@ -95,6 +95,8 @@ export class JobTable {
       expires_at INTEGER NOT NULL
     )`);
     addColumnIfMissing(storage.sql, "job_state", "live_log_end", "TEXT");
+    // 1 once the sandbox was deleted after the job came: it leaves the sandbox's list, not the API.
+    addColumnIfMissing(storage.sql, "job_state", "unlisted", "INTEGER NOT NULL DEFAULT 0");
     storage.sql.exec("CREATE INDEX IF NOT EXISTS job_state_status ON job_state (status, job_id)");
     storage.sql.exec("CREATE INDEX IF NOT EXISTS job_state_unpublished ON job_state (published, cleaned)");
   }
@@ -300,7 +302,7 @@ export class JobTable {
   /** A page of the sandbox's jobs, newest first, after `cursor` (a job ID); `status` filters. */
   page(options: { status?: JobStatus; limit: number; cursor?: string }): { jobs: JobRecord[]; nextCursor: string | null } {
     const now = Date.now();
-    const where = ["expires_at > ?"];
+    const where = ["expires_at > ?", "unlisted = 0"];
     const params: (string | number)[] = [now];
     if (options.cursor) {
       where.push("job_id < ?");
@@ -318,6 +320,11 @@ export class JobTable {
     const jobs = pageRows.flatMap((row) => recordOf(row) ?? []);
     const last = pageRows[pageRows.length - 1];
     return { jobs, nextCursor: rows.length > options.limit && last ? last.job_id : null };
+  }
+
+  /** The sandbox is deleted (or expired): every job it has leaves its list, so a reused ID starts with an empty one; each still opens by its ID. */
+  unlistAll(): void {
+    this.sql.exec("UPDATE job_state SET unlisted = 1");
   }
 
   /**

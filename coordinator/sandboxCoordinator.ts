@@ -117,6 +117,11 @@ export class SandboxCoordinator extends DurableObject<Env> {
     return jobIds.map((jobId) => this.table.record(jobId) ?? null);
   }
 
+  /** The sandbox is being deleted: the jobs it has had leave its list (see JobTable.unlistAll). */
+  async unlistJobs(): Promise<void> {
+    this.table.unlistAll();
+  }
+
   /** A page of this sandbox's jobs, newest first. */
   async list(options: { status?: JobStatus; limit: number; cursor?: string }): Promise<{ jobs: JobRecord[]; nextCursor: string | null }> {
     return this.table.page(options);

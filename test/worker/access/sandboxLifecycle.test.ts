@@ -8,10 +8,11 @@ import { expectError } from "../client";
 import { createKey, deployed, finishedAs, submitAs, uniqueTenant } from "./tenants";
 
 const SandboxList = z.object({ sandboxes: z.array(z.object({ sandboxId: z.string(), lastActiveAt: z.string(), expiresAt: z.string() })) });
+const JobList = z.object({ jobs: z.array(JobView) });
 const Deleted = z.object({ sandboxId: z.string(), deleted: z.boolean(), cancelledJobs: z.number() });
 
 describe("sandbox lifecycle", () => {
-  it("lists the tenant's sandboxes; a delete cancels their jobs, empties the workspace, and is idempotent", async () => {
+  it("lists the tenant's sandboxes; a delete cancels their jobs, empties the workspace and the sandbox's job list, and is idempotent", async () => {
     const { key } = await createKey(uniqueTenant("acme"));
     const other = await createKey(uniqueTenant("globex"));
     const written = await submitAs(key, "doomed", { type: "run", command: "echo data > kept.txt" });
@@ -36,6 +37,10 @@ describe("sandbox lifecycle", () => {
     const after = await finishedAs(key, (await submitAs(key, "doomed", { type: "run", command: "ls -A /workspace | wc -l" })).id);
     expect(after.status).toBe("succeeded");
     expect((await (await deployed(`/v1/jobs/${after.id}/stdout`, { key })).text()).trim()).toBe("0");
+    // Its list starts empty too: the jobs from before the delete still open by their IDs only.
+    const jobs = JobList.parse(await (await deployed("/v1/sandboxes/doomed/jobs", { key })).json()).jobs;
+    expect(jobs.map((job) => job.id)).toEqual([after.id]);
+    expect((await finishedAs(key, written.id)).status).toBe("succeeded");
   }, 60_000);
 
   it("finishes a delete that a reset of the tenant's directory cut short, instead of answering SANDBOX_BUSY for days", async () => {
