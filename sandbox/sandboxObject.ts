@@ -97,7 +97,9 @@ export class Sandbox extends SdkSandbox<Env> {
    * goes with it): what the tenant's next job asks of an idle container whose slot it takes.
    */
   async stopContainer(): Promise<void> {
-    if (!this.ctx.container?.running) return;
+    // Asked of the host locally: a handle made after this object restarted reads "not running"
+    // while the host's container lives on, and a no-op here left it holding the tenant's place.
+    if (!(await this.hasRunningContainer())) return;
     if (readConfig(this.env).persistWorkspace) await this.saveWorkspace();
     await this.destroy();
   }

@@ -5,8 +5,11 @@
  * containers while another tenant's job runs; past the host's cap a job waits queued and runs
  * once a container frees up.
  */
+import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { z } from "zod";
 import { JobView } from "../../../schemas/job";
+import { sandboxKey } from "../../../storage/layout";
 import { createKey, deployed, finishedAs, submitAs, uniqueTenant } from "../access/tenants";
 import { uniqueSandbox } from "../client";
 
@@ -82,6 +85,35 @@ describe("containers shared between tenants", () => {
         ...floodSandboxes.map((sandboxId) => deleteSandboxAs(flooder.key, sandboxId)),
         deleteSandboxAs(other.key, otherSandbox),
       ]);
+    }
+  });
+
+  it("stops the idle container whose place the tenant's next job takes, even once its sandbox's object has restarted", async () => {
+    const tenant = uniqueTenant("evict");
+    const { key } = await createKey(tenant);
+    const idle = uniqueSandbox("evict-idle");
+    const second = uniqueSandbox("evict-second");
+    const third = uniqueSandbox("evict-third");
+    const hostRuns = async (sandboxId: string) => {
+      const response = await fetch(`${env.LOCAL_SANDBOX_URL}/v1/containers/${sandboxKey(tenant, sandboxId)}`, {
+        headers: { authorization: `Bearer ${env.LOCAL_SANDBOX_TOKEN}` },
+      });
+      return z.object({ running: z.boolean() }).parse(await response.json()).running;
+    };
+    const run = async (sandboxId: string) =>
+      (await finishedAs(key, (await submitAs(key, sandboxId, { type: "run", command: "true" })).id)).status;
+    try {
+      expect(await run(idle)).toBe("succeeded");
+      // Its Sandbox object restarts (a deploy, or evicted from memory) while the host keeps the container.
+      const object = env.Sandbox.get(env.Sandbox.idFromName(sandboxKey(tenant, idle)));
+      await runInDurableObject(object, (_instance, state) => state.abort("restarted")).catch(() => undefined);
+      expect(await hostRuns(idle)).toBe(true);
+      // The tenant's second slot, then the idle container's: taking it stops that container.
+      expect(await run(second)).toBe("succeeded");
+      expect(await run(third)).toBe("succeeded");
+      expect(await hostRuns(idle)).toBe(false);
+    } finally {
+      await Promise.all([idle, second, third].map((sandboxId) => deleteSandboxAs(key, sandboxId)));
     }
   });
 
