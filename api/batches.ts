@@ -23,7 +23,7 @@ const submitBatch = createRoute({
   request: { body: { required: true, content: { "application/json": { schema: BatchRequest } } } },
   responses: {
     202: {
-      description: "Every job recorded; any that could not be queued says so (status failed, error QUEUE_UNAVAILABLE)",
+      description: "Every job recorded and queued (one its coordinator could not take yet is handed over by the sweeper)",
       content: { "application/json": { schema: BatchView } },
     },
     400: {
