@@ -21,9 +21,37 @@ interface Entry {
   /** Byte offset in its stream where this chunk starts. */
   offset: number;
   bytes: Uint8Array;
+  /** The start of a character the stream's previous chunk ended with: its text belongs to this chunk's. */
+  carriedIn: Uint8Array;
+  /** Bytes at the end of `carriedIn` and `bytes` that begin a character not finished there: a later chunk's text shows them. */
+  heldBack: number;
+}
+
+/**
+ * How many bytes at the end of `bytes` begin a UTF-8 character that is not complete there. Bytes
+ * that could never start one are left to the decoder (they read as U+FFFD).
+ */
+function unfinishedCharacterBytes(bytes: Uint8Array): number {
+  for (let at = bytes.byteLength - 1; at >= Math.max(0, bytes.byteLength - 3); at--) {
+    const byte = bytes[at] ?? 0;
+    if ((byte & 0xc0) === 0x80) continue;
+    const length = byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : byte >= 0xc0 ? 2 : 1;
+    const present = bytes.byteLength - at;
+    return present < length ? present : 0;
+  }
+  return 0;
+}
+
+function joined(first: Uint8Array, second: Uint8Array): Uint8Array {
+  if (first.byteLength === 0) return second;
+  const out = new Uint8Array(first.byteLength + second.byteLength);
+  out.set(first);
+  out.set(second, first.byteLength);
+  return out;
 }
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
 
 export function parseOffsets(lastEventId: string | undefined | null): OutputOffsets {
   const match = /^(\d+)\.(\d+)$/.exec(lastEventId ?? "");
@@ -40,6 +68,9 @@ export class LiveLog {
   private keptBytes = 0;
   private readonly totals: OutputOffsets;
   private tryFrom: OutputOffsets;
+  /** Per stream, the start of a character the last chunk left unfinished. */
+  private readonly unfinished: Record<OutputStream, Uint8Array> = { stdout: new Uint8Array(), stderr: new Uint8Array() };
+  private readonly lastEntry: Record<OutputStream, Entry | undefined> = { stdout: undefined, stderr: undefined };
   private closed = false;
   private readonly listeners = new Set<() => void>();
 
@@ -52,6 +83,8 @@ export class LiveLog {
   /** A try of the command starts: its output, the one stored if it is the last, begins here. */
   tryStarted(): void {
     this.tryFrom = { ...this.totals };
+    this.unfinished.stdout = new Uint8Array();
+    this.unfinished.stderr = new Uint8Array();
   }
 
   /** Where the latest try's output begins. */
@@ -64,17 +97,29 @@ export class LiveLog {
     return { ...this.totals };
   }
 
-  /** Output as it is written; `skippedBefore` bytes of the stream, never read, came before it (followers get a gap). */
-  append(stream: OutputStream, text: string, skippedBefore = 0): void {
+  /**
+   * Output as it is written, as bytes: offsets count what the command wrote, whatever it is, and
+   * text is made only for followers. `skippedBefore` bytes of the stream, never read, came before
+   * it (followers get a gap).
+   */
+  append(stream: OutputStream, bytes: Uint8Array, skippedBefore = 0): void {
     this.totals[stream] += skippedBefore;
-    const bytes = encoder.encode(text);
+    if (skippedBefore > 0) this.unfinished[stream] = new Uint8Array();
     if (bytes.byteLength === 0) {
       if (skippedBefore > 0) this.notify();
       return;
     }
-    this.entries.push({ stream, offset: this.totals[stream], bytes });
-    this.totals[stream] += bytes.byteLength;
-    this.keptBytes += bytes.byteLength;
+    // A copy: the caller's buffer may be reused, or hold far more than this piece.
+    const own = bytes.slice();
+    const carriedIn = this.unfinished[stream];
+    const whole = joined(carriedIn, own);
+    const heldBack = unfinishedCharacterBytes(whole);
+    this.unfinished[stream] = whole.slice(whole.byteLength - heldBack);
+    const entry = { stream, offset: this.totals[stream], bytes: own, carriedIn, heldBack };
+    this.entries.push(entry);
+    this.lastEntry[stream] = entry;
+    this.totals[stream] += own.byteLength;
+    this.keptBytes += own.byteLength;
     while (this.keptBytes > LIVE_LOG_MAX_BYTES && this.entries.length > 1) {
       const dropped = this.entries.shift();
       this.keptBytes -= dropped?.bytes.byteLength ?? 0;
@@ -136,15 +181,24 @@ export class LiveLog {
       const end = entry.offset + entry.bytes.byteLength;
       if (end <= position[entry.stream]) continue;
       gapTo(entry.stream, entry.offset);
-      const bytes = entry.bytes.subarray(Math.max(0, position[entry.stream] - entry.offset));
+      const text = this.textOf(entry, position[entry.stream] - entry.offset);
       position[entry.stream] = end;
       // The id is where this follower now stands in both streams: resuming from it skips nothing.
-      events.push(
-        formatEvent(entry.stream, { text: new TextDecoder("utf-8", { fatal: false, ignoreBOM: true }).decode(bytes) }, { ...position }),
-      );
+      events.push(formatEvent(entry.stream, { text }, { ...position }));
     }
     for (const stream of ["stdout", "stderr"] as const) gapTo(stream, this.totals[stream]);
     return events;
+  }
+
+  /**
+   * An entry's text from byte `from` on: a character split between chunks shows whole, in the
+   * later one's text (once the command has ended, an unfinished last one shows as U+FFFD).
+   */
+  private textOf(entry: Entry, from: number): string {
+    const heldBack = this.closed && this.lastEntry[entry.stream] === entry ? 0 : entry.heldBack;
+    if (from > 0) return decoder.decode(entry.bytes.subarray(from, Math.max(from, entry.bytes.byteLength - heldBack)));
+    const whole = joined(entry.carriedIn, entry.bytes);
+    return decoder.decode(whole.subarray(0, whole.byteLength - heldBack));
   }
 
   private changeOrTimeout(ms: number): Promise<void> {

@@ -205,7 +205,7 @@ function concat(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-type OutputListener = (stream: "stdout" | "stderr", text: string, skippedBefore?: number) => void;
+type OutputListener = (stream: "stdout" | "stderr", bytes: Uint8Array, skippedBefore?: number) => void;
 
 /** The job's secrets for its run, or the error that fails it when one is missing. */
 export async function loadSecrets(
@@ -223,22 +223,34 @@ export async function loadSecrets(
   }
 }
 
-/** Live output through the masker; `flush` releases what was held back once the command has ended. */
+/**
+ * Live output through the masker; `flush` releases what was held back once the command has ended.
+ * Masking works on text, so with secrets each stream is decoded as it comes (a character split
+ * between pieces joined; one cut by skipped bytes reads as U+FFFD) and its masked text encoded again.
+ */
 export function maskedListener(masker: SecretMasker, listener: OutputListener | undefined): { onOutput?: OutputListener; flush(): void } {
   if (!listener || !masker.active) return { onOutput: listener, flush: () => undefined };
-  const streams = { stdout: masker.live((text) => listener("stdout", text)), stderr: masker.live((text) => listener("stderr", text)) };
+  const maskedStream = (stream: "stdout" | "stderr") => ({
+    decoder: new TextDecoder("utf-8", { fatal: false, ignoreBOM: true }),
+    masked: masker.live((text) => listener(stream, encoder.encode(text))),
+  });
+  const streams = { stdout: maskedStream("stdout"), stderr: maskedStream("stderr") };
   return {
-    onOutput: (stream, text, skippedBefore) => {
+    onOutput: (stream, bytes, skippedBefore) => {
+      const { decoder, masked } = streams[stream];
       // What came before the skipped bytes goes out first, so the skip lands where it was.
       if (skippedBefore) {
-        streams[stream].skip();
-        listener(stream, "", skippedBefore);
+        masked.push(decoder.decode());
+        masked.skip();
+        listener(stream, new Uint8Array(), skippedBefore);
       }
-      streams[stream].push(text);
+      masked.push(decoder.decode(bytes, { stream: true }));
     },
     flush: () => {
-      streams.stdout.flush();
-      streams.stderr.flush();
+      for (const { decoder, masked } of [streams.stdout, streams.stderr]) {
+        masked.push(decoder.decode());
+        masked.flush();
+      }
     },
   };
 }

@@ -58,9 +58,6 @@ class ReadPosition {
   readonly output: CappedOutput;
   offset = 0;
   private latest: { bytes: Uint8Array; headBytes: number; skipped: number } = { bytes: new Uint8Array(), headBytes: 0, skipped: 0 };
-  /** A byte order mark the command wrote is text like any other (the default would drop it). */
-  private readonly decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
-
   constructor(maxBytes: number) {
     this.output = new CappedOutput(maxBytes);
   }
@@ -86,25 +83,22 @@ class ReadPosition {
     this.latest = { bytes, headBytes: slice.headBytes, skipped: slice.skippedBytes };
   }
 
-  /**
-   * The last slice as text for live logs (a character split across slices is joined), in two
-   * pieces when it skipped bytes: the head part, then the tail part with the count skipped before it.
-   */
-  decodeLatest(): Array<{ text: string; skippedBefore: number }> {
+  /** The last slice's two parts for live logs: the head part, then the tail part with the count skipped before it. */
+  latestParts(): Array<{ bytes: Uint8Array; skippedBefore: number }> {
     const { bytes, headBytes, skipped } = this.latest;
-    if (skipped === 0) return [{ text: this.decoder.decode(bytes, { stream: true }), skippedBefore: 0 }];
-    // The decoder ends at the skip: a character cut there is not joined with unrelated bytes.
+    if (skipped === 0) return [{ bytes, skippedBefore: 0 }];
     return [
-      { text: this.decoder.decode(bytes.subarray(0, headBytes)), skippedBefore: 0 },
-      { text: this.decoder.decode(bytes.subarray(headBytes), { stream: true }), skippedBefore: skipped },
+      { bytes: bytes.subarray(0, headBytes), skippedBefore: 0 },
+      { bytes: bytes.subarray(headBytes), skippedBefore: skipped },
     ];
   }
 }
 
 type Ending = { reason: "timeout" | "cancel"; at: number };
 
-/** Characters per live-log piece handed on from one poll's output. */
-const LIVE_PIECE_CHARS = 64 * 1024;
+/** Bytes per live-log piece handed on from one poll's output. */
+const LIVE_PIECE_BYTES = 64 * 1024;
+const NO_BYTES = new Uint8Array();
 
 export class ChildCommandRun {
   private readonly started = Date.now();
@@ -204,10 +198,10 @@ export class ChildCommandRun {
     const { onOutput } = this.request;
     if (onOutput) {
       for (const name of ["stdout", "stderr"] as const) {
-        for (const { text, skippedBefore } of this.streams[name].decodeLatest()) {
-          if (skippedBefore > 0) onOutput(name, "", skippedBefore);
+        for (const { bytes, skippedBefore } of this.streams[name].latestParts()) {
+          if (skippedBefore > 0) onOutput(name, NO_BYTES, skippedBefore);
           // In pieces: one poll may bring megabytes, and each piece becomes one live-log event.
-          for (let at = 0; at < text.length; at += LIVE_PIECE_CHARS) onOutput(name, text.slice(at, at + LIVE_PIECE_CHARS));
+          for (let at = 0; at < bytes.byteLength; at += LIVE_PIECE_BYTES) onOutput(name, bytes.subarray(at, at + LIVE_PIECE_BYTES));
         }
       }
     }

@@ -14,10 +14,11 @@ export interface ExecRequest {
   /** Aborting it (the job was cancelled) ends the command; exec then throws a CancelledError with its output so far. */
   signal?: AbortSignal;
   /**
-   * Called with each piece of output as the command writes it (live logs). `skippedBefore` bytes
-   * of the stream came right before this text and were left unread (past the kept head).
+   * Called with each piece of output as the command writes it (live logs), its bytes as written
+   * (a character may be split between pieces). `skippedBefore` bytes of the stream came right
+   * before these and were left unread (past the kept head).
    */
-  onOutput?: (stream: "stdout" | "stderr", text: string, skippedBefore?: number) => void;
+  onOutput?: (stream: "stdout" | "stderr", bytes: Uint8Array, skippedBefore?: number) => void;
 }
 
 export interface ExecResult {

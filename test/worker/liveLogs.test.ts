@@ -9,6 +9,8 @@ import { LiveLog } from "../../coordinator/liveLog";
 import { api, expectError, getJob, submit, uniqueSandbox, waitForJob } from "./client";
 import { readEvents, textOf } from "./support/logEvents";
 
+const encode = (text: string) => new TextEncoder().encode(text);
+
 describe("live logs", () => {
   it("streams a line before the job ends, resumes from Last-Event-ID, and ends with the status", async () => {
     const sandboxId = uniqueSandbox("live");
@@ -133,10 +135,10 @@ describe("live logs", () => {
 
   it("gives the gap a follower gets for output no longer kept the id where the follower then stands", async () => {
     const log = new LiveLog();
-    log.append("stderr", "e".repeat(10), 90);
+    log.append("stderr", encode("e".repeat(10)), 90);
     // More stdout than the 4 MiB kept for followers: the stderr entry is dropped.
     const stdoutBytes = 5 * 1024 * 1024;
-    log.append("stdout", "x".repeat(stdoutBytes));
+    log.append("stdout", encode("x".repeat(stdoutBytes)));
     log.close();
     const stream = log.follow({ stdout: 0, stderr: 0 }, 5_000);
     const events = await readEvents(new Response(stream, { headers: { "content-type": "text/event-stream" } }));
@@ -145,6 +147,42 @@ describe("live logs", () => {
       ["gap", `${stdoutBytes}.100`],
     ]);
     expect(events.at(-1)?.data).toEqual({ stream: "stderr", droppedBytes: 100 });
+  });
+
+  it("numbers events by the bytes the command wrote, so a reconnect after invalid UTF-8 resumes exactly", async () => {
+    const job = await submit(uniqueSandbox("live-bytes"), { type: "run", command: "printf 'a\\377b'; sleep 2; printf 'tail'" });
+    const early = await readEvents(await api(`/v1/jobs/${job.id}/logs`), (events) => textOf(events, "stdout").includes("b"));
+    expect(textOf(early, "stdout")).toBe("a\uFFFDb");
+    // Three bytes written, whatever their text: the id is where the stored output resumes.
+    expect(early.at(-1)?.id).toBe("3.0");
+    await waitForJob(job.id);
+    const resumed = await readEvents(await api(`/v1/jobs/${job.id}/logs`, { headers: { "last-event-id": "3.0" } }));
+    expect(textOf(resumed, "stdout")).toBe("tail");
+  });
+
+  it("shows a character split between output pieces whole, in the later piece's event", async () => {
+    const log = new LiveLog();
+    const bytes = encode("né 🙂!");
+    // Cut inside "é", then twice inside the emoji, which its fourth byte completes.
+    for (const [from, to] of [
+      [0, 2],
+      [2, 5],
+      [5, 6],
+      [6, 8],
+      [8, bytes.byteLength],
+    ] as const)
+      log.append("stdout", bytes.subarray(from, to));
+    log.close();
+    const events = await readEvents(
+      new Response(log.follow({ stdout: 0, stderr: 0 }, 5_000), { headers: { "content-type": "text/event-stream" } }),
+    );
+    expect(events.map((event) => [event.id, textOf([event], "stdout")])).toEqual([
+      ["2.0", "n"],
+      ["5.0", "é "],
+      ["6.0", ""],
+      ["8.0", "🙂"],
+      [`${bytes.byteLength}.0`, "!"],
+    ]);
   });
 
   it("keeps a byte order mark that starts the output, live and stored", async () => {

@@ -12,6 +12,8 @@ import { SecretList } from "../../schemas/secrets";
 import worker from "../../worker";
 import { api, BASE, expectError, postJson, runJob, submit, uniqueSandbox } from "./client";
 
+const encode = (text: string) => new TextEncoder().encode(text);
+
 const putSecret = (name: string, value: string) => postJson(`/v1/secrets/${name}`, { value }, "PUT");
 
 async function text(path: string): Promise<string> {
@@ -129,13 +131,27 @@ describe("the masker", () => {
     expect(seen.join("")).toBe("a ***! and sec");
   });
 
+  it("masks a value split between live pieces inside one of its characters", () => {
+    const value = "clé-secrète-99";
+    const bytes = encode(`a ${value} b`);
+    const cutAt = encode("a clé-secr").byteLength + 1;
+    const seen: string[] = [];
+    const listener = maskedListener(new SecretMasker([value]), (_stream, shown) => seen.push(new TextDecoder().decode(shown)));
+    listener.onOutput?.("stdout", bytes.subarray(0, cutAt));
+    listener.onOutput?.("stdout", bytes.subarray(cutAt));
+    listener.flush();
+    expect(seen.join("")).toBe("a *** b");
+  });
+
   it("masks a value cut by skipped live output on either side of the gap", () => {
     const masker = new SecretMasker(["abcdefgh"]);
     const seen: Array<[string, number]> = [];
-    const listener = maskedListener(masker, (_stream, text, skippedBefore = 0) => seen.push([text, skippedBefore]));
-    listener.onOutput?.("stdout", "head abcd");
-    listener.onOutput?.("stdout", "", 100);
-    listener.onOutput?.("stdout", "efgh tail abcdefgh a");
+    const listener = maskedListener(masker, (_stream, bytes, skippedBefore = 0) =>
+      seen.push([new TextDecoder().decode(bytes), skippedBefore]),
+    );
+    listener.onOutput?.("stdout", encode("head abcd"));
+    listener.onOutput?.("stdout", new Uint8Array(), 100);
+    listener.onOutput?.("stdout", encode("efgh tail abcdefgh a"));
     listener.flush();
     const shown = seen.map(([text, skipped]) => (skipped > 0 ? `[gap ${skipped}]` : text)).join("");
     expect(shown).toBe("head ***[gap 100]*** tail *** a");
@@ -143,18 +159,17 @@ describe("the masker", () => {
 
   it("masks a non-ASCII value whose characters the live gap split on both sides", () => {
     const value = "пароль-sécret-1234";
-    const encode = (text: string) => new TextEncoder().encode(text);
     const bytes = encode(`head ${value} tail`);
     // The gap runs from inside "ь" to inside "é": each side is decoded apart, as the runner's live output is.
     const cutAt = encode(`head ${value.slice(0, 5)}`).byteLength + 1;
     const resumeAt = encode(`head ${value.slice(0, 8)}`).byteLength + 1;
     const seen: string[] = [];
-    const listener = maskedListener(new SecretMasker([value]), (_stream, text, skippedBefore = 0) =>
-      seen.push(skippedBefore > 0 ? "[gap]" : text),
+    const listener = maskedListener(new SecretMasker([value]), (_stream, shown, skippedBefore = 0) =>
+      seen.push(skippedBefore > 0 ? "[gap]" : new TextDecoder().decode(shown)),
     );
-    listener.onOutput?.("stdout", new TextDecoder().decode(bytes.subarray(0, cutAt)));
-    listener.onOutput?.("stdout", "", resumeAt - cutAt);
-    listener.onOutput?.("stdout", new TextDecoder().decode(bytes.subarray(resumeAt)));
+    listener.onOutput?.("stdout", bytes.subarray(0, cutAt));
+    listener.onOutput?.("stdout", new Uint8Array(), resumeAt - cutAt);
+    listener.onOutput?.("stdout", bytes.subarray(resumeAt));
     listener.flush();
     expect(seen.join("")).toBe("head ***[gap]*** tail");
   });
