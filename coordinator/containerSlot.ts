@@ -27,7 +27,14 @@ export class ContainerSlot {
     private readonly sandboxId: string,
     /** TENANT_MAX_CONTAINERS. */
     private readonly cap: number,
+    /** Settles once a stop of this sandbox's own container, asked for by a sandbox that took its old slot, has ended. */
+    private readonly ownStopSettled: () => Promise<unknown> = async () => undefined,
   ) {}
+
+  /** Whether the job holds a slot now: its container is then its own to use, and no other sandbox may stop it. */
+  get holds(): boolean {
+    return this.held;
+  }
 
   /** Takes the sandbox's slot, stopping the idle container whose slot it took, if any; refused at the tenant's cap. */
   async take(): Promise<SlotTake> {
@@ -41,6 +48,8 @@ export class ContainerSlot {
     this.held = true;
     this.renewedAt = Date.now();
     if (grant.evict !== undefined) await this.stopIdle(grant.evict);
+    // This sandbox's idle slot may have been taken (and its container stopped) while its job waited to take one.
+    await this.ownStopSettled();
     return { taken: true };
   }
 

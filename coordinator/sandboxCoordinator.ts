@@ -203,7 +203,9 @@ export class SandboxCoordinator extends DurableObject<Env> {
    * took a slot of its own). `key` is this sandbox's key, which an alarm is not told.
    */
   async stopIdleContainer(key: string): Promise<"stopped" | "busy"> {
-    if (this.running) return "busy";
+    // Busy only once the running job holds a slot: one still taking a slot (or refused one) has
+    // not reached the container, which would otherwise stay awake holding no slot at all.
+    if (this.running?.slot.holds) return "busy";
     const stopping = sandboxFactory(this.env)(key).stopContainer();
     this.stoppingContainer = stopping.catch(() => undefined);
     await stopping;
@@ -356,7 +358,7 @@ export class SandboxCoordinator extends DurableObject<Env> {
         }
         jobsRun++;
         const jobStartedAt = Date.now();
-        const slot = new ContainerSlot(this.env, record.tenant, record.sandboxId, config.tenantMaxContainers);
+        const slot = new ContainerSlot(this.env, record.tenant, record.sandboxId, config.tenantMaxContainers, () => this.stoppingContainer);
         const log = new LiveLog(held.liveLogEnd);
         const running = { jobId: record.id, cancel: new AbortController(), log, claimed: false, slot };
         this.running = running;
