@@ -46,16 +46,18 @@ export function shortId(id: string): string {
   return id.length > 10 ? `${id.slice(0, 6)}…${id.slice(-4)}` : id;
 }
 
-type JobState = { status: JobStatus; error: { code: string } | null };
+type JobState = { status: JobStatus; error: { code: string } | null; allowFailure?: boolean };
 
 /** A cancelled job is `failed` with error CANCELLED; the page calls it cancelled. */
 export function isCancelled(job: JobState): boolean {
   return job.error?.code === "CANCELLED";
 }
 
-/** A job's state as the page words it. */
+/** A job's state as the page words it; a failure its batch allowed says so, as the CLI's summary does. */
 export function stateLabel(job: JobState): string {
-  return isCancelled(job) ? "cancelled" : job.status.replace("_", " ");
+  if (isCancelled(job)) return "cancelled";
+  const label = job.status.replace("_", " ");
+  return job.allowFailure && (job.status === "failed" || job.status === "timed_out") ? `${label} (allowed)` : label;
 }
 
 export function jobBadge(job: JobState): HTMLElement {

@@ -4,6 +4,7 @@
  * driven in Chromium by dashboard.test.ts.
  */
 import { describe, expect, it } from "vitest";
+import { stateLabel } from "../../dashboard/src/format";
 import { columnsOf } from "../../dashboard/src/pipelineGraph";
 import { listHref, parseRoute } from "../../dashboard/src/routes";
 import { refreshWaitMs } from "../../dashboard/src/tenantJobs";
@@ -30,6 +31,16 @@ describe("the dashboard's routes", () => {
     const href = listHref("jobs", filters);
     expect(href).toBe("#/jobs?status=failed&sandbox=web&since=1h");
     expect(parseRoute(href)).toEqual({ view: "jobs", filters });
+  });
+});
+
+describe("a job's state as the page words it", () => {
+  it("says when a failure was allowed, as the CLI's summary does, and calls a cancel a cancel", () => {
+    expect(stateLabel({ status: "failed", error: { code: "NONZERO_EXIT" }, allowFailure: true })).toBe("failed (allowed)");
+    expect(stateLabel({ status: "timed_out", error: { code: "TIMEOUT" }, allowFailure: true })).toBe("timed out (allowed)");
+    expect(stateLabel({ status: "failed", error: { code: "NONZERO_EXIT" }, allowFailure: false })).toBe("failed");
+    expect(stateLabel({ status: "failed", error: { code: "CANCELLED" }, allowFailure: true })).toBe("cancelled");
+    expect(stateLabel({ status: "succeeded", error: null, allowFailure: true })).toBe("succeeded");
   });
 });
 
