@@ -21,20 +21,24 @@ export function planBatch(entries: BatchEntry[]): BatchPlan {
     if (byName.has(entry.name)) duplicates.add(entry.name);
     byName.set(entry.name, index);
   });
-  if (duplicates.size > 0) throw invalid(`Job names must be unique in a batch; repeated: ${[...duplicates].join(", ")}`);
-
+  // Every problem of the names at once, so a pipeline is fixed in one round rather than one per error.
+  const problems: string[] = [];
+  if (duplicates.size > 0) problems.push(`Job names must be unique in a batch; repeated: ${[...duplicates].join(", ")}`);
   const unknown = new Set(entries.flatMap((entry) => entry.needs.filter((name) => !byName.has(name))));
-  if (unknown.size > 0) throw invalid(`needs names no job of this batch: ${[...unknown].join(", ")}`);
+  if (unknown.size > 0) problems.push(`needs names no job of this batch: ${[...unknown].join(", ")}`);
   const needs = entries.map((entry, index) => {
     // A job whose artifacts are an input is needed too: they are copied once it has succeeded.
     const inputNames = inputSources(entry).filter((from) => byName.has(from));
     const named = [...entry.needs, ...inputNames];
-    if (entry.name !== undefined && named.includes(entry.name)) throw invalid(`Job ${entry.name} needs itself`);
-    return [...new Set(named.map((name) => byName.get(name) ?? index))];
+    if (entry.name !== undefined && named.includes(entry.name)) problems.push(`Job ${entry.name} needs itself`);
+    return [...new Set(named.filter((name) => byName.has(name)).map((name) => byName.get(name) ?? index))];
   });
-
-  const lonely = entries.find((entry, index) => entry.when === "on_failure" && (needs[index] ?? []).length === 0);
-  if (lonely) throw invalid(`Job ${lonely.name ?? "(unnamed)"} runs on_failure but needs no job: name the jobs whose failure it handles`);
+  for (const [index, entry] of entries.entries()) {
+    if (entry.when === "on_failure" && entry.needs.length === 0 && (needs[index] ?? []).length === 0) {
+      problems.push(`Job ${entry.name ?? "(unnamed)"} runs on_failure but needs no job: name the jobs whose failure it handles`);
+    }
+  }
+  if (problems.length > 0) throw invalid(problems.join("; "));
 
   // Kahn's algorithm, always taking the earliest ready job, so independent jobs keep array order.
   const waitingOn = needs.map((list) => list.length);

@@ -90,6 +90,19 @@ describe("pipelines", () => {
     const message = await expectError(cycle, 400, "INVALID_REQUEST");
     expect(message).toContain("cycle");
     expect(message).toContain("a, b");
+    // Every problem of the names in one answer, not one per try.
+    const several = await postJson("/v1/jobs", {
+      jobs: [
+        { name: "d", sandboxId, job: run("true") },
+        { name: "d", sandboxId, job: run("true") },
+        { name: "e", sandboxId, needs: ["nope"], job: run("true") },
+        { name: "f", sandboxId, when: "on_failure", job: run("true") },
+      ],
+    });
+    const all = await expectError(several, 400, "INVALID_REQUEST");
+    expect(all).toContain("repeated: d");
+    expect(all).toContain("needs names no job of this batch: nope");
+    expect(all).toContain("Job f runs on_failure but needs no job");
     const listed = await (await api(`/v1/sandboxes/${sandboxId}/jobs`)).json();
     expect(listed).toMatchObject({ jobs: [] });
   });
