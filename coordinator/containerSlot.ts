@@ -28,7 +28,7 @@ export class ContainerSlot {
     /** TENANT_MAX_CONTAINERS. */
     private readonly cap: number,
     /** Settles once a stop of this sandbox's own container, asked for by a sandbox that took its old slot, has ended. */
-    private readonly ownStopSettled: () => Promise<unknown> = async () => undefined,
+    private readonly ownStopSettled: () => Promise<unknown>,
   ) {}
 
   /** Whether the job holds a slot now: its container is then its own to use, and no other sandbox may stop it. */

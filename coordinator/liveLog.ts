@@ -9,6 +9,7 @@
  * output holds only the last try's: `lastTryFrom` says where that try began, so a reconnect after
  * the job ended can be placed in it.
  */
+import { Buffer } from "node:buffer";
 import type { OutputOffsets } from "../schemas/job";
 
 export type OutputStream = "stdout" | "stderr";
@@ -21,9 +22,9 @@ interface Entry {
   /** Byte offset in its stream where this chunk starts. */
   offset: number;
   bytes: Uint8Array;
-  /** The start of a character the stream's previous chunk ended with: its text belongs to this chunk's. */
-  carriedIn: Uint8Array;
-  /** Bytes at the end of `carriedIn` and `bytes` that begin a character not finished there: a later chunk's text shows them. */
+  /** `bytes` after the start of a character the stream's previous chunk ended with: this chunk's text shows it. */
+  withCarriedIn: Uint8Array;
+  /** Bytes at the end of `withCarriedIn` that begin a character not finished there: a later chunk's text shows them. */
   heldBack: number;
 }
 
@@ -40,14 +41,6 @@ function unfinishedCharacterBytes(bytes: Uint8Array): number {
     return present < length ? present : 0;
   }
   return 0;
-}
-
-function joined(first: Uint8Array, second: Uint8Array): Uint8Array {
-  if (first.byteLength === 0) return second;
-  const out = new Uint8Array(first.byteLength + second.byteLength);
-  out.set(first);
-  out.set(second, first.byteLength);
-  return out;
 }
 
 const encoder = new TextEncoder();
@@ -109,17 +102,16 @@ export class LiveLog {
       if (skippedBefore > 0) this.notify();
       return;
     }
-    // A copy: the caller's buffer may be reused, or hold far more than this piece.
-    const own = bytes.slice();
-    const carriedIn = this.unfinished[stream];
-    const whole = joined(carriedIn, own);
-    const heldBack = unfinishedCharacterBytes(whole);
-    this.unfinished[stream] = whole.slice(whole.byteLength - heldBack);
-    const entry = { stream, offset: this.totals[stream], bytes: own, carriedIn, heldBack };
+    // One copy, with the unfinished character before it: the caller's buffer may be reused, or hold far more than this piece.
+    const carriedIn = this.unfinished[stream].byteLength;
+    const withCarriedIn = Buffer.concat([this.unfinished[stream], bytes]);
+    const heldBack = unfinishedCharacterBytes(withCarriedIn);
+    this.unfinished[stream] = withCarriedIn.subarray(withCarriedIn.byteLength - heldBack);
+    const entry = { stream, offset: this.totals[stream], bytes: withCarriedIn.subarray(carriedIn), withCarriedIn, heldBack };
     this.entries.push(entry);
     this.lastEntry[stream] = entry;
-    this.totals[stream] += own.byteLength;
-    this.keptBytes += own.byteLength;
+    this.totals[stream] += bytes.byteLength;
+    this.keptBytes += bytes.byteLength;
     while (this.keptBytes > LIVE_LOG_MAX_BYTES && this.entries.length > 1) {
       const dropped = this.entries.shift();
       this.keptBytes -= dropped?.bytes.byteLength ?? 0;
@@ -196,9 +188,8 @@ export class LiveLog {
    */
   private textOf(entry: Entry, from: number): string {
     const heldBack = this.closed && this.lastEntry[entry.stream] === entry ? 0 : entry.heldBack;
-    if (from > 0) return decoder.decode(entry.bytes.subarray(from, Math.max(from, entry.bytes.byteLength - heldBack)));
-    const whole = joined(entry.carriedIn, entry.bytes);
-    return decoder.decode(whole.subarray(0, whole.byteLength - heldBack));
+    const text = from > 0 ? entry.bytes.subarray(from) : entry.withCarriedIn;
+    return decoder.decode(text.subarray(0, Math.max(0, text.byteLength - heldBack)));
   }
 
   private changeOrTimeout(ms: number): Promise<void> {

@@ -7,6 +7,7 @@ import { openSecret } from "../access/secretCipher";
 import { tenantDirectoryFor } from "../access/tenantDirectory";
 import { readConfig } from "../config";
 import { droppedMarker } from "../sandbox/cappedOutput";
+import type { ExecRequest } from "../sandbox/port";
 import { MIN_SECRET_BYTES } from "../schemas/secrets";
 
 /** Decrypted values by name; throws SecretUnavailableError naming the first it cannot give. */
@@ -205,7 +206,7 @@ function concat(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-type OutputListener = (stream: "stdout" | "stderr", bytes: Uint8Array, skippedBefore?: number) => void;
+type OutputListener = NonNullable<ExecRequest["onOutput"]>;
 
 /** The job's secrets for its run, or the error that fails it when one is missing. */
 export async function loadSecrets(
