@@ -19,6 +19,8 @@ import { inputSources, planBatch } from "./pipelinePlan";
 import { sendRunMessages } from "./queueSender";
 
 export const MAX_WAIT_SECONDS = 60;
+/** Jobs outside a submit that its `inputs` may name by ID: each costs reads at submit (the operation budget). */
+const MAX_SOURCE_JOBS = 50;
 
 export class JobService {
   readonly store: JobStore;
@@ -60,6 +62,7 @@ export class JobService {
   ): Promise<JobRecord> {
     const { now, nextJobId } = submitIds(options.seed);
     const { request, needs } = resolveInputs(submitted, () => undefined);
+    await this.checkSources(needs);
     const pipeline = { batchId: null, name: null, needs };
     const [record] = await this.createAndQueue(
       [
@@ -100,6 +103,7 @@ export class JobService {
     const idOf = (index: number) => ids.get(index) ?? "";
     const byName = new Map(entries.flatMap((entry, index) => (entry.name === undefined ? [] : [[entry.name, idOf(index)] as const])));
     const resolved = entries.map((entry) => resolveInputs(entry.job, (name) => byName.get(name)));
+    await this.checkSources(outside);
     const manifest: BatchManifest = {
       batchId,
       createdAt: new Date(now).toISOString(),
@@ -180,6 +184,36 @@ export class JobService {
       if (unqueued.size > 0) console.warn(`${unqueued.size} job(s) neither handed over nor queued: the sweeper hands them over`);
     }
     return prepared.map(({ record }) => record);
+  }
+
+  /**
+   * Every job named by ID in `inputs` is one of this tenant's, within its retention: a typo, or
+   * another tenant's job, is a 400 at submit rather than a job skipped later; nothing is stored.
+   */
+  private async checkSources(jobIds: string[]): Promise<void> {
+    const distinct = [...new Set(jobIds)];
+    if (distinct.length > MAX_SOURCE_JOBS) {
+      throw new ApiError(
+        400,
+        ErrorCode.INVALID_REQUEST,
+        `inputs name ${distinct.length} jobs outside this submit by ID; at most ${MAX_SOURCE_JOBS} may be named in one submit`,
+      );
+    }
+    const found = await Promise.all(
+      distinct.map(async (jobId) => {
+        // Every job has a record as submitted (one object per submit); a final one is read only for a job without it.
+        const record = (await this.store.readSubmitted(jobId)) ?? (await this.store.readFinished(jobId));
+        return record !== undefined && live(record);
+      }),
+    );
+    const unknown = distinct.filter((_, index) => !found[index]);
+    if (unknown.length > 0) {
+      throw new ApiError(
+        400,
+        ErrorCode.INVALID_REQUEST,
+        `inputs: no job ${unknown.join(", ")} (unknown, another tenant's, or past its retention); name a job of this batch by its name, or one of yours by ID`,
+      );
+    }
   }
 
   /**

@@ -167,5 +167,13 @@ describe("pipelines", () => {
       jobs: [{ sandboxId: user, job: { type: "run", command: "true", inputs: [{ from: "nope" }] } }],
     });
     expect(await expectError(unknown, 400, "INVALID_REQUEST")).toContain("nope");
+    // A job ID that names no job (a typo) is refused at submit, not skipped later.
+    const missingId = "01KZZZZZZZZZZZZZZZZZZZZZZZ";
+    const typo = await postJson("/v1/jobs", {
+      jobs: [{ sandboxId: user, job: { type: "run", command: "true", inputs: [{ from: missingId }, { from: jobs.build?.id }] } }],
+    });
+    const message = await expectError(typo, 400, "INVALID_REQUEST");
+    expect(message).toContain(`no job ${missingId}`);
+    expect(message).not.toContain(String(jobs.build?.id));
   });
 });

@@ -111,15 +111,28 @@ describe("tenant isolation", () => {
     expect((await finishedAs(acme.key, look.id)).status).toBe("succeeded");
     expect(await (await deployed(`/v1/jobs/${look.id}/stdout`, { key: acme.key })).text()).toBe("owner.txt\n");
 
-    // An input naming acme's job, submitted by globex, copies nothing.
-    const stealing = await submitAs(globex.key, sandbox, {
+    // An input naming acme's job, submitted by globex, is refused at submit: to globex that job does not exist.
+    const before = JobPageView.parse(await (await deployed(`/v1/sandboxes/${sandbox}/jobs`, { key: globex.key })).json());
+    const stealing = await deployed(`/v1/sandboxes/${sandbox}/jobs`, {
+      method: "POST",
+      key: globex.key,
+      body: JSON.stringify({
+        type: "run",
+        command: "cat /workspace/in/owner.txt",
+        inputs: [{ from: acmeJob.id, artifacts: ["owner.txt"], path: "/workspace/in" }],
+      }),
+    });
+    expect(await expectError(stealing, 400, "INVALID_REQUEST")).toContain(`no job ${acmeJob.id}`);
+    // Nothing of it was stored: globex's sandbox lists the same jobs as before.
+    const after = JobPageView.parse(await (await deployed(`/v1/sandboxes/${sandbox}/jobs`, { key: globex.key })).json());
+    expect(after.jobs.map((job) => job.id)).toEqual(before.jobs.map((job) => job.id));
+    // acme itself may name it.
+    const copying = await submitAs(acme.key, sandbox, {
       type: "run",
       command: "cat /workspace/in/owner.txt",
       inputs: [{ from: acmeJob.id, artifacts: ["owner.txt"], path: "/workspace/in" }],
     });
-    const stole = await finishedAs(globex.key, stealing.id);
-    // To globex the job it names does not exist: the one that needs it is skipped, as for a job gone.
-    expect(stole).toMatchObject({ status: "skipped", error: { code: "SKIPPED", message: "Not run: a job it needs is gone" } });
-    expect(await (await deployed(`/v1/jobs/${stealing.id}/stdout`, { key: globex.key })).text()).not.toContain("acme-secret");
+    expect((await finishedAs(acme.key, copying.id)).status).toBe("succeeded");
+    expect(await (await deployed(`/v1/jobs/${copying.id}/stdout`, { key: acme.key })).text()).toBe("acme-secret\n");
   }, 60_000);
 });
