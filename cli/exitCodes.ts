@@ -6,8 +6,8 @@ import type { BatchView, JobView } from "../client";
 
 export const ExitCode = {
   OK: 0,
-  /** `pipeline run`: at least one job did not succeed. */
-  PIPELINE_FAILED: 1,
+  /** `pipeline run`: at least one job did not succeed; `status`: the job or batch finished without succeeding. */
+  FAILED: 1,
   /** Bad arguments, a bad pipeline file, or a job the service refused as invalid (400, 422). */
   USAGE: 2,
   /** The job ran out of its timeout (timeout(1) exits 124 too). */
@@ -19,7 +19,7 @@ export const ExitCode = {
   SERVICE_ERROR: 125,
   /** The job was cancelled (by Ctrl-C, `cancel`, or deleting its sandbox): 128 + SIGINT. */
   CANCELLED: 130,
-  /** `pipeline status`: the batch is still queued or running (as `systemctl is-active` says "not yet"). */
+  /** `status` and `pipeline status`: the job or batch is still queued or running (as `systemctl is-active` says "not yet"). */
   STILL_RUNNING: 3,
 } as const;
 
@@ -36,5 +36,11 @@ export function exitCodeOf(job: JobView): number {
 /** What `pipeline status` (and `status` of a batch) exits with: 0 succeeded, 1 failed, 3 not finished yet. */
 export function batchExitCode(batch: BatchView): number {
   if (batch.status === "succeeded") return ExitCode.OK;
-  return batch.status === "failed" ? ExitCode.PIPELINE_FAILED : ExitCode.STILL_RUNNING;
+  return batch.status === "failed" ? ExitCode.FAILED : ExitCode.STILL_RUNNING;
+}
+
+/** What `status` of a job exits with, as for a batch: 0 succeeded, 1 finished otherwise, 3 not finished yet. */
+export function jobStatusExitCode(job: JobView): number {
+  if (job.status === "succeeded") return ExitCode.OK;
+  return job.status === "queued" || job.status === "running" ? ExitCode.STILL_RUNNING : ExitCode.FAILED;
 }

@@ -62,7 +62,7 @@ export async function followPipeline(client: ArtifactSandboxClient, submitted: B
   if (options.json) printJson(batch);
   else process.stdout.write(await summary(client, batch, options.github));
   if (batch.status === "succeeded") return ExitCode.OK;
-  return cancelled ? ExitCode.CANCELLED : ExitCode.PIPELINE_FAILED;
+  return cancelled ? ExitCode.CANCELLED : ExitCode.FAILED;
 }
 
 /** Polls the batch (a one-second long-poll, so it answers at once when the last job ends) until every job has finished. */

@@ -4,7 +4,7 @@ import { z } from "zod";
 import { ApiError, type ArtifactSandboxClient, type LogEvent } from "../../client";
 import { saveArtifacts, selectArtifacts } from "../artifacts";
 import { clientFromEnvironment } from "../context";
-import { batchExitCode, ExitCode, exitCodeOf } from "../exitCodes";
+import { batchExitCode, ExitCode, exitCodeOf, jobStatusExitCode } from "../exitCodes";
 import { batchText, jobLine, printJson } from "../output";
 import { JobLines } from "../pipelineLogs";
 
@@ -19,7 +19,9 @@ const DownloadOptions = z.object({ out: z.string().default("."), json: z.boolean
 export function registerJobCommands(program: Command): void {
   program
     .command("status")
-    .description("Show a job's status, or a batch's (its jobs and their states)")
+    .description(
+      "Show a job's status, or a batch's (its jobs and their states); exits 0 when it succeeded, 1 when it finished otherwise, 3 while it runs",
+    )
     .argument("<id>", "job ID, or batch ID (as `pipeline run` prints it)")
     .option("--json", "print the job or batch record as JSON")
     .action(async (id: string, raw: unknown) => {
@@ -42,6 +44,7 @@ export function registerJobCommands(program: Command): void {
         process.stdout.write(`${jobLine(job)}\n`);
         for (const artifact of job.artifacts) process.stdout.write(`  ${artifact.path}  ${artifact.size} bytes\n`);
       }
+      process.exitCode = jobStatusExitCode(job);
     });
 
   program

@@ -114,6 +114,23 @@ describe("artifact-sandbox run", () => {
 
     const status = await cli(["status", job.id, "--json"]);
     expect(JobView.parse(JSON.parse(status.stdout)).status).toBe("succeeded");
+    expect(status.code).toBe(0);
+  });
+
+  it("`status <job>` exits 3 while the job runs, then 1 once it has failed or timed out", { timeout: 60_000 }, async () => {
+    const slow = await client.submit("status-codes", { type: "run", command: "sleep 3; exit 4" });
+    const timing = await client.submit("status-timeout", { type: "run", command: "sleep 20", timeoutMs: 1000 });
+    const running = await cli(["status", slow.id]);
+    expect(running.code).toBe(3);
+    expect(running.stdout).toContain(slow.id);
+    expect((await client.waitForJob(slow.id)).status).toBe("failed");
+    expect((await client.waitForJob(timing.id)).status).toBe("timed_out");
+    const failed = await cli(["status", slow.id]);
+    expect(failed.code).toBe(1);
+    expect(failed.stdout).toContain("failed");
+    const timedOut = await cli(["status", timing.id]);
+    expect(timedOut.code).toBe(1);
+    expect(timedOut.stdout).toContain("timed_out");
   });
 
   it("--stdin <file> gives the command the file's bytes as its stdin", { timeout: 60_000 }, async () => {
