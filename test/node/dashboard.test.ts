@@ -63,11 +63,21 @@ describe.skipIf(!CHROMIUM)("the dashboard in headless Chromium", () => {
     let client: ArtifactSandboxClient;
     let batchId = "";
     let lintJobId = "";
+    /** Every request of the page that failed or was answered 400 and above, except the API's own (some answer 404 by design). */
+    const pageFailures: string[] = [];
 
     beforeAll(async () => {
       local = await startStack("dashboard-");
       client = new ArtifactSandboxClient({ baseUrl: local.stack.apiUrl });
       page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+      // A log stream cut by a navigation fails too: the API's requests are left out.
+      const own = (url: string) => !new URL(url).pathname.startsWith("/v1/");
+      page.on("requestfailed", (request) => {
+        if (own(request.url())) pageFailures.push(`${request.url()} failed`);
+      });
+      page.on("response", (response) => {
+        if (response.status() >= 400 && own(response.url())) pageFailures.push(`${response.url()} ${response.status()}`);
+      });
     }, 120_000);
 
     afterAll(async () => {
@@ -136,6 +146,8 @@ describe.skipIf(!CHROMIUM)("the dashboard in headless Chromium", () => {
       expect(await graph.locator('a.node[data-status="succeeded"]').count()).toBe(4);
       expect(await page.locator("h1").textContent()).toContain(batchId);
       await screenshots.take(page, "batch-succeeded");
+      // The page's own files (its script, styles) all loaded.
+      expect(pageFailures).toEqual([]);
     });
 
     it("shows a finished job's exit code, tries, timings and artifacts, and downloads an artifact", { timeout: 60_000 }, async () => {
