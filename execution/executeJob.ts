@@ -88,20 +88,20 @@ async function executeRun(context: ExecuteContext, request: RunJobRequest): Prom
     context.onTryStart?.();
   };
   const tried = await runCommandTries(sandbox, withSecrets, context.signal, live.onOutput, onTryStart).finally(() => live.flush());
-  const { tries, cancelled } = tried;
+  const { tries, cancelled, lost } = tried;
   const result = masked(tried.last, secrets.masker);
   // Empty output is not stored: its size in the record says it all.
   await Promise.all([
     result.stdout.bytes.byteLength > 0 && putOutput(bucket, at, "stdout", result.stdout.bytes),
     result.stderr.bytes.byteLength > 0 && putOutput(bucket, at, "stderr", result.stderr.bytes),
   ]);
-  if (cancelled) {
-    // Its output so far, no artifacts: a cancelled job is not asked for more work.
+  if (cancelled || lost) {
+    // Its output so far, no artifacts: a cancelled job is not asked for more work, and a lost one's container is gone.
+    const error = lost
+      ? { code: lost.code, message: lost.message }
+      : { code: "CANCELLED", message: "The job was cancelled while it ran; its command was ended" };
     return {
-      ...fileOutcome({
-        status: "failed",
-        error: { code: "CANCELLED", message: "The job was cancelled while it ran; its command was ended" },
-      }),
+      ...fileOutcome({ status: "failed", error }),
       tries,
       stdout: outputRef(result.stdout),
       stderr: outputRef(result.stderr),

@@ -20,8 +20,9 @@ import {
   type StreamSlice,
   startScript,
 } from "./childCommand";
+import { toSandboxError } from "./errors";
 import { decodeFileStream } from "./fileStream";
-import { CancelledError, type ExecRequest, type ExecResult, SandboxOperationError } from "./port";
+import { CancelledError, CommandLostError, type ExecRequest, type ExecResult, SandboxOperationError } from "./port";
 import { signalFromExitCode } from "./signals";
 
 /**
@@ -38,6 +39,9 @@ const POLL_WAIT_MS = 500;
 const END_POLL_WAIT_MS = 200;
 /** After its deadline or a cancel, a command has this long to be gone before its container is destroyed. */
 const END_GRACE_MS = 10_000;
+/** Round trips of a running command that may fail in a row (an error, not silence) before its container counts as gone. */
+const FAILED_ROUND_TRIPS_ALLOWED = 3;
+const FAILED_ROUND_TRIP_PAUSE_MS = 500;
 
 /** The SDK calls a run needs: a plain exec (a subshell of the container's session shell) and a streamed file read. */
 export interface ExecStub {
@@ -96,6 +100,13 @@ class ReadPosition {
 
 type Ending = { reason: "timeout" | "cancel"; at: number };
 
+/** What one round trip to the sandbox brought: a report, silence, a failure (which may pass), or no such run any more. */
+type RoundTrip =
+  | { kind: "report"; report: Extract<PollReport, { kind: "report" }> }
+  | { kind: "silent" }
+  | { kind: "failed"; error: SandboxOperationError }
+  | { kind: "vanished" };
+
 /** Bytes per live-log piece handed on from one poll's output. */
 const LIVE_PIECE_BYTES = 64 * 1024;
 const NO_BYTES = new Uint8Array();
@@ -123,15 +134,38 @@ export class ChildCommandRun {
     // The container is up (prepareWorkspace started it): every round trip has the same short deadline.
     let poll = this.pollRequest(Math.min(FIRST_WAIT_MS, this.request.timeoutMs));
     let script = startScript(this.runId, child, poll);
+    /** The start's answer came: the command runs (or ran) in the container. */
+    let started = false;
+    let failedInARow = 0;
     try {
       for (;;) {
         const answerWithinMs = this.limits.answerTimeoutMs + poll.waitMs;
-        const answer = await answerWithin(this.sandbox.exec(script, { timeout: answerWithinMs }), answerWithinMs, "running the command");
-        if (answer === NO_ANSWER || (this.ending !== undefined && Date.now() - this.ending.at > END_GRACE_MS)) {
-          return await this.giveUp(answerWithinMs);
+        const trip = await this.roundTrip(script, answerWithinMs);
+        if (trip.kind === "failed") {
+          // Before the start's answer it is unknown whether the command ran: the caller may retry the job.
+          if (!started) throw trip.error;
+          // One failed round trip may be a passing fault; the same poll is asked again.
+          if (++failedInARow < FAILED_ROUND_TRIPS_ALLOWED) {
+            await new Promise((resolve) => setTimeout(resolve, FAILED_ROUND_TRIP_PAUSE_MS));
+            continue;
+          }
+          return await this.giveUp(`its container's server failed ${failedInARow} round trips in a row (${trip.error.message})`);
         }
-        const report = this.parse(answer);
-        if ((await this.take(report)) === NO_ANSWER) return await this.giveUp(this.limits.answerTimeoutMs);
+        failedInARow = 0;
+        if (trip.kind === "silent" || (this.ending !== undefined && Date.now() - this.ending.at > END_GRACE_MS)) {
+          return await this.giveUp(`the sandbox stopped responding for ${Math.round(answerWithinMs / 1000)} s`);
+        }
+        if (trip.kind === "vanished") {
+          const vanished =
+            "the command's run vanished from the sandbox (its container was replaced: its server was killed, or the container restarted)";
+          if (!started) throw new SandboxOperationError("SANDBOX_ERROR", `Before the command started, ${vanished}`, true);
+          return await this.giveUp(vanished, { destroy: false });
+        }
+        const { report } = trip;
+        started = true;
+        if ((await this.take(report)) === NO_ANSWER) {
+          return await this.giveUp(`the sandbox stopped responding for ${Math.round(this.limits.answerTimeoutMs / 1000)} s`);
+        }
         if (report.exitCode !== null) return this.ended(report.exitCode);
         if (this.ending === undefined) await this.endIfDue();
         // Wait in the sandbox for new output (it answers at once when some is there), never past the deadline.
@@ -157,13 +191,18 @@ export class ChildCommandRun {
     };
   }
 
-  private parse(answer: { exitCode: number; stdout: string; stderr: string }): Extract<PollReport, { kind: "report" }> {
+  /** One exec of a start or poll script, and what came of it. */
+  private async roundTrip(script: string, answerWithinMs: number): Promise<RoundTrip> {
+    let answer: Awaited<ReturnType<ExecStub["exec"]>> | typeof NO_ANSWER;
+    try {
+      answer = await answerWithin(this.sandbox.exec(script, { timeout: answerWithinMs }), answerWithinMs, "running the command");
+    } catch (error) {
+      return { kind: "failed", error: toSandboxError(error, "the command's run") };
+    }
+    if (answer === NO_ANSWER) return { kind: "silent" };
     if (answer.exitCode !== 0) {
-      throw new SandboxOperationError(
-        "SANDBOX_ERROR",
-        `The sandbox could not run the command: ${answer.stderr.trim().slice(0, 500)}`,
-        true,
-      );
+      const message = `The sandbox could not run the command: ${answer.stderr.trim().slice(0, 500) || `exit ${answer.exitCode}`}`;
+      return { kind: "failed", error: new SandboxOperationError("SANDBOX_ERROR", message, true) };
     }
     let report: PollReport;
     try {
@@ -172,14 +211,7 @@ export class ChildCommandRun {
       if (error instanceof PollReportError) throw new SandboxOperationError("SANDBOX_ERROR", error.message, true);
       throw error;
     }
-    if (report.kind === "missing") {
-      throw new SandboxOperationError(
-        "SANDBOX_ERROR",
-        "The command's run vanished from the sandbox (its container was replaced while it ran)",
-        true,
-      );
-    }
-    return report;
+    return report.kind === "missing" ? { kind: "vanished" } : { kind: "report", report };
   }
 
   /** Keeps what one poll brought, streaming its gzip files. */
@@ -241,16 +273,22 @@ export class ChildCommandRun {
     ).catch(() => undefined);
   }
 
-  /** The sandbox stopped answering, or the command outlived its kill: its container goes. */
-  private async giveUp(silentForMs: number): Promise<ExecResult> {
+  /**
+   * The sandbox stopped answering or its server kept failing (the command may have stopped or
+   * killed every process there), or the command outlived its kill: its container goes, and what
+   * the command wrote until then is kept.
+   */
+  private async giveUp(why: string, options: { destroy: boolean } = { destroy: true }): Promise<ExecResult> {
     this.abandoned = true;
-    await this.limits.abandonContainer();
+    if (options.destroy) await this.limits.abandonContainer();
     if (this.ending?.reason === "cancel" || this.request.signal?.aborted) throw new CancelledError(this.soFar(false));
     if (this.ending?.reason === "timeout" || Date.now() >= this.deadlineAt) return this.soFar(true);
-    throw new SandboxOperationError(
-      "SANDBOX_ERROR",
-      `The sandbox stopped responding for ${Math.round(silentForMs / 1000)} s while the command ran; its container was destroyed, and the sandbox's next job starts on a fresh one`,
-      false,
+    const next = options.destroy
+      ? "its container was destroyed, and the sandbox's next job starts on a fresh one"
+      : "the sandbox's next job runs on its new container";
+    throw new CommandLostError(
+      `While the command ran, ${why}; ${next} (a command that stops or kills every process in its sandbox, such as \`kill -9 -1\`, ends a job this way)`,
+      this.soFar(false),
     );
   }
 

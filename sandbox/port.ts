@@ -105,6 +105,21 @@ export class SandboxOperationError extends Error {
   }
 }
 
+/**
+ * The sandbox's container went away while a command ran (it stopped answering, or its server
+ * failed round trip after round trip; a command may stop or kill every process in its container):
+ * final, since running it again would likely do the same, with what it wrote until then.
+ */
+export class CommandLostError extends SandboxOperationError {
+  constructor(
+    message: string,
+    readonly partial: ExecResult,
+  ) {
+    super("SANDBOX_ERROR", message, false);
+    this.name = "CommandLostError";
+  }
+}
+
 /** A command ended by a cancel; `partial` is what it wrote until then, when there was a command. */
 export class CancelledError extends SandboxOperationError {
   constructor(readonly partial?: ExecResult) {
