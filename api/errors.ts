@@ -58,9 +58,18 @@ export class ApiError extends Error {
   }
 }
 
-/** One readable message for a zod failure, plus each issue for programs. */
+/**
+ * One readable message for a zod failure, plus each issue for programs. Only a field's first
+ * issue is kept: zod goes on checking a value of the wrong type (a string for a list also fails
+ * the list's length), and the schemas put the check that says most first.
+ */
 export function validationError(error: z.ZodError, code: ErrorCode = ErrorCode.INVALID_REQUEST): ApiError {
-  const issues = error.issues.map((issue) => ({ path: issue.path.join("."), message: issue.message }));
+  const byPath = new Map<string, string>();
+  for (const issue of error.issues) {
+    const path = issue.path.join(".");
+    if (!byPath.has(path)) byPath.set(path, issue.message);
+  }
+  const issues = [...byPath].map(([path, message]) => ({ path, message }));
   const message = issues.map((issue) => (issue.path ? `${issue.path}: ${issue.message}` : issue.message)).join("; ");
   return new ApiError(400, code, message || "Invalid request", { issues });
 }

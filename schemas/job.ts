@@ -71,21 +71,22 @@ export const RunJobRequest = z
     cwd: WorkspaceDirPath.default("/workspace"),
     env: EnvVars.default({}),
     stdin: z.string().max(MAX_REQUEST_BODY_BYTES).optional(),
+    // The limit first: only a field's first issue is reported (api/errors.ts), and int() also bounds a number.
     timeoutMs: z
       .number()
-      .int()
-      .min(1)
       .max(
         MAX_TIMEOUT_MS,
         "timeoutMs is at most 840000 (14 minutes: a job, its uploads included, must fit in the 15 minutes its runner is given)",
       )
+      .int()
+      .min(1)
       .default(DEFAULT_TIMEOUT_MS),
     /** Runs again after a non-zero exit or a kill by signal (never after a timeout), in the same sandbox. */
     retries: z
       .number()
+      .max(MAX_RETRIES, `retries is at most ${MAX_RETRIES} (each retry runs the command again in the same sandbox)`)
       .int()
       .min(0)
-      .max(MAX_RETRIES, `retries is at most ${MAX_RETRIES} (each retry runs the command again in the same sandbox)`)
       .default(0),
     artifacts: z.array(GlobPattern).max(64, "At most 64 artifact patterns").default([]),
     /** Artifacts of finished jobs copied into this job's sandbox before its command runs. */
@@ -112,7 +113,8 @@ export const RunJobRequest = z
     path: ["secrets"],
   })
   // Every try may use all of timeoutMs, and all of them must fit in the runner's 14 minutes.
-  .refine((job) => commandBudgetMs(job) <= MAX_TIMEOUT_MS, {
+  // Not said again when timeoutMs or retries alone is past its limit (that field says so).
+  .refine((job) => commandBudgetMs(job) <= MAX_TIMEOUT_MS || job.timeoutMs > MAX_TIMEOUT_MS || job.retries > MAX_RETRIES, {
     message: `(retries + 1) * timeoutMs is at most ${MAX_TIMEOUT_MS} (14 minutes: every try may use all of timeoutMs, and all of them must fit in the 15 minutes a job's runner is given)`,
     path: ["retries"],
   })

@@ -68,6 +68,31 @@ describe("bad input", () => {
     expect(message).toMatch(pattern);
   });
 
+  it.each([
+    [
+      "a timeout far past its limit",
+      { type: "run", command: "ls", timeoutMs: 1e308 },
+      "timeoutMs: timeoutMs is at most 840000 (14 minutes: a job, its uploads included, must fit in the 15 minutes its runner is given)",
+    ],
+    [
+      "retries far past their limit",
+      { type: "run", command: "ls", retries: 1e20 },
+      "retries: retries is at most 5 (each retry runs the command again in the same sandbox)",
+    ],
+    [
+      "a string for a list",
+      { type: "run", command: "ls", artifacts: "dist/**" },
+      "artifacts: Invalid input: expected array, received string",
+    ],
+  ])("says one thing per field for %s", async (_label, body, expected) => {
+    expect(await expectError(await postJson(`/v1/sandboxes/ok/jobs`, body), 400, "INVALID_REQUEST")).toBe(expected);
+  });
+
+  it("says one thing per field for a webhook's events given as a string", async () => {
+    const response = await postJson("/v1/webhooks", { url: "https://example.com/hook", events: "job.failed" });
+    expect(await expectError(response, 400, "INVALID_REQUEST")).toBe("events: Invalid input: expected array, received string");
+  });
+
   it("rejects a body that is not JSON", async () => {
     const response = await api("/v1/sandboxes/ok/jobs", {
       method: "POST",
