@@ -27,6 +27,7 @@ export function jobLine(job: JobView): string {
   if (job.exitCode !== null) parts.push(`exit ${job.exitCode}`);
   if (job.durationMs !== null) parts.push(formatDuration(job.durationMs));
   if (job.error) parts.push(`${job.error.code}: ${job.error.message}`);
+  if (job.waitingReason) parts.push(job.waitingReason);
   return parts.join("  ");
 }
 

@@ -48,6 +48,7 @@ const COLUMNS =
 const UNFINISHED = "status IN ('queued', 'running')";
 
 const Count = z.object({ n: z.number() });
+const HeadOfLine = z.object({ job_id: z.string(), status: z.string() });
 const NotBefore = z.object({ not_before: z.number() });
 
 function parseJson<T>(schema: z.ZodType<T>, text: string | null): T | undefined {
@@ -271,6 +272,28 @@ export class JobTable {
   record(jobId: string): JobRecord | undefined {
     const row = this.row(jobId);
     return row && recordOf(row);
+  }
+
+  /**
+   * The record as an answer shows it: a queued job says what it waits for (earlier unfinished
+   * jobs of this sandbox, which runs them one at a time in order, or the jobs it needs).
+   */
+  withWaitingReason(record: JobRecord): JobRecord {
+    if (record.status !== "queued") return record;
+    const ahead = Count.parse(this.sql.exec(`SELECT COUNT(*) AS n FROM job_state WHERE ${UNFINISHED} AND job_id < ?`, record.id).one()).n;
+    if (ahead > 0) {
+      const first = HeadOfLine.parse(
+        this.sql.exec(`SELECT job_id, status FROM job_state WHERE ${UNFINISHED} ORDER BY job_id LIMIT 1`).one(),
+      );
+      const jobs = ahead === 1 ? "1 earlier job" : `${ahead} earlier jobs`;
+      return {
+        ...record,
+        waitingReason: `Behind ${jobs} of sandbox ${record.sandboxId} (${first.job_id} is ${first.status}): a sandbox runs its jobs one at a time, in the order they came`,
+      };
+    }
+    const needs = this.sql.exec("SELECT 1 FROM job_state WHERE job_id = ? AND waiting_for_needs = 1", record.id).toArray().length > 0;
+    if (needs) return { ...record, waitingReason: `Waiting for the jobs it needs to finish (${record.needs.join(", ")})` };
+    return record;
   }
 
   /** Any one job of this sandbox (they all name its tenant and sandbox ID). */

@@ -109,12 +109,18 @@ export class SandboxCoordinator extends DurableObject<Env> {
 
   /** The job as it stands (final once finished); undefined when this coordinator does not know it. */
   async job(jobId: string): Promise<JobRecord | undefined> {
-    return this.table.record(jobId);
+    return this.shown(jobId);
   }
 
   /** Several jobs as they stand, in order; null for those this coordinator does not know. */
   async jobs(jobIds: string[]): Promise<(JobRecord | null)[]> {
-    return jobIds.map((jobId) => this.table.record(jobId) ?? null);
+    return jobIds.map((jobId) => this.shown(jobId) ?? null);
+  }
+
+  /** A job as the API shows it: a queued one says what it waits for. */
+  private shown(jobId: string): JobRecord | undefined {
+    const record = this.table.record(jobId);
+    return record && this.table.withWaitingReason(record);
   }
 
   /** The sandbox is being deleted: the jobs it has had leave its list (see JobTable.unlistAll). */
@@ -124,7 +130,8 @@ export class SandboxCoordinator extends DurableObject<Env> {
 
   /** A page of this sandbox's jobs, newest first. */
   async list(options: { status?: JobStatus; limit: number; cursor?: string }): Promise<{ jobs: JobRecord[]; nextCursor: string | null }> {
-    return this.table.page(options);
+    const page = this.table.page(options);
+    return { ...page, jobs: page.jobs.map((record) => this.table.withWaitingReason(record)) };
   }
 
   /**
@@ -135,7 +142,7 @@ export class SandboxCoordinator extends DurableObject<Env> {
   async waitForJobs(jobIds: string[], timeoutMs: number): Promise<(JobRecord | null)[]> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const records = jobIds.map((jobId) => this.table.record(jobId) ?? null);
+      const records = jobIds.map((jobId) => this.shown(jobId) ?? null);
       const pending = jobIds.filter((_, index) => {
         const record = records[index];
         return !record || !isTerminal(record.status);

@@ -380,6 +380,12 @@ export const JobRecord = z.object({
   /** Each of a run job's caches: hit, partial hit or miss, and whether it was saved. */
   caches: z.array(CacheOutcome).default([]),
   /**
+   * Why a queued job has not started: earlier jobs of its sandbox ahead of it, or jobs it needs
+   * still unfinished. Null when nothing holds it (or `error` says what does, such as waiting for
+   * a container), and once it runs.
+   */
+  waitingReason: z.string().nullable().default(null),
+  /**
    * Internal: where the stored stdout and stderr (the last try's) begin among the offsets of the
    * job's live-log event ids, which run on across its tries and attempts (coordinator/liveLog.ts
    * says how far across attempts). Null: at 0.
@@ -439,6 +445,7 @@ export function newJobRecord(
     when: "on_success",
     allowFailure: false,
     caches: [],
+    waitingReason: null,
     storedOutputAt: null,
     ...pipeline,
   };

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { BatchView, type JobView } from "../../schemas/job";
-import { api, expectError, postJson, runJob, uniqueSandbox } from "./client";
+import { api, expectError, getJob, postJson, runJob, uniqueSandbox } from "./client";
 
 async function submitPipeline(jobs: unknown[]): Promise<BatchView> {
   const response = await postJson("/v1/jobs", { jobs });
@@ -74,6 +74,19 @@ describe("pipelines", () => {
       expect(Date.parse(jobs.package?.startedAt ?? "")).toBeGreaterThanOrEqual(Date.parse(need?.finishedAt ?? ""));
     }
     expect(await (await api(`/v1/jobs/${jobs.package?.id}/stdout`)).text()).toBe("compiled\n");
+  });
+
+  it("says a job waits for the jobs it needs while they run", async () => {
+    const submitted = await submitPipeline([
+      { name: "slow", sandboxId: uniqueSandbox("pipe-slow"), job: run("sleep 4") },
+      { name: "after", sandboxId: uniqueSandbox("pipe-after"), needs: ["slow"], job: run("true") },
+    ]);
+    const { slow, after } = byName(submitted);
+    await expect
+      .poll(async () => (await getJob(after?.id ?? "")).waitingReason, { timeout: 20_000 })
+      .toBe(`Waiting for the jobs it needs to finish (${slow?.id})`);
+    const finished = byName(await finishedBatch(submitted.batchId));
+    expect(finished.after).toMatchObject({ status: "succeeded", waitingReason: null });
   });
 
   it("refuses unknown names and cycles, naming them, and submits nothing", async () => {

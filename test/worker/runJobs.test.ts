@@ -1,5 +1,6 @@
 /** Run jobs end to end: API -> local Queue -> consumer -> local sandbox host -> R2 -> API. */
 import { describe, expect, it } from "vitest";
+import { JobPageView } from "../../schemas/job";
 import { api, getJob, runJob, sha256Hex, submit, toBase64, uniqueSandbox } from "./client";
 
 const ALL_BYTES = Uint8Array.from({ length: 256 }, (_, i) => i);
@@ -195,6 +196,24 @@ describe("run jobs", () => {
     for (const job of submitted) expect((await getJob(job.id, 20)).status).toBe("succeeded");
     const read = await runJob(sandbox, { type: "run", command: "cat order.txt" });
     expect(await (await api(`/v1/jobs/${read.id}/stdout`)).text()).toBe("1\n2\n3\n4\n5\n6\n");
+  });
+
+  it("says why a queued job waits: the earlier jobs of its sandbox, the first one running", async () => {
+    const sandbox = uniqueSandbox("waiting");
+    const first = await submit(sandbox, { type: "run", command: "sleep 4" });
+    const second = await submit(sandbox, { type: "run", command: "true" });
+    const third = await submit(sandbox, { type: "run", command: "true" });
+    await expect.poll(async () => (await getJob(first.id)).status, { timeout: 20_000 }).toBe("running");
+    const waiting = await getJob(third.id);
+    expect(waiting.status).toBe("queued");
+    expect(waiting.waitingReason).toBe(
+      `Behind 2 earlier jobs of sandbox ${sandbox} (${first.id} is running): a sandbox runs its jobs one at a time, in the order they came`,
+    );
+    // The sandbox's list says the same; a job that runs, or has run, waits for nothing.
+    const listed = JobPageView.parse(await (await api(`/v1/sandboxes/${sandbox}/jobs`)).json());
+    expect(listed.jobs.find((job) => job.id === second.id)?.waitingReason).toContain("Behind 1 earlier job of sandbox");
+    expect(listed.jobs.find((job) => job.id === first.id)?.waitingReason).toBeNull();
+    expect((await getJob(third.id, 20)).waitingReason).toBeNull();
   });
 
   it("long-polls: ?wait returns as soon as the job finishes", async () => {

@@ -101,6 +101,7 @@ function jobSummary(job: JobView): HTMLElement[] {
     ),
   ];
   if (job.error) sections.push(el("p", { class: "error" }, el("strong", {}, job.error.code), ": ", job.error.message));
+  if (job.waitingReason) sections.push(el("p", { class: "waiting" }, job.waitingReason));
   if (job.request.type === "run") {
     sections.push(
       el("h2", {}, "Command"),

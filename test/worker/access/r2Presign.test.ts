@@ -77,6 +77,7 @@ describe("R2 presigned URLs", () => {
       name: null,
       needs: [],
       extracted: null,
+      waitingReason: null,
       storedOutputAt: null,
     };
     const view = await presenter.present(record);
