@@ -100,6 +100,10 @@ class ReadPosition {
 
 type Ending = { reason: "timeout" | "cancel"; at: number };
 
+function stoppedResponding(silentForMs: number): string {
+  return `the sandbox stopped responding for ${Math.round(silentForMs / 1000)} s`;
+}
+
 /** What one round trip to the sandbox brought: a report, silence, a failure (which may pass), or no such run any more. */
 type RoundTrip =
   | { kind: "report"; report: Extract<PollReport, { kind: "report" }> }
@@ -153,7 +157,7 @@ export class ChildCommandRun {
         }
         failedInARow = 0;
         if (trip.kind === "silent" || (this.ending !== undefined && Date.now() - this.ending.at > END_GRACE_MS)) {
-          return await this.giveUp(`the sandbox stopped responding for ${Math.round(answerWithinMs / 1000)} s`);
+          return await this.giveUp(stoppedResponding(answerWithinMs));
         }
         if (trip.kind === "vanished") {
           const vanished =
@@ -164,7 +168,7 @@ export class ChildCommandRun {
         const { report } = trip;
         started = true;
         if ((await this.take(report)) === NO_ANSWER) {
-          return await this.giveUp(`the sandbox stopped responding for ${Math.round(this.limits.answerTimeoutMs / 1000)} s`);
+          return await this.giveUp(stoppedResponding(this.limits.answerTimeoutMs));
         }
         if (report.exitCode !== null) return this.ended(report.exitCode);
         if (this.ending === undefined) await this.endIfDue();
