@@ -49,12 +49,25 @@ const UNFINISHED = "status IN ('queued', 'running')";
 
 const Count = z.object({ n: z.number() });
 const HeadOfLine = z.object({ job_id: z.string(), status: z.string() });
+type HeadOfLine = z.infer<typeof HeadOfLine>;
 const NotBefore = z.object({ not_before: z.number() });
 
 function parseJson<T>(schema: z.ZodType<T>, text: string | null): T | undefined {
   if (text === null) return undefined;
   const parsed = schema.safeParse(JSON.parse(text));
   return parsed.success ? parsed.data : undefined;
+}
+
+/** How many of the jobs, sorted by ID (SQLite's byte order, which ULIDs share with JavaScript's), come before `jobId`. */
+function countBefore(sorted: HeadOfLine[], jobId: string): number {
+  let low = 0;
+  let high = sorted.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if ((sorted[middle]?.job_id ?? jobId) < jobId) low = middle + 1;
+    else high = middle;
+  }
+  return low;
 }
 
 /** The record a row stands for: the final one once written, else the submitted one with the live state. */
@@ -275,16 +288,25 @@ export class JobTable {
   }
 
   /**
-   * The record as an answer shows it: a queued job says what it waits for (earlier unfinished
-   * jobs of this sandbox, which runs them one at a time in order, or the jobs it needs).
+   * The records as an answer shows them: a queued job says what it waits for (earlier unfinished
+   * jobs of this sandbox, which runs them one at a time in order, or the jobs it needs). One read
+   * of the line ahead of the last queued job serves a whole page.
    */
-  withWaitingReason(record: JobRecord): JobRecord {
-    if (record.status !== "queued") return record;
-    const ahead = Count.parse(this.sql.exec(`SELECT COUNT(*) AS n FROM job_state WHERE ${UNFINISHED} AND job_id < ?`, record.id).one()).n;
-    if (ahead > 0) {
-      const first = HeadOfLine.parse(
-        this.sql.exec(`SELECT job_id, status FROM job_state WHERE ${UNFINISHED} ORDER BY job_id LIMIT 1`).one(),
-      );
+  withWaitingReasons(records: JobRecord[]): JobRecord[] {
+    const queued = records.filter((record) => record.status === "queued").map((record) => record.id);
+    const last = queued.reduce<string | undefined>((latest, id) => (latest === undefined || id > latest ? id : latest), undefined);
+    if (last === undefined) return records;
+    const line = HeadOfLine.array().parse(
+      this.sql.exec(`SELECT job_id, status FROM job_state WHERE ${UNFINISHED} AND job_id < ? ORDER BY job_id`, last).toArray(),
+    );
+    return records.map((record) => (record.status === "queued" ? this.withReason(record, line) : record));
+  }
+
+  /** `line`: the unfinished jobs ahead of the record's, oldest first (more after it changes nothing). */
+  private withReason(record: JobRecord, line: HeadOfLine[]): JobRecord {
+    const ahead = countBefore(line, record.id);
+    const first = line[0];
+    if (ahead > 0 && first) {
       const jobs = ahead === 1 ? "1 earlier job" : `${ahead} earlier jobs`;
       return {
         ...record,

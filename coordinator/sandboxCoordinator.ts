@@ -109,18 +109,19 @@ export class SandboxCoordinator extends DurableObject<Env> {
 
   /** The job as it stands (final once finished); undefined when this coordinator does not know it. */
   async job(jobId: string): Promise<JobRecord | undefined> {
-    return this.shown(jobId);
+    return this.shown([jobId])[0] ?? undefined;
   }
 
   /** Several jobs as they stand, in order; null for those this coordinator does not know. */
   async jobs(jobIds: string[]): Promise<(JobRecord | null)[]> {
-    return jobIds.map((jobId) => this.shown(jobId) ?? null);
+    return this.shown(jobIds);
   }
 
-  /** A job as the API shows it: a queued one says what it waits for. */
-  private shown(jobId: string): JobRecord | undefined {
-    const record = this.table.record(jobId);
-    return record && this.table.withWaitingReason(record);
+  /** Jobs as the API shows them, in order (null for an unknown one): a queued one says what it waits for. */
+  private shown(jobIds: string[]): (JobRecord | null)[] {
+    const known = this.table.withWaitingReasons(jobIds.flatMap((jobId) => this.table.record(jobId) ?? []));
+    const byId = new Map(known.map((record) => [record.id, record]));
+    return jobIds.map((jobId) => byId.get(jobId) ?? null);
   }
 
   /** The sandbox is being deleted: the jobs it has had leave its list (see JobTable.unlistAll). */
@@ -131,7 +132,7 @@ export class SandboxCoordinator extends DurableObject<Env> {
   /** A page of this sandbox's jobs, newest first. */
   async list(options: { status?: JobStatus; limit: number; cursor?: string }): Promise<{ jobs: JobRecord[]; nextCursor: string | null }> {
     const page = this.table.page(options);
-    return { ...page, jobs: page.jobs.map((record) => this.table.withWaitingReason(record)) };
+    return { ...page, jobs: this.table.withWaitingReasons(page.jobs) };
   }
 
   /**
@@ -142,7 +143,7 @@ export class SandboxCoordinator extends DurableObject<Env> {
   async waitForJobs(jobIds: string[], timeoutMs: number): Promise<(JobRecord | null)[]> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const records = jobIds.map((jobId) => this.shown(jobId) ?? null);
+      const records = this.shown(jobIds);
       const pending = jobIds.filter((_, index) => {
         const record = records[index];
         return !record || !isTerminal(record.status);

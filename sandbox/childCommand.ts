@@ -206,8 +206,10 @@ export function startScript(runId: string, child: ChildCommand, first: PollReque
  * output is answered at once (live logs); more is let grow for a few ticks, so that a burst comes
  * in one answer, with the command's end when it ends meanwhile. A poll removes the gzip files of
  * the one before (read by then). Once the command has ended, its outputs are emptied (a later
- * start removes the run's files); its final gzip files stay for the caller, until the next
- * run's start. Prints `as-missing` when there is no such run, or its end was answered already.
+ * start removes the run's files); the final answer is kept, and a poll after it (its answer was
+ * lost on the way) gets the same answer again, with the same gzip files, which stay until the
+ * next run's start. Prints `as-missing` when there is no such run, or when its end was answered to
+ * another poll.
  */
 export function pollScript(runId: string, request: PollRequest): string {
   return inSubshell(pollBody(runId, request));
@@ -219,10 +221,26 @@ function pollBody(runId: string, request: PollRequest): string {
   // marker's tells of new output; the sizes are looked at again every tenth tick all the same,
   // since a write in the marker's own clock tick leaves its mtime equal, not newer.
   const script = `run=${shellQuote(runPrefix(runId))}
-# Missing too once its end was answered: its outputs are emptied by then, so a repeated final poll must not read them.
-{ cd -- ${RUNS_DIR} && [ -e "$run.supervisor" ] && [ ! -e "$run.answered" ]; } 2>/dev/null || { echo as-missing; exit 0; }
-shopt -s nullglob; old=("$run".*.gz); [ \${#old[@]} -eq 0 ] || rm -f -- "\${old[@]}"; shopt -u nullglob
+{ cd -- ${RUNS_DIR} && [ -e "$run.supervisor" ]; } 2>/dev/null || { echo as-missing; exit 0; }
+# Prints the kept final answer, unless the file is cut short (its writing failed: a full disk).
+print_answer() {
+  local line
+  local -a lines=()
+  while IFS= read -r line; do
+    if [ "$line" = as-end ]; then printf '%s\n' "\${lines[@]}"; return 0; fi
+    lines+=("$line")
+  done < "$run.final"
+  return 1
+} 2>/dev/null
 out_at=${request.stdout.at}; err_at=${request.stderr.at}
+# The end was answered already (the outputs are emptied by then): to the same poll, that answer
+# again, its gzip files still there; to any other, none.
+if [ -e "$run.answered" ]; then
+  IFS= read -r asked < "$run.answered"
+  if [ "$asked" = "$out_at $err_at" ]; then print_answer; else echo as-missing; fi
+  exit 0
+fi
+shopt -s nullglob; old=("$run".*.gz); [ \${#old[@]} -eq 0 ] || rm -f -- "\${old[@]}"; shopt -u nullglob
 out_room=${request.stdout.headRoom}; err_room=${request.stderr.headRoom}
 tail_keep=${request.tailBytes}; inline_max=${request.inlineBytes}
 look() {
@@ -262,7 +280,6 @@ if [ ${ticks} -gt 0 ] && [ "$status" = - ] && { [ "$news" -eq 0 ] || [ "$news" -
   exec 9<&-
   look
 fi
-echo "as-status $out_size $err_size $status"
 range() { [ "$3" -le 0 ] || dd if="$1" bs=65536 skip="$2" count="$3" iflag=skip_bytes,count_bytes status=none; }
 slice() {
   local name=$1 size=$2 at=$3 room=$4 pending first rest skipped last file
@@ -297,10 +314,23 @@ slice() {
     fi
   fi
 }
-slice "$run.stdout" "$out_size" "$out_at" "$out_room"
-slice "$run.stderr" "$err_size" "$err_at" "$err_room"
-# Read whole: emptied now (the space is free at once), removed with a later batch (rm is a process).
-if [ "$status" != - ]; then : > "$run.answered"; : > "$run.stdout"; : > "$run.stderr"; if [ -e "$run.stdin" ]; then : > "$run.stdin"; fi; fi`;
+answer() {
+  echo "as-status $out_size $err_size $status"
+  slice "$run.stdout" "$out_size" "$out_at" "$out_room"
+  slice "$run.stderr" "$err_size" "$err_at" "$err_room"
+}
+if [ "$status" = - ]; then
+  answer
+else
+  # The end is answered from a file, kept for a repeated poll. Once that is sure, the outputs, read
+  # whole, are emptied (the space is free at once; rm, a process, removes them with a later batch).
+  { answer; echo as-end; } > "$run.final" 2>/dev/null
+  if print_answer; then
+    echo "$out_at $err_at" 2>/dev/null > "$run.answered" && { : > "$run.stdout"; : > "$run.stderr"; [ ! -e "$run.stdin" ] || : > "$run.stdin"; }
+  else
+    answer
+  fi
+fi`;
   return script;
 }
 

@@ -72,14 +72,8 @@ class ReadPosition {
   }
 
   /** Keeps a slice's two parts (the middle between them is counted as dropped); the offset moves past it all. */
+  /** `bytes`: the slice's head part and tail part, their sizes checked by the caller. */
   take(slice: StreamSlice, bytes: Uint8Array): void {
-    if (bytes.byteLength !== slice.headBytes + slice.tailBytes) {
-      throw new SandboxOperationError(
-        "SANDBOX_ERROR",
-        `The command's output came as ${bytes.byteLength} bytes where ${slice.headBytes + slice.tailBytes} were reported`,
-        true,
-      );
-    }
     this.output.push(bytes.subarray(0, slice.headBytes));
     this.output.skip(slice.skippedBytes);
     this.output.push(bytes.subarray(slice.headBytes));
@@ -97,6 +91,11 @@ class ReadPosition {
     ];
   }
 }
+
+/** The likely cause a lost run's message names. */
+const PROCESSES_KILLED = "a command that stops or kills every process in its sandbox, such as `kill -9 -1`, ends a job this way";
+const OUTPUT_FILES_DELETED =
+  "a command that deletes the files in /tmp/.artifact-sandbox-runs, where a run's output waits to be read, ends a job this way";
 
 type Ending = { reason: "timeout" | "cancel"; at: number };
 
@@ -141,18 +140,26 @@ export class ChildCommandRun {
     /** The start's answer came: the command runs (or ran) in the container. */
     let started = false;
     let failedInARow = 0;
+    /** Why the start's round trip failed, while a poll asks whether it started the command all the same. */
+    let startFailure: SandboxOperationError | undefined;
     try {
       for (;;) {
         const answerWithinMs = this.limits.answerTimeoutMs + poll.waitMs;
         const trip = await this.roundTrip(script, answerWithinMs);
         if (trip.kind === "failed") {
-          // Before the start's answer it is unknown whether the command ran: the caller may retry the job.
-          if (!started) throw trip.error;
-          // One failed round trip may be a passing fault; the same poll is asked again.
+          // One failed round trip may be a passing fault: the same poll is asked again. A start
+          // whose answer failed may still have started the command, so a poll asks whether it
+          // did (the container runs a session's commands in order, so the start comes first).
           if (++failedInARow < FAILED_ROUND_TRIPS_ALLOWED) {
             await new Promise((resolve) => setTimeout(resolve, FAILED_ROUND_TRIP_PAUSE_MS));
+            if (!started) {
+              startFailure = trip.error;
+              script = pollScript(this.runId, poll);
+            }
             continue;
           }
+          // Never known to have started: the caller may retry the job.
+          if (!started) throw trip.error;
           return await this.giveUp(`its container's server failed ${failedInARow} round trips in a row (${trip.error.message})`);
         }
         failedInARow = 0;
@@ -162,14 +169,18 @@ export class ChildCommandRun {
         if (trip.kind === "vanished") {
           const vanished =
             "the command's run vanished from the sandbox (its container was replaced: its server was killed, or the container restarted)";
+          if (!started && startFailure) {
+            const message = `Starting the command failed (${startFailure.message}), and the sandbox has no run of it`;
+            throw new SandboxOperationError("SANDBOX_ERROR", message, true);
+          }
           if (!started) throw new SandboxOperationError("SANDBOX_ERROR", `Before the command started, ${vanished}`, true);
           return await this.giveUp(vanished, { destroy: false });
         }
         const { report } = trip;
         started = true;
-        if ((await this.take(report)) === NO_ANSWER) {
-          return await this.giveUp(stoppedResponding(this.limits.answerTimeoutMs));
-        }
+        const taken = await this.take(report);
+        if (taken === NO_ANSWER) return await this.giveUp(stoppedResponding(this.limits.answerTimeoutMs));
+        if (taken !== "taken") return await this.giveUp(taken.unreadable, { destroy: true, cause: OUTPUT_FILES_DELETED });
         if (report.exitCode !== null) return this.ended(report.exitCode);
         if (this.ending === undefined) await this.endIfDue();
         // Wait in the sandbox for new output (it answers at once when some is there), never past the deadline.
@@ -212,21 +223,26 @@ export class ChildCommandRun {
     try {
       report = parsePollReport(answer.stdout);
     } catch (error) {
-      if (error instanceof PollReportError) throw new SandboxOperationError("SANDBOX_ERROR", error.message, true);
+      // A garbled answer is a failed round trip: asked again, and never a reason to run the command twice.
+      if (error instanceof PollReportError)
+        return { kind: "failed", error: new SandboxOperationError("SANDBOX_ERROR", error.message, true) };
       throw error;
     }
     return report.kind === "missing" ? { kind: "vanished" } : { kind: "report", report };
   }
 
-  /** Keeps what one poll brought, streaming its gzip files. */
-  private async take(report: Extract<PollReport, { kind: "report" }>): Promise<"taken" | typeof NO_ANSWER> {
+  /**
+   * Keeps what one poll brought, streaming its gzip files. A failed read is tried again (the files
+   * stay until the next poll); one that keeps failing (a command may delete them) is `unreadable`.
+   */
+  private async take(report: Extract<PollReport, { kind: "report" }>): Promise<"taken" | typeof NO_ANSWER | { unreadable: string }> {
     for (const name of ["stdout", "stderr"] as const) {
       const slice = report[name];
       let bytes: Uint8Array;
       if (slice.data.kind === "inline") bytes = slice.data.bytes;
       else {
-        const read = await answerWithin(this.readGzipFiles(slice.data.paths), this.limits.answerTimeoutMs, "reading the command's output");
-        if (read === NO_ANSWER) return NO_ANSWER;
+        const read = await this.readSlice(slice, slice.data.paths);
+        if (read === NO_ANSWER || !(read instanceof Uint8Array)) return read;
         bytes = read;
       }
       this.streams[name].take(slice, bytes);
@@ -242,6 +258,22 @@ export class ChildCommandRun {
       }
     }
     return "taken";
+  }
+
+  /** A slice's gzip files, read and checked against its sizes, tried again after a failure. */
+  private async readSlice(slice: StreamSlice, paths: string[]): Promise<Uint8Array | typeof NO_ANSWER | { unreadable: string }> {
+    let failure = "";
+    for (let tries = 1; tries <= FAILED_ROUND_TRIPS_ALLOWED; tries++) {
+      if (tries > 1) await new Promise((resolve) => setTimeout(resolve, FAILED_ROUND_TRIP_PAUSE_MS));
+      try {
+        const read = await answerWithin(this.readGzipFiles(paths), this.limits.answerTimeoutMs, "reading the command's output");
+        if (read === NO_ANSWER || read.byteLength === slice.headBytes + slice.tailBytes) return read;
+        failure = `${read.byteLength} bytes where ${slice.headBytes + slice.tailBytes} were reported`;
+      } catch (error) {
+        failure = toSandboxError(error, "reading the command's output").message;
+      }
+    }
+    return { unreadable: `reading its output from the sandbox failed ${FAILED_ROUND_TRIPS_ALLOWED} times in a row (${failure})` };
   }
 
   /** The files' bytes, joined in order (they are read side by side). */
@@ -282,7 +314,7 @@ export class ChildCommandRun {
    * killed every process there), or the command outlived its kill: its container goes, and what
    * the command wrote until then is kept.
    */
-  private async giveUp(why: string, options: { destroy: boolean } = { destroy: true }): Promise<ExecResult> {
+  private async giveUp(why: string, options: { destroy: boolean; cause?: string } = { destroy: true }): Promise<ExecResult> {
     this.abandoned = true;
     if (options.destroy) await this.limits.abandonContainer();
     if (this.ending?.reason === "cancel" || this.request.signal?.aborted) throw new CancelledError(this.soFar(false));
@@ -290,10 +322,7 @@ export class ChildCommandRun {
     const next = options.destroy
       ? "its container was destroyed, and the sandbox's next job starts on a fresh one"
       : "the sandbox's next job runs on its new container";
-    throw new CommandLostError(
-      `While the command ran, ${why}; ${next} (a command that stops or kills every process in its sandbox, such as \`kill -9 -1\`, ends a job this way)`,
-      this.soFar(false),
-    );
+    throw new CommandLostError(`While the command ran, ${why}; ${next} (${options.cause ?? PROCESSES_KILLED})`, this.soFar(false));
   }
 
   private ended(exitCode: number): ExecResult {

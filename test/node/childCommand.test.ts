@@ -74,6 +74,9 @@ type Finished = {
   streamedSlices: number;
   /** Bytes of stdout and stderr that came out of the sandbox (skipped ones do not). */
   transferredBytes: number;
+  /** The poll that saw the end, and its answer. */
+  finalRequest: PollRequest;
+  finalReport: PollReport;
 };
 
 /** A slice's bytes: from the answer, or from its gzip file (as the adapter streams it). */
@@ -104,7 +107,8 @@ async function runToEnd(
     inlineBytes: options.inline ?? INLINE,
     waitMs,
   });
-  let report = parsePollReport(exec(startScript(runId, { command, cwd, env: options.env ?? {} }, request(1000))));
+  let asked = request(1000);
+  let report = parsePollReport(exec(startScript(runId, { command, cwd, env: options.env ?? {} }, asked)));
   for (;;) {
     if (report.kind !== "report") throw new Error("the run vanished");
     let streamed = false;
@@ -131,9 +135,12 @@ async function runToEnd(
         dropped: stdout.droppedBytes,
         streamedSlices,
         transferredBytes,
+        finalRequest: asked,
+        finalReport: report,
       };
     }
-    report = parsePollReport(exec(pollScript(runId, request(500))));
+    asked = request(500);
+    report = parsePollReport(exec(pollScript(runId, asked)));
   }
 }
 
@@ -159,9 +166,11 @@ describe("a job's command as a child process", () => {
     expect(run.stderr.toString("latin1")).toBe("x\ry");
     // Read whole, so emptied in the sandbox at once: output can be large, and the files' removal waits for a batch.
     expect(outputSizes(run.runId)).toEqual([0, 0]);
-    // A repeated final poll finds the run gone, never its emptied outputs.
-    const repeated = parsePollReport(exec(pollScript(run.runId, fromTheStart(0))));
-    expect(repeated.kind).toBe("missing");
+    // The final poll again (its first answer lost on the way) gets the same answer, never the
+    // emptied outputs; another poll gets none.
+    expect(parsePollReport(exec(pollScript(run.runId, run.finalRequest)))).toEqual(run.finalReport);
+    const other = { ...run.finalRequest, stdout: { ...run.finalRequest.stdout, at: run.finalRequest.stdout.at + 1 } };
+    expect(parsePollReport(exec(pollScript(run.runId, other)))).toEqual({ kind: "missing" });
   });
 
   it("reads fast output whole, streaming what is over the inline size from gzip files", async () => {
@@ -170,6 +179,12 @@ describe("a job's command as a child process", () => {
     expect(lines).toHaveLength(200000);
     expect(lines.at(-1)).toBe("200000");
     expect(run.streamedSlices).toBeGreaterThan(0);
+    // The final poll again answers the same end, its gzip files still there to read.
+    const repeated = parsePollReport(exec(pollScript(run.runId, run.finalRequest)));
+    expect(repeated).toEqual(run.finalReport);
+    if (repeated.kind !== "report") throw new Error("the ended run's answer was not kept");
+    const bytes = sliceBytes(repeated.stdout);
+    expect(run.stdout.subarray(run.stdout.length - bytes.length).equals(bytes)).toBe(true);
   });
 
   it("streams any bytes exactly (NUL, invalid UTF-8, \\r) and skips the middle past the head unread", async () => {

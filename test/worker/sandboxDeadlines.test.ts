@@ -52,6 +52,21 @@ describe("deadlines a command cannot hold off", () => {
     expect(Date.now() - started).toBeLessThan(60_000);
   }, 90_000);
 
+  it("fails a job whose command deletes its output files as they are made once, saying so, and runs the next job on a fresh container", async () => {
+    const sandbox = uniqueSandbox("delete-runs");
+    // Bursts of output too big for a poll's answer wait in gzip files under the runs' directory, which the loop deletes.
+    const command = [
+      'shopt -s nullglob; ( while :; do for f in /tmp/.artifact-sandbox-runs/*.gz; do rm -f "$f"; done; done ) &',
+      "for i in $(seq 1 30); do seq 1 100000; sleep 0.3; done",
+    ].join("\n");
+    const lost = await runJob(sandbox, { type: "run", command, timeoutMs: 60_000 });
+    expect(lost).toMatchObject({ status: "failed", attempts: 1, exitCode: null });
+    expect(lost.error?.code).toBe("SANDBOX_ERROR");
+    expect(lost.error?.message).toContain("reading its output from the sandbox failed 3 times in a row");
+    expect(lost.error?.message).toContain("/tmp/.artifact-sandbox-runs");
+    expect((await runJob(sandbox, { type: "run", command: "echo fresh" })).status).toBe("succeeded");
+  }, 90_000);
+
   it("ends a job that ptrace-attaches every process in its sandbox", async () => {
     const sandbox = uniqueSandbox("ptrace-all");
     const traced = await runJob(sandbox, { type: "run", command: PTRACE_EVERYTHING, timeoutMs: 120_000 });

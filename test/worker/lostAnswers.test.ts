@@ -1,0 +1,65 @@
+/**
+ * A round trip whose answer is lost on the way back (the container did the work; the network or
+ * its server failed before the answer arrived), against a real container through the SDK's own
+ * client: the run asks again and ends as the command did, having run it once. The faults are
+ * injected between ChildCommandRun and the real SDK stub, which is the one thing here that is not
+ * the deployed path.
+ */
+import { env } from "cloudflare:test";
+import { getSandbox } from "@cloudflare/sandbox";
+import { describe, expect, it } from "vitest";
+import { ChildCommandRun, type ExecStub } from "../../sandbox/childCommandRun";
+import { uniqueSandbox } from "./client";
+
+/** A real sandbox whose exec answers are lost (thrown away after the container ran the script) when `loseAnswer` says so. */
+function lossySandbox(prefix: string, loseAnswer: (script: string, stdout: string) => boolean) {
+  const sandbox = getSandbox(env.Sandbox, uniqueSandbox(prefix));
+  const scripts: string[] = [];
+  const stub: ExecStub = {
+    async exec(script, options) {
+      scripts.push(script);
+      const answer = await sandbox.exec(script, options);
+      if (loseAnswer(script, answer.stdout)) throw new Error("The connection to the container was reset");
+      return answer;
+    },
+    readFileStream: (path) => sandbox.readFileStream(path),
+  };
+  return { sandbox, stub, scripts };
+}
+
+function run(stub: ExecStub, command: string) {
+  return new ChildCommandRun(
+    stub,
+    crypto.randomUUID(),
+    { command, cwd: "/workspace", env: {}, timeoutMs: 30_000 },
+    { maxOutputBytes: 1024 * 1024, answerTimeoutMs: 10_000, abandonContainer: async () => {} },
+  ).run();
+}
+
+const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+
+describe("a run whose answer is lost on the way back", () => {
+  it("finds a command whose start's answer was lost running, and never runs it twice", async () => {
+    let lost = 0;
+    const { sandbox, stub } = lossySandbox("lost-start", (script) => script.includes("set -m") && lost++ === 0);
+    const result = await run(stub, "echo once >> /workspace/runs.txt; sleep 1; echo done");
+    expect(lost).toBe(1);
+    expect(result.exitCode).toBe(0);
+    expect(text(result.stdout.bytes)).toBe("done\n");
+    expect((await sandbox.readFile("/workspace/runs.txt")).content).toBe("once\n");
+  }, 60_000);
+
+  it("gets a lost final answer again, the exit status and every byte with it", async () => {
+    let finalAnswers = 0;
+    const { stub, scripts } = lossySandbox("lost-end", (_, stdout) => /^as-status \d+ \d+ \d+$/m.test(stdout) && finalAnswers++ === 0);
+    // Past the start's first wait (1 s), so the end comes in a poll of its own; over the inline size, so in gzip files.
+    const result = await run(stub, "sleep 1.5; head -c 100000 /dev/zero | tr '\\0' x; printf 'a\\0b'; exit 4");
+    // The first lost, the second (the same poll again) taken.
+    expect(finalAnswers).toBe(2);
+    expect(result.exitCode).toBe(4);
+    expect(result.stdout.bytes.byteLength).toBe(100_003);
+    expect([...result.stdout.bytes.subarray(100_000)]).toEqual([0x61, 0, 0x62]);
+    // The same poll was asked twice: the lost answer's, then its repetition.
+    expect(scripts.at(-1)).toBe(scripts.at(-2));
+  }, 60_000);
+});
