@@ -55,6 +55,8 @@ export interface RunLimits {
   answerTimeoutMs: number;
   /** Destroys the container without asking anything of it. */
   abandonContainer(): Promise<void>;
+  /** Whether the container was replaced (started again) since the job's run began. */
+  containerReplaced(): Promise<boolean>;
 }
 
 /** One output stream of a running command: what is kept of it, and how far it has been read. */
@@ -170,6 +172,13 @@ export class ChildCommandRun {
           const vanished =
             "the command's run vanished from the sandbox (its container was replaced: its server was killed, or the container restarted)";
           if (!started && startFailure) {
+            // A container replaced meanwhile most likely lost its server to the command (\`kill -9 -1\`
+            // as its first act); the same container without the run never got the start.
+            if (await this.limits.containerReplaced().catch(() => false)) {
+              return await this.giveUp(`the container was replaced while the command started (${startFailure.message})`, {
+                destroy: false,
+              });
+            }
             const message = `Starting the command failed (${startFailure.message}), and the sandbox has no run of it`;
             throw new SandboxOperationError("SANDBOX_ERROR", message, true);
           }

@@ -20,6 +20,8 @@ export class Sandbox extends SdkSandbox<Env> {
   /** Container starts this object has seen, and the one whose workspace was last checked. */
   private containerStarts = 0;
   private checkedStart = -1;
+  /** Which start of the container the last job was prepared on. */
+  private preparedStart = -1;
   /** A save of the workspace under way (before the container sleeps), and when the last job began. */
   private saving: Promise<unknown> = Promise.resolve();
   private lastJobAt = 0;
@@ -54,6 +56,7 @@ export class Sandbox extends SdkSandbox<Env> {
     // Started here, where a cold start may take its time: the job's own round trips are then
     // held to the short deadline that tells a stopped container from a slow start.
     await this.startContainerOnce();
+    this.preparedStart = this.containerStarts;
     if (!readConfig(this.env).persistWorkspace) return "kept";
     // A job waits for a save under way, so that it neither changes files mid-archive nor has its
     // container stopped under it.
@@ -80,6 +83,14 @@ export class Sandbox extends SdkSandbox<Env> {
       ports: this.defaultPort,
       cancellationOptions: { instanceGetTimeoutMS: INSTANCE_GET_TIMEOUT_MS, portReadyTimeoutMS: PORT_READY_TIMEOUT_MS },
     });
+  }
+
+  /**
+   * Whether the container started again since the last job was prepared: it was replaced while
+   * that job ran (its server was killed, or the container died).
+   */
+  async containerStartedSincePrepared(): Promise<boolean> {
+    return this.containerStarts !== this.preparedStart;
   }
 
   /**

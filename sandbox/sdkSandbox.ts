@@ -23,6 +23,7 @@ export interface SdkSandboxStub {
   prepareWorkspace(): Promise<unknown>;
   stopContainer(): Promise<void>;
   hasRunningContainer(): Promise<boolean>;
+  containerStartedSincePrepared(): Promise<boolean>;
   writeFile(path: string, content: string, options?: { encoding?: string }): Promise<unknown>;
   readFileStream(path: string): Promise<ReadableStream<Uint8Array>>;
   deleteFile(path: string): Promise<unknown>;
@@ -75,6 +76,7 @@ export class SdkSandbox implements SandboxPort {
       maxOutputBytes: this.maxOutputBytes,
       answerTimeoutMs: this.answerTimeoutMs,
       abandonContainer: () => this.abandonContainer(),
+      containerReplaced: () => this.sandbox.containerStartedSincePrepared(),
     }).run();
   }
 

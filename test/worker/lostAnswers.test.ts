@@ -32,7 +32,7 @@ function run(stub: ExecStub, command: string) {
     stub,
     crypto.randomUUID(),
     { command, cwd: "/workspace", env: {}, timeoutMs: 30_000 },
-    { maxOutputBytes: 1024 * 1024, answerTimeoutMs: 10_000, abandonContainer: async () => {} },
+    { maxOutputBytes: 1024 * 1024, answerTimeoutMs: 10_000, abandonContainer: async () => {}, containerReplaced: async () => false },
   ).run();
 }
 

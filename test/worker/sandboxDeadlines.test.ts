@@ -52,6 +52,15 @@ describe("deadlines a command cannot hold off", () => {
     expect(Date.now() - started).toBeLessThan(60_000);
   }, 90_000);
 
+  it("fails a job whose command kills every process as its first act once, though the start's answer never came", async () => {
+    const sandbox = uniqueSandbox("kill-first");
+    const killed = await runJob(sandbox, { type: "run", command: "kill -9 -1; sleep 1000", timeoutMs: 120_000 });
+    expect(killed).toMatchObject({ status: "failed", attempts: 1, exitCode: null });
+    expect(killed.error?.code).toBe("SANDBOX_ERROR");
+    expect(killed.error?.message).toContain("the container was replaced while the command started");
+    expect((await runJob(sandbox, { type: "run", command: "echo fresh" })).status).toBe("succeeded");
+  }, 90_000);
+
   it("fails a job whose command deletes its output files as they are made once, saying so, and runs the next job on a fresh container", async () => {
     const sandbox = uniqueSandbox("delete-runs");
     // Bursts of output too big for a poll's answer wait in gzip files under the runs' directory, which the loop deletes.
