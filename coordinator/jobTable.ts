@@ -50,6 +50,7 @@ const UNFINISHED = "status IN ('queued', 'running')";
 const Count = z.object({ n: z.number() });
 const HeadOfLine = z.object({ job_id: z.string(), status: z.string() });
 type HeadOfLine = z.infer<typeof HeadOfLine>;
+const WaitingFor = z.object({ waiting_for: z.string().nullable() });
 const NotBefore = z.object({ not_before: z.number() });
 
 function parseJson<T>(schema: z.ZodType<T>, text: string | null): T | undefined {
@@ -111,6 +112,8 @@ export class JobTable {
     addColumnIfMissing(storage.sql, "job_state", "live_log_end", "TEXT");
     // 1 once the sandbox was deleted after the job came: it leaves the sandbox's list, not the API.
     addColumnIfMissing(storage.sql, "job_state", "unlisted", "INTEGER NOT NULL DEFAULT 0");
+    // The jobs a job held back for its needs still waits for, as a JSON array of IDs.
+    addColumnIfMissing(storage.sql, "job_state", "waiting_for", "TEXT");
     storage.sql.exec("CREATE INDEX IF NOT EXISTS job_state_status ON job_state (status, job_id)");
     storage.sql.exec("CREATE INDEX IF NOT EXISTS job_state_unpublished ON job_state (published, cleaned)");
   }
@@ -245,9 +248,17 @@ export class JobTable {
     );
   }
 
-  /** Holds a queued job back until the jobs it needs have finished (`releaseWaiting`), or until `recheckAt`. */
-  waitForNeeds(jobId: string, recheckAt: number): void {
-    this.sql.exec("UPDATE job_state SET not_before = ?, waiting_for_needs = 1 WHERE job_id = ? AND status = 'queued'", recheckAt, jobId);
+  /**
+   * Holds a queued job back until the jobs it needs have finished (`releaseWaiting`), or until
+   * `recheckAt`; `unfinished` (those it waits for) is what it says it waits for meanwhile.
+   */
+  waitForNeeds(jobId: string, unfinished: string[], recheckAt: number): void {
+    this.sql.exec(
+      "UPDATE job_state SET not_before = ?, waiting_for_needs = 1, waiting_for = ? WHERE job_id = ? AND status = 'queued'",
+      recheckAt,
+      JSON.stringify(unfinished),
+      jobId,
+    );
   }
 
   /** A job that others need has finished: those waiting may look again now. */
@@ -313,9 +324,12 @@ export class JobTable {
         waitingReason: `Behind ${jobs} of sandbox ${record.sandboxId} (${first.job_id} is ${first.status}): a sandbox runs its jobs one at a time, in the order they came`,
       };
     }
-    const needs = this.sql.exec("SELECT 1 FROM job_state WHERE job_id = ? AND waiting_for_needs = 1", record.id).toArray().length > 0;
-    if (needs) return { ...record, waitingReason: `Waiting for the jobs it needs to finish (${record.needs.join(", ")})` };
-    return record;
+    const held = WaitingFor.array().parse(
+      this.sql.exec("SELECT waiting_for FROM job_state WHERE job_id = ? AND waiting_for_needs = 1", record.id).toArray(),
+    )[0];
+    if (!held) return record;
+    const unfinished = parseJson(z.array(z.string()), held.waiting_for) ?? record.needs;
+    return { ...record, waitingReason: `Waiting for the jobs it needs to finish (${unfinished.join(", ")})` };
   }
 
   /** Any one job of this sandbox (they all name its tenant and sandbox ID). */

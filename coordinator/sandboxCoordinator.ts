@@ -411,7 +411,7 @@ export class SandboxCoordinator extends DurableObject<Env> {
         if (outcome.kind === "wait") {
           // First in line and held: this sandbox's later jobs wait too, keeping the order. A
           // finishing job it needs wakes it (needsSettled); the recheck covers a lost wake-up.
-          this.table.waitForNeeds(record.id, Date.now() + NEEDS_RECHECK_MS);
+          this.table.waitForNeeds(record.id, outcome.waitingFor, Date.now() + NEEDS_RECHECK_MS);
           return;
         }
         // A retry keeps the job first in line, its backoff in the table: later jobs wait for it.
@@ -425,7 +425,7 @@ export class SandboxCoordinator extends DurableObject<Env> {
 
 /**
  * Where a finished job's stored output begins among its live log's offsets: the last try's start,
- * or, for a stream whose last try stored nothing (a sandbox that stopped answering), the live
+ * or, for a stream whose last try stored nothing (its command never started), the live
  * log's end, so a follower that reconnects after the end is told of what it missed as a gap.
  */
 function storedOutputStart(log: LiveLog, outcome: FinalOutcome): OutputOffsets | null {

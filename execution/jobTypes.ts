@@ -26,7 +26,7 @@ export interface JobControl {
 export type RunOutcome =
   | { kind: "done"; reason: string }
   | { kind: "retry"; delayMs: number; reason: string }
-  | { kind: "wait"; reason: string };
+  | { kind: "wait"; reason: string; waitingFor: string[] };
 
 /** A sandbox's place among its tenant's containers (coordinator/containerSlot.ts); `reason` says why it has none. */
 export type SlotTake = { taken: true } | { taken: false; reason: string };

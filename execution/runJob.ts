@@ -76,7 +76,8 @@ export async function runJob(record: JobRecord, heldRequest: JobRequest | undefi
   }
 
   const verdict = await checkNeeds(deps.store, record);
-  if (verdict.kind === "wait") return { kind: "wait", reason: `waiting for ${verdict.waitingFor.join(", ")}` };
+  if (verdict.kind === "wait")
+    return { kind: "wait", reason: `waiting for ${verdict.waitingFor.join(", ")}`, waitingFor: verdict.waitingFor };
   if (verdict.kind === "skip") return ended(control, { status: "skipped", error: verdict.error });
 
   const request = heldRequest ?? (await deps.store.readRequest(record.id));

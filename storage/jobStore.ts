@@ -14,6 +14,14 @@ import { kvKeys, r2Keys, sandboxKey } from "./layout";
 export const WRITE_SPACING_MS = 1100;
 
 /** One tenant's jobs: every key it reads or writes carries the tenant (storage/layout.ts). */
+/** One submit's object: the range of job IDs it holds, and its jobs once read. */
+interface SubmitObject {
+  key: string;
+  first: string;
+  last: string;
+  jobs?: Promise<JobRecord[]>;
+}
+
 export class JobStore {
   constructor(
     private readonly kv: KVNamespace,
@@ -22,8 +30,11 @@ export class JobStore {
     readonly tenant: string,
   ) {}
 
-  /** Submits read by this store, by their time prefix: a batch's jobs are read from one object once. */
-  private readonly submits = new Map<string, { first: string; last: string; jobs: Promise<JobRecord[]> }[]>();
+  /**
+   * The submits listed by this store, by their time prefix, each read once: a batch's jobs come
+   * from one object, and lookups of many of them at once share one listing and one read.
+   */
+  private readonly submits = new Map<string, Promise<SubmitObject[]>>();
 
   /**
    * Records the jobs of one submit as submitted, in one object (the jobs of a submit share the
@@ -47,19 +58,27 @@ export class JobStore {
   /** The record as submitted (status queued): what a job its coordinator has not taken yet looks like. */
   async readSubmitted(jobId: string): Promise<JobRecord | undefined> {
     const prefix = r2Keys.submitPrefix(this.tenant, jobId);
-    let submit = this.submits.get(prefix)?.find((candidate) => candidate.first <= jobId && jobId <= candidate.last);
-    if (!submit) {
-      const listing = await this.bucket.list({ prefix });
-      const found = listing.objects.flatMap((object) => {
-        const match = /([0-9A-Z]{26})-([0-9A-Z]{26})\.json$/.exec(object.key);
-        return match?.[1] && match[2] ? [{ key: object.key, first: match[1], last: match[2] }] : [];
-      });
-      const range = found.find((candidate) => candidate.first <= jobId && jobId <= candidate.last);
-      if (!range) return undefined;
-      submit = { ...range, jobs: this.bucket.get(range.key).then(async (object) => parseSubmit(await object?.text())) };
-      this.submits.set(prefix, [...(this.submits.get(prefix) ?? []), submit]);
+    let listed = this.submits.get(prefix);
+    if (!listed) {
+      listed = this.listSubmits(prefix);
+      this.submits.set(prefix, listed);
     }
+    const submit = (await listed).find((candidate) => candidate.first <= jobId && jobId <= candidate.last);
+    if (!submit) {
+      // Listed again next time: the submit may have been stored since.
+      if (this.submits.get(prefix) === listed) this.submits.delete(prefix);
+      return undefined;
+    }
+    submit.jobs ??= this.bucket.get(submit.key).then(async (object) => parseSubmit(await object?.text()));
     return (await submit.jobs).find((record) => record.id === jobId);
+  }
+
+  private async listSubmits(prefix: string): Promise<SubmitObject[]> {
+    const listing = await this.bucket.list({ prefix });
+    return listing.objects.flatMap((object) => {
+      const match = /([0-9A-Z]{26})-([0-9A-Z]{26})\.json$/.exec(object.key);
+      return match?.[1] && match[2] ? [{ key: object.key, first: match[1], last: match[2] }] : [];
+    });
   }
 
   /** Puts a job its coordinator did not take at submit on the sweeper's worklist, until it ends. */

@@ -148,6 +148,9 @@ describe.skipIf(!CHROMIUM)("the dashboard in headless Chromium", () => {
       await screenshots.take(page, "batch-succeeded");
       // The page's own files (its script, styles) all loaded.
       expect(pageFailures).toEqual([]);
+      // Its icon is inline, so a browser asks for no /favicon.ico (a 404). Headless Chromium asks
+      // for none either way, and Playwright reports no favicon request, so the markup is checked.
+      expect(await page.locator('link[rel="icon"]').getAttribute("href")).toBe("data:,");
     });
 
     it("shows a finished job's exit code, tries, timings and artifacts, and downloads an artifact", { timeout: 60_000 }, async () => {

@@ -76,12 +76,14 @@ describe("pipelines", () => {
     expect(await (await api(`/v1/jobs/${jobs.package?.id}/stdout`)).text()).toBe("compiled\n");
   });
 
-  it("says a job waits for the jobs it needs while they run", async () => {
+  it("says a job waits for the jobs it needs while they run, naming those not finished yet", async () => {
     const submitted = await submitPipeline([
-      { name: "slow", sandboxId: uniqueSandbox("pipe-slow"), job: run("sleep 4") },
-      { name: "after", sandboxId: uniqueSandbox("pipe-after"), needs: ["slow"], job: run("true") },
+      { name: "slow", sandboxId: uniqueSandbox("pipe-slow"), job: run("sleep 6") },
+      { name: "quick", sandboxId: uniqueSandbox("pipe-quick"), job: run("true") },
+      { name: "after", sandboxId: uniqueSandbox("pipe-after"), needs: ["slow", "quick"], job: run("true") },
     ]);
     const { slow, after } = byName(submitted);
+    // Once quick has finished, only slow is named.
     await expect
       .poll(async () => (await getJob(after?.id ?? "")).waitingReason, { timeout: 20_000 })
       .toBe(`Waiting for the jobs it needs to finish (${slow?.id})`);

@@ -63,6 +63,28 @@ describe("work that grows with its input, within the operation budget", () => {
     expect(ended.jobs.slice(4).every((job) => job.attempts === 0)).toBe(true);
   }, 60_000);
 
+  it("checks inputs naming 50 jobs of an earlier batch by ID in one submit, and refuses a 51st", async () => {
+    const sandboxes = Array.from({ length: 3 }, (_, index) => uniqueSandbox(`sources-${index}`));
+    const sources = await submitBatch(
+      Array.from({ length: 51 }, (_, index) => ({ sandboxId: sandboxes[index % 3] ?? "", job: { type: "run", command: "true" } })),
+    );
+    const inputs = sources.jobs.map((job) => ({ from: job.id, artifacts: ["dist/**"] }));
+    const taker = uniqueSandbox("takes-50");
+    // A job takes at most 16 inputs: ten each, across the jobs of one batch.
+    const takers = (count: number) =>
+      Array.from({ length: Math.ceil(count / 10) }, (_, index) => ({
+        sandboxId: taker,
+        job: { type: "run", command: "true", inputs: inputs.slice(index * 10, Math.min(count, index * 10 + 10)) },
+      }));
+    const accepted = await postJson("/v1/jobs", { jobs: takers(50) });
+    expect(accepted.status, await accepted.clone().text()).toBe(202);
+    await api(`/v1/batches/${BatchView.parse(await accepted.json()).batchId}/cancel`, { method: "POST" });
+    const refused = await postJson("/v1/jobs", { jobs: takers(51) });
+    expect(refused.status).toBe(400);
+    expect(await refused.text()).toContain("inputs name 51 jobs outside this submit by ID; at most 50 may be named in one submit");
+    await api(`/v1/batches/${sources.batchId}/cancel`, { method: "POST" });
+  }, 60_000);
+
   it("lists a sandbox's failed jobs among 200 with a status filter, paged", async () => {
     const sandboxId = uniqueSandbox("filtered");
     const failing = new Set([3, 77, 150, 199]);
