@@ -10,6 +10,8 @@ import { SandboxOperationError } from "./port";
 // ("FileNotFoundError: File not found: /x"); its code does not survive. The phrases below are
 // the containers library's and workerd's own.
 const CONTAINERS_DISABLED = /Containers have not been enabled/i;
+const READ_ONLY = /\bEROFS\b|read-only file system/i;
+const NO_SPACE = /\bENOSPC\b|no space left on device/i;
 const NO_CONTAINER = /no container instance|container is not listening|container exited|Container did not start|container is starting/i;
 
 /** The SDK's error code when the error still carries it (same realm), else its class name from the message. */
@@ -37,6 +39,15 @@ export function toSandboxError(error: unknown, subject: string): SandboxOperatio
     return new SandboxOperationError("PERMISSION_DENIED", `Permission denied in the sandbox on ${subject}: ${message}`, false, {
       cause: error,
     });
+  }
+  // The container's own file system said no for good: trying again would get the same answer.
+  if (READ_ONLY.test(message)) {
+    return new SandboxOperationError("PERMISSION_DENIED", `${subject} is on a read-only file system in the sandbox: ${message}`, false, {
+      cause: error,
+    });
+  }
+  if (NO_SPACE.test(message)) {
+    return new SandboxOperationError("SANDBOX_ERROR", `No space left in the sandbox for ${subject}: ${message}`, false, { cause: error });
   }
   if (CONTAINERS_DISABLED.test(message)) {
     // Configuration, not a passing fault: retrying cannot start a container here.

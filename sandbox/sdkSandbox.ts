@@ -135,6 +135,11 @@ export class SdkSandbox implements SandboxPort {
     const entry = (await this.listEntries(dir, false)).find((file) => file.absolutePath === path);
     if (!entry) throw new SandboxOperationError("FILE_NOT_FOUND", `File not found: ${path}`, false);
     if (entry.type === "directory") throw new SandboxOperationError("IS_DIRECTORY", `${path} is a directory, not a file`, false);
+    // As artifact collection does: a link's size is not its target's, and a FIFO would never end.
+    if (entry.type !== "file") {
+      const what = entry.type === "symlink" ? "a symbolic link" : "not a regular file (a FIFO, socket or device)";
+      throw new SandboxOperationError("PATH_REFUSED", `${path} is ${what}; a read job reads regular files only`, false);
+    }
     // Cloudflare's server streams a file it takes for text (by its name, or by `file`: a pack that
     // starts with a shell script) as UTF-8, and invalid bytes then come back as U+FFFD. Through a
     // link named .gz it streams any file as bytes (base64), whatever it holds.

@@ -56,6 +56,25 @@ describe("file jobs", () => {
     expect(job.error?.code).toBe("IS_DIRECTORY");
   });
 
+  it("refuses a read of a symbolic link or a FIFO at once, as artifact collection skips them", async () => {
+    const sandbox = uniqueSandbox("read-links");
+    const made = await runJob(sandbox, {
+      type: "run",
+      command: "echo x > real.txt && mkdir d && ln -s real.txt to-file && ln -s d to-dir && mkfifo fifo",
+    });
+    expect(made.status).toBe("succeeded");
+    for (const [name, what] of [
+      ["to-file", "a symbolic link"],
+      ["to-dir", "a symbolic link"],
+      ["fifo", "not a regular file"],
+    ] as const) {
+      const job = await runJob(sandbox, { type: "file", op: "read", path: `/workspace/${name}` });
+      expect(job).toMatchObject({ status: "failed", attempts: 1 });
+      expect(job.error?.code).toBe("PATH_REFUSED");
+      expect(job.error?.message).toContain(`/workspace/${name} is ${what}`);
+    }
+  });
+
   it("takes a 2 MiB binary file through the pipeline although queue messages are capped at 128 KB", async () => {
     const bytes = new Uint8Array(2 * 1024 * 1024);
     for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7919) % 251;

@@ -19,4 +19,13 @@ describe("SDK failures as port errors", () => {
     });
     expect(toSandboxError(new Error("something broke"), "a command")).toMatchObject({ code: "SANDBOX_ERROR", retryable: true });
   });
+
+  it("makes a read-only file system's refusal and a full disk final, as the container's server words them", () => {
+    const readOnly = "FileSystemError: Failed to write '/workspace/etc/x': EROFS: read-only file system, open '/workspace/etc/x'";
+    expect(toSandboxError(new Error(readOnly), "/workspace/etc/x")).toMatchObject({ code: "PERMISSION_DENIED", retryable: false });
+    const full = "FileSystemError: Failed to write '/workspace/big': ENOSPC: no space left on device, write";
+    const error = toSandboxError(new Error(full), "/workspace/big");
+    expect(error).toMatchObject({ code: "SANDBOX_ERROR", retryable: false });
+    expect(error.message).toContain("No space left in the sandbox for /workspace/big");
+  });
 });
