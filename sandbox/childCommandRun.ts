@@ -183,7 +183,12 @@ export class ChildCommandRun {
             throw new SandboxOperationError("SANDBOX_ERROR", message, true);
           }
           if (!started) throw new SandboxOperationError("SANDBOX_ERROR", `Before the command started, ${vanished}`, true);
-          return await this.giveUp(vanished, { destroy: false });
+          if (await this.limits.containerReplaced().catch(() => true)) return await this.giveUp(vanished, { destroy: false });
+          // The same container without the run's files: the command deleted them, and may still be running.
+          return await this.giveUp("the files of the command's run were deleted from the sandbox", {
+            destroy: true,
+            cause: OUTPUT_FILES_DELETED,
+          });
         }
         const { report } = trip;
         started = true;

@@ -47,9 +47,8 @@ const GlobPattern = z
   .string()
   .min(1)
   .max(1024)
-  .refine((p) => !p.startsWith("/") && !p.split("/").includes(".."), {
-    message: "Artifact patterns are relative to cwd and must not contain '..'",
-  });
+  .refine((p) => !p.startsWith("/"), { message: "Artifact patterns are relative to cwd: drop the leading '/'" })
+  .refine((p) => !p.split("/").includes(".."), { message: "Artifact patterns must not contain '..': they match inside cwd only" });
 
 /**
  * Artifacts of another job of the same tenant, copied in before the command runs: `from` is a

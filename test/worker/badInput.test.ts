@@ -84,6 +84,16 @@ describe("bad input", () => {
       { type: "run", command: "ls", artifacts: "dist/**" },
       "artifacts: Invalid input: expected array, received string",
     ],
+    [
+      "an absolute artifact pattern",
+      { type: "run", command: "ls", artifacts: ["/etc/passwd"] },
+      "artifacts.0: Artifact patterns are relative to cwd: drop the leading '/'",
+    ],
+    [
+      "an artifact pattern climbing out of cwd",
+      { type: "run", command: "ls", artifacts: ["../secret"] },
+      "artifacts.0: Artifact patterns must not contain '..': they match inside cwd only",
+    ],
   ])("says one thing per field for %s", async (_label, body, expected) => {
     expect(await expectError(await postJson(`/v1/sandboxes/ok/jobs`, body), 400, "INVALID_REQUEST")).toBe(expected);
   });

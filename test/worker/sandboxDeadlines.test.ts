@@ -76,6 +76,27 @@ describe("deadlines a command cannot hold off", () => {
     expect((await runJob(sandbox, { type: "run", command: "echo fresh" })).status).toBe("succeeded");
   }, 90_000);
 
+  it("fails a job whose command deletes its run's files once, keeping what it wrote, and ends the command", async () => {
+    const sandbox = uniqueSandbox("delete-run");
+    const lost = await runJob(sandbox, {
+      type: "run",
+      command: "echo before; sleep 2; rm -rf /tmp/.artifact-sandbox-runs; sleep 1000",
+      timeoutMs: 120_000,
+    });
+    expect(lost).toMatchObject({ status: "failed", attempts: 1, exitCode: null });
+    expect(lost.error?.message).toContain("the files of the command's run were deleted from the sandbox");
+    expect(await (await api(`/v1/jobs/${lost.id}/stdout`)).text()).toBe("before\n");
+    // Its container went with its command: nothing of it is left running. The count from /proc is
+    // shown to see a live process (this job's own sleep 999) before it is trusted to see none.
+    const count = [
+      'sleep 999 & count() { local n=0 c; for c in /proc/[0-9]*/cmdline; do [ "$(tr -d \'\\0\' < "$c" 2>/dev/null)" = "$1" ] && n=$((n + 1)); done; echo "$1 $n"; }',
+      "count sleep999; count sleep1000; kill %1",
+    ].join("\n");
+    const next = await runJob(sandbox, { type: "run", command: count });
+    expect(next).toMatchObject({ status: "succeeded" });
+    expect(await (await api(`/v1/jobs/${next.id}/stdout`)).text()).toBe("sleep999 1\nsleep1000 0\n");
+  }, 90_000);
+
   it("ends a job that ptrace-attaches every process in its sandbox", async () => {
     const sandbox = uniqueSandbox("ptrace-all");
     const traced = await runJob(sandbox, { type: "run", command: PTRACE_EVERYTHING, timeoutMs: 120_000 });
