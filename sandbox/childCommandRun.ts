@@ -39,7 +39,11 @@ const POLL_WAIT_MS = 500;
 const END_POLL_WAIT_MS = 200;
 /** After its deadline or a cancel, a command has this long to be gone before its container is destroyed. */
 const END_GRACE_MS = 10_000;
-/** Round trips of a running command that may fail in a row (an error, not silence) before its container counts as gone. */
+/**
+ * Round trips of a running command that may fail in a row (an error, not silence) before its
+ * container counts as gone; once the command has started, failures must also have gone on for the
+ * answer timeout: a passing fault must not end a long build.
+ */
 const FAILED_ROUND_TRIPS_ALLOWED = 3;
 const FAILED_ROUND_TRIP_PAUSE_MS = 500;
 
@@ -142,6 +146,7 @@ export class ChildCommandRun {
     /** The start's answer came: the command runs (or ran) in the container. */
     let started = false;
     let failedInARow = 0;
+    let failingSince = 0;
     /** Why the start's round trip failed, while a poll asks whether it started the command all the same. */
     let startFailure: SandboxOperationError | undefined;
     try {
@@ -152,7 +157,10 @@ export class ChildCommandRun {
           // One failed round trip may be a passing fault: the same poll is asked again. A start
           // whose answer failed may still have started the command, so a poll asks whether it
           // did (the container runs a session's commands in order, so the start comes first).
-          if (++failedInARow < FAILED_ROUND_TRIPS_ALLOWED) {
+          if (failedInARow++ === 0) failingSince = Date.now();
+          // Before the start is known to have run, the job itself is tried again instead.
+          const withinWindow = started && Date.now() - failingSince < this.limits.answerTimeoutMs;
+          if (failedInARow < FAILED_ROUND_TRIPS_ALLOWED || withinWindow) {
             await new Promise((resolve) => setTimeout(resolve, FAILED_ROUND_TRIP_PAUSE_MS));
             if (!started) {
               startFailure = trip.error;
@@ -162,7 +170,10 @@ export class ChildCommandRun {
           }
           // Never known to have started: the caller may retry the job.
           if (!started) throw trip.error;
-          return await this.giveUp(`its container's server failed ${failedInARow} round trips in a row (${trip.error.message})`);
+          const seconds = Math.round((Date.now() - failingSince) / 1000);
+          return await this.giveUp(
+            `its container's server failed ${failedInARow} round trips in a row over ${seconds} s (${trip.error.message})`,
+          );
         }
         failedInARow = 0;
         if (trip.kind === "silent" || (this.ending !== undefined && Date.now() - this.ending.at > END_GRACE_MS)) {

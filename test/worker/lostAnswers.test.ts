@@ -1,7 +1,8 @@
 /**
  * A round trip whose answer is lost on the way back (the container did the work; the network or
- * its server failed before the answer arrived), against a real container through the SDK's own
- * client: the run asks again and ends as the command did, having run it once. The faults are
+ * its server failed before the answer arrived), or that fails for a while, against a real
+ * container through the SDK's own client: the run asks again and ends as the command did, having
+ * run it once. The faults are
  * injected between ChildCommandRun and the real SDK stub, which is the one thing here that is not
  * the deployed path.
  */
@@ -10,6 +11,18 @@ import { getSandbox } from "@cloudflare/sandbox";
 import { describe, expect, it } from "vitest";
 import { ChildCommandRun, type ExecStub } from "../../sandbox/childCommandRun";
 import { uniqueSandbox } from "./client";
+
+/** A real sandbox whose exec requests fail, never reaching the container, while `failing` says so. */
+function flakySandbox(prefix: string, failing: (script: string) => boolean): ExecStub {
+  const sandbox = getSandbox(env.Sandbox, uniqueSandbox(prefix));
+  return {
+    async exec(script, options) {
+      if (failing(script)) throw new Error("Network connection lost.");
+      return sandbox.exec(script, options);
+    },
+    readFileStream: (path) => sandbox.readFileStream(path),
+  };
+}
 
 /** A real sandbox whose exec answers are lost (thrown away after the container ran the script) when `loseAnswer` says so. */
 function lossySandbox(prefix: string, loseAnswer: (script: string, stdout: string) => boolean) {
@@ -39,6 +52,23 @@ function run(stub: ExecStub, command: string) {
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
 describe("a run whose answer is lost on the way back", () => {
+  it("rides out round trips that fail for seconds while the command runs", async () => {
+    let failingUntil = 0;
+    let failed = 0;
+    const stub = flakySandbox("flaky-polls", (script) => {
+      // From the first poll after the start on, for 3 s: more than three failed round trips in a row.
+      if (script.includes("set -m")) return false;
+      failingUntil ||= Date.now() + 3_000;
+      const fails = Date.now() < failingUntil;
+      if (fails) failed++;
+      return fails;
+    });
+    const result = await run(stub, "echo before; sleep 5; echo after");
+    expect(failed).toBeGreaterThan(3);
+    expect(result.exitCode).toBe(0);
+    expect(text(result.stdout.bytes)).toBe("before\nafter\n");
+  }, 60_000);
+
   it("finds a command whose start's answer was lost running, and never runs it twice", async () => {
     let lost = 0;
     const { sandbox, stub } = lossySandbox("lost-start", (script) => script.includes("set -m") && lost++ === 0);
