@@ -235,9 +235,9 @@ print_answer() {
 out_at=${request.stdout.at}; err_at=${request.stderr.at}
 # The end was answered already (the outputs are emptied by then): to the same poll, that answer
 # again, its gzip files still there; to any other, none.
-if [ -e "$run.answered" ]; then
+if [ -s "$run.answered" ]; then
   IFS= read -r asked < "$run.answered"
-  if [ "$asked" = "$out_at $err_at" ]; then print_answer; else echo as-missing; fi
+  if [ "$asked" = "$out_at $err_at" ]; then print_answer || echo as-missing; else echo as-missing; fi
   exit 0
 fi
 shopt -s nullglob; old=("$run".*.gz); [ \${#old[@]} -eq 0 ] || rm -f -- "\${old[@]}"; shopt -u nullglob
@@ -304,14 +304,21 @@ slice() {
     # Head and tail compressed side by side (a container has more than one core), each in a file of its own.
     file=$name-$at.gz
     if [ "$first" -gt 0 ] && [ "$last" -gt 0 ]; then
-      range "$name" "$at" "$first" | gzip -1 > "$file" &
-      range "$name" $((at + first + skipped)) "$last" | gzip -1 > "$file.tail.gz"
-      wait "$!"
-      echo "$first $skipped $last @$file @$file.tail.gz"
+      range "$name" "$at" "$first" | gzip -1 > "$file" 2>/dev/null &
+      range "$name" $((at + first + skipped)) "$last" | gzip -1 > "$file.tail.gz" 2>/dev/null
+      tail_status=$?
+      if wait "$!" && [ "$tail_status" -eq 0 ]; then echo "$first $skipped $last @$file @$file.tail.gz"; return; fi
     else
-      { range "$name" "$at" "$first"; range "$name" $((at + first + skipped)) "$last"; } | gzip -1 > "$file"
-      echo "$first $skipped $last @$file"
+      if { range "$name" "$at" "$first"; range "$name" $((at + first + skipped)) "$last"; } | gzip -1 > "$file" 2>/dev/null; then
+        echo "$first $skipped $last @$file"
+        return
+      fi
     fi
+    # A gzip file could not be written whole (a full disk): the bytes come in the answer, slower but exact.
+    rm -f -- "$file" "$file.tail.gz"
+    printf '%s %s %s =' "$first" "$skipped" "$last"
+    { range "$name" "$at" "$first"; range "$name" $((at + first + skipped)) "$last"; } | base64 -w0
+    echo
   fi
 }
 answer() {
@@ -325,12 +332,17 @@ else
   # The end is answered from a file, kept for a repeated poll. Once that is sure, the outputs, read
   # whole, are emptied (the space is free at once; rm, a process, removes them with a later batch).
   { answer; echo as-end; } > "$run.final" 2>/dev/null
-  if print_answer; then
-    echo "$out_at $err_at" 2>/dev/null > "$run.answered" && { : > "$run.stdout"; : > "$run.stderr"; [ ! -e "$run.stdin" ] || : > "$run.stdin"; }
-  else
+  if ! print_answer; then
     answer
+  elif echo "$out_at $err_at" 2>/dev/null > "$run.answered" && [ -s "$run.answered" ]; then
+    : > "$run.stdout"; : > "$run.stderr"; [ ! -e "$run.stdin" ] || : > "$run.stdin"
+  else
+    # Not kept (a full disk): a repeated poll reads the outputs again, so they stay.
+    rm -f -- "$run.answered"
   fi
-fi`;
+fi
+# The answer is what counts, not whether the last housekeeping step worked.
+true`;
   return script;
 }
 

@@ -103,6 +103,12 @@ const PROCESSES_KILLED = "a command that stops or kills every process in its san
 const OUTPUT_FILES_DELETED =
   "a command that deletes the files in /tmp/.artifact-sandbox-runs, where a run's output waits to be read, ends a job this way";
 
+/** Output that could not be read; `missing` when its files were gone or cut short. */
+type Unreadable = { unreadable: string; missing: boolean };
+
+const REPLACED =
+  "the command's run vanished from the sandbox (its container was replaced: its server was killed, or the container restarted)";
+
 type Ending = { reason: "timeout" | "cancel"; at: number };
 
 function stoppedResponding(silentForMs: number): string {
@@ -154,58 +160,42 @@ export class ChildCommandRun {
         const answerWithinMs = this.limits.answerTimeoutMs + poll.waitMs;
         const trip = await this.roundTrip(script, answerWithinMs);
         if (trip.kind === "failed") {
-          // One failed round trip may be a passing fault: the same poll is asked again. A start
-          // whose answer failed may still have started the command, so a poll asks whether it
-          // did (the container runs a session's commands in order, so the start comes first).
+          // One failed round trip may be a passing fault: the same poll is asked again, for the
+          // answer timeout (three round trips at least), so a passing fault does not end a long
+          // build. A start whose answer failed may still have started the command, so a poll asks
+          // whether it did (the container runs a session's commands in order, the start first).
           if (failedInARow++ === 0) failingSince = Date.now();
-          // Before the start is known to have run, the job itself is tried again instead.
-          const withinWindow = started && Date.now() - failingSince < this.limits.answerTimeoutMs;
-          if (failedInARow < FAILED_ROUND_TRIPS_ALLOWED || withinWindow) {
+          if (failedInARow < FAILED_ROUND_TRIPS_ALLOWED || Date.now() - failingSince < this.limits.answerTimeoutMs) {
             await new Promise((resolve) => setTimeout(resolve, FAILED_ROUND_TRIP_PAUSE_MS));
             if (!started) {
-              startFailure = trip.error;
+              startFailure ??= trip.error;
               script = pollScript(this.runId, poll);
             }
             continue;
           }
-          // Never known to have started: the caller may retry the job.
-          if (!started) throw trip.error;
           const seconds = Math.round((Date.now() - failingSince) / 1000);
-          return await this.giveUp(
-            `its container's server failed ${failedInARow} round trips in a row over ${seconds} s (${trip.error.message})`,
-          );
+          const why = `its container's server failed ${failedInARow} round trips in a row over ${seconds} s (${trip.error.message})`;
+          if (started) return await this.giveUp(why);
+          // Never known to have started: its container goes (the command may run there), and the
+          // job may be tried again, on a fresh one, never beside it.
+          this.abandoned = true;
+          await this.limits.abandonContainer();
+          throw new SandboxOperationError("SANDBOX_ERROR", `Starting the command failed: ${why}; its container was destroyed`, true);
         }
         failedInARow = 0;
         if (trip.kind === "silent" || (this.ending !== undefined && Date.now() - this.ending.at > END_GRACE_MS)) {
           return await this.giveUp(stoppedResponding(answerWithinMs));
         }
-        if (trip.kind === "vanished") {
-          const vanished =
-            "the command's run vanished from the sandbox (its container was replaced: its server was killed, or the container restarted)";
-          if (!started && startFailure) {
-            // A container replaced meanwhile most likely lost its server to the command (\`kill -9 -1\`
-            // as its first act); the same container without the run never got the start.
-            if (await this.limits.containerReplaced().catch(() => false)) {
-              return await this.giveUp(`the container was replaced while the command started (${startFailure.message})`, {
-                destroy: false,
-              });
-            }
-            const message = `Starting the command failed (${startFailure.message}), and the sandbox has no run of it`;
-            throw new SandboxOperationError("SANDBOX_ERROR", message, true);
-          }
-          if (!started) throw new SandboxOperationError("SANDBOX_ERROR", `Before the command started, ${vanished}`, true);
-          if (await this.limits.containerReplaced().catch(() => true)) return await this.giveUp(vanished, { destroy: false });
-          // The same container without the run's files: the command deleted them, and may still be running.
-          return await this.giveUp("the files of the command's run were deleted from the sandbox", {
-            destroy: true,
-            cause: OUTPUT_FILES_DELETED,
-          });
-        }
+        if (trip.kind === "vanished") return await this.vanished(started, startFailure);
         const { report } = trip;
         started = true;
         const taken = await this.take(report);
         if (taken === NO_ANSWER) return await this.giveUp(stoppedResponding(this.limits.answerTimeoutMs));
-        if (taken !== "taken") return await this.giveUp(taken.unreadable, { destroy: true, cause: OUTPUT_FILES_DELETED });
+        if (taken !== "taken") {
+          // A replaced container has none of the run's files either: that is the cause to name.
+          if (await this.limits.containerReplaced().catch(() => false)) return await this.giveUp(REPLACED);
+          return await this.giveUp(taken.unreadable, taken.missing ? OUTPUT_FILES_DELETED : undefined);
+        }
         if (report.exitCode !== null) return this.ended(report.exitCode);
         if (this.ending === undefined) await this.endIfDue();
         // Wait in the sandbox for new output (it answers at once when some is there), never past the deadline.
@@ -219,6 +209,27 @@ export class ChildCommandRun {
       if (!(error instanceof CancelledError) && !this.abandoned) await this.discardQuietly();
       throw error;
     }
+  }
+
+  /**
+   * The run is not in the sandbox. After a failed start, the container says whether it started
+   * again meanwhile: if so the command most likely killed its server (`kill -9 -1` as its first
+   * act), and the job fails once; if not, the start never reached it and the job may be tried
+   * again. A started run ends here, its container destroyed whatever happened: when the command
+   * deleted the run's files, it may still be running there.
+   */
+  private async vanished(started: boolean, startFailure: SandboxOperationError | undefined): Promise<ExecResult> {
+    if (!started && !startFailure) throw new SandboxOperationError("SANDBOX_ERROR", `Before the command started, ${REPLACED}`, true);
+    const replaced = await this.limits.containerReplaced().catch(() => undefined);
+    if (!started) {
+      const failed = `its start failed (${startFailure?.message})`;
+      if (replaced === false) throw new SandboxOperationError("SANDBOX_ERROR", `The sandbox has no run of the command: ${failed}`, true);
+      return await this.giveUp(`${failed}, and ${replaced ? "its container was replaced meanwhile" : "the sandbox has no run of it"}`);
+    }
+    if (replaced === false) return await this.giveUp("the files of the command's run were deleted from the sandbox", OUTPUT_FILES_DELETED);
+    return await this.giveUp(
+      replaced ? REPLACED : "the command's run vanished from the sandbox (its container was replaced, or the command deleted its files)",
+    );
   }
 
   private pollRequest(waitMs: number): PollRequest {
@@ -260,7 +271,7 @@ export class ChildCommandRun {
    * Keeps what one poll brought, streaming its gzip files. A failed read is tried again (the files
    * stay until the next poll); one that keeps failing (a command may delete them) is `unreadable`.
    */
-  private async take(report: Extract<PollReport, { kind: "report" }>): Promise<"taken" | typeof NO_ANSWER | { unreadable: string }> {
+  private async take(report: Extract<PollReport, { kind: "report" }>): Promise<"taken" | typeof NO_ANSWER | Unreadable> {
     for (const name of ["stdout", "stderr"] as const) {
       const slice = report[name];
       let bytes: Uint8Array;
@@ -285,20 +296,30 @@ export class ChildCommandRun {
     return "taken";
   }
 
-  /** A slice's gzip files, read and checked against its sizes, tried again after a failure. */
-  private async readSlice(slice: StreamSlice, paths: string[]): Promise<Uint8Array | typeof NO_ANSWER | { unreadable: string }> {
+  /**
+   * A slice's gzip files, read and checked against its sizes. A failed read is tried again: a
+   * missing file or wrong bytes three times (a command may delete the files), another failure
+   * for the answer timeout as well.
+   */
+  private async readSlice(slice: StreamSlice, paths: string[]): Promise<Uint8Array | typeof NO_ANSWER | Unreadable> {
+    const since = Date.now();
     let failure = "";
-    for (let tries = 1; tries <= FAILED_ROUND_TRIPS_ALLOWED; tries++) {
-      if (tries > 1) await new Promise((resolve) => setTimeout(resolve, FAILED_ROUND_TRIP_PAUSE_MS));
+    let missing = false;
+    for (let tries = 1; ; tries++) {
       try {
         const read = await answerWithin(this.readGzipFiles(paths), this.limits.answerTimeoutMs, "reading the command's output");
         if (read === NO_ANSWER || read.byteLength === slice.headBytes + slice.tailBytes) return read;
-        failure = `${read.byteLength} bytes where ${slice.headBytes + slice.tailBytes} were reported`;
+        [failure, missing] = [`${read.byteLength} bytes where ${slice.headBytes + slice.tailBytes} were reported`, true];
       } catch (error) {
-        failure = toSandboxError(error, "reading the command's output").message;
+        const sandboxError = toSandboxError(error, "reading the command's output");
+        // A missing file arrives as the SDK's FileNotFoundError, or inside a file stream's error event.
+        [failure, missing] = [sandboxError.message, sandboxError.code === "FILE_NOT_FOUND" || /File not found/i.test(sandboxError.message)];
       }
+      if (tries >= FAILED_ROUND_TRIPS_ALLOWED && (missing || Date.now() - since >= this.limits.answerTimeoutMs)) {
+        return { unreadable: `reading its output from the sandbox failed ${tries} times in a row (${failure})`, missing };
+      }
+      await new Promise((resolve) => setTimeout(resolve, FAILED_ROUND_TRIP_PAUSE_MS));
     }
-    return { unreadable: `reading its output from the sandbox failed ${FAILED_ROUND_TRIPS_ALLOWED} times in a row (${failure})` };
   }
 
   /** The files' bytes, joined in order (they are read side by side). */
@@ -317,11 +338,12 @@ export class ChildCommandRun {
     const reason = this.request.signal?.aborted ? "cancel" : Date.now() >= this.deadlineAt ? "timeout" : undefined;
     if (!reason) return;
     this.ending = { reason, at: Date.now() };
+    // A kill that failed is not tried again: the grace after it gives the container up instead.
     const ended = await answerWithin(
       this.sandbox.exec(endScript(this.runId), { timeout: this.limits.answerTimeoutMs }),
       this.limits.answerTimeoutMs,
       "ending the command",
-    );
+    ).catch((error: unknown) => console.warn(`run ${this.runId}: ending its command failed`, error));
     // No answer to the kill: the next round trip gives the sandbox up.
     if (ended === NO_ANSWER) this.ending.at = 0;
   }
@@ -339,15 +361,13 @@ export class ChildCommandRun {
    * killed every process there), or the command outlived its kill: its container goes, and what
    * the command wrote until then is kept.
    */
-  private async giveUp(why: string, options: { destroy: boolean; cause?: string } = { destroy: true }): Promise<ExecResult> {
+  private async giveUp(why: string, cause = PROCESSES_KILLED): Promise<ExecResult> {
     this.abandoned = true;
-    if (options.destroy) await this.limits.abandonContainer();
+    await this.limits.abandonContainer();
     if (this.ending?.reason === "cancel" || this.request.signal?.aborted) throw new CancelledError(this.soFar(false));
     if (this.ending?.reason === "timeout" || Date.now() >= this.deadlineAt) return this.soFar(true);
-    const next = options.destroy
-      ? "its container was destroyed, and the sandbox's next job starts on a fresh one"
-      : "the sandbox's next job runs on its new container";
-    throw new CommandLostError(`While the command ran, ${why}; ${next} (${options.cause ?? PROCESSES_KILLED})`, this.soFar(false));
+    const next = "its container was destroyed, and the sandbox's next job starts on a fresh one";
+    throw new CommandLostError(`While the command ran, ${why}; ${next} (${cause})`, this.soFar(false));
   }
 
   private ended(exitCode: number): ExecResult {

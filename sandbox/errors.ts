@@ -40,15 +40,6 @@ export function toSandboxError(error: unknown, subject: string): SandboxOperatio
       cause: error,
     });
   }
-  // The container's own file system said no for good: trying again would get the same answer.
-  if (READ_ONLY.test(message)) {
-    return new SandboxOperationError("PERMISSION_DENIED", `${subject} is on a read-only file system in the sandbox: ${message}`, false, {
-      cause: error,
-    });
-  }
-  if (NO_SPACE.test(message)) {
-    return new SandboxOperationError("SANDBOX_ERROR", `No space left in the sandbox for ${subject}: ${message}`, false, { cause: error });
-  }
   if (CONTAINERS_DISABLED.test(message)) {
     // Configuration, not a passing fault: retrying cannot start a container here.
     return new SandboxOperationError(
@@ -66,6 +57,15 @@ export function toSandboxError(error: unknown, subject: string): SandboxOperatio
     isPlatformTransientError(error)
   ) {
     return new SandboxOperationError("SANDBOX_UNAVAILABLE", `No container could start for the sandbox: ${message}`, true, { cause: error });
+  }
+  // The container's own file system said no for good: trying again would get the same answer.
+  if (READ_ONLY.test(message)) {
+    return new SandboxOperationError("PERMISSION_DENIED", `${subject} is on a read-only file system in the sandbox: ${message}`, false, {
+      cause: error,
+    });
+  }
+  if (NO_SPACE.test(message)) {
+    return new SandboxOperationError("SANDBOX_ERROR", `No space left in the sandbox for ${subject}: ${message}`, false, { cause: error });
   }
   return new SandboxOperationError("SANDBOX_ERROR", `Sandbox error on ${subject}: ${message}`, true, { cause: error });
 }

@@ -13,7 +13,6 @@ import { kvKeys, r2Keys, sandboxKey } from "./layout";
 /** KV and R2 take one write per second per key; this margin covers clock skew between isolates. */
 export const WRITE_SPACING_MS = 1100;
 
-/** One tenant's jobs: every key it reads or writes carries the tenant (storage/layout.ts). */
 /** One submit's object: the range of job IDs it holds, and its jobs once read. */
 interface SubmitObject {
   key: string;
@@ -22,6 +21,7 @@ interface SubmitObject {
   jobs?: Promise<JobRecord[]>;
 }
 
+/** One tenant's jobs: every key it reads or writes carries the tenant (storage/layout.ts). */
 export class JobStore {
   constructor(
     private readonly kv: KVNamespace,
@@ -58,19 +58,30 @@ export class JobStore {
   /** The record as submitted (status queued): what a job its coordinator has not taken yet looks like. */
   async readSubmitted(jobId: string): Promise<JobRecord | undefined> {
     const prefix = r2Keys.submitPrefix(this.tenant, jobId);
-    let listed = this.submits.get(prefix);
-    if (!listed) {
-      listed = this.listSubmits(prefix);
-      this.submits.set(prefix, listed);
-    }
-    const submit = (await listed).find((candidate) => candidate.first <= jobId && jobId <= candidate.last);
+    const inRange = (candidate: SubmitObject) => candidate.first <= jobId && jobId <= candidate.last;
+    const cached = this.submits.get(prefix);
+    let submit =
+      cached &&
+      (await cached.then(
+        (listed) => listed.find(inRange),
+        () => undefined,
+      ));
     if (!submit) {
-      // Listed again next time: the submit may have been stored since.
-      if (this.submits.get(prefix) === listed) this.submits.delete(prefix);
-      return undefined;
+      // Not in an earlier listing (the submit may have been stored since, or the listing failed): listed again.
+      const listed = this.listSubmits(prefix);
+      this.submits.set(prefix, listed);
+      submit = (await listed).find(inRange);
     }
-    submit.jobs ??= this.bucket.get(submit.key).then(async (object) => parseSubmit(await object?.text()));
-    return (await submit.jobs).find((record) => record.id === jobId);
+    if (!submit) return undefined;
+    const object = submit;
+    object.jobs ??= this.bucket.get(object.key).then(async (read) => parseSubmit(await read?.text()));
+    // A failed read is not kept: the next lookup reads again.
+    return (
+      await object.jobs.catch((error: unknown) => {
+        object.jobs = undefined;
+        throw error;
+      })
+    ).find((record) => record.id === jobId);
   }
 
   private async listSubmits(prefix: string): Promise<SubmitObject[]> {

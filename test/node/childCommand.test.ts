@@ -7,6 +7,7 @@
  * down the details.
  */
 import { spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -26,6 +27,7 @@ import {
   type StreamSlice,
   startScript,
 } from "../../sandbox/childCommand";
+import { shellQuote } from "../../sandbox/shell";
 
 /** Keep everything (no skipped middle) and take up to 32 KiB per stream inline, unless a test says otherwise. */
 const KEEP_ALL = 2 ** 30;
@@ -360,5 +362,47 @@ describe("a job's command as a child process", () => {
     }
     expect(report.kind === "report" && report.exitCode).toBe(0);
     expect(report.kind === "report" && sliceBytes(report.stdout).toString()).toBe("late\n");
+  });
+});
+
+describe("a job's command when the container's disk is full", () => {
+  it("still reports the command's end and every byte it wrote, the same again when asked again", async () => {
+    // One bwrap for the whole run, its runs directory a 1 MiB tmpfs: 700 KB of output that does
+    // not compress leaves room for neither the gzip files nor the kept final answer.
+    const runId = crypto.randomUUID();
+    const cwd = await mkdtemp(join(tmpdir(), "child-command-"));
+    const data = randomBytes(525_000).toString("base64");
+    await writeFile(join(cwd, "data.b64"), data);
+    const asked = fromTheStart(1000);
+    const start = startScript(runId, { command: "cat data.b64; exit 5", cwd, env: {} }, asked);
+    const poll = pollScript(runId, asked);
+    const driver = [
+      `bash -c ${shellQuote(start)}`,
+      "echo as-next",
+      `for i in 1 2 3 4 5 6 7 8 9 10; do bash -c ${shellQuote(poll)}; echo as-next; done`,
+    ].join("\n");
+    const result = spawnSync(
+      "bwrap",
+      ["--dev-bind", "/", "/", "--size", String(1024 * 1024), "--tmpfs", SCRIPT_RUNS, "bash", "-c", driver],
+      {
+        encoding: "utf8",
+        maxBuffer: 64 * 1024 * 1024,
+      },
+    );
+    expect(result.status, result.stderr).toBe(0);
+    const answers = result.stdout
+      .split("as-next\n")
+      .filter((answer) => answer !== "")
+      .map(parsePollReport);
+    const ends = answers.filter((report) => report.kind === "report" && report.exitCode !== null);
+    // The end, and the same end again at every later poll with the same offsets: never lost, never "missing".
+    expect(ends.length).toBeGreaterThanOrEqual(2);
+    for (const end of ends) {
+      if (end.kind !== "report") throw new Error("unreachable");
+      expect(end.exitCode).toBe(5);
+      expect(end.stdout.data.kind).toBe("inline");
+      expect(sliceBytes(end.stdout).toString()).toBe(data);
+    }
+    expect(answers.at(-1)).toEqual(ends.at(-1));
   });
 });

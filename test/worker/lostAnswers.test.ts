@@ -10,18 +10,20 @@ import { env } from "cloudflare:test";
 import { getSandbox } from "@cloudflare/sandbox";
 import { describe, expect, it } from "vitest";
 import { ChildCommandRun, type ExecStub } from "../../sandbox/childCommandRun";
+import { SandboxOperationError } from "../../sandbox/port";
 import { uniqueSandbox } from "./client";
 
 /** A real sandbox whose exec requests fail, never reaching the container, while `failing` says so. */
-function flakySandbox(prefix: string, failing: (script: string) => boolean): ExecStub {
+function flakySandbox(prefix: string, failing: (script: string) => boolean) {
   const sandbox = getSandbox(env.Sandbox, uniqueSandbox(prefix));
-  return {
+  const stub: ExecStub = {
     async exec(script, options) {
       if (failing(script)) throw new Error("Network connection lost.");
       return sandbox.exec(script, options);
     },
     readFileStream: (path) => sandbox.readFileStream(path),
   };
+  return { sandbox, stub };
 }
 
 /** A real sandbox whose exec answers are lost (thrown away after the container ran the script) when `loseAnswer` says so. */
@@ -55,7 +57,7 @@ describe("a run whose answer is lost on the way back", () => {
   it("rides out round trips that fail for seconds while the command runs", async () => {
     let failingUntil = 0;
     let failed = 0;
-    const stub = flakySandbox("flaky-polls", (script) => {
+    const { stub } = flakySandbox("flaky-polls", (script) => {
       // From the first poll after the start on, for 3 s: more than three failed round trips in a row.
       if (script.includes("set -m")) return false;
       failingUntil ||= Date.now() + 3_000;
@@ -67,6 +69,19 @@ describe("a run whose answer is lost on the way back", () => {
     expect(failed).toBeGreaterThan(3);
     expect(result.exitCode).toBe(0);
     expect(text(result.stdout.bytes)).toBe("before\nafter\n");
+  }, 60_000);
+
+  it("leaves a job whose start never reached the container to be tried again, its command never run", async () => {
+    let starts = 0;
+    const { sandbox, stub } = flakySandbox("start-unsent", (script) => script.includes("set -m") && starts++ === 0);
+    const failure = await run(stub, "echo ran > /workspace/ran.txt").then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(failure).toBeInstanceOf(SandboxOperationError);
+    expect(failure).toMatchObject({ retryable: true });
+    expect(String(failure)).toContain("The sandbox has no run of the command");
+    expect((await sandbox.exec("test -e /workspace/ran.txt || echo absent", { timeout: 10_000 })).stdout.trim()).toBe("absent");
   }, 60_000);
 
   it("finds a command whose start's answer was lost running, and never runs it twice", async () => {
@@ -82,8 +97,8 @@ describe("a run whose answer is lost on the way back", () => {
   it("gets a lost final answer again, the exit status and every byte with it", async () => {
     let finalAnswers = 0;
     const { stub, scripts } = lossySandbox("lost-end", (_, stdout) => /^as-status \d+ \d+ \d+$/m.test(stdout) && finalAnswers++ === 0);
-    // Past the start's first wait (1 s), so the end comes in a poll of its own; over the inline size, so in gzip files.
-    const result = await run(stub, "sleep 1.5; head -c 100000 /dev/zero | tr '\\0' x; printf 'a\\0b'; exit 4");
+    // Well past the start's first wait (1 s), so the end comes in a poll of its own; over the inline size, so in gzip files.
+    const result = await run(stub, "sleep 3; head -c 100000 /dev/zero | tr '\\0' x; printf 'a\\0b'; exit 4");
     // The first lost, the second (the same poll again) taken.
     expect(finalAnswers).toBe(2);
     expect(result.exitCode).toBe(4);

@@ -57,7 +57,7 @@ describe("deadlines a command cannot hold off", () => {
     const killed = await runJob(sandbox, { type: "run", command: "kill -9 -1; sleep 1000", timeoutMs: 120_000 });
     expect(killed).toMatchObject({ status: "failed", attempts: 1, exitCode: null });
     expect(killed.error?.code).toBe("SANDBOX_ERROR");
-    expect(killed.error?.message).toContain("the container was replaced while the command started");
+    expect(killed.error?.message).toContain("its container was replaced meanwhile");
     expect((await runJob(sandbox, { type: "run", command: "echo fresh" })).status).toBe("succeeded");
   }, 90_000);
 
