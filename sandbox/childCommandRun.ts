@@ -40,9 +40,8 @@ const END_POLL_WAIT_MS = 200;
 /** After its deadline or a cancel, a command has this long to be gone before its container is destroyed. */
 const END_GRACE_MS = 10_000;
 /**
- * Round trips of a running command that may fail in a row (an error, not silence) before its
- * container counts as gone; once the command has started, failures must also have gone on for the
- * answer timeout: a passing fault must not end a long build.
+ * Round trips that may fail in a row (an error, not silence) before the container counts as gone;
+ * failures must also have gone on for the answer timeout: a passing fault must not end a long build.
  */
 const FAILED_ROUND_TRIPS_ALLOWED = 3;
 const FAILED_ROUND_TRIP_PAUSE_MS = 500;
@@ -59,7 +58,7 @@ export interface RunLimits {
   answerTimeoutMs: number;
   /** Destroys the container without asking anything of it. */
   abandonContainer(): Promise<void>;
-  /** Whether the container was replaced (started again) since the job's run began. */
+  /** Whether the container was replaced (started again) since the job was prepared to run (prepareWorkspace). */
   containerReplaced(): Promise<boolean>;
 }
 
@@ -77,8 +76,10 @@ class ReadPosition {
     return { at: this.offset, headRoom: this.output.headRoom() };
   }
 
-  /** Keeps a slice's two parts (the middle between them is counted as dropped); the offset moves past it all. */
-  /** `bytes`: the slice's head part and tail part, their sizes checked by the caller. */
+  /**
+   * Keeps a slice's two parts, `bytes` (their sizes checked by the caller); the middle between
+   * them is counted as dropped, and the offset moves past it all.
+   */
   take(slice: StreamSlice, bytes: Uint8Array): void {
     this.output.push(bytes.subarray(0, slice.headBytes));
     this.output.skip(slice.skippedBytes);
