@@ -45,6 +45,7 @@ const END_GRACE_MS = 10_000;
  */
 const FAILED_ROUND_TRIPS_ALLOWED = 3;
 const FAILED_ROUND_TRIP_PAUSE_MS = 500;
+const pauseAfterFailure = () => new Promise((resolve) => setTimeout(resolve, FAILED_ROUND_TRIP_PAUSE_MS));
 
 /** The SDK calls a run needs: a plain exec (a subshell of the container's session shell) and a streamed file read. */
 export interface ExecStub {
@@ -166,8 +167,8 @@ export class ChildCommandRun {
           // build. A start whose answer failed may still have started the command, so a poll asks
           // whether it did (the container runs a session's commands in order, the start first).
           if (failedInARow++ === 0) failingSince = Date.now();
-          if (failedInARow < FAILED_ROUND_TRIPS_ALLOWED || Date.now() - failingSince < this.limits.answerTimeoutMs) {
-            await new Promise((resolve) => setTimeout(resolve, FAILED_ROUND_TRIP_PAUSE_MS));
+          if (this.mayTryAgain(failedInARow, failingSince)) {
+            await pauseAfterFailure();
             if (!started) {
               startFailure ??= trip.error;
               script = pollScript(this.runId, poll);
@@ -231,6 +232,11 @@ export class ChildCommandRun {
     return await this.giveUp(
       replaced ? REPLACED : "the command's run vanished from the sandbox (its container was replaced, or the command deleted its files)",
     );
+  }
+
+  /** After `failures` in a row since `since`: three at least, and for the answer timeout. */
+  private mayTryAgain(failures: number, since: number): boolean {
+    return failures < FAILED_ROUND_TRIPS_ALLOWED || Date.now() - since < this.limits.answerTimeoutMs;
   }
 
   private pollRequest(waitMs: number): PollRequest {
@@ -316,10 +322,11 @@ export class ChildCommandRun {
         // A missing file arrives as the SDK's FileNotFoundError, or inside a file stream's error event.
         [failure, missing] = [sandboxError.message, sandboxError.code === "FILE_NOT_FOUND" || /File not found/i.test(sandboxError.message)];
       }
-      if (tries >= FAILED_ROUND_TRIPS_ALLOWED && (missing || Date.now() - since >= this.limits.answerTimeoutMs)) {
+      // A missing file stays missing: no need to wait out the answer timeout for it.
+      if (!(missing ? tries < FAILED_ROUND_TRIPS_ALLOWED : this.mayTryAgain(tries, since))) {
         return { unreadable: `reading its output from the sandbox failed ${tries} times in a row (${failure})`, missing };
       }
-      await new Promise((resolve) => setTimeout(resolve, FAILED_ROUND_TRIP_PAUSE_MS));
+      await pauseAfterFailure();
     }
   }
 
